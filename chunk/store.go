@@ -1,0 +1,295 @@
+package chunk
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// DefaultPackSize is the size past which the store starts a new pack file.
+const DefaultPackSize = 1 << 30
+
+var errClosed = errors.New("chunk store is closed")
+
+// Stats of a store. Counters are cumulative since Open; the sizes cover
+// everything stored.
+type Stats struct {
+	Chunks       int64 // unique chunks stored
+	StoredBytes  int64 // payload bytes on disk for them (after compression)
+	RawBytes     int64 // raw bytes of them
+	CorruptReads int64 // reads that failed verification
+}
+
+// Options for Open.
+type Options struct {
+	FS       vfs.FS       // nil → vfs.Default; pack files go through it
+	Dir      string       // directory for pack files (created)
+	PackSize int64        // start a new pack file past this size; 0 → DefaultPackSize
+	Logger   *slog.Logger // nil → slog.Default()
+}
+
+// Store keeps chunk payloads in append-only pack files and their index in a
+// Pebble DB the caller opened and shares with other packages; the store uses
+// only keys starting with the byte 'c'. Open one Store per DB and directory.
+// All methods are safe for concurrent use.
+type Store struct {
+	db       *pebble.DB
+	fs       vfs.FS
+	dir      string
+	packSize int64
+	log      *slog.Logger
+
+	// closeMu is held shared by everything that touches pack files and
+	// exclusively by Close, so no file is closed under a reader.
+	closeMu sync.RWMutex
+	closed  bool
+
+	appendMu sync.Mutex // guards active, nextPack, wbuf
+	active   *packFile
+	nextPack uint32
+	wbuf     []byte
+
+	packsMu sync.RWMutex
+	packs   map[uint32]*packFile
+
+	commitMu sync.Mutex // serializes index commits so Stats count each chunk once
+
+	chunks, storedBytes, rawBytes, corruptReads atomic.Int64
+}
+
+// Open opens the chunk store: it creates Dir, scans the 'c' index once to
+// rebuild the Stats sizes, and starts a new pack file (it never appends to a
+// file that may end in a torn write from a crash).
+func Open(db *pebble.DB, opts Options) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("open chunk store: nil Pebble DB")
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("open chunk store: Options.Dir is empty")
+	}
+	s := &Store{
+		db:       db,
+		fs:       opts.FS,
+		dir:      opts.Dir,
+		packSize: opts.PackSize,
+		log:      opts.Logger,
+		packs:    make(map[uint32]*packFile),
+	}
+	if s.fs == nil {
+		s.fs = vfs.Default
+	}
+	if s.packSize <= 0 {
+		s.packSize = DefaultPackSize
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if err := mkdirAllSynced(s.fs, s.dir); err != nil {
+		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	topIndexed, err := s.scanIndex()
+	if err != nil {
+		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	topFile, err := maxPackInDir(s.fs, s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	s.nextPack = max(topIndexed, topFile) + 1
+	s.appendMu.Lock()
+	err = s.rotateLocked()
+	s.appendMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	return s, nil
+}
+
+// scanIndex reads every index entry once to rebuild the size counters and
+// returns the highest pack number the index refers to. Malformed entries are
+// logged and skipped here; reading such a chunk reports ErrCorrupt.
+func (s *Store) scanIndex() (uint32, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{keyPrefix},
+		UpperBound: []byte{keyPrefix + 1},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("scan chunk index: %w", err)
+	}
+	var top uint32
+	var bad int
+	for it.First(); it.Valid(); it.Next() {
+		e, err := decodeEntry(it.Value())
+		if err != nil || len(it.Key()) != 1+len(ID{}) {
+			bad++
+			continue
+		}
+		top = max(top, e.pack)
+		s.chunks.Add(1)
+		s.storedBytes.Add(int64(e.storedLen))
+		s.rawBytes.Add(int64(e.rawLen))
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("scan chunk index: %w", err)
+	}
+	if bad > 0 {
+		s.log.Error("chunk store: malformed index entries skipped; those chunks will read as corrupt", "count", bad)
+	}
+	return top, nil
+}
+
+// Close closes the pack files (not the DB). Later calls that need pack files fail.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.packsMu.Lock()
+	defer s.packsMu.Unlock()
+	var errs []error
+	for num, p := range s.packs {
+		if err := p.f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close pack %s: %w", packName(num), err))
+		}
+	}
+	s.packs = nil
+	return errors.Join(errs...)
+}
+
+// Has reports whether the chunk is stored (committed).
+func (s *Store) Has(id ID) (bool, error) {
+	_, closer, err := s.db.Get(indexKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up chunk %s: %w", id, err)
+	}
+	_ = closer.Close()
+	return true, nil
+}
+
+// lookup returns the index entry of id.
+func (s *Store) lookup(id ID) (entry, error) {
+	v, closer, err := s.db.Get(indexKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return entry{}, ErrNotFound
+	}
+	if err != nil {
+		return entry{}, fmt.Errorf("look up index: %w", err)
+	}
+	e, err := decodeEntry(v)
+	_ = closer.Close()
+	if err != nil {
+		return entry{}, fmt.Errorf("%v: %w", err, ErrCorrupt)
+	}
+	return e, nil
+}
+
+// Get returns the raw bytes of a chunk, appended into dst[:0]. The bytes are
+// always verified: if they do not decode or hash to id, Get logs it, counts a
+// corrupt read and returns an error wrapping ErrCorrupt. A chunk not stored
+// gives ErrNotFound.
+func (s *Store) Get(id ID, dst []byte) ([]byte, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return dst[:0], fmt.Errorf("get chunk %s: %w", id, errClosed)
+	}
+	e, err := s.lookup(id)
+	if err == nil {
+		dst, err = s.readVerified(id, e, dst)
+	}
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			s.noteCorrupt(id, e, err)
+		}
+		return dst[:0], fmt.Errorf("get chunk %s: %w", id, err)
+	}
+	return dst, nil
+}
+
+// readVerified reads, decodes and hashes the chunk e points at.
+func (s *Store) readVerified(id ID, e entry, dst []byte) ([]byte, error) {
+	if e.codec == CodecRaw {
+		raw, err := s.readRecord(id, e, dst, false)
+		if err != nil {
+			return raw, err
+		}
+		return raw, verify(id, raw)
+	}
+	payload := getScratch(0)
+	defer putScratch(payload)
+	p, err := s.readRecord(id, e, *payload, false)
+	*payload = p[:0]
+	if err != nil {
+		return dst[:0], err
+	}
+	raw, err := Decode(e.codec, p, dst, int(e.rawLen))
+	if errors.Is(err, ErrTooLarge) {
+		err = fmt.Errorf("%v: %w", err, ErrCorrupt)
+	}
+	if err != nil {
+		return raw[:0], err
+	}
+	if len(raw) != int(e.rawLen) {
+		return raw[:0], fmt.Errorf("decoded %d bytes, index says %d: %w", len(raw), e.rawLen, ErrCorrupt)
+	}
+	return raw, verify(id, raw)
+}
+
+// verify checks that raw hashes to id.
+func verify(id ID, raw []byte) error {
+	if got := ID(sha256.Sum256(raw)); got != id {
+		return fmt.Errorf("bytes hash to %s: %w", got.Short(), ErrCorrupt)
+	}
+	return nil
+}
+
+// noteCorrupt counts and logs a read that failed verification.
+func (s *Store) noteCorrupt(id ID, e entry, err error) {
+	s.corruptReads.Add(1)
+	s.log.Error("chunk store: corrupt chunk", "chunk", id.String(),
+		"pack", packName(e.pack), "offset", e.offset, "err", err)
+}
+
+// GetStored returns the stored payload of a chunk as it is (to ship it
+// compressed), appended into dst[:0], with its codec and raw length. The
+// payload is checked only against the record's CRC-32C, NOT hashed: whoever
+// decodes it must verify the ID. Damage found is counted and wraps ErrCorrupt.
+func (s *Store) GetStored(id ID, dst []byte) (Codec, []byte, uint32, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return 0, dst[:0], 0, fmt.Errorf("get stored chunk %s: %w", id, errClosed)
+	}
+	e, err := s.lookup(id)
+	if err == nil {
+		dst, err = s.readRecord(id, e, dst, true)
+	}
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			s.noteCorrupt(id, e, err)
+		}
+		return 0, dst[:0], 0, fmt.Errorf("get stored chunk %s: %w", id, err)
+	}
+	return e.codec, dst, e.rawLen, nil
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Chunks:       s.chunks.Load(),
+		StoredBytes:  s.storedBytes.Load(),
+		RawBytes:     s.rawBytes.Load(),
+		CorruptReads: s.corruptReads.Load(),
+	}
+}

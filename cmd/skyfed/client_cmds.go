@@ -1,0 +1,472 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/skyfed/skyfed/site/client"
+)
+
+// progressMin is the smallest known size that gets a progress bar.
+const progressMin = 8 << 20
+
+// siteFlags are the flags every client command shares.
+type siteFlags struct {
+	Site  string `help:"Base URL of the site's HTTP API." env:"SKYFED_SITE" default:"http://127.0.0.1:7401" placeholder:"URL"`
+	Token string `help:"Bearer token the site asks for (writes to a site that listens beyond loopback)." env:"SKYFED_TOKEN" placeholder:"TOKEN"`
+}
+
+func (f siteFlags) client() *client.Client { return client.New(f.Site, f.Token) }
+
+// withTimeout bounds ctx by d; d <= 0 means no bound.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// PutCmd is `skyfed put`.
+type PutCmd struct {
+	Name        string            `arg:"" help:"Object name, domain first (gloria.eu/bootes-2/2026/11/21/img-0001.fits)."`
+	File        string            `arg:"" help:"File to store; - reads stdin."`
+	ContentType string            `help:"Content type (default: guessed from FILE's extension, else application/octet-stream)." placeholder:"TYPE"`
+	Meta        map[string]string `help:"User metadata, KEY=VALUE (repeatable)." mapsep:"none" placeholder:"KEY=VALUE"`
+	JSON        bool              `name:"json" help:"Print the site's JSON answer instead of 'VERSION SHA256 SIZE'."`
+	Timeout     time.Duration     `help:"Give up after this long (0: no limit)." default:"0s"`
+	Conn        siteFlags         `embed:""`
+}
+
+// Run stores the file and prints its version, SHA-256 and size.
+func (c *PutCmd) Run(app *App) error {
+	r, size, closeIn, err := openInput(app, c.File)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	ct := c.ContentType
+	if ct == "" && c.File != "-" {
+		ct = mime.TypeByExtension(filepath.Ext(c.File))
+	}
+	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
+	defer cancel()
+	cl := c.Conn.client()
+	defer cl.CloseIdleConnections()
+
+	bar := newProgress(app.Stderr, size, "put")
+	if bar != nil {
+		r = io.TeeReader(r, bar)
+	}
+	res, err := cl.Put(ctx, c.Name, r, size, client.PutOptions{ContentType: ct, Meta: c.Meta})
+	finishProgress(bar, err)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(app.Stdout, res)
+	}
+	_, err = fmt.Fprintf(app.Stdout, "%s %s %d\n", res.Version, res.SHA256, res.Size)
+	return err
+}
+
+// openInput opens file ("-" is stdin) and returns its size, or -1 when it
+// is not a regular file.
+func openInput(app *App, file string) (io.Reader, int64, func(), error) {
+	if file == "-" {
+		size := int64(-1)
+		if f, ok := app.Stdin.(*os.File); ok {
+			size = regularSize(f)
+		}
+		return app.Stdin, size, func() {}, nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("put: %w", err)
+	}
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("put: %s is a directory", file)
+	}
+	return f, regularSize(f), func() { f.Close() }, nil
+}
+
+// regularSize is the number of bytes left to read in f, or -1 if f is not
+// a regular file (a pipe, a terminal).
+func regularSize(f *os.File) int64 {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return -1
+	}
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil || off > st.Size() {
+		return -1
+	}
+	return st.Size() - off
+}
+
+// newProgress returns a progress bar on w when w is a terminal and the
+// transfer is large or of unknown size; nil otherwise.
+func newProgress(w io.Writer, size int64, desc string) *progressbar.ProgressBar {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) || (size >= 0 && size < progressMin) {
+		return nil
+	}
+	return progressbar.NewOptions64(size,
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetWidth(10),
+		progressbar.OptionThrottle(65*time.Millisecond),
+		progressbar.OptionShowCount(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetSpinnerChangeInterval(0), // no ticker goroutine
+		progressbar.OptionFullWidth(),
+		progressbar.OptionSetRenderBlankState(true),
+	)
+}
+
+func finishProgress(bar *progressbar.ProgressBar, err error) {
+	switch {
+	case bar == nil:
+	case err == nil:
+		_ = bar.Finish()
+	default:
+		_ = bar.Exit()
+	}
+}
+
+// GetCmd is `skyfed get`.
+type GetCmd struct {
+	Name    string        `arg:"" help:"Object name."`
+	Output  string        `short:"o" help:"Write to FILE instead of stdout: via a temp file that is verified, synced and renamed, so FILE is whole or untouched." placeholder:"FILE"`
+	Version string        `help:"Fetch this version instead of the latest." placeholder:"V"`
+	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"0s"`
+	Conn    siteFlags     `embed:""`
+}
+
+// Run streams the object to stdout or FILE, checking its SHA-256.
+func (c *GetCmd) Run(app *App) error {
+	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
+	defer cancel()
+	cl := c.Conn.client()
+	defer cl.CloseIdleConnections()
+	obj, err := cl.Get(ctx, c.Name, client.GetOptions{Version: c.Version})
+	if err != nil {
+		return err
+	}
+	defer obj.Body.Close()
+	if !obj.Verified {
+		fmt.Fprintf(app.Stderr, "skyfed: warning: the site sent no SHA-256 (ETag) for %s; not verified\n", c.Name)
+	}
+	bar := newProgress(app.Stderr, obj.Size, "get")
+	var body io.Reader = obj.Body
+	if bar != nil {
+		body = io.TeeReader(body, bar)
+	}
+	if c.Output == "" || c.Output == "-" {
+		_, err = io.Copy(app.Stdout, body)
+		finishProgress(bar, err)
+		if errors.Is(err, client.ErrVerify) {
+			return withHint(fmt.Errorf("get %s: %w", c.Name, err),
+				"the bytes already written to stdout are not the object: discard them")
+		}
+	} else {
+		err = writeFileAtomic(c.Output, body)
+		finishProgress(bar, err)
+	}
+	if err != nil {
+		return fmt.Errorf("get %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes r to a temp file next to path, syncs it and
+// renames it to path. On any error the temp file is removed and path is
+// left as it was.
+func writeFileAtomic(path string, r io.Reader) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".part-*")
+	if err != nil {
+		return fmt.Errorf("create temp file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := io.Copy(tmp, r); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename to %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the rename durable; best effort
+		d.Close()
+	}
+	return nil
+}
+
+// VersionsCmd is `skyfed versions`.
+type VersionsCmd struct {
+	Name    string        `arg:"" help:"Object name."`
+	JSON    bool          `name:"json" help:"Print the site's JSON answer."`
+	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"30s"`
+	Conn    siteFlags     `embed:""`
+}
+
+// Run prints the versions of an object, newest first.
+func (c *VersionsCmd) Run(app *App) error {
+	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
+	defer cancel()
+	cl := c.Conn.client()
+	defer cl.CloseIdleConnections()
+	vl, err := cl.Versions(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return printJSON(app.Stdout, vl)
+	}
+	tw := tabwriter.NewWriter(app.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tORIGIN\tSIZE\tSHA256\tDELETED\tEXPIRES")
+	for _, v := range vl.Versions {
+		deleted := "-"
+		if v.Deleted {
+			deleted = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, v.Origin, v.Size, orDash(v.SHA256), deleted, orDash(v.Expires))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// LsCmd is `skyfed ls`.
+type LsCmd struct {
+	Prefix  string        `arg:"" optional:"" help:"Only names that start with PREFIX (default: all)."`
+	Limit   int           `help:"Stop after N objects (0: all)." placeholder:"N" default:"0"`
+	JSON    bool          `name:"json" help:"Print one JSON object per line."`
+	Timeout time.Duration `help:"Give up on a page after this long (0: no limit)." default:"30s"`
+	Conn    siteFlags     `embed:""`
+}
+
+// Run prints "name<TAB>size<TAB>version" for each object, page by page.
+func (c *LsCmd) Run(app *App) error {
+	if c.Limit < 0 {
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("--limit must be >= 0, got %d", c.Limit)}
+	}
+	cl := c.Conn.client()
+	defer cl.CloseIdleConnections()
+	out := bufio.NewWriter(app.Stdout)
+	after, n := "", 0
+	for {
+		want := 0
+		if c.Limit > 0 {
+			want = c.Limit - n
+		}
+		page, err := c.page(app.Ctx, cl, after, want)
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Objects {
+			if c.Limit > 0 && n >= c.Limit {
+				break
+			}
+			if err := c.print(out, o); err != nil {
+				return err
+			}
+			n++
+		}
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		if page.Next == "" || (c.Limit > 0 && n >= c.Limit) {
+			return nil
+		}
+		if page.Next == after {
+			return fmt.Errorf("ls: the site sent the same page cursor %q twice", after)
+		}
+		after = page.Next
+	}
+}
+
+func (c *LsCmd) page(ctx context.Context, cl *client.Client, after string, limit int) (client.ListPage, error) {
+	ctx, cancel := withTimeout(ctx, c.Timeout)
+	defer cancel()
+	return cl.List(ctx, c.Prefix, after, limit)
+}
+
+func (c *LsCmd) print(w io.Writer, o client.ListEntry) error {
+	if c.JSON {
+		b, err := json.Marshal(o)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s\t%d\t%s\n", o.Name, o.Size, o.Version)
+	return err
+}
+
+// RmCmd is `skyfed rm`.
+type RmCmd struct {
+	Name    string        `arg:"" help:"Object name."`
+	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"30s"`
+	Conn    siteFlags     `embed:""`
+}
+
+// Run deletes the object and prints the tombstone's version.
+func (c *RmCmd) Run(app *App) error {
+	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
+	defer cancel()
+	cl := c.Conn.client()
+	defer cl.CloseIdleConnections()
+	res, err := cl.Delete(ctx, c.Name)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(app.Stdout, res.Version)
+	return err
+}
+
+// StatCmd is `skyfed stat`.
+type StatCmd struct {
+	JSON    bool          `name:"json" help:"Print the site's status JSON as received (indented)."`
+	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"30s"`
+	Conn    siteFlags     `embed:""`
+}
+
+// linkColumns are the link fields stat shows, in order, when present.
+var linkColumns = []string{"peer", "direction", "state", "backlog", "lag_seconds",
+	"sent_chunks", "received_chunks", "duplicates", "rejected"}
+
+// Run prints the site's status.
+func (c *StatCmd) Run(app *App) error {
+	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
+	defer cancel()
+	cl := c.Conn.client()
+	defer cl.CloseIdleConnections()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, st.Raw, "", "  "); err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		buf.WriteByte('\n')
+		_, err := buf.WriteTo(app.Stdout)
+		return err
+	}
+	tw := tabwriter.NewWriter(app.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "site\t%s\ndomain\t%s\n", st.Site, st.Domain)
+	fmt.Fprintf(tw, "objects\t%d\nversions\t%d\nchunks\t%d\n", st.Objects, st.Versions, st.Chunks)
+	fmt.Fprintf(tw, "stored bytes\t%s\nraw bytes\t%s\n", humanBytes(st.StoredBytes), humanBytes(st.RawBytes))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st.Links) == 0 {
+		return nil
+	}
+	fmt.Fprintln(app.Stdout)
+	return printLinks(app.Stdout, st.Links)
+}
+
+// printLinks prints one row per link with the known columns any link has.
+func printLinks(w io.Writer, links []map[string]any) error {
+	var cols []string
+	for _, k := range linkColumns {
+		for _, l := range links {
+			if _, ok := l[k]; ok {
+				cols = append(cols, k)
+				break
+			}
+		}
+	}
+	if len(cols) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.ToUpper(strings.Join(cols, "\t")))
+	for _, l := range links {
+		cells := make([]string, len(cols))
+		for i, k := range cols {
+			cells[i] = cellText(l[k])
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
+}
+
+func cellText(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		return orDash(v)
+	case json.Number:
+		return v.String()
+	case bool:
+		return fmt.Sprint(v)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "?"
+	}
+	return string(b)
+}
+
+// humanBytes renders n in IEC units: 0 B, 512 B, 1.5 KiB, 3.2 GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

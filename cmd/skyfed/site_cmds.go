@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/site"
+)
+
+// SiteCmd groups the commands that create, run and configure a site.
+type SiteCmd struct {
+	Init    SiteInitCmd    `cmd:"" help:"Create a site: data dir, config file and signing key. Prints the public key."`
+	Run     SiteRunCmd     `cmd:"" help:"Run a site until SIGINT/SIGTERM."`
+	Key     SiteKeyCmd     `cmd:"" help:"Print the site's public key."`
+	Trust   SiteTrustCmd   `cmd:"" help:"Trust a peer's key to write under domains (replaces an earlier entry for the peer)."`
+	Untrust SiteUntrustCmd `cmd:"" help:"Remove a peer from the trust store."`
+}
+
+// SiteInitCmd is `skyfed site init`.
+type SiteInitCmd struct {
+	Dir       string `required:"" type:"path" help:"Data dir to create."`
+	ID        string `required:"" help:"Site ID, [a-z0-9-]{1,32}."`
+	Domain    string `required:"" help:"Domain this site's key writes under, e.g. gloria.eu."`
+	HTTP      string `default:"127.0.0.1:7401" help:"HTTP listen address."`
+	NATS      string `default:"127.0.0.1:7402" help:"Listen address of the embedded NATS server."`
+	NATSURL   string `name:"nats-url" help:"Use an external NATS server at this URL instead of the embedded one."`
+	ChunkSize int    `default:"1048576" help:"Chunk size in bytes."`
+}
+
+// Run creates the site; stdout gets exactly the public key.
+func (c *SiteInitCmd) Run(app *App) error {
+	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize}
+	if c.NATSURL != "" {
+		cfg.NATS = ""
+	}
+	key, err := site.Init(c.Dir, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(app.Stdout, key.String())
+	app.Log.Info("site created", "dir", c.Dir, "id", c.ID, "domain", c.Domain, "http", c.HTTP, "next", "skyfed site run --dir "+c.Dir)
+	return nil
+}
+
+// SiteRunCmd is `skyfed site run`.
+type SiteRunCmd struct {
+	Dir string `required:"" type:"existingdir" help:"The site's data dir."`
+}
+
+// Run runs the site until the app's context ends.
+func (c *SiteRunCmd) Run(app *App) error {
+	s, err := site.Open(c.Dir, site.Options{Logger: app.Log})
+	if err != nil {
+		return err
+	}
+	return s.Run(app.Ctx)
+}
+
+// SiteKeyCmd is `skyfed site key`.
+type SiteKeyCmd struct {
+	Dir string `required:"" type:"existingdir" help:"The site's data dir."`
+}
+
+// Run prints the public key.
+func (c *SiteKeyCmd) Run(app *App) error {
+	k, err := site.LoadKey(c.Dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(app.Stdout, k.PublicKey().String())
+	return nil
+}
+
+// SiteTrustCmd is `skyfed site trust`.
+type SiteTrustCmd struct {
+	Dir    string   `required:"" type:"existingdir" help:"The site's data dir."`
+	Peer   string   `required:"" help:"Peer site ID."`
+	Key    string   `required:"" help:"Peer's public key, ed25519:<64 hex> (from its site init or site key)."`
+	Domain []string `required:"" help:"Domain the peer may write under (repeat or comma-separate for several)."`
+}
+
+// Run adds or replaces the peer's trust entry.
+func (c *SiteTrustCmd) Run(app *App) error {
+	if _, err := manifest.ParsePublicKey(c.Key); err != nil {
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("--key: %w (want ed25519:<64 hex digits>)", err)}
+	}
+	var domains []string
+	for _, d := range c.Domain {
+		for _, part := range strings.Split(d, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				domains = append(domains, part)
+			}
+		}
+	}
+	if err := site.Trust(c.Dir, site.Peer{ID: c.Peer, Key: c.Key, Domains: domains}); err != nil {
+		return err
+	}
+	app.Log.Info("peer trusted; a running site picks this up within 5s", "peer", c.Peer, "domains", strings.Join(domains, ","))
+	return nil
+}
+
+// SiteUntrustCmd is `skyfed site untrust`.
+type SiteUntrustCmd struct {
+	Dir  string `required:"" type:"existingdir" help:"The site's data dir."`
+	Peer string `required:"" help:"Peer site ID to remove."`
+}
+
+// Run removes the peer.
+func (c *SiteUntrustCmd) Run(app *App) error {
+	if err := site.Untrust(c.Dir, c.Peer); err != nil {
+		return err
+	}
+	app.Log.Info("peer removed", "peer", c.Peer)
+	return nil
+}

@@ -1,0 +1,5 @@
+package main
+
+type BenchCmd struct{}
+
+func (c *BenchCmd) Run(app *App) error { return nil }

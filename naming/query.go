@@ -1,0 +1,169 @@
+package naming
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/skyfed/skyfed/manifest"
+)
+
+// Latest returns the newest version of name. If that version is a
+// tombstone or has expired, it returns it together with ErrDeleted.
+func (s *Store) Latest(name Name) (*manifest.Manifest, error) {
+	m, err := s.newest(versionPrefix(name.Hash()))
+	if err != nil {
+		return nil, fmt.Errorf("latest %s: %w", name, err)
+	}
+	if m.Deleted(s.cfg.Now()) {
+		return m, fmt.Errorf("%s: %w", name, ErrDeleted)
+	}
+	return m, nil
+}
+
+func (s *Store) newest(prefix []byte) (*manifest.Manifest, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		if err := it.Error(); err != nil {
+			return nil, err
+		}
+		return nil, ErrNotFound
+	}
+	id, err := manifestIDFrom(it.Value())
+	if err != nil {
+		return nil, err
+	}
+	return s.Manifest(id)
+}
+
+// Version returns the version of name with the given stamp.
+func (s *Store) Version(name Name, stamp manifest.Stamp) (*manifest.Manifest, error) {
+	v, ok, err := getValue(s.db, versionKey(name.Hash(), stamp))
+	if err != nil {
+		return nil, fmt.Errorf("version %s of %s: %w", stamp, name, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("version %s of %s: %w", stamp, name, ErrNotFound)
+	}
+	id, err := manifestIDFrom(v)
+	if err != nil {
+		return nil, err
+	}
+	return s.Manifest(id)
+}
+
+// History returns every version of name, tombstones included, newest first.
+func (s *Store) History(name Name) ([]*manifest.Manifest, error) {
+	p := versionPrefix(name.Hash())
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*manifest.Manifest
+	for it.Last(); it.Valid(); it.Prev() {
+		id, err := manifestIDFrom(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		m, err := s.Manifest(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("history of %s: %w", name, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("history of %s: %w", name, ErrNotFound)
+	}
+	return out, nil
+}
+
+// List returns up to limit live objects (their latest versions) whose
+// names start with prefix and sort after after, and whether more follow.
+func (s *Store) List(prefix, after string, limit int) ([]*manifest.Manifest, bool, error) {
+	lower := nameKey(prefix)
+	if after >= prefix {
+		lower = append(nameKey(after), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(nameKey(prefix))})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	var out []*manifest.Manifest
+	for it.First(); it.Valid(); it.Next() {
+		name, err := ParseName(string(it.Key()[1:]))
+		if err != nil {
+			return nil, false, fmt.Errorf("list: index holds %w", err)
+		}
+		m, err := s.Latest(name)
+		if errors.Is(err, ErrDeleted) {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if len(out) == limit {
+			return out, true, nil
+		}
+		out = append(out, m)
+	}
+	return out, false, it.Error()
+}
+
+// Objects counts the names whose latest version is live.
+func (s *Store) Objects() (int64, error) {
+	var n int64
+	after := ""
+	for {
+		page, more, err := s.List("", after, 1000)
+		if err != nil {
+			return 0, err
+		}
+		n += int64(len(page))
+		if !more {
+			return n, nil
+		}
+		after = page[len(page)-1].Name
+	}
+}
+
+// BySHA256 returns the newest live version whose whole content has the
+// given SHA-256.
+func (s *Store) BySHA256(sum [32]byte) (*manifest.Manifest, error) {
+	p := contentPrefix(sum)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var best *manifest.Manifest
+	for it.First(); it.Valid(); it.Next() {
+		id, err := manifestIDFrom(it.Key()[len(p):])
+		if err != nil {
+			return nil, err
+		}
+		m, err := s.Manifest(id)
+		if err != nil {
+			return nil, err
+		}
+		if !m.Deleted(s.cfg.Now()) && (best == nil || manifest.Newer(m, best)) {
+			best = m
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if best == nil {
+		return nil, fmt.Errorf("content %x: %w", sum[:], ErrNotFound)
+	}
+	return best, nil
+}

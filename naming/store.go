@@ -1,0 +1,258 @@
+package naming
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrDeleted   = errors.New("deleted")   // the latest version is a tombstone or has expired
+	ErrForbidden = errors.New("forbidden") // the signer may not write under the name's domain
+	ErrUntrusted = errors.New("untrusted") // the signer is not in the trust store
+	ErrConflict  = errors.New("conflict")  // a different manifest holds the same name and stamp
+)
+
+// Trust says which keys may write which domains.
+type Trust interface {
+	// MayWrite reports whether key is trusted at all and whether it may
+	// sign versions under domain.
+	MayWrite(key manifest.PublicKey, domain string) (known, allowed bool)
+}
+
+// Config is what a Store needs besides its storage.
+type Config struct {
+	Signer    manifest.Signer
+	Clock     *manifest.Clock
+	Trust     Trust
+	ChunkSize int
+	Now       func() time.Time // for expiry; nil → time.Now
+}
+
+// Store is a site's object layer: versions of named objects over the
+// chunk store, indexed in the shared Pebble DB.
+type Store struct {
+	db       *pebble.DB
+	chunks   *chunk.Store
+	cfg      Config
+	versions atomic.Int64
+}
+
+// PutOptions are the optional fields of a new version.
+type PutOptions struct {
+	ContentType string
+	Meta        []manifest.Meta
+	Expires     time.Time // zero: never
+}
+
+// Open returns the object layer over db and chunks.
+func Open(db *pebble.DB, chunks *chunk.Store, cfg Config) (*Store, error) {
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = chunk.DefaultSize
+	}
+	if cfg.ChunkSize > chunk.MaxSize {
+		return nil, fmt.Errorf("chunk size %d exceeds %d", cfg.ChunkSize, chunk.MaxSize)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Store{db: db, chunks: chunks, cfg: cfg}
+	n, err := s.countPrefix([]byte{prefixManifest})
+	if err != nil {
+		return nil, fmt.Errorf("count versions: %w", err)
+	}
+	s.versions.Store(n)
+	return s, nil
+}
+
+func (s *Store) countPrefix(p []byte) (int64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	return n, errors.Join(it.Error(), it.Close())
+}
+
+// Put streams r into chunks and records a new signed version of name.
+// The version becomes visible only once its chunks and manifest are durable.
+func (s *Store) Put(ctx context.Context, name Name, r io.Reader, opts PutOptions) (*manifest.Manifest, error) {
+	if err := s.checkWriter(s.cfg.Signer.PublicKey(), name.Domain()); err != nil {
+		return nil, err
+	}
+	b := s.chunks.NewBatch()
+	committed := false
+	defer func() {
+		if !committed {
+			b.Abort()
+		}
+	}()
+	m := &manifest.Manifest{Name: name.String(), ChunkSize: uint32(s.cfg.ChunkSize), ContentType: opts.ContentType, Meta: opts.Meta}
+	if !opts.Expires.IsZero() {
+		m.Expires = opts.Expires.UnixMilli()
+	}
+	whole := sha256.New()
+	sp := chunk.NewSplitter(r, s.cfg.ChunkSize)
+	for {
+		raw, err := sp.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("put %s: read: %w", name, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("put %s: %w", name, err)
+		}
+		whole.Write(raw)
+		id := chunk.Sum(raw)
+		if _, err := b.Add(id, raw); err != nil {
+			return nil, fmt.Errorf("put %s: %w", name, err)
+		}
+		m.Chunks = append(m.Chunks, id)
+		m.Size += int64(len(raw))
+	}
+	whole.Sum(m.SHA256[:0])
+	if err := s.commit(b, m); err != nil {
+		return nil, fmt.Errorf("put %s: %w", name, err)
+	}
+	committed = true
+	return m, nil
+}
+
+// Delete records a tombstone version of name.
+func (s *Store) Delete(ctx context.Context, name Name) (*manifest.Manifest, error) {
+	if err := s.checkWriter(s.cfg.Signer.PublicKey(), name.Domain()); err != nil {
+		return nil, err
+	}
+	if _, err := s.Latest(name); err != nil {
+		return nil, fmt.Errorf("delete %s: %w", name, err)
+	}
+	b := s.chunks.NewBatch()
+	m := &manifest.Manifest{Name: name.String(), ChunkSize: uint32(s.cfg.ChunkSize), Tombstone: true}
+	if err := s.commit(b, m); err != nil {
+		b.Abort()
+		return nil, fmt.Errorf("delete %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// commit stamps and signs m and makes it durable with b's chunks.
+func (s *Store) commit(b *chunk.Batch, m *manifest.Manifest) error {
+	m.Stamp = s.cfg.Clock.Now()
+	m.Sign(s.cfg.Signer)
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	enc := m.Encode()
+	if err := b.Commit(func(pb *pebble.Batch) error { return stageVersion(pb, m, enc) }); err != nil {
+		return err
+	}
+	s.versions.Add(1)
+	return nil
+}
+
+// Accept verifies a manifest that came from elsewhere and indexes it. It
+// reports whether the manifest was new. Its chunks may arrive later.
+func (s *Store) Accept(m *manifest.Manifest) (bool, error) {
+	if err := s.Verify(m); err != nil {
+		return false, err
+	}
+	id := m.ID()
+	if _, ok, err := getValue(s.db, manifestKey(id)); err != nil || ok {
+		return false, err
+	}
+	name, _ := ParseName(m.Name) // Verify parsed it
+	if other, err := s.Version(name, m.Stamp); err == nil && other.ID() != id {
+		return false, fmt.Errorf("%w: %s version %s already held by manifest %s", ErrConflict, m.Name, m.Stamp, other.ID().Short())
+	}
+	s.cfg.Clock.Observe(m.Stamp)
+	pb := s.db.NewBatch()
+	defer pb.Close()
+	if err := stageVersion(pb, m, m.Encode()); err != nil {
+		return false, err
+	}
+	if err := pb.Commit(pebble.Sync); err != nil {
+		return false, fmt.Errorf("index manifest %s: %w", id.Short(), err)
+	}
+	s.versions.Add(1)
+	return true, nil
+}
+
+// Verify checks m's structure, signature and that its signer may write
+// under its name's domain.
+func (s *Store) Verify(m *manifest.Manifest) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	name, err := ParseName(m.Name)
+	if err != nil {
+		return fmt.Errorf("%w: %w", manifest.ErrMalformed, err)
+	}
+	if err := m.Verify(); err != nil {
+		return err
+	}
+	return s.checkWriter(m.Signer, name.Domain())
+}
+
+func (s *Store) checkWriter(key manifest.PublicKey, domain string) error {
+	known, allowed := s.cfg.Trust.MayWrite(key, domain)
+	if !known {
+		return fmt.Errorf("%w: key %s is not in the trust store (add it with skyfed site trust)", ErrUntrusted, key)
+	}
+	if !allowed {
+		return fmt.Errorf("%w: key %s may not write under domain %q", ErrForbidden, key, domain)
+	}
+	return nil
+}
+
+// Manifest loads and decodes the manifest with the given ID.
+func (s *Store) Manifest(id chunk.ID) (*manifest.Manifest, error) {
+	enc, ok, err := getValue(s.db, manifestKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("load manifest %s: %w", id.Short(), err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("manifest %s: %w", id.Short(), ErrNotFound)
+	}
+	m, err := manifest.Decode(enc)
+	if err != nil {
+		return nil, fmt.Errorf("load manifest %s: %w", id.Short(), err)
+	}
+	return m, nil
+}
+
+// HasManifest reports whether the manifest with the given ID is indexed.
+func (s *Store) HasManifest(id chunk.ID) (bool, error) {
+	_, ok, err := getValue(s.db, manifestKey(id))
+	return ok, err
+}
+
+// Versions returns the number of versions indexed.
+func (s *Store) Versions() int64 { return s.versions.Load() }
+
+func manifestIDFrom(v []byte) (chunk.ID, error) {
+	var id chunk.ID
+	if len(v) != len(id) {
+		return id, fmt.Errorf("%w: index value of %d bytes", chunk.ErrCorrupt, len(v))
+	}
+	copy(id[:], v)
+	return id, nil
+}
+
+func hasPrefixKey(k, p []byte) bool { return bytes.HasPrefix(k, p) }

@@ -1,0 +1,248 @@
+// Package client is a small HTTP client for one skyfed site's API: put,
+// get, versions, list, delete and status. It owns the wire contract on the
+// client side (URL layout, headers, JSON answers, error bodies) and the
+// end-to-end check that what a get streams hashes to the SHA-256 the site
+// announced. It holds no storage, naming or forwarding logic.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ErrVerify is returned (wrapped) when bytes do not hash to the SHA-256
+// the site announced for them.
+var ErrVerify = errors.New("verification failed")
+
+// Limits on how much of a JSON answer the client reads.
+const (
+	maxJSONBytes  = 64 << 20
+	maxErrorBytes = 64 << 10
+)
+
+// APIError is a non-2xx answer from the site.
+type APIError struct {
+	Status  int    // HTTP status code
+	Message string // the site's "error" field, or the status text
+	Hint    string // the site's "hint" field: what the operator can do
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
+
+// UnreachableError is returned when nothing answers at the site's address.
+type UnreachableError struct {
+	Site string // base URL
+	Err  error  // the dial error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach site at %s (%v): is `skyfed site run` running? (set --site or SKYFED_SITE)",
+		e.Site, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Client talks to one site. It is safe for concurrent use.
+type Client struct {
+	base  string // scheme://host[:port][/prefix], no trailing slash
+	token string
+	hc    *http.Client
+}
+
+// New returns a client for the site at base (for example
+// http://127.0.0.1:7401; a missing scheme means http). A non-empty token
+// is sent as a bearer token on every request.
+func New(base, token string) *Client {
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Transport: tr}}
+}
+
+// Site returns the base URL the client talks to.
+func (c *Client) Site() string { return c.base }
+
+// CloseIdleConnections closes connections kept alive for reuse.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// objectPath is /o/{name} with each segment of name path-escaped.
+func objectPath(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("empty object name")
+	}
+	segs := strings.Split(name, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return "/o/" + strings.Join(segs, "/"), nil
+}
+
+// newRequest builds a request for path (already escaped) and raw query.
+func (c *Client) newRequest(ctx context.Context, method, path, rawQuery string, body io.Reader) (*http.Request, error) {
+	u := c.base + path
+	if rawQuery != "" {
+		u += "?" + rawQuery
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("bad site URL %q: %w", c.base, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+// do sends req. A non-2xx answer becomes an *APIError (and its body is
+// closed); a dial failure becomes an *UnreachableError.
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if req.Context().Err() == nil && errors.As(err, &op) && op.Op == "dial" {
+			return nil, &UnreachableError{Site: c.base, Err: op}
+		}
+		return nil, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+		return nil, parseError(resp.StatusCode, body)
+	}
+	return resp, nil
+}
+
+// parseError decodes an error answer {error, hint}; any body that is not
+// such JSON is kept as the message when it is short text.
+func parseError(status int, body []byte) *APIError {
+	e := &APIError{Status: status}
+	var wire struct {
+		Error string `json:"error"`
+		Hint  string `json:"hint"`
+	}
+	if json.Unmarshal(body, &wire) == nil {
+		e.Message, e.Hint = wire.Error, wire.Hint
+	} else if s := strings.TrimSpace(string(body)); s != "" && len(s) <= 200 && !strings.ContainsAny(s, "\n\r") {
+		e.Message = s
+	}
+	if e.Message == "" {
+		e.Message = strings.ToLower(http.StatusText(status))
+		if e.Message == "" {
+			e.Message = "unexpected answer"
+		}
+	}
+	if e.Hint == "" && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
+		e.Hint = "pass the site's token with --token or SKYFED_TOKEN"
+	}
+	return e
+}
+
+// getJSON GETs path?rawQuery and decodes the JSON answer into v.
+func (c *Client) getJSON(ctx context.Context, path, rawQuery string, v any) error {
+	req, err := c.newRequest(ctx, http.MethodGet, path, rawQuery, nil)
+	if err != nil {
+		return err
+	}
+	return c.doJSON(req, v)
+}
+
+// doJSON sends req and decodes the JSON answer into v.
+func (c *Client) doJSON(req *http.Request, v any) error {
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return decodeJSON(io.LimitReader(resp.Body, maxJSONBytes), v)
+}
+
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+// Status is the answer of GET /api/status. Fields the client does not know
+// are kept only in Raw.
+type Status struct {
+	Site        string           `json:"site"`
+	Domain      string           `json:"domain"`
+	Objects     int64            `json:"objects"`
+	Versions    int64            `json:"versions"`
+	Chunks      int64            `json:"chunks"`
+	StoredBytes int64            `json:"stored_bytes"`
+	RawBytes    int64            `json:"raw_bytes"`
+	Links       []map[string]any `json:"links"` // numbers are json.Number
+	Raw         json.RawMessage  `json:"-"`     // the answer as received
+}
+
+// Status fetches the site's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var raw json.RawMessage
+	if err := c.getJSON(ctx, "/api/status", "", &raw); err != nil {
+		return Status{}, fmt.Errorf("status: %w", err)
+	}
+	st, err := decodeStatus(raw)
+	if err != nil {
+		return Status{}, fmt.Errorf("status: %w", err)
+	}
+	return st, nil
+}
+
+func decodeStatus(raw []byte) (Status, error) {
+	var st Status
+	if err := decodeJSON(bytes.NewReader(raw), &st); err != nil {
+		return Status{}, err
+	}
+	st.Raw = raw
+	return st, nil
+}
+
+// ListEntry is one object in a listing: its latest version.
+type ListEntry struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+}
+
+// ListPage is one page of a listing. Next is "" on the last page;
+// otherwise pass it as after to get the next page.
+type ListPage struct {
+	Objects []ListEntry `json:"objects"`
+	Next    string      `json:"next"`
+}
+
+// List returns one page of the names that start with prefix and sort
+// after after. limit <= 0 lets the site pick the page size.
+func (c *Client) List(ctx context.Context, prefix, after string, limit int) (ListPage, error) {
+	q := url.Values{}
+	if prefix != "" {
+		q.Set("prefix", prefix)
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	var page ListPage
+	if err := c.getJSON(ctx, "/ls", q.Encode(), &page); err != nil {
+		return ListPage{}, fmt.Errorf("list %q: %w", prefix, err)
+	}
+	return page, nil
+}

@@ -1,0 +1,256 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// MetaHeaderPrefix starts the header that carries one user metadata pair.
+const MetaHeaderPrefix = "X-Skyfed-Meta-"
+
+// PutOptions are the optional parts of a put.
+type PutOptions struct {
+	ContentType string            // default application/octet-stream
+	Meta        map[string]string // user metadata, sent as X-Skyfed-Meta-<key>
+}
+
+// PutResult is the site's answer to a put.
+type PutResult struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+	Size    int64  `json:"size"`
+	Chunks  int    `json:"chunks"`
+}
+
+// Put streams body to the site as a new version of name. size is the body
+// length, or -1 if unknown (the body is then sent chunked). The bytes are
+// hashed as they are sent; an answer whose sha256 or size differs from
+// what was sent is an error wrapping ErrVerify.
+func (c *Client) Put(ctx context.Context, name string, body io.Reader, size int64, opts PutOptions) (PutResult, error) {
+	res, err := c.put(ctx, name, body, size, opts)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("put %s: %w", name, err)
+	}
+	return res, nil
+}
+
+func (c *Client) put(ctx context.Context, name string, body io.Reader, size int64, opts PutOptions) (PutResult, error) {
+	path, err := objectPath(name)
+	if err != nil {
+		return PutResult{}, err
+	}
+	h := sha256.New()
+	cr := &countingReader{r: io.TeeReader(body, h)}
+	var rb io.Reader = cr
+	if size == 0 {
+		rb = http.NoBody
+	}
+	req, err := c.newRequest(ctx, http.MethodPut, path, "", rb)
+	if err != nil {
+		return PutResult{}, err
+	}
+	req.ContentLength = max(size, -1)
+	ct := opts.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	req.Header.Set("Content-Type", ct)
+	for k, v := range opts.Meta {
+		if !validMetaKey(k) {
+			return PutResult{}, fmt.Errorf("metadata key %q: use letters, digits and '-'", k)
+		}
+		req.Header.Set(MetaHeaderPrefix+k, v)
+	}
+	var res PutResult
+	if err := c.doJSON(req, &res); err != nil {
+		return PutResult{}, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if !strings.EqualFold(res.SHA256, sum) || res.Size != cr.n {
+		return PutResult{}, fmt.Errorf("%w: sent %d bytes with sha256 %s, site stored %d bytes with sha256 %q",
+			ErrVerify, cr.n, sum, res.Size, res.SHA256)
+	}
+	return res, nil
+}
+
+func validMetaKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, r := range k {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// GetOptions select what a get returns.
+type GetOptions struct {
+	Version string // a version stamp; "" means the latest
+	Range   string // an HTTP Range header value, e.g. "bytes=0-1023"
+}
+
+// Object is a get's answer. The caller must close Body.
+//
+// When the site announced the object's SHA-256 (ETag) and the answer is
+// the whole object, Body checks it: at the end of the stream it returns an
+// error wrapping ErrVerify instead of io.EOF if the bytes do not match.
+// Verified says whether that check is armed.
+type Object struct {
+	Body        io.ReadCloser
+	Size        int64  // Content-Length, -1 if unknown
+	SHA256      string // whole-object SHA-256 from the ETag, "" if none
+	Version     string // X-Skyfed-Version
+	ContentType string
+	Partial     bool // a 206 answer to a Range request
+	Verified    bool
+}
+
+// Get fetches name (or one version, or a range of it).
+func (c *Client) Get(ctx context.Context, name string, opts GetOptions) (*Object, error) {
+	obj, err := c.get(ctx, name, opts)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", name, err)
+	}
+	return obj, nil
+}
+
+func (c *Client) get(ctx context.Context, name string, opts GetOptions) (*Object, error) {
+	path, err := objectPath(name)
+	if err != nil {
+		return nil, err
+	}
+	q := ""
+	if opts.Version != "" {
+		q = url.Values{"version": {opts.Version}}.Encode()
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, path, q, nil)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Range != "" {
+		req.Header.Set("Range", opts.Range)
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	obj := &Object{
+		Body:        resp.Body,
+		Size:        resp.ContentLength,
+		SHA256:      ParseETag(resp.Header.Get("ETag")),
+		Version:     resp.Header.Get("X-Skyfed-Version"),
+		ContentType: resp.Header.Get("Content-Type"),
+		Partial:     resp.StatusCode == http.StatusPartialContent,
+	}
+	if obj.SHA256 != "" && !obj.Partial && opts.Range == "" {
+		obj.Body = &verifyingReader{rc: resp.Body, h: sha256.New(), want: obj.SHA256}
+		obj.Verified = true
+	}
+	return obj, nil
+}
+
+// ParseETag returns the lower-case hex SHA-256 in a strong ETag
+// ("<64 hex>"), or "" if the value is not one.
+func ParseETag(v string) string {
+	if len(v) != 66 || v[0] != '"' || v[65] != '"' {
+		return ""
+	}
+	s := strings.ToLower(v[1:65])
+	if _, err := hex.DecodeString(s); err != nil {
+		return ""
+	}
+	return s
+}
+
+// verifyingReader hashes what it reads and checks the sum at EOF.
+type verifyingReader struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	want string
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.rc.Read(p)
+	v.h.Write(p[:n])
+	if errors.Is(err, io.EOF) {
+		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want {
+			return n, fmt.Errorf("%w: bytes hash to sha256 %s, site announced %s", ErrVerify, got, v.want)
+		}
+	}
+	return n, err
+}
+
+func (v *verifyingReader) Close() error { return v.rc.Close() }
+
+// Version is one version of an object, as listed by Versions.
+type Version struct {
+	Version string `json:"version"`
+	Origin  string `json:"origin"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+	Deleted bool   `json:"deleted"`
+	Expires string `json:"expires"` // RFC 3339, or "" for never
+}
+
+// VersionList is the answer of Versions: newest first.
+type VersionList struct {
+	Name     string    `json:"name"`
+	Latest   string    `json:"latest"`
+	Versions []Version `json:"versions"`
+}
+
+// Versions lists every version of name the site knows, newest first.
+func (c *Client) Versions(ctx context.Context, name string) (VersionList, error) {
+	path, err := objectPath(name)
+	if err == nil {
+		var vl VersionList
+		if err = c.getJSON(ctx, path, "versions", &vl); err == nil {
+			return vl, nil
+		}
+	}
+	return VersionList{}, fmt.Errorf("versions %s: %w", name, err)
+}
+
+// DeleteResult is the answer to a delete: the tombstone's version.
+type DeleteResult struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Delete writes a tombstone version for name.
+func (c *Client) Delete(ctx context.Context, name string) (DeleteResult, error) {
+	path, err := objectPath(name)
+	if err == nil {
+		var req *http.Request
+		req, err = c.newRequest(ctx, http.MethodDelete, path, "", nil)
+		if err == nil {
+			var res DeleteResult
+			if err = c.doJSON(req, &res); err == nil {
+				return res, nil
+			}
+		}
+	}
+	return DeleteResult{}, fmt.Errorf("delete %s: %w", name, err)
+}

@@ -1,0 +1,273 @@
+package site
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
+)
+
+// Files in a site's data dir.
+const (
+	ConfigFile = "skyfed.toml"
+	KeyFile    = "site.key"
+	lockFile   = ".config.lock"
+)
+
+// Sentinel errors for config commands.
+var (
+	ErrSiteExists = errors.New("directory already holds a site")
+	ErrNoSite     = errors.New("no site in directory")
+	ErrBadConfig  = errors.New("bad config")
+)
+
+// Config is a site's config file.
+type Config struct {
+	ID        string `toml:"id"`
+	Domain    string `toml:"domain"`     // the domain this site's own key writes under
+	HTTP      string `toml:"http"`       // HTTP listen address
+	NATS      string `toml:"nats"`       // listen address of the embedded NATS server
+	NATSURL   string `toml:"nats_url"`   // external NATS server instead of the embedded one
+	ChunkSize int    `toml:"chunk_size"` // bytes
+	// Token is the bearer token writes need when HTTP listens on a
+	// non-loopback address.
+	Token string `toml:"token"`
+	Peers []Peer `toml:"peer"`
+}
+
+// Peer is a trusted site: its key may write under its domains.
+type Peer struct {
+	ID      string   `toml:"id"`
+	Key     string   `toml:"key"` // ed25519:<hex>
+	Domains []string `toml:"domains"`
+}
+
+// Validate reports the first problem with c.
+func (c *Config) Validate() error {
+	if !manifest.ValidSiteID(c.ID) {
+		return fmt.Errorf("%w: site id %q must match [a-z0-9-]{1,32}", ErrBadConfig, c.ID)
+	}
+	if err := naming.CheckDomain(c.Domain); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	for _, a := range []struct{ what, addr string }{{"http", c.HTTP}, {"nats", c.NATS}} {
+		if a.addr == "" && a.what == "nats" && c.NATSURL != "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%w: %s address %q: %w", ErrBadConfig, a.what, a.addr, err)
+		}
+	}
+	if c.ChunkSize <= 0 || c.ChunkSize > chunk.MaxSize {
+		return fmt.Errorf("%w: chunk_size %d must be 1..%d", ErrBadConfig, c.ChunkSize, chunk.MaxSize)
+	}
+	seen := map[string]bool{}
+	for _, p := range c.Peers {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		if seen[p.ID] {
+			return fmt.Errorf("%w: peer %q listed twice", ErrBadConfig, p.ID)
+		}
+		seen[p.ID] = true
+	}
+	return nil
+}
+
+func (p Peer) validate() error {
+	if !manifest.ValidSiteID(p.ID) {
+		return fmt.Errorf("%w: peer id %q must match [a-z0-9-]{1,32}", ErrBadConfig, p.ID)
+	}
+	if _, err := manifest.ParsePublicKey(p.Key); err != nil {
+		return fmt.Errorf("%w: peer %s key: %w", ErrBadConfig, p.ID, err)
+	}
+	for _, d := range p.Domains {
+		if err := naming.CheckDomain(d); err != nil {
+			return fmt.Errorf("%w: peer %s: %w", ErrBadConfig, p.ID, err)
+		}
+	}
+	return nil
+}
+
+// Init creates a site in dir: the dir, a config file and a new key. It
+// returns the site's public key and refuses a dir that holds a site.
+func Init(dir string, cfg Config) (manifest.PublicKey, error) {
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = chunk.DefaultSize
+	}
+	if err := cfg.Validate(); err != nil {
+		return manifest.PublicKey{}, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		return manifest.PublicKey{}, fmt.Errorf("%w: %s (pick another --dir)", ErrSiteExists, dir)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return manifest.PublicKey{}, fmt.Errorf("create site dir: %w", err)
+	}
+	if cfg.Token == "" {
+		var t [24]byte
+		rand.Read(t[:])
+		cfg.Token = hex.EncodeToString(t[:])
+	}
+	key, err := manifest.GenerateKey()
+	if err != nil {
+		return manifest.PublicKey{}, err
+	}
+	keyText := hex.EncodeToString(key.Seed()) + "\n"
+	if err := writeFileAtomic(filepath.Join(dir, KeyFile), []byte(keyText), 0o600); err != nil {
+		return manifest.PublicKey{}, fmt.Errorf("write key: %w", err)
+	}
+	if err := SaveConfig(dir, cfg); err != nil {
+		return manifest.PublicKey{}, err
+	}
+	return key.PublicKey(), nil
+}
+
+// LoadKey reads the site's signing key.
+func LoadKey(dir string) (*manifest.KeyPair, error) {
+	b, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s (create one with skyfed site init)", ErrNoSite, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	seed, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: key file %s is not hex", ErrBadConfig, KeyFile)
+	}
+	return manifest.KeyPairFromSeed(seed)
+}
+
+// LoadConfig reads and validates dir's config file.
+func LoadConfig(dir string) (Config, error) {
+	var c Config
+	path := filepath.Join(dir, ConfigFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return c, fmt.Errorf("%w: %s (create one with skyfed site init)", ErrNoSite, dir)
+	}
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return c, fmt.Errorf("%w: %s: %w", ErrBadConfig, path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return c, fmt.Errorf("%w: %s: unknown key %q", ErrBadConfig, path, und[0].String())
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// SaveConfig writes c to dir atomically.
+func SaveConfig(dir string, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("# skyfed site config; edit with skyfed site trust/untrust, or by hand.\n")
+	if err := toml.NewEncoder(&b).Encode(c); err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, ConfigFile), []byte(b.String()), 0o600)
+}
+
+// EditConfig applies edit to dir's config under a lock, so concurrent
+// edits do not lose each other's changes.
+func EditConfig(dir string, edit func(*Config) error) error {
+	lf, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: %s", ErrNoSite, dir)
+		}
+		return fmt.Errorf("lock config: %w", err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock config: %w", err)
+	}
+	c, err := LoadConfig(dir)
+	if err != nil {
+		return err
+	}
+	if err := edit(&c); err != nil {
+		return err
+	}
+	return SaveConfig(dir, c)
+}
+
+// Trust adds or replaces peer p in dir's trust store.
+func Trust(dir string, p Peer) error {
+	if err := p.validate(); err != nil {
+		return err
+	}
+	return EditConfig(dir, func(c *Config) error {
+		for i := range c.Peers {
+			if c.Peers[i].ID == p.ID {
+				c.Peers[i] = p
+				return nil
+			}
+		}
+		c.Peers = append(c.Peers, p)
+		return nil
+	})
+}
+
+// Untrust removes peer id from dir's trust store.
+func Untrust(dir, id string) error {
+	return EditConfig(dir, func(c *Config) error {
+		for i := range c.Peers {
+			if c.Peers[i].ID == id {
+				c.Peers = append(c.Peers[:i], c.Peers[i+1:]...)
+				return nil
+			}
+		}
+		return fmt.Errorf("peer %q is not trusted: %w", id, ErrNoSuchPeer)
+	})
+}
+
+// ErrNoSuchPeer is returned when a peer named on the command line is unknown.
+var ErrNoSuchPeer = errors.New("no such peer")
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,345 @@
+package site
+
+import (
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
+)
+
+// Handler returns the site's HTTP API.
+func (s *Site) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ls", s.serveList)
+	mux.HandleFunc("GET /c/{id}", s.serveChunk)
+	mux.HandleFunc("GET /sha256/{hex}", s.serveBySHA256)
+	mux.HandleFunc("GET /api/status", s.serveStatus)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
+	mux.HandleFunc("GET /{$}", s.serveIndex)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Object names are taken from the escaped path before any router
+		// cleaning: ServeMux would answer "//" with a redirect to another name.
+		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/o/"); ok {
+			s.serveObject(w, r, rest)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// apiError is an error with the status and operator hint to answer it with.
+type apiError struct {
+	status int
+	err    error
+	hint   string
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
+func (e *apiError) Unwrap() error { return e.err }
+
+func badRequest(err error, hint string) error {
+	return &apiError{status: http.StatusBadRequest, err: err, hint: hint}
+}
+
+// statusOf maps an error to an HTTP status and a hint.
+func statusOf(err error) (int, string) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.hint
+	case errors.Is(err, naming.ErrBadName):
+		return http.StatusBadRequest, "names are domain/path: UTF-8, at most 1024 bytes, no empty, . or .. segments"
+	case errors.Is(err, naming.ErrDeleted):
+		return http.StatusNotFound, "the latest version is deleted or expired; list versions with ?versions"
+	case errors.Is(err, naming.ErrNotFound), errors.Is(err, chunk.ErrNotFound):
+		return http.StatusNotFound, ""
+	case errors.Is(err, naming.ErrForbidden), errors.Is(err, naming.ErrUntrusted):
+		return http.StatusForbidden, "this site's key may write only under its own domain and those granted by site trust"
+	case errors.Is(err, manifest.ErrMalformed):
+		return http.StatusBadRequest, ""
+	case errors.Is(err, chunk.ErrCorrupt):
+		return http.StatusBadGateway, "stored data failed verification; run skyfed tools scrub"
+	case errors.Is(err, syscall.ENOSPC):
+		return http.StatusInsufficientStorage, "the site's disk is full; free space or move the data dir"
+	}
+	return http.StatusInternalServerError, ""
+}
+
+func (s *Site) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	status, hint := statusOf(err)
+	switch {
+	case status >= 500:
+		s.log.Error("request failed", "op", op, "path", r.URL.Path, "err", err)
+	case status != http.StatusNotFound:
+		s.metrics.rejected.WithLabelValues(op + "_" + strconv.Itoa(status)).Inc()
+		s.log.Warn("request refused", "op", op, "path", r.URL.Path, "status", status, "err", err)
+	}
+	s.metrics.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
+	writeJSON(w, status, map[string]string{"error": err.Error(), "hint": hint})
+}
+
+func (s *Site) ok(w http.ResponseWriter, op string, status int, v any) {
+	s.metrics.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
+	if v != nil {
+		writeJSON(w, status, v)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// authorizeWrite enforces the bearer token when HTTP is reachable from
+// other hosts.
+func (s *Site) authorizeWrite(r *http.Request) error {
+	host, _, _ := net.SplitHostPort(s.httpAddr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
+		return nil
+	}
+	token := s.Config().Token
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		return &apiError{status: http.StatusUnauthorized, err: errors.New("writes need the site's bearer token"),
+			hint: "pass --token (or SKYFED_TOKEN) with the token from the site's " + ConfigFile}
+	}
+	return nil
+}
+
+func parseObjectName(escaped string) (naming.Name, error) {
+	raw, err := url.PathUnescape(escaped)
+	if err != nil {
+		return naming.Name{}, fmt.Errorf("%w: %w", naming.ErrBadName, err)
+	}
+	return naming.ParseName(raw)
+}
+
+func (s *Site) serveObject(w http.ResponseWriter, r *http.Request, escaped string) {
+	name, err := parseObjectName(escaped)
+	if err != nil {
+		s.fail(w, r, "object", err)
+		return
+	}
+	q := r.URL.Query()
+	switch {
+	case r.Method == http.MethodPut:
+		s.servePut(w, r, name)
+	case r.Method == http.MethodDelete:
+		s.serveDelete(w, r, name)
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
+		s.fail(w, r, "object", &apiError{status: http.StatusMethodNotAllowed, err: fmt.Errorf("method %s not allowed", r.Method)})
+	case q.Has("versions"):
+		s.serveVersions(w, r, name)
+	case q.Has("hashmap"):
+		s.serveHashmap(w, r, name)
+	default:
+		s.serveGet(w, r, name)
+	}
+}
+
+// putAnswer is the JSON answer to a put.
+type putAnswer struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+	Size    int64  `json:"size"`
+	Chunks  int    `json:"chunks"`
+}
+
+func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name) {
+	if err := s.authorizeWrite(r); err != nil {
+		s.fail(w, r, "put", err)
+		return
+	}
+	opts, err := putOptions(r)
+	if err != nil {
+		s.fail(w, r, "put", err)
+		return
+	}
+	start := time.Now()
+	m, err := s.objects.Put(r.Context(), name, r.Body, opts)
+	if err != nil {
+		s.fail(w, r, "put", err)
+		return
+	}
+	s.metrics.putSeconds.Observe(time.Since(start).Seconds())
+	s.metrics.ingestBytes.Add(float64(m.Size))
+	s.metrics.ingestObjs.Inc()
+	s.ok(w, "put", http.StatusCreated, putAnswer{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks)})
+}
+
+const metaHeaderPrefix = "X-Skyfed-Meta-"
+
+func putOptions(r *http.Request) (naming.PutOptions, error) {
+	opts := naming.PutOptions{ContentType: r.Header.Get("Content-Type")}
+	for k, vs := range r.Header {
+		if key, ok := strings.CutPrefix(k, metaHeaderPrefix); ok && len(vs) > 0 {
+			opts.Meta = append(opts.Meta, manifest.Meta{Key: strings.ToLower(key), Value: vs[0]})
+		}
+	}
+	slices.SortFunc(opts.Meta, func(a, b manifest.Meta) int { return strings.Compare(a.Key, b.Key) })
+	if e := r.URL.Query().Get("expires"); e != "" {
+		d, err := time.ParseDuration(e)
+		if err != nil || d <= 0 {
+			return opts, badRequest(fmt.Errorf("expires %q is not a positive duration", e), "use a Go duration such as 720h")
+		}
+		opts.Expires = time.Now().Add(d)
+	}
+	return opts, nil
+}
+
+func (s *Site) serveDelete(w http.ResponseWriter, r *http.Request, name naming.Name) {
+	if err := s.authorizeWrite(r); err != nil {
+		s.fail(w, r, "delete", err)
+		return
+	}
+	m, err := s.objects.Delete(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, "delete", err)
+		return
+	}
+	s.metrics.ingestObjs.Inc()
+	s.ok(w, "delete", http.StatusOK, map[string]string{"name": m.Name, "version": m.Version()})
+}
+
+// resolve finds the version a GET asks for.
+func (s *Site) resolve(r *http.Request, name naming.Name) (*manifest.Manifest, error) {
+	start := time.Now()
+	defer func() { s.metrics.lookupSecond.Observe(time.Since(start).Seconds()) }()
+	v := r.URL.Query().Get("version")
+	if v == "" {
+		return s.objects.Latest(name)
+	}
+	stamp, err := manifest.ParseStamp(v)
+	if err != nil {
+		return nil, badRequest(err, "versions look like 1763765000000.0000.alpha; list them with ?versions")
+	}
+	m, err := s.objects.Version(name, stamp)
+	if err == nil && m.Tombstone {
+		return m, fmt.Errorf("version %s of %s is a tombstone: %w", v, name, naming.ErrDeleted)
+	}
+	return m, err
+}
+
+func (s *Site) serveGet(w http.ResponseWriter, r *http.Request, name naming.Name) {
+	m, err := s.resolve(r, name)
+	if err != nil {
+		s.fail(w, r, "get", err)
+		return
+	}
+	s.serveContent(w, r, "get", m)
+}
+
+// serveContent streams m's bytes with Range support. A chunk that fails
+// verification aborts the response: the client sees a broken transfer,
+// never a short or wrong body.
+func (s *Site) serveContent(w http.ResponseWriter, r *http.Request, op string, m *manifest.Manifest) {
+	h := w.Header()
+	h.Set("ETag", `"`+hex.EncodeToString(m.SHA256[:])+`"`)
+	h.Set("X-Skyfed-Version", m.Version())
+	ct := m.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h.Set("Content-Type", ct)
+	for _, kv := range m.Meta {
+		h.Set(metaHeaderPrefix+kv.Key, kv.Value)
+	}
+	rd := &countingReader{r: s.objects.NewReader(m, 0, m.Size)}
+	http.ServeContent(w, r, "", m.Stamp.Time(), rd)
+	s.metrics.servedBytes.Add(float64(rd.n))
+	if rd.err != nil && !errors.Is(rd.err, io.EOF) {
+		status, _ := statusOf(rd.err)
+		s.metrics.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
+		s.log.Error("object read failed; response aborted", "name", m.Name, "version", m.Version(), "err", rd.err)
+		panic(http.ErrAbortHandler)
+	}
+	s.metrics.requests.WithLabelValues(op, "200").Inc()
+}
+
+type countingReader struct {
+	r   io.ReadSeeker
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+func (c *countingReader) Seek(off int64, whence int) (int64, error) { return c.r.Seek(off, whence) }
+
+// versionEntry is one row of ?versions.
+type versionEntry struct {
+	Version string `json:"version"`
+	Origin  string `json:"origin"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+	Deleted bool   `json:"deleted"`
+	Expires string `json:"expires"`
+}
+
+func (s *Site) serveVersions(w http.ResponseWriter, r *http.Request, name naming.Name) {
+	hist, err := s.objects.History(name)
+	if err != nil {
+		s.fail(w, r, "versions", err)
+		return
+	}
+	out := struct {
+		Name     string         `json:"name"`
+		Latest   string         `json:"latest"`
+		Versions []versionEntry `json:"versions"`
+	}{Name: name.String(), Latest: hist[0].Version(), Versions: []versionEntry{}}
+	now := time.Now()
+	for _, m := range hist {
+		e := versionEntry{Version: m.Version(), Origin: m.Stamp.Origin, Size: m.Size, Deleted: m.Deleted(now)}
+		if !m.Tombstone {
+			e.SHA256 = hex.EncodeToString(m.SHA256[:])
+		}
+		if m.Expires != 0 {
+			e.Expires = time.UnixMilli(m.Expires).UTC().Format(time.RFC3339)
+		}
+		out.Versions = append(out.Versions, e)
+	}
+	s.ok(w, "versions", http.StatusOK, out)
+}
+
+func (s *Site) serveHashmap(w http.ResponseWriter, r *http.Request, name naming.Name) {
+	m, err := s.resolve(r, name)
+	if err != nil {
+		s.fail(w, r, "hashmap", err)
+		return
+	}
+	ids := make([]string, len(m.Chunks))
+	for i, id := range m.Chunks {
+		ids[i] = id.String()
+	}
+	s.ok(w, "hashmap", http.StatusOK, map[string]any{
+		"chunk_size": m.ChunkSize, "size": m.Size, "sha256": hex.EncodeToString(m.SHA256[:]), "chunks": ids,
+	})
+}

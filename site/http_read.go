@@ -1,0 +1,142 @@
+package site
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/skyfed/skyfed/chunk"
+)
+
+// Status is the JSON answer of /api/status.
+type Status struct {
+	Site        string       `json:"site"`
+	Domain      string       `json:"domain"`
+	Key         string       `json:"key"`
+	Objects     int64        `json:"objects"`
+	Versions    int64        `json:"versions"`
+	Chunks      int64        `json:"chunks"`
+	StoredBytes int64        `json:"stored_bytes"`
+	RawBytes    int64        `json:"raw_bytes"`
+	Links       []LinkStatus `json:"links"`
+}
+
+// LinkStatus is one link's row in Status.
+type LinkStatus struct {
+	Peer      string `json:"peer"`
+	Direction string `json:"direction"`
+	State     string `json:"state"`
+}
+
+// Status reports what the site holds.
+func (s *Site) Status() (Status, error) {
+	cfg := s.Config()
+	objects, err := s.objects.Objects()
+	if err != nil {
+		return Status{}, err
+	}
+	cs := s.chunks.Stats()
+	return Status{
+		Site: cfg.ID, Domain: cfg.Domain, Key: s.key.PublicKey().String(),
+		Objects: objects, Versions: s.objects.Versions(),
+		Chunks: cs.Chunks, StoredBytes: cs.StoredBytes, RawBytes: cs.RawBytes,
+		Links: []LinkStatus{},
+	}, nil
+}
+
+func (s *Site) serveStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Status()
+	if err != nil {
+		s.fail(w, r, "status", err)
+		return
+	}
+	s.ok(w, "status", http.StatusOK, st)
+}
+
+type listEntry struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+}
+
+const maxListLimit = 10000
+
+func (s *Site) serveList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 1000
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxListLimit {
+			s.fail(w, r, "ls", badRequest(fmt.Errorf("limit %q must be 1..%d", l, maxListLimit), ""))
+			return
+		}
+		limit = n
+	}
+	page, more, err := s.objects.List(q.Get("prefix"), q.Get("after"), limit)
+	if err != nil {
+		s.fail(w, r, "ls", err)
+		return
+	}
+	out := struct {
+		Objects []listEntry `json:"objects"`
+		Next    string      `json:"next"`
+	}{Objects: []listEntry{}}
+	for _, m := range page {
+		out.Objects = append(out.Objects, listEntry{Name: m.Name, Version: m.Version(), Size: m.Size, SHA256: hex.EncodeToString(m.SHA256[:])})
+	}
+	if more {
+		out.Next = page[len(page)-1].Name
+	}
+	s.ok(w, "ls", http.StatusOK, out)
+}
+
+func (s *Site) serveChunk(w http.ResponseWriter, r *http.Request) {
+	id, err := chunk.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, "chunk", badRequest(err, "chunk IDs are 64 hex digits"))
+		return
+	}
+	raw, err := s.chunks.Get(id, nil)
+	if err != nil {
+		s.fail(w, r, "chunk", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("ETag", `"`+id.String()+`"`)
+	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+	s.ok(w, "chunk", http.StatusOK, nil)
+	w.WriteHeader(http.StatusOK)
+	n, _ := w.Write(raw)
+	s.metrics.servedBytes.Add(float64(n))
+}
+
+func (s *Site) serveBySHA256(w http.ResponseWriter, r *http.Request) {
+	var sum [32]byte
+	b, err := hex.DecodeString(r.PathValue("hex"))
+	if err != nil || len(b) != len(sum) {
+		s.fail(w, r, "sha256", badRequest(fmt.Errorf("%q is not a SHA-256", r.PathValue("hex")), "give 64 hex digits"))
+		return
+	}
+	copy(sum[:], b)
+	m, err := s.objects.BySHA256(sum)
+	if err != nil {
+		s.fail(w, r, "sha256", err)
+		return
+	}
+	s.serveContent(w, r, "sha256", m)
+}
+
+func (s *Site) serveIndex(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Status()
+	if err != nil {
+		s.fail(w, r, "index", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>skyfed %s</title>
+<h1>skyfed site %s</h1><p>domain %s · %d objects · %d versions · %d chunks · %d bytes stored</p>
+<p><a href="/api/status">/api/status</a> · <a href="/metrics">/metrics</a> · <a href="/ls">/ls</a></p>`,
+		st.Site, st.Site, st.Domain, st.Objects, st.Versions, st.Chunks, st.StoredBytes)
+}

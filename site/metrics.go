@@ -1,0 +1,57 @@
+package site
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the site-wide Prometheus metrics; link metrics live with links.
+type metrics struct {
+	requests     *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
+	ingestBytes  prometheus.Counter
+	ingestObjs   prometheus.Counter
+	servedBytes  prometheus.Counter
+	putSeconds   prometheus.Histogram
+	lookupSecond prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skyfed_http_requests_total", Help: "HTTP requests by operation and status code.",
+		}, []string{"op", "code"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skyfed_rejected_total", Help: "Inputs refused, by reason.",
+		}, []string{"reason"}),
+		ingestBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyfed_ingest_bytes_total", Help: "Object bytes put at this site.",
+		}),
+		ingestObjs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyfed_ingest_versions_total", Help: "Versions (puts and deletes) created at this site.",
+		}),
+		servedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyfed_served_bytes_total", Help: "Object and chunk bytes served over HTTP.",
+		}),
+		putSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "skyfed_put_duration_seconds", Help: "Time to store one put, from first byte to durable.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+		lookupSecond: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "skyfed_lookup_duration_seconds", Help: "Time to resolve a name to a version locally.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10),
+		}),
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	reg.MustRegister(m.requests, m.rejected, m.ingestBytes, m.ingestObjs, m.servedBytes, m.putSeconds, m.lookupSecond,
+		gauge("skyfed_stored_chunks", "Unique chunks stored.", func() float64 { return float64(s.chunks.Stats().Chunks) }),
+		gauge("skyfed_stored_bytes", "Chunk payload bytes on disk (after dedup and compression).", func() float64 { return float64(s.chunks.Stats().StoredBytes) }),
+		gauge("skyfed_raw_bytes", "Raw bytes of the unique chunks stored.", func() float64 { return float64(s.chunks.Stats().RawBytes) }),
+		gauge("skyfed_versions", "Versions indexed (tombstones included).", func() float64 { return float64(s.objects.Versions()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "skyfed_chunk_corrupt_reads_total", Help: "Chunk reads that failed hash verification (never served).",
+		}, func() float64 { return float64(s.chunks.Stats().CorruptReads) }),
+	)
+	return m
+}

@@ -1,0 +1,315 @@
+// Package site owns one running skyfed site: its config and key files,
+// the embedded NATS server, the wiring of chunk store, version index and
+// links, the HTTP API, the metrics registry and the dashboard page. It
+// holds no storage or forwarding logic of its own.
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
+)
+
+// Options tune a Site beyond its config file.
+type Options struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // nil → a new one
+	// ReloadEvery is how often the config file is checked for edits.
+	ReloadEvery time.Duration
+	// HTTPListener, if set, is used instead of listening on the config's
+	// HTTP address (tests pass a listener on port 0).
+	HTTPListener net.Listener
+	// NATSPort overrides the config's embedded NATS port (-1: random).
+	NATSPort int
+}
+
+// Site is one running federation member.
+type Site struct {
+	dir     string
+	opts    Options
+	log     *slog.Logger
+	key     *manifest.KeyPair
+	trust   *trustStore
+	db      *pebble.DB
+	chunks  *chunk.Store
+	objects *naming.Store
+	metrics *metrics
+
+	mu      sync.Mutex
+	cfg     Config
+	cfgStat os.FileInfo
+
+	nats      *server.Server
+	httpSrv   *http.Server
+	httpAddr  string
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Open loads dir's config and key and opens its stores.
+func Open(dir string, opts Options) (*Site, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.ReloadEvery <= 0 {
+		opts.ReloadEvery = 2 * time.Second
+	}
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	key, err := LoadKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Site{dir: dir, opts: opts, key: key, cfg: cfg, log: opts.Logger.With("site", cfg.ID)}
+	s.cfgStat, _ = os.Stat(filepath.Join(dir, ConfigFile))
+	s.trust = newTrustStore(key.PublicKey(), cfg)
+	if err := s.openStores(cfg); err != nil {
+		return nil, err
+	}
+	s.metrics = newMetrics(opts.Registry, s)
+	return s, nil
+}
+
+func (s *Site) openStores(cfg Config) error {
+	db, err := pebble.Open(filepath.Join(s.dir, "index"), &pebble.Options{Logger: quietPebble{s.log}})
+	if err != nil {
+		return fmt.Errorf("open index in %s: %w", s.dir, err)
+	}
+	chunks, err := chunk.Open(db, chunk.Options{FS: vfs.Default, Dir: filepath.Join(s.dir, "packs"), Logger: s.log})
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("open chunk store: %w", err)
+	}
+	objects, err := naming.Open(db, chunks, naming.Config{
+		Signer:    s.key,
+		Clock:     manifest.NewClock(cfg.ID, nil),
+		Trust:     s.trust,
+		ChunkSize: cfg.ChunkSize,
+	})
+	if err != nil {
+		chunks.Close()
+		db.Close()
+		return err
+	}
+	s.db, s.chunks, s.objects = db, chunks, objects
+	return nil
+}
+
+// Config returns the config in force.
+func (s *Site) Config() Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// Objects returns the site's object layer.
+func (s *Site) Objects() *naming.Store { return s.objects }
+
+// Chunks returns the site's chunk store.
+func (s *Site) Chunks() *chunk.Store { return s.chunks }
+
+// HTTPAddr returns the address the HTTP server listens on, once started.
+func (s *Site) HTTPAddr() string { return s.httpAddr }
+
+// NATSURL returns the client URL of the site's NATS server, once started.
+func (s *Site) NATSURL() string {
+	if s.nats != nil {
+		return s.nats.ClientURL()
+	}
+	return s.Config().NATSURL
+}
+
+// Start starts the NATS server, the HTTP server and the config watcher.
+func (s *Site) Start(ctx context.Context) error {
+	cfg := s.Config()
+	if cfg.NATSURL == "" {
+		if err := s.startNATS(cfg); err != nil {
+			return err
+		}
+	}
+	if err := s.startHTTP(cfg); err != nil {
+		s.stopNATS()
+		return err
+	}
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchConfig(ctx)
+	}()
+	s.log.Info("site running", "http", s.httpAddr, "nats", s.NATSURL(), "dir", s.dir, "key", s.key.PublicKey().String())
+	return nil
+}
+
+func (s *Site) startNATS(cfg Config) error {
+	host, portText, _ := net.SplitHostPort(cfg.NATS)
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return fmt.Errorf("nats address %q: %w", cfg.NATS, err)
+	}
+	if s.opts.NATSPort != 0 {
+		port = s.opts.NATSPort
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "skyfed-" + cfg.ID,
+		Host:       host,
+		Port:       port,
+		NoSigs:     true,
+		NoLog:      true,
+		MaxPayload: 1 << 20,
+	})
+	if err != nil {
+		return fmt.Errorf("embedded NATS server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return fmt.Errorf("embedded NATS server did not start on %s (is the port in use? change nats in %s)", cfg.NATS, ConfigFile)
+	}
+	s.nats = ns
+	return nil
+}
+
+func (s *Site) stopNATS() {
+	if s.nats != nil {
+		s.nats.Shutdown()
+		s.nats.WaitForShutdown()
+	}
+}
+
+func (s *Site) startHTTP(cfg Config) error {
+	ln := s.opts.HTTPListener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("listen for HTTP on %s: %w (change http in %s)", cfg.HTTP, err, ConfigFile)
+		}
+	}
+	s.httpAddr = ln.Addr().String()
+	s.httpSrv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Stop shuts the site down cleanly: HTTP first (letting requests in
+// flight finish for a while), then NATS, then the stores.
+func (s *Site) Stop() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	var errs []error
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop HTTP: %w", err))
+			s.httpSrv.Close()
+		}
+		cancel()
+	}
+	s.stopNATS()
+	return errors.Join(append(errs, s.Close())...)
+}
+
+// Close closes the stores (Stop calls it).
+func (s *Site) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = errors.Join(s.chunks.Close(), s.db.Close())
+	})
+	return err
+}
+
+// Run starts the site and stops it when ctx ends.
+func (s *Site) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	<-ctx.Done()
+	s.log.Info("site stopping")
+	return s.Stop()
+}
+
+// watchConfig reloads the config file when it changes, so trust edits
+// made while the site runs take effect.
+func (s *Site) watchConfig(ctx context.Context) {
+	t := time.NewTicker(s.opts.ReloadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.reloadConfig()
+		}
+	}
+}
+
+func (s *Site) reloadConfig() {
+	st, err := os.Stat(filepath.Join(s.dir, ConfigFile))
+	if err != nil {
+		s.log.Warn("config file unreadable; keeping the config in force", "err", err)
+		return
+	}
+	s.mu.Lock()
+	same := s.cfgStat != nil && st.ModTime().Equal(s.cfgStat.ModTime()) && st.Size() == s.cfgStat.Size() && os.SameFile(st, s.cfgStat)
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	cfg, err := LoadConfig(s.dir)
+	if err != nil {
+		s.log.Error("config edit refused; keeping the config in force", "err", err)
+		s.metrics.rejected.WithLabelValues("config").Inc()
+		return
+	}
+	s.mu.Lock()
+	s.cfg, s.cfgStat = cfg, st
+	s.mu.Unlock()
+	s.trust.update(s.key.PublicKey(), cfg)
+	s.log.Info("config reloaded", "peers", len(cfg.Peers))
+}
+
+type quietPebble struct{ log *slog.Logger }
+
+func (q quietPebble) Infof(string, ...any) {}
+func (q quietPebble) Errorf(format string, args ...any) {
+	q.log.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+func (q quietPebble) Fatalf(format string, args ...any) {
+	q.log.Error("pebble fatal: " + fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
