@@ -124,13 +124,13 @@ func (b *Batch) append(id ID, c Codec, payload []byte, rawLen uint32) (bool, err
 // Commit makes every staged chunk durable and visible atomically with the
 // caller's own writes: it fsyncs the pack files this batch wrote to, then
 // builds one pebble.Batch with the index entries (skipping IDs another batch
-// committed meanwhile), calls extra(pb) (may be nil) so the caller can add
+// committed meanwhile), calls extra(pb, added) (may be nil; added lists the IDs this commit makes new) so the caller can add
 // its own keys (never under the 'c' prefix), and commits it with pebble.Sync.
 // Stats are updated after the commit. Index commits of concurrent batches are
 // serialized: extra must not commit another Batch of this Store. The Batch is
 // finished whatever Commit returns; on error nothing of it is visible unless
 // the error comes from the after-index-commit crash point.
-func (b *Batch) Commit(extra func(pb *pebble.Batch) error) error {
+func (b *Batch) Commit(extra func(pb *pebble.Batch, added []ID) error) error {
 	if b.done {
 		return fmt.Errorf("commit chunk batch: %w", errBatchDone)
 	}
@@ -168,7 +168,7 @@ func (b *Batch) syncPacks() error {
 
 // commitIndex writes the index entries and the caller's keys in one synced
 // Pebble batch and counts what it added.
-func (b *Batch) commitIndex(extra func(pb *pebble.Batch) error) error {
+func (b *Batch) commitIndex(extra func(pb *pebble.Batch, added []ID) error) error {
 	s := b.s
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
@@ -176,6 +176,7 @@ func (b *Batch) commitIndex(extra func(pb *pebble.Batch) error) error {
 	defer pb.Close()
 	var add Stats
 	var val []byte
+	var added []ID
 	for _, id := range b.order {
 		has, err := s.Has(id)
 		if err != nil {
@@ -189,12 +190,13 @@ func (b *Batch) commitIndex(extra func(pb *pebble.Batch) error) error {
 		if err := pb.Set(indexKey(id), val, nil); err != nil {
 			return fmt.Errorf("index chunk %s: %w", id, err)
 		}
+		added = append(added, id)
 		add.Chunks++
 		add.StoredBytes += int64(e.storedLen)
 		add.RawBytes += int64(e.rawLen)
 	}
 	if extra != nil {
-		if err := extra(pb); err != nil {
+		if err := extra(pb, added); err != nil {
 			return fmt.Errorf("caller's writes: %w", err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -72,6 +73,30 @@ func TestCompressRoundTrip(t *testing.T) {
 	}
 }
 
+func TestCodecConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 4 {
+				raw := imageLike(uint64(100*g+i), 64<<10+g)
+				c, payload, err := Compress(raw)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := Decode(c, payload, nil, len(raw))
+				if err != nil || !bytes.Equal(got, raw) {
+					t.Errorf("round trip: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 func TestShuffleWinsOnImages(t *testing.T) {
 	raw := imageLike(5, DefaultSize)
 	enc, err := sharedEncoder()
@@ -118,7 +143,7 @@ func TestDecodeRefusesLargeOutput(t *testing.T) {
 	zeros := make([]byte, 8<<20)
 	withSize := enc.EncodeAll(zeros, nil)
 	shuffled := enc.EncodeAll(zeros, nil) // planes of zeros are zeros
-	var streamed bytes.Buffer            // a frame that does not declare its size
+	var streamed bytes.Buffer             // a frame that does not declare its size
 	w, err := zstd.NewWriter(&streamed, zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		t.Fatal(err)

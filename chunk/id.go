@@ -69,6 +69,21 @@ func (id ID) IsZero() bool {
 	return id == ID{}
 }
 
+// MarshalText encodes the ID as 64 lowercase hex digits (for JSON, TOML, logs).
+func (id ID) MarshalText() ([]byte, error) {
+	return []byte(id.String()), nil
+}
+
+// UnmarshalText parses the form written by MarshalText.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
 // truncate keeps error messages short when a caller passes a huge string.
 func truncate(s string) string {
 	const max = 80

@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -65,5 +66,24 @@ func TestIDForms(t *testing.T) {
 	back, err := ParseID(id.String())
 	if err != nil || back != id {
 		t.Errorf("ParseID(String()) = %v, %v; want %v", back, err, id)
+	}
+}
+
+func TestIDJSON(t *testing.T) {
+	type doc struct{ ID ID }
+	in := doc{ID: Sum([]byte("abc"))}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"ID":"` + abcHex + `"}`; string(b) != want {
+		t.Errorf("json = %s, want %s", b, want)
+	}
+	var out doc
+	if err := json.Unmarshal(b, &out); err != nil || out != in {
+		t.Errorf("round trip = %v, %v", out, err)
+	}
+	if err := json.Unmarshal([]byte(`{"ID":"abc"}`), &out); !errors.Is(err, ErrBadID) {
+		t.Errorf("bad ID: %v, want ErrBadID", err)
 	}
 }

@@ -45,12 +45,11 @@ func openDB(t testing.TB, fs vfs.FS, dir string) *pebble.DB {
 // testStore is a Store on its own Pebble DB, on disk or on a given FS.
 type testStore struct {
 	*Store
-	db      *pebble.DB
-	fs      vfs.FS
-	dir     string
-	opts    Options
-	closed  bool
-	cleanup sync.Once
+	db     *pebble.DB
+	fs     vfs.FS
+	dir    string
+	opts   Options
+	closed bool
 }
 
 func newTestStore(t testing.TB, fs vfs.FS, opts Options) *testStore {
@@ -439,7 +438,7 @@ func TestCommitExtraWrites(t *testing.T) {
 	if _, err := b.Add(Sum(raw), raw); err != nil {
 		t.Fatal(err)
 	}
-	err := b.Commit(func(pb *pebble.Batch) error {
+	err := b.Commit(func(pb *pebble.Batch, _ []ID) error {
 		return pb.Set([]byte("m-manifest"), []byte("v"), nil)
 	})
 	if err != nil {
@@ -457,7 +456,7 @@ func TestCommitExtraWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	if err := b.Commit(func(*pebble.Batch) error { return boom }); !errors.Is(err, boom) {
+	if err := b.Commit(func(*pebble.Batch, []ID) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("Commit = %v, want boom", err)
 	}
 	if has, _ := ts.Has(Sum(raw2)); has {

@@ -23,7 +23,20 @@ var (
 	ErrForbidden = errors.New("forbidden") // the signer may not write under the name's domain
 	ErrUntrusted = errors.New("untrusted") // the signer is not in the trust store
 	ErrConflict  = errors.New("conflict")  // a different manifest holds the same name and stamp
+	ErrFuture    = errors.New("stamp too far in the future")
 )
+
+// Journal records, inside the commit that makes them visible, the chunks
+// and the manifest that became new at this site and where they came from
+// (the forwarding layer's arrival log).
+type Journal interface {
+	Stage(pb *pebble.Batch, chunks []chunk.ID, manifest chunk.ID, from string) error
+	// Committed is called after a commit that staged entries.
+	Committed()
+}
+
+// FromLocal is the origin recorded for versions put at this site.
+const FromLocal = "local"
 
 // Trust says which keys may write which domains.
 type Trust interface {
@@ -39,6 +52,9 @@ type Config struct {
 	Trust     Trust
 	ChunkSize int
 	Now       func() time.Time // for expiry; nil → time.Now
+	Journal   Journal          // nil: nothing is logged
+	// MaxSkew is how far into the future a received stamp may be; 0 → 5 minutes.
+	MaxSkew time.Duration
 }
 
 // Store is a site's object layer: versions of named objects over the
@@ -67,6 +83,9 @@ func Open(db *pebble.DB, chunks *chunk.Store, cfg Config) (*Store, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxSkew <= 0 {
+		cfg.MaxSkew = 5 * time.Minute
 	}
 	s := &Store{db: db, chunks: chunks, cfg: cfg}
 	n, err := s.countPrefix([]byte{prefixManifest})
@@ -159,22 +178,44 @@ func (s *Store) commit(b *chunk.Batch, m *manifest.Manifest) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
+	return s.commitVersion(b, m, FromLocal)
+}
+
+// commitVersion makes m visible with b's chunks in one commit, logging
+// what became new.
+func (s *Store) commitVersion(b *chunk.Batch, m *manifest.Manifest, from string) error {
 	enc := m.Encode()
-	if err := b.Commit(func(pb *pebble.Batch) error { return stageVersion(pb, m, enc) }); err != nil {
+	err := b.Commit(func(pb *pebble.Batch, added []chunk.ID) error {
+		if err := stageVersion(pb, m, enc); err != nil {
+			return err
+		}
+		if s.cfg.Journal == nil {
+			return nil
+		}
+		return s.cfg.Journal.Stage(pb, added, m.ID(), from)
+	})
+	if err != nil {
 		return err
 	}
 	s.versions.Add(1)
+	if s.cfg.Journal != nil {
+		s.cfg.Journal.Committed()
+	}
 	return nil
 }
 
-// Accept verifies a manifest that came from elsewhere and indexes it. It
-// reports whether the manifest was new. Its chunks may arrive later.
-func (s *Store) Accept(m *manifest.Manifest) (bool, error) {
+// Accept verifies a manifest that came from elsewhere (from names the
+// link) and indexes it. It reports whether the manifest was new. Its
+// chunks may arrive later.
+func (s *Store) Accept(m *manifest.Manifest, from string) (bool, error) {
 	if err := s.Verify(m); err != nil {
 		return false, err
 	}
+	if limit := s.cfg.Now().Add(s.cfg.MaxSkew); m.Stamp.Time().After(limit) {
+		return false, fmt.Errorf("%w: %s version %s is beyond this site's clock + %s", ErrFuture, m.Name, m.Stamp, s.cfg.MaxSkew)
+	}
 	id := m.ID()
-	if _, ok, err := getValue(s.db, manifestKey(id)); err != nil || ok {
+	if ok, err := s.HasManifest(id); err != nil || ok {
 		return false, err
 	}
 	name, _ := ParseName(m.Name) // Verify parsed it
@@ -182,15 +223,9 @@ func (s *Store) Accept(m *manifest.Manifest) (bool, error) {
 		return false, fmt.Errorf("%w: %s version %s already held by manifest %s", ErrConflict, m.Name, m.Stamp, other.ID().Short())
 	}
 	s.cfg.Clock.Observe(m.Stamp)
-	pb := s.db.NewBatch()
-	defer pb.Close()
-	if err := stageVersion(pb, m, m.Encode()); err != nil {
-		return false, err
-	}
-	if err := pb.Commit(pebble.Sync); err != nil {
+	if err := s.commitVersion(s.chunks.NewBatch(), m, from); err != nil {
 		return false, fmt.Errorf("index manifest %s: %w", id.Short(), err)
 	}
-	s.versions.Add(1)
 	return true, nil
 }
 

@@ -265,10 +265,10 @@ func TestAcceptVerifies(t *testing.T) {
 		return m
 	}
 	good := mk("other.org/p", peer)
-	if isNew, err := e.store.Accept(good); err != nil || !isNew {
+	if isNew, err := e.store.Accept(good, "test"); err != nil || !isNew {
 		t.Fatalf("accept good: %v %v", isNew, err)
 	}
-	if isNew, err := e.store.Accept(good); err != nil || isNew {
+	if isNew, err := e.store.Accept(good, "test"); err != nil || isNew {
 		t.Fatalf("accept again: new=%v err=%v, want a no-op", isNew, err)
 	}
 	tampered := mk("other.org/q", peer)
@@ -284,7 +284,7 @@ func TestAcceptVerifies(t *testing.T) {
 		{"unknown signer", mk("other.org/r", stranger), ErrUntrusted},
 	}
 	for _, tc := range cases {
-		if _, err := e.store.Accept(tc.m); !errors.Is(err, tc.want) {
+		if _, err := e.store.Accept(tc.m, "test"); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 		}
 	}

@@ -194,6 +194,10 @@ func StartProcess(ctx context.Context, bin, dir string, logw io.Writer, env ...s
 	if err != nil {
 		return nil, fmt.Errorf("start site process in %s: %w", dir, err)
 	}
+	// Else the readiness probe could be answered by whatever holds the port.
+	if err := checkFree(cfg.HTTP); err != nil {
+		return nil, fmt.Errorf("start site %s in %s: %w", cfg.ID, dir, err)
+	}
 	cmd := exec.Command(bin, "site", "run", "--dir", dir)
 	cmd.Env = append(os.Environ(), env...)
 	if logw != nil { // else the null device
@@ -213,6 +217,15 @@ func StartProcess(ctx context.Context, bin, dir string, logw io.Writer, env ...s
 		return nil, fmt.Errorf("start site %s in %s: %w", cfg.ID, dir, err)
 	}
 	return p, nil
+}
+
+// checkFree reports an error if something listens on addr.
+func checkFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("HTTP address %s is taken (another site running on this dir or port?): %w", addr, err)
+	}
+	return ln.Close()
 }
 
 // baseURL turns a listen address into a URL a client on this host can use.

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/skyfed/skyfed/chunk/crashpoint"
+	"github.com/skyfed/skyfed/site"
 	"github.com/skyfed/skyfed/testlab"
 )
 
@@ -447,7 +448,7 @@ func TestCLIExitCodes(t *testing.T) {
 	}
 
 	tmp := t.TempDir()
-	free := func() string {
+	free := func(t *testing.T) string {
 		a, err := testlab.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
@@ -468,7 +469,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{"bad root flag", []string{"--no-such-flag"}, 80, true, ""},
 		{"missing arg", []string{"put"}, 80, true, ""},
 		{"init existing site", []string{"site", "init", "--dir", s.dir, "--id", "other", "--domain", procDomain}, 1, true, "already holds a site"},
-		{"init fresh", []string{"site", "init", "--dir", fresh, "--id", "fresh", "--domain", procDomain, "--http", free(), "--nats", free()}, 0, false, ""},
+		{"init fresh", []string{"site", "init", "--dir", fresh, "--id", "fresh", "--domain", procDomain, "--http", free(t), "--nats", free(t)}, 0, false, ""},
 	}
 	for _, tc := range exits {
 		t.Run(tc.name, func(t *testing.T) {
@@ -487,7 +488,7 @@ func TestCLIExitCodes(t *testing.T) {
 
 	t.Run("init prints one key line", func(t *testing.T) {
 		dir := filepath.Join(tmp, "keyline")
-		code, out, errOut := run(t, nil, "site", "init", "--dir", dir, "--id", "keyline", "--domain", procDomain, "--http", free(), "--nats", free())
+		code, out, errOut := run(t, nil, "site", "init", "--dir", dir, "--id", "keyline", "--domain", procDomain, "--http", free(t), "--nats", free(t))
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
@@ -641,5 +642,50 @@ func TestStreaming4GiB(t *testing.T) {
 	s.stop()
 	if err := os.RemoveAll(s.dir); err != nil {
 		t.Errorf("free the disk: %v", err)
+	}
+}
+
+// TestProcessStartFails checks that a site process that cannot start is
+// reported and reaped, and that a dead process answers RSS with ErrExited.
+func TestProcessStartFails(t *testing.T) {
+	procNoLeaks(t)
+	s := newProcSite(t, "busy")
+	s.start()
+	p := s.p
+	// A second process on the same dir and ports cannot start.
+	var log bytes.Buffer
+	if q, err := testlab.StartProcess(t.Context(), s.bin, s.dir, &log); err == nil {
+		q.Kill()
+		t.Fatal("a second site process on the same dir and ports started")
+	} else {
+		t.Logf("second process refused: %v", err)
+	}
+	s.p = nil
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.RSS(); !errors.Is(err, testlab.ErrExited) {
+		t.Errorf("RSS of a killed process: %v, want ErrExited", err)
+	}
+	if err := p.Stop(); err == nil {
+		t.Error("Stop of a killed process reported a clean exit")
+	}
+	if err := p.Kill(); err != nil {
+		t.Errorf("second Kill: %v", err)
+	}
+
+	// A process that exits at once (here: an unreadable key) is reported
+	// without waiting for the start timeout.
+	b := newProcSite(t, "badkey")
+	if err := os.WriteFile(filepath.Join(b.dir, site.KeyFile), []byte("not hex\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	q, err := testlab.StartProcess(t.Context(), b.bin, b.dir, &log)
+	if err == nil {
+		q.Kill()
+		t.Fatal("a site with a broken key file started")
+	}
+	if !strings.Contains(err.Error(), "exited before answering") || !strings.Contains(err.Error(), "exit status 1") {
+		t.Errorf("StartProcess error %q, want it to say the process exited with status 1", err)
 	}
 }

@@ -40,9 +40,9 @@ type fakeSite struct {
 }
 
 type fakeVersion struct {
-	version, origin, contentType string
-	data                         []byte
-	deleted                      bool
+	version, origin string
+	data            []byte
+	deleted         bool
 }
 
 func newFakeSite(t *testing.T) (*fakeSite, string) {

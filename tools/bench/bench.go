@@ -138,6 +138,9 @@ func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("bench ingest: scratch dir: %w (pick a writable --dir)", err)
+	}
 	scratch, err := os.MkdirTemp(cfg.Dir, "skyfed-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("bench ingest: scratch dir: %w (pick a writable --dir)", err)

@@ -56,7 +56,7 @@ func (r *Random) Read(p []byte) (int, error) {
 			r.nextBlock()
 		}
 		k := min(len(p)-n, blockSize-r.inBlk)
-		subtle.XORBytes(p[n:n+k], r.pool[r.a+r.inBlk:], r.pool[r.b+r.inBlk:])
+		subtle.XORBytes(p[n:n+k], r.pool[r.a+r.inBlk:][:k], r.pool[r.b+r.inBlk:][:k])
 		r.inBlk += k
 		n += k
 	}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/skyfed/skyfed/tools/bench"
+)
+
+// BenchCmd groups the benchmarks (later issues add `replicate` and `lookup`).
+type BenchCmd struct {
+	Ingest BenchIngestCmd `cmd:"" help:"Measure ingest on one disk: raw write, SHA-256, skyfed put (random data and FITS frames) and a JetStream Object Store, as one table with ratios and goals."`
+}
+
+// BenchIngestCmd is `skyfed bench ingest`.
+type BenchIngestCmd struct {
+	Size bench.ByteSize `default:"1GiB" help:"Bytes each writer writes (e.g. 1GiB, 256MiB)."`
+	Dir  string         `type:"path" help:"Directory on the disk to measure; the bench works in a new subdirectory and removes it (default: under the system temp dir)."`
+	FITS string         `name:"fits" type:"path" env:"SKYFED_FITS" help:"Directory of real FITS frames (e.g. extracted from Debian's eso-midas-testdata); synthetic 16-bit frames when unset."`
+}
+
+// Run runs the ingest benchmark with this very binary as the site and
+// prints the table on stdout, progress on stderr.
+func (c *BenchIngestCmd) Run(app *App) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench ingest: find the skyfed binary to run sites with: %w", err)
+	}
+	res, err := bench.RunIngest(app.Ctx, bench.IngestConfig{
+		Size: c.Size, Dir: c.Dir, FITS: c.FITS, Binary: bin, Progress: app.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	return res.WriteTable(app.Stdout)
+}

@@ -1,5 +1,0 @@
-package main
-
-type BenchCmd struct{}
-
-func (c *BenchCmd) Run(app *App) error { return nil }

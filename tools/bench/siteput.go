@@ -1,0 +1,143 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/skyfed/skyfed/site/client"
+	"github.com/skyfed/skyfed/testlab"
+)
+
+// benchDomain is the domain the benchmark sites write under.
+const benchDomain = "bench.skyfed.test"
+
+// benchSite is one site process started for a measurement.
+type benchSite struct {
+	proc   *testlab.Process
+	client *client.Client
+	dir    string
+	log    *tailWriter
+}
+
+// startSite creates a site in a new subdirectory and runs it as a process
+// of the skyfed binary.
+func (b *ingestRun) startSite(ctx context.Context, name string) (*benchSite, error) {
+	dir, err := b.subdir("site-" + name)
+	if err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(dir, "data")
+	url, _, err := testlab.InitSite(b.cfg.Binary, dataDir, "bench-"+name, benchDomain)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	logw := &tailWriter{max: 16 << 10}
+	p, err := testlab.StartProcess(ctx, b.cfg.Binary, dataDir, logw)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("%w\nsite log:\n%s", err, logw.String())
+	}
+	return &benchSite{proc: p, client: client.New(url, ""), dir: dir, log: logw}, nil
+}
+
+// stop stops the process and removes the site's data.
+func (s *benchSite) stop() error {
+	s.client.CloseIdleConnections()
+	err := s.proc.Stop()
+	if rerr := os.RemoveAll(s.dir); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	return s.wrap(err)
+}
+
+// wrap adds the tail of the site's log to err.
+func (s *benchSite) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w\nsite log (tail):\n%s", err, s.log.String())
+}
+
+// idleRSS records the site's resident set size; read before any put.
+func (s *benchSite) idleRSS(into *SitePut) error {
+	v, err := s.proc.RSS()
+	into.IdleRSS = v
+	return s.wrap(err)
+}
+
+// peakRSS records the site's peak resident set size (VmHWM); read after
+// the last put.
+func (s *benchSite) peakRSS(into *SitePut) error {
+	v, err := s.proc.PeakRSS()
+	into.PeakRSS = v
+	return s.wrap(err)
+}
+
+// measureSiteRandom times a put of the random stream, as one object, into
+// a fresh site process over HTTP.
+func (b *ingestRun) measureSiteRandom(ctx context.Context) (Measure, error) {
+	s, err := b.startSite(ctx, "random")
+	if err != nil {
+		return Measure{}, err
+	}
+	out, err := b.putRandom(ctx, s)
+	if serr := s.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return Measure{}, err
+	}
+	b.res.Random = out
+	return out.Measure, nil
+}
+
+func (b *ingestRun) putRandom(ctx context.Context, s *benchSite) (SitePut, error) {
+	var out SitePut
+	if err := s.idleRSS(&out); err != nil {
+		return out, err
+	}
+	size := int64(b.cfg.Size)
+	var res client.PutResult
+	d, err := b.timed(func() error {
+		var err error
+		res, err = s.client.Put(ctx, benchDomain+"/random/stream-0001.bin", NewRandom(b.cfg.Seed, size), size, client.PutOptions{})
+		return err
+	})
+	if err != nil {
+		return out, s.wrap(err)
+	}
+	if res.Size != size {
+		return out, fmt.Errorf("site stored %d bytes of %d", res.Size, size)
+	}
+	out.Measure, out.Objects = Measure{Bytes: res.Size, Elapsed: d}, 1
+	return out, s.peakRSS(&out)
+}
+
+// tailWriter keeps the last max bytes written to it; safe for concurrent use.
+type tailWriter struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(bytes.TrimSpace(t.buf))
+}
