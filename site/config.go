@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 )
@@ -44,6 +46,48 @@ type Config struct {
 	// non-loopback address.
 	Token string `toml:"token"`
 	Peers []Peer `toml:"peer"`
+	Links []Link `toml:"link"`
+}
+
+// Link is a link this site dials to a peer's NATS server.
+type Link struct {
+	Peer    string `toml:"peer"`
+	URL     string `toml:"url"`      // nats://host:port
+	MaxRate string `toml:"max_rate"` // e.g. 50MB/s; empty or 0: unlimited
+	Mode    string `toml:"mode"`     // offer (default) or flood
+}
+
+func (l Link) validate() error {
+	if !manifest.ValidSiteID(l.Peer) {
+		return fmt.Errorf("%w: link peer %q must match [a-z0-9-]{1,32}", ErrBadConfig, l.Peer)
+	}
+	u, err := url.Parse(l.URL)
+	if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+		return fmt.Errorf("%w: link %s url %q must look like nats://host:port", ErrBadConfig, l.Peer, l.URL)
+	}
+	if l.MaxRate != "" {
+		if _, err := forward.ParseRate(l.MaxRate); err != nil {
+			return fmt.Errorf("%w: link %s: %w", ErrBadConfig, l.Peer, err)
+		}
+	}
+	if l.Mode != "" && l.Mode != forward.ModeOffer && l.Mode != forward.ModeFlood {
+		return fmt.Errorf("%w: link %s mode %q must be offer or flood", ErrBadConfig, l.Peer, l.Mode)
+	}
+	return nil
+}
+
+// linkConfigs turns the config's links into what the forwarding node dials.
+func (c *Config) linkConfigs() []forward.LinkConfig {
+	out := make([]forward.LinkConfig, 0, len(c.Links))
+	for _, l := range c.Links {
+		rate, _ := forward.ParseRate(l.MaxRate) // validated
+		mode := l.Mode
+		if mode == "" {
+			mode = forward.ModeOffer
+		}
+		out = append(out, forward.LinkConfig{Peer: l.Peer, URL: l.URL, MaxRate: rate, Mode: mode})
+	}
+	return out
 }
 
 // Peer is a trusted site: its key may write under its domains.
@@ -71,6 +115,19 @@ func (c *Config) Validate() error {
 	}
 	if c.ChunkSize <= 0 || c.ChunkSize > chunk.MaxSize {
 		return fmt.Errorf("%w: chunk_size %d must be 1..%d", ErrBadConfig, c.ChunkSize, chunk.MaxSize)
+	}
+	links := map[string]bool{}
+	for _, l := range c.Links {
+		if err := l.validate(); err != nil {
+			return err
+		}
+		if links[l.Peer] {
+			return fmt.Errorf("%w: link to %q listed twice", ErrBadConfig, l.Peer)
+		}
+		if l.Peer == c.ID {
+			return fmt.Errorf("%w: a site cannot link to itself", ErrBadConfig)
+		}
+		links[l.Peer] = true
 	}
 	seen := map[string]bool{}
 	for _, p := range c.Peers {
@@ -234,6 +291,36 @@ func Untrust(dir, id string) error {
 			}
 		}
 		return fmt.Errorf("peer %q is not trusted: %w", id, ErrNoSuchPeer)
+	})
+}
+
+// LinkTo adds or replaces the link to l.Peer in dir's config.
+func LinkTo(dir string, l Link) error {
+	if err := l.validate(); err != nil {
+		return err
+	}
+	return EditConfig(dir, func(c *Config) error {
+		for i := range c.Links {
+			if c.Links[i].Peer == l.Peer {
+				c.Links[i] = l
+				return nil
+			}
+		}
+		c.Links = append(c.Links, l)
+		return nil
+	})
+}
+
+// Unlink removes the link to peer from dir's config.
+func Unlink(dir, peer string) error {
+	return EditConfig(dir, func(c *Config) error {
+		for i := range c.Links {
+			if c.Links[i].Peer == peer {
+				c.Links = append(c.Links[:i], c.Links[i+1:]...)
+				return nil
+			}
+		}
+		return fmt.Errorf("no link to %q: %w", peer, ErrNoSuchPeer)
 	})
 }
 

@@ -7,26 +7,20 @@ import (
 	"strconv"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward"
 )
 
 // Status is the JSON answer of /api/status.
 type Status struct {
-	Site        string       `json:"site"`
-	Domain      string       `json:"domain"`
-	Key         string       `json:"key"`
-	Objects     int64        `json:"objects"`
-	Versions    int64        `json:"versions"`
-	Chunks      int64        `json:"chunks"`
-	StoredBytes int64        `json:"stored_bytes"`
-	RawBytes    int64        `json:"raw_bytes"`
-	Links       []LinkStatus `json:"links"`
-}
-
-// LinkStatus is one link's row in Status.
-type LinkStatus struct {
-	Peer      string `json:"peer"`
-	Direction string `json:"direction"`
-	State     string `json:"state"`
+	Site        string               `json:"site"`
+	Domain      string               `json:"domain"`
+	Key         string               `json:"key"`
+	Objects     int64                `json:"objects"`
+	Versions    int64                `json:"versions"`
+	Chunks      int64                `json:"chunks"`
+	StoredBytes int64                `json:"stored_bytes"`
+	RawBytes    int64                `json:"raw_bytes"`
+	Links       []forward.LinkStatus `json:"links"`
 }
 
 // Status reports what the site holds.
@@ -41,7 +35,7 @@ func (s *Site) Status() (Status, error) {
 		Site: cfg.ID, Domain: cfg.Domain, Key: s.key.PublicKey().String(),
 		Objects: objects, Versions: s.objects.Versions(),
 		Chunks: cs.Chunks, StoredBytes: cs.StoredBytes, RawBytes: cs.RawBytes,
-		Links: []LinkStatus{},
+		Links: s.node.Links(),
 	}, nil
 }
 

@@ -20,9 +20,12 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 )
@@ -51,6 +54,11 @@ type Site struct {
 	chunks  *chunk.Store
 	objects *naming.Store
 	metrics *metrics
+
+	arrivals *forward.Log
+	stores   *forward.Stores
+	node     *forward.Node
+	local    *nats.Conn
 
 	mu      sync.Mutex
 	cfg     Config
@@ -90,6 +98,10 @@ func Open(dir string, opts Options) (*Site, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(opts.Registry, s)
+	s.node = forward.NewNode(forward.NodeConfig{
+		Site: cfg.ID, Signer: key, Stores: s.stores, PeerKey: s.trust.keyOf, Logger: s.log,
+	})
+	opts.Registry.MustRegister(s.node)
 	return s, nil
 }
 
@@ -103,18 +115,27 @@ func (s *Site) openStores(cfg Config) error {
 		db.Close()
 		return fmt.Errorf("open chunk store: %w", err)
 	}
+	arrivals, err := forward.OpenLog(db)
+	if err != nil {
+		chunks.Close()
+		db.Close()
+		return err
+	}
+	stores := &forward.Stores{Chunks: chunks, Log: arrivals}
 	objects, err := naming.Open(db, chunks, naming.Config{
 		Signer:    s.key,
 		Clock:     manifest.NewClock(cfg.ID, nil),
 		Trust:     s.trust,
 		ChunkSize: cfg.ChunkSize,
+		Journal:   stores,
 	})
 	if err != nil {
 		chunks.Close()
 		db.Close()
 		return err
 	}
-	s.db, s.chunks, s.objects = db, chunks, objects
+	stores.Objects = objects
+	s.db, s.chunks, s.objects, s.arrivals, s.stores = db, chunks, objects, arrivals, stores
 	return nil
 }
 
@@ -150,7 +171,12 @@ func (s *Site) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.startLinks(cfg); err != nil {
+		s.stopNATS()
+		return err
+	}
 	if err := s.startHTTP(cfg); err != nil {
+		s.stopLinks()
 		s.stopNATS()
 		return err
 	}
@@ -174,16 +200,24 @@ func (s *Site) startNATS(cfg Config) error {
 		port = s.opts.NATSPort
 	}
 	ns, err := server.NewServer(&server.Options{
-		ServerName: "skyfed-" + cfg.ID,
-		Host:       host,
-		Port:       port,
-		NoSigs:     true,
-		NoLog:      true,
-		MaxPayload: 1 << 20,
+		ServerName:        "skyfed-" + cfg.ID,
+		Host:              host,
+		Port:              port,
+		NoSigs:            true,
+		MaxPayload:        1 << 20,
+		AlwaysEnableNonce: true,
+		CustomClientAuthentication: &natsAuth{site: cfg.ID, self: s.key.PublicKey(), trust: s.trust, refused: func(peer, why string) {
+			s.metrics.rejected.WithLabelValues("nats_auth").Inc()
+			s.node.Refused(peer, why)
+		}},
 	})
 	if err != nil {
 		return fmt.Errorf("embedded NATS server: %w", err)
 	}
+	ns.SetLoggerV2(natsLog{log: s.log, violations: func(line string) {
+		s.metrics.rejected.WithLabelValues("nats_permission").Inc()
+		s.log.Warn("NATS permission violation refused", "detail", line)
+	}}, false, false, false)
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
@@ -191,6 +225,40 @@ func (s *Site) startNATS(cfg Config) error {
 	}
 	s.nats = ns
 	return nil
+}
+
+// startLinks connects the site to its own NATS server, accepts links
+// dialed to it and dials its configured links.
+func (s *Site) startLinks(cfg Config) error {
+	kp, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, s.key.Seed())
+	if err != nil {
+		return err
+	}
+	pub, _ := kp.PublicKey()
+	opts := []nats.Option{nats.Name("skyfed " + cfg.ID + " (local)"), nats.Nkey(pub, kp.Sign), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1)}
+	url := cfg.NATSURL
+	if s.nats != nil {
+		opts = append(opts, nats.InProcessServer(s.nats))
+		url = ""
+	}
+	local, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to the site's NATS server %s: %w", s.NATSURL(), err)
+	}
+	if err := s.node.Serve(local); err != nil {
+		local.Close()
+		return err
+	}
+	s.local = local
+	s.node.SetLinks(cfg.linkConfigs())
+	return nil
+}
+
+func (s *Site) stopLinks() {
+	s.node.Close()
+	if s.local != nil {
+		s.local.Close()
+	}
 }
 
 func (s *Site) stopNATS() {
@@ -239,6 +307,7 @@ func (s *Site) Stop() error {
 		}
 		cancel()
 	}
+	s.stopLinks()
 	s.stopNATS()
 	return errors.Join(append(errs, s.Close())...)
 }
@@ -300,7 +369,8 @@ func (s *Site) reloadConfig() {
 	s.cfg, s.cfgStat = cfg, st
 	s.mu.Unlock()
 	s.trust.update(s.key.PublicKey(), cfg)
-	s.log.Info("config reloaded", "peers", len(cfg.Peers))
+	s.node.SetLinks(cfg.linkConfigs())
+	s.log.Info("config reloaded", "peers", len(cfg.Peers), "links", len(cfg.Links))
 }
 
 type quietPebble struct{ log *slog.Logger }

@@ -9,7 +9,8 @@ import (
 // trustStore answers which keys may write which domains; the config
 // watcher swaps its contents while the site runs.
 type trustStore struct {
-	v atomic.Pointer[map[manifest.PublicKey][]string]
+	v     atomic.Pointer[map[manifest.PublicKey][]string]
+	peers atomic.Pointer[map[manifest.PublicKey]string]
 }
 
 func newTrustStore(self manifest.PublicKey, cfg Config) *trustStore {
@@ -20,14 +21,17 @@ func newTrustStore(self manifest.PublicKey, cfg Config) *trustStore {
 
 func (t *trustStore) update(self manifest.PublicKey, cfg Config) {
 	m := map[manifest.PublicKey][]string{self: {cfg.Domain}}
+	peers := map[manifest.PublicKey]string{}
 	for _, p := range cfg.Peers {
 		k, err := manifest.ParsePublicKey(p.Key)
 		if err != nil {
 			continue // Validate refused such configs already
 		}
 		m[k] = append(m[k], p.Domains...)
+		peers[k] = p.ID
 	}
 	t.v.Store(&m)
+	t.peers.Store(&peers)
 }
 
 // MayWrite implements naming.Trust.
@@ -39,4 +43,19 @@ func (t *trustStore) MayWrite(key manifest.PublicKey, domain string) (known, all
 		}
 	}
 	return known, false
+}
+
+// peerOf returns the peer ID whose trusted key is key, or "".
+func (t *trustStore) peerOf(key manifest.PublicKey) string {
+	return (*t.peers.Load())[key]
+}
+
+// keyOf returns the trusted key of peer.
+func (t *trustStore) keyOf(peer string) (manifest.PublicKey, bool) {
+	for k, p := range *t.peers.Load() {
+		if p == peer {
+			return k, true
+		}
+	}
+	return manifest.PublicKey{}, false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/site"
 )
@@ -15,6 +16,8 @@ type SiteCmd struct {
 	Key     SiteKeyCmd     `cmd:"" help:"Print the site's public key."`
 	Trust   SiteTrustCmd   `cmd:"" help:"Trust a peer's key to write under domains (replaces an earlier entry for the peer)."`
 	Untrust SiteUntrustCmd `cmd:"" help:"Remove a peer from the trust store."`
+	Link    SiteLinkCmd    `cmd:"" help:"Dial a link to a peer's NATS server (replaces an earlier link to the peer). The peer must trust this site's key."`
+	Unlink  SiteUnlinkCmd  `cmd:"" help:"Remove the link to a peer."`
 }
 
 // SiteInitCmd is `skyfed site init`.
@@ -112,5 +115,41 @@ func (c *SiteUntrustCmd) Run(app *App) error {
 		return err
 	}
 	app.Log.Info("peer removed", "peer", c.Peer)
+	return nil
+}
+
+// SiteLinkCmd is `skyfed site link`.
+type SiteLinkCmd struct {
+	Dir     string `required:"" type:"existingdir" help:"The site's data dir."`
+	Peer    string `required:"" help:"Peer site ID."`
+	URL     string `required:"" name:"url" help:"Peer's NATS URL, nats://host:port."`
+	MaxRate string `name:"max-rate" default:"0" help:"Rate limit for all traffic of the link: bytes/s with B, KB, MB, GB (x1000), KiB, MiB, GiB (x1024) or Mbit/s; 0 unlimited."`
+	Mode    string `default:"offer" enum:"offer,flood" help:"offer (offer IDs, send what is wanted) or flood (push everything; the baseline)."`
+}
+
+// Run adds or replaces the link.
+func (c *SiteLinkCmd) Run(app *App) error {
+	if _, err := forward.ParseRate(c.MaxRate); err != nil {
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("--max-rate: %w", err)}
+	}
+	if err := site.LinkTo(c.Dir, site.Link{Peer: c.Peer, URL: c.URL, MaxRate: c.MaxRate, Mode: c.Mode}); err != nil {
+		return err
+	}
+	app.Log.Info("link configured; a running site dials it within 5s", "peer", c.Peer, "url", c.URL, "max_rate", c.MaxRate, "mode", c.Mode)
+	return nil
+}
+
+// SiteUnlinkCmd is `skyfed site unlink`.
+type SiteUnlinkCmd struct {
+	Dir  string `required:"" type:"existingdir" help:"The site's data dir."`
+	Peer string `required:"" help:"Peer site ID."`
+}
+
+// Run removes the link.
+func (c *SiteUnlinkCmd) Run(app *App) error {
+	if err := site.Unlink(c.Dir, c.Peer); err != nil {
+		return err
+	}
+	app.Log.Info("link removed", "peer", c.Peer)
 	return nil
 }

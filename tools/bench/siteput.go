@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -79,8 +80,14 @@ func (s *benchSite) peakRSS(into *SitePut) error {
 	return s.wrap(err)
 }
 
-// measureSiteRandom times a put of the random stream, as one object, into
-// a fresh site process over HTTP.
+// RandomObjectSize is the size of the objects the random stream is put as,
+// into skyfed and into the Object Store alike: a frame-sized object (the
+// telescopes dump 10–200 MB), and small enough for the stock Object Store
+// with sync always (see measureObjectStore).
+const RandomObjectSize = 64 << 20
+
+// measureSiteRandom times a put of the random stream, as objects of
+// RandomObjectSize, into a fresh site process over HTTP.
 func (b *ingestRun) measureSiteRandom(ctx context.Context) (Measure, error) {
 	s, err := b.startSite(ctx, "random")
 	if err != nil {
@@ -102,21 +109,39 @@ func (b *ingestRun) putRandom(ctx context.Context, s *benchSite) (SitePut, error
 	if err := s.idleRSS(&out); err != nil {
 		return out, err
 	}
-	size := int64(b.cfg.Size)
-	var res client.PutResult
+	src := NewRandom(b.cfg.Seed, int64(b.cfg.Size))
 	d, err := b.timed(func() error {
-		var err error
-		res, err = s.client.Put(ctx, benchDomain+"/random/stream-0001.bin", NewRandom(b.cfg.Seed, size), size, client.PutOptions{})
-		return err
+		for i, size := range randomObjects(int64(b.cfg.Size)) {
+			name := fmt.Sprintf("%s/random/object-%04d.bin", benchDomain, i)
+			res, err := s.client.Put(ctx, name, io.LimitReader(src, size), size, client.PutOptions{})
+			if err != nil {
+				return s.wrap(err)
+			}
+			if res.Size != size {
+				return fmt.Errorf("put %s: site stored %d bytes of %d", name, res.Size, size)
+			}
+			out.Bytes += size
+			out.Objects++
+		}
+		return nil
 	})
 	if err != nil {
-		return out, s.wrap(err)
+		return out, err
 	}
-	if res.Size != size {
-		return out, fmt.Errorf("site stored %d bytes of %d", res.Size, size)
-	}
-	out.Measure, out.Objects = Measure{Bytes: res.Size, Elapsed: d}, 1
+	out.Elapsed = d
 	return out, s.peakRSS(&out)
+}
+
+// randomObjects splits size into the sizes of the random-data objects:
+// RandomObjectSize each, the last one shorter.
+func randomObjects(size int64) []int64 {
+	var out []int64
+	for size > 0 {
+		n := min(size, RandomObjectSize)
+		out = append(out, n)
+		size -= n
+	}
+	return out
 }
 
 // tailWriter keeps the last max bytes written to it; safe for concurrent use.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 )
 
 // Row labels of the ingest table (stable: scripts and tests look for them).
@@ -70,13 +71,14 @@ func (r *IngestResult) WriteTable(w io.Writer) error {
 	row(RowSource, r.Source, "[1] input of every writer below, no disk")
 	row(RowRawWrite, r.RawWrite, "[2] disk baseline")
 	row(RowSHA256, r.SHA256, "hashing time only")
-	row(RowSkyfedRandom, r.Random.Measure, fmt.Sprintf("[3] %d object; site RSS idle %s, peak %s",
+	row(RowSkyfedRandom, r.Random.Measure, fmt.Sprintf("[3] %d objects; site RSS idle %s, peak %s",
 		r.Random.Objects, ByteSize(r.Random.IdleRSS), ByteSize(r.Random.PeakRSS)))
 	f := r.FITS
 	row(RowSkyfedFITS, f.Measure, fmt.Sprintf("[4] %d objects (%s); chunks %d unique / %d total; stored/raw %.3f; site RSS peak %s",
 		f.Objects, ByteSize(f.Bytes), f.UniqueChunks, f.TotalChunks, ratio(float64(f.StoredBytes), float64(f.RawBytes)), ByteSize(f.PeakRSS)))
-	row(RowStoreDefault, r.StoreDefault, "[5] 1 object, 128 KiB chunks, server syncs in background")
-	row(RowStoreSyncAlways, r.StoreSyncAlways, "[5] 1 object, 128 KiB chunks, server fsyncs every message")
+	objects := len(randomObjects(r.Size))
+	row(RowStoreDefault, r.StoreDefault, fmt.Sprintf("[5] %d objects, 128 KiB chunks, server syncs in background", objects))
+	row(RowStoreSyncAlways, r.StoreSyncAlways, fmt.Sprintf("[5] %d objects, 128 KiB chunks, server fsyncs every message", objects))
 	fmt.Fprintln(tw, "\t\t\t")
 	fmt.Fprintln(tw, "ratio\tvalue\tgoal\tresult")
 	for _, rt := range r.Ratios() {
@@ -100,16 +102,39 @@ func (r *IngestResult) footnotes() string {
 		frames = "SYNTHETIC frames, not real data: " + frames
 	}
 	notes := []string{
-		"MB/s is 10^6 bytes per second. Every writer gets the same bytes: a seeded stream (a 4 MiB ChaCha8 pool, each 64 KiB block the XOR of two pool windows at ChaCha8-drawn offsets: incompressible, no repeated block) generated in the writing client as it writes.",
+		"MB/s is 10^6 bytes per second. Every writer gets the same bytes: a seeded stream (a 4 MiB ChaCha8 pool, each 64 KiB block the XOR of two pool windows at ChaCha8-drawn offsets: incompressible, no repeated block) generated in the writing client as it writes. The random stream is put as objects of " + ByteSize(RandomObjectSize).String() + " (the last one shorter), into skyfed and the Object Store alike.",
 		"Every write starts on a synced file system and its time includes a syncfs(2) of the scratch file system at the end, so each writer pays for making its data durable (skyfed fsyncs its pack files and commits Pebble with sync; the Object Store with default sync leaves that to this sync). Each measurement's data is removed before the next: the disk holds about one copy at a time.",
-		"A real site process (this binary, `site run`, fresh data dir in the disk dir), one PUT /o/{name} of the whole stream over HTTP on loopback through the skyfed client, which SHA-256s what it sends to check the site's answer, as the nats.go Object Store client SHA-256s its digest.",
+		"A real site process (this binary, `site run`, fresh data dir in the disk dir), one streamed PUT /o/{name} per object over HTTP on loopback through the skyfed client, which SHA-256s what it sends to check the site's answer, as the nats.go Object Store client SHA-256s its digest.",
 		"One frame per object, like a telescope; copy i is base frame i mod N with its sample bits varied (testlab.VaryFrame), so every object is unique content with the statistics of the frames; varying is not timed. Frames: " + frames + ". Chunks from the site's /api/status; stored/raw = bytes on disk ÷ raw bytes of the unique chunks.",
-		"JetStream Object Store of an embedded nats-server (in this process, file store in the disk dir), nats.go jetstream client over loopback TCP, the same stream as one object in the Object Store's default 128 KiB chunks.",
+		"JetStream Object Store of an embedded nats-server (in this process, file store in the disk dir), nats.go jetstream client over loopback TCP, the same stream as the same objects in the Object Store's default 128 KiB chunks. Objects stay below the server's 128 MiB stream ingest queue: with sync always, a stock Put of a larger object fails with 429 \"too many requests\" (the client pipelines up to 4000 chunks).",
 	}
 	var sb strings.Builder
 	sb.WriteString("\n")
 	for i, n := range notes {
-		fmt.Fprintf(&sb, "[%d] %s\n", i+1, n)
+		sb.WriteString(wrap(fmt.Sprintf("[%d] %s", i+1, n), 100, "    "))
 	}
+	return sb.String()
+}
+
+// wrap breaks text into lines of at most width columns (longer words stay
+// whole), indenting every line after the first.
+func wrap(text string, width int, indent string) string {
+	var sb strings.Builder
+	col := 0
+	for i, w := range strings.Fields(text) {
+		n := utf8.RuneCountInString(w)
+		switch {
+		case i == 0:
+		case col+1+n > width:
+			sb.WriteString("\n" + indent)
+			col = len(indent)
+		default:
+			sb.WriteByte(' ')
+			col++
+		}
+		sb.WriteString(w)
+		col += n
+	}
+	sb.WriteByte('\n')
 	return sb.String()
 }

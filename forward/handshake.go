@@ -1,0 +1,212 @@
+package forward
+
+import (
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/skyfed/skyfed/manifest"
+)
+
+// Roles in the proofs.
+const (
+	roleDialer   = "dialer"
+	roleAcceptor = "acceptor"
+)
+
+// dialLoop connects a dialed link to the peer's NATS server, retrying
+// until it succeeds or the link stops; nats.go then reconnects by itself
+// and each (re)connect starts a new handshake.
+func (l *Link) dialLoop() {
+	ctx := l.ctx
+	backoff := 500 * time.Millisecond
+	for {
+		err := l.connect()
+		if err == nil {
+			return
+		}
+		if isAuthError(err) {
+			l.setState(StateRefused)
+			l.log.Warn("peer refused this site; is this site's key trusted there? (skyfed site trust on the peer)", "url", l.url, "err", err)
+		} else {
+			l.log.Info("dial failed; retrying", "url", l.url, "err", err, "in", backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (l *Link) connect() error {
+	auth, err := l.node.nkeyOption()
+	if err != nil {
+		return err
+	}
+	conn, err := nats.Connect(l.url, auth,
+		nats.Name("skyfed "+l.node.site+" → "+l.peer),
+		nats.ReconnectBufSize(-1), // never buffer into a link that is down
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.PingInterval(5*time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.setState(StateDown)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { l.sendHello() }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if isAuthError(err) || strings.Contains(err.Error(), "Permissions Violation") {
+				l.setState(StateRefused)
+			}
+			l.log.Warn("NATS error on link", "err", err)
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	if l.ctx.Err() != nil {
+		conn.Close()
+		return nil
+	}
+	l.connP.Store(conn)
+	if err := l.subscribe(); err != nil {
+		conn.Close()
+		return err
+	}
+	if err := conn.Flush(); err != nil {
+		return err
+	}
+	l.sendHello()
+	return nil
+}
+
+func (l *Link) closeConn() {
+	if c := l.connP.Load(); c != nil {
+		c.Close()
+	}
+}
+
+// redial restarts the handshake of a dialed link whose peer fell silent.
+func (l *Link) redial() { l.sendHello() }
+
+// sendHello starts (or restarts) the handshake of a dialed link.
+func (l *Link) sendHello() {
+	conn := l.connP.Load()
+	if conn == nil {
+		return
+	}
+	l.mu.Lock()
+	l.nonce = newNonce()
+	nonce := l.nonce
+	l.mu.Unlock()
+	mode := byte(0)
+	if l.mode == ModeFlood {
+		mode = 1
+	}
+	h := &Hello{Site: l.node.site, Proto: ProtocolVersion, Nonce: nonce, Key: l.node.signer.Signer.PublicKey(), Mode: mode, MaxRate: l.lim.Rate()}
+	if err := conn.Publish(helloSubject(l.node.site, l.peer), (&Message{Type: MsgHello, Hello: h}).Encode()); err != nil {
+		l.log.Warn("hello not sent", "err", err)
+	}
+}
+
+// onHello accepts a link dialed to this site. The NATS server admitted
+// the dialer only as the nkey user of a trusted key, with permission to
+// publish only under its own pair's subjects; the hello must agree.
+func (n *Node) onHello(m *nats.Msg) {
+	parts := strings.Split(m.Subject, ".")
+	if len(parts) != 5 {
+		return
+	}
+	peer := parts[1]
+	msg, err := DecodeMessage(m.Data)
+	if err != nil || msg.Type != MsgHello {
+		n.Refused(peer, "malformed hello")
+		return
+	}
+	h := msg.Hello
+	key, trusted := n.peerKey(peer)
+	switch {
+	case h.Site != peer:
+		n.Refused(peer, "hello names site "+h.Site)
+		return
+	case h.Proto != ProtocolVersion:
+		n.Refused(peer, "protocol version mismatch")
+		return
+	case !trusted || manifest.PublicKey(h.Key) != key:
+		n.Refused(peer, "key not trusted for this site ID")
+		return
+	}
+	mode := ModeOffer
+	if h.Mode == 1 {
+		mode = ModeFlood
+	}
+	name := "in:" + peer
+	n.mu.Lock()
+	old := n.links[name]
+	delete(n.links, name)
+	n.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+	l := newLink(n, name, peer, DirIn, mode, h.MaxRate)
+	l.tx, l.rx = "sf."+peer+"."+n.site+".dn", "sf."+peer+"."+n.site+".up"
+	l.connP.Store(n.local)
+	if err := l.subscribe(); err != nil {
+		n.log.Error("accept link", "peer", peer, "err", err)
+		return
+	}
+	l.nonce = newNonce()
+	n.mu.Lock()
+	n.links[name] = l
+	n.mu.Unlock()
+	l.start(n.ctx)
+	l.lastHeard.Store(time.Now().UnixNano())
+	ack := &Hello{Site: n.site, Proto: ProtocolVersion, Nonce: l.nonce, Key: n.signer.Signer.PublicKey(),
+		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.signer.Signer.Sign(proofMessage(h.Nonce, n.site, peer, roleAcceptor))}
+	l.sendControl(&Message{Type: MsgHelloAck, Hello: ack})
+}
+
+// onHandshake handles a hello-ack (on a dialed link) or a proof (on an
+// accepted link): the other side proves it holds its key.
+func (n *Node) onHandshake(l *Link, msg *Message) {
+	h := msg.Hello
+	l.mu.Lock()
+	nonce := l.nonce
+	l.mu.Unlock()
+	switch {
+	case msg.Type == MsgHelloAck && l.dir == DirOut:
+		key, trusted := n.peerKey(l.peer)
+		switch {
+		case h.Site != l.peer:
+			l.refuse("peer answered as site " + h.Site)
+		case h.Proto != ProtocolVersion:
+			l.refuse("protocol version mismatch")
+		case trusted && manifest.PublicKey(h.Key) != key:
+			l.refuse("peer's key differs from the trusted one")
+		case !manifest.PublicKey(h.Key).Verify(proofMessage(nonce, l.peer, n.site, roleAcceptor), h.Sig):
+			l.refuse("peer's proof of key failed")
+		default:
+			proof := &Hello{Site: n.site, Proto: ProtocolVersion, Key: n.signer.Signer.PublicKey(),
+				Sig: n.signer.Signer.Sign(proofMessage(h.Nonce, n.site, l.peer, roleDialer))}
+			l.resetWindows()
+			l.sendControl(&Message{Type: MsgProof, Hello: proof})
+			l.setState(StateUp)
+		}
+	case msg.Type == MsgProof && l.dir == DirIn:
+		key, _ := n.peerKey(l.peer)
+		if !key.Verify(proofMessage(nonce, l.peer, n.site, roleDialer), h.Sig) {
+			l.refuse("dialer's proof of key failed")
+			return
+		}
+		l.resetWindows()
+		l.setState(StateUp)
+	}
+}
+
+func (l *Link) refuse(why string) {
+	l.node.Refused(l.peer, why)
+	l.c.rejected.Add(1)
+	l.setState(StateRefused)
+}

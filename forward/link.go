@@ -1,0 +1,313 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/skyfed/skyfed/chunk"
+)
+
+// Link states as status shows them.
+const (
+	StateDown    = "down"
+	StateUp      = "up"
+	StateRefused = "refused"
+)
+
+// Modes of a link.
+const (
+	ModeOffer = "offer"
+	ModeFlood = "flood"
+)
+
+// Directions of a link, as seen from this site.
+const (
+	DirOut = "out" // this site dialed
+	DirIn  = "in"  // the peer dialed
+)
+
+// Lane subjects under a link's prefix.
+var laneSubject = map[Lane]string{LaneControl: "ctl", LaneManifest: "man", LaneLookup: "look", LaneBulk: "bulk"}
+
+const (
+	chunkOfferBatch    = 16
+	manifestOfferBatch = 256
+	maxLoaded          = 4096 // entries loaded into one window at a time
+	maxAwaitingChunks  = 32   // chunk payloads sent and not yet acked (fills the bandwidth-delay product)
+	maxAwaitingMani    = 512
+	pingEvery          = 2 * time.Second
+	deadAfter          = 10 * time.Second
+	maxAssemblies      = 64
+)
+
+// counters of one link; exported through Status and metrics.
+type counters struct {
+	sentChunks, receivedChunks         atomic.Int64
+	sentManifests, receivedManifests   atomic.Int64
+	sentRaw, sentWire                  atomic.Int64
+	receivedRaw, receivedWire          atomic.Int64
+	offered, wanted, duplicates        atomic.Int64
+	duplicateBytes, rejected, messages atomic.Int64
+}
+
+// Link is one end of a link: the pumps that send this site's arrivals to
+// the peer and the receiver of what the peer sends.
+type Link struct {
+	node   *Node
+	name   string // "out:<peer>" or "in:<peer>", the From of what arrives on it
+	peer   string
+	dir    string
+	mode   string
+	url    string // dialed links: the peer's NATS URL
+	connP  atomic.Pointer[nats.Conn]
+	tx, rx string   // subject prefixes to publish on and to receive on
+	nonce  [32]byte // the nonce this side sent in its hello, for the peer's proof
+	lim    *Limiter
+	log    *slog.Logger
+	c      counters
+
+	state     atomic.Value // string
+	upSince   atomic.Int64
+	lastHeard atomic.Int64 // unix nanos of the last message from the peer
+
+	queues  [4]chan outMsg
+	wake    chan struct{} // pumps: something changed
+	mu      sync.Mutex
+	windows map[Kind]*Window
+	toSend  map[Kind][]chunk.ID
+	subs    []*nats.Subscription
+	asmMu   sync.Mutex
+	asm     map[chunk.ID]*assembly
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type outMsg struct {
+	lane Lane
+	body []byte
+	raw  int64 // raw payload bytes this message completes (for counters)
+	kind Kind
+	last bool // last frame of a payload
+}
+
+type assembly struct {
+	kind   Kind
+	codec  chunk.Codec
+	rawLen uint32
+	buf    []byte
+	got    uint32
+	flood  bool
+}
+
+func newLink(n *Node, name, peer, dir, mode string, rate uint64) *Link {
+	l := &Link{
+		node: n, name: name, peer: peer, dir: dir, mode: mode,
+		lim:  NewLimiter(rate, nil),
+		log:  n.log.With("link", name),
+		wake: make(chan struct{}, 1),
+	}
+	l.state.Store(StateDown)
+	for i := range l.queues {
+		l.queues[i] = make(chan outMsg, 256)
+	}
+	l.queues[LaneBulk] = make(chan outMsg, bulkQueueFrames(rate))
+	l.resetWindows()
+	return l
+}
+
+// bulkQueueFrames bounds bulk queued on a link to about one second of its rate.
+func bulkQueueFrames(rate uint64) int {
+	if rate == 0 {
+		return 64
+	}
+	return max(2, min(256, int(rate/FrameSize)))
+}
+
+func (l *Link) resetWindows() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.windows = map[Kind]*Window{}
+	for _, k := range []Kind{KindManifest, KindChunk} {
+		cur, err := l.node.stores.Log.Cursor(k, l.name)
+		if err != nil {
+			l.log.Error("read cursor; starting from 0", "kind", k, "err", err)
+		}
+		l.windows[k] = NewWindow(l.name, cur, l.node.timing)
+	}
+	l.toSend = map[Kind][]chunk.ID{}
+	l.mu.Unlock()
+	l.asmMu.Lock()
+	l.asm = map[chunk.ID]*assembly{}
+	l.asmMu.Unlock()
+	l.mu.Lock()
+}
+
+// State returns up, down or refused.
+func (l *Link) State() string { return l.state.Load().(string) }
+
+func (l *Link) setState(s string) {
+	if old := l.state.Swap(s); old != s {
+		l.log.Info("link "+s, "peer", l.peer)
+		if s == StateUp {
+			l.upSince.Store(time.Now().UnixNano())
+		} else {
+			l.node.releaseClaims(l.name)
+		}
+		l.poke()
+	}
+}
+
+func (l *Link) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// start runs the link's sender, pump and liveness goroutines.
+func (l *Link) start(ctx context.Context) {
+	l.ctx, l.cancel = context.WithCancel(ctx)
+	ctx = l.ctx
+	l.wg.Add(3)
+	go func() { defer l.wg.Done(); l.sendLoop(ctx) }()
+	go func() { defer l.wg.Done(); l.pumpLoop(ctx) }()
+	go func() { defer l.wg.Done(); l.pingLoop(ctx) }()
+}
+
+// stop ends the link's goroutines and subscriptions.
+func (l *Link) stop() {
+	if l.cancel != nil {
+		l.cancel()
+	}
+	l.mu.Lock()
+	subs := l.subs
+	l.subs = nil
+	l.mu.Unlock()
+	for _, s := range subs {
+		s.Unsubscribe()
+	}
+	l.wg.Wait()
+	l.setState(StateDown)
+}
+
+// subscribe listens on the link's receive lanes.
+func (l *Link) subscribe() error {
+	for lane, name := range laneSubject {
+		sub, err := l.connP.Load().Subscribe(l.rx+"."+name, func(m *nats.Msg) { l.onMessage(lane, m.Data) })
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", l.rx, err)
+		}
+		sub.SetPendingLimits(1<<16, 512<<20)
+		l.mu.Lock()
+		l.subs = append(l.subs, sub)
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+// send queues a message on its lane; bulk blocks while its lane is full.
+func (l *Link) send(ctx context.Context, m outMsg) error {
+	select {
+	case l.queues[m.lane] <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendControl queues a small control message without blocking the
+// receiver; if the control lane is full, the message is dropped and the
+// peer's timeouts recover.
+func (l *Link) sendControl(msg *Message) {
+	select {
+	case l.queues[LaneControl] <- outMsg{lane: LaneControl, body: msg.Encode()}:
+	default:
+		l.log.Warn("control lane full; message dropped", "type", msg.Type)
+	}
+}
+
+// sendLoop publishes queued messages, control first, then manifests,
+// lookups, bulk, within the link's rate. Nothing is published while the
+// link is down: such messages are dropped and offered again later.
+func (l *Link) sendLoop(ctx context.Context) {
+	for {
+		m, ok := l.nextOut(ctx)
+		if !ok {
+			return
+		}
+		if err := l.lim.Wait(ctx, len(m.body)); err != nil {
+			return
+		}
+		conn := l.connP.Load()
+		if conn == nil || !conn.IsConnected() || (m.lane != LaneControl && l.State() != StateUp) {
+			continue
+		}
+		if err := conn.Publish(l.tx+"."+laneSubject[m.lane], m.body); err != nil {
+			l.log.Warn("publish failed", "err", err)
+			continue
+		}
+		l.c.sentWire.Add(int64(len(m.body)))
+		if m.last {
+			l.c.sentRaw.Add(m.raw)
+			if m.kind == KindChunk {
+				l.c.sentChunks.Add(1)
+			} else {
+				l.c.sentManifests.Add(1)
+			}
+		}
+	}
+}
+
+func (l *Link) nextOut(ctx context.Context) (outMsg, bool) {
+	for _, q := range l.queues {
+		select {
+		case m := <-q:
+			return m, true
+		default:
+		}
+	}
+	select {
+	case m := <-l.queues[LaneControl]:
+		return m, true
+	case m := <-l.queues[LaneManifest]:
+		return m, true
+	case m := <-l.queues[LaneLookup]:
+		return m, true
+	case m := <-l.queues[LaneBulk]:
+		return m, true
+	case <-ctx.Done():
+		return outMsg{}, false
+	}
+}
+
+func (l *Link) pingLoop(ctx context.Context) {
+	t := time.NewTicker(pingEvery)
+	defer t.Stop()
+	var seq uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		seq++
+		if l.State() == StateUp {
+			l.sendControl(&Message{Type: MsgPing, Ping: &Ping{Seq: seq}})
+			if time.Since(time.Unix(0, l.lastHeard.Load())) > deadAfter {
+				l.log.Warn("peer silent; link down until it speaks again", "after", deadAfter)
+				l.setState(StateDown)
+				if l.dir == DirOut {
+					l.redial()
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,418 @@
+package forward
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+)
+
+// LinkConfig is one link this site dials.
+type LinkConfig struct {
+	Peer    string
+	URL     string
+	MaxRate uint64 // bytes/s, 0 unlimited
+	Mode    string // ModeOffer or ModeFlood
+}
+
+// NodeConfig wires a Node to its site.
+type NodeConfig struct {
+	Site   string
+	Signer interface {
+		manifest.Signer
+		Seed() []byte
+	}
+	Stores *Stores
+	// PeerKey returns the trusted key of a peer site.
+	PeerKey func(peer string) (manifest.PublicKey, bool)
+	Logger  *slog.Logger
+	Timing  Timing
+}
+
+// Node is a site's forwarding engine: the links it dialed, the links
+// dialed to it, and the claims that make a payload cross into the site
+// once.
+type Node struct {
+	site    string
+	signer  NodeConfig
+	stores  *Stores
+	log     *slog.Logger
+	timing  Timing
+	peerKey func(string) (manifest.PublicKey, bool)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	local  *nats.Conn
+	hello  *nats.Subscription
+
+	mu       sync.Mutex
+	links    map[string]*Link
+	dialed   map[string]LinkConfig
+	refusals map[string]int64 // in-link refusals by claimed peer
+	rejects  map[string]int64 // refused inputs by kind
+
+	claimMu sync.Mutex
+	claims  map[chunk.ID]claim
+}
+
+type claim struct {
+	link string
+	at   time.Time
+}
+
+// claimTTL bounds how long a want holds off other links.
+const claimTTL = time.Minute
+
+// NewNode returns a node; Serve starts accepting links, SetLinks dials.
+func NewNode(cfg NodeConfig) *Node {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Timing == (Timing{}) {
+		cfg.Timing = DefaultTiming
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Node{
+		site: cfg.Site, signer: cfg, stores: cfg.Stores, log: cfg.Logger, timing: cfg.Timing, peerKey: cfg.PeerKey,
+		ctx: ctx, cancel: cancel,
+		links: map[string]*Link{}, dialed: map[string]LinkConfig{}, refusals: map[string]int64{}, rejects: map[string]int64{},
+		claims: map[chunk.ID]claim{},
+	}
+}
+
+// helloSubject is where dialers announce themselves on this site's server.
+func helloSubject(dialer, acceptor string) string {
+	return "sf." + dialer + "." + acceptor + ".up.hello"
+}
+
+// Serve accepts links dialed to this site, over local, a connection to
+// the site's own NATS server.
+func (n *Node) Serve(local *nats.Conn) error {
+	n.local = local
+	sub, err := local.Subscribe(helloSubject("*", n.site), n.onHello)
+	if err != nil {
+		return fmt.Errorf("accept links: %w", err)
+	}
+	n.hello = sub
+	return nil
+}
+
+// Close stops every link.
+func (n *Node) Close() {
+	n.cancel()
+	if n.hello != nil {
+		n.hello.Unsubscribe()
+	}
+	n.mu.Lock()
+	links := n.links
+	n.links = map[string]*Link{}
+	n.mu.Unlock()
+	for _, l := range links {
+		l.stop()
+		if l.dir == DirOut {
+			l.closeConn()
+		}
+	}
+}
+
+// SetLinks makes the dialed links match cfgs: new ones start, removed
+// ones stop, changed ones restart.
+func (n *Node) SetLinks(cfgs []LinkConfig) {
+	want := map[string]LinkConfig{}
+	for _, c := range cfgs {
+		want[c.Peer] = c
+	}
+	n.mu.Lock()
+	var stop []*Link
+	var start []LinkConfig
+	for peer, old := range n.dialed {
+		if c, ok := want[peer]; !ok || c != old {
+			stop = append(stop, n.links["out:"+peer])
+			delete(n.links, "out:"+peer)
+			delete(n.dialed, peer)
+		}
+	}
+	for peer, c := range want {
+		if _, ok := n.dialed[peer]; !ok {
+			n.dialed[peer] = c
+			start = append(start, c)
+		}
+	}
+	n.mu.Unlock()
+	for _, l := range stop {
+		if l != nil {
+			l.stop()
+			l.closeConn()
+		}
+	}
+	for _, c := range start {
+		l := newLink(n, "out:"+c.Peer, c.Peer, DirOut, c.Mode, c.MaxRate)
+		l.tx, l.rx = "sf."+n.site+"."+c.Peer+".up", "sf."+n.site+"."+c.Peer+".dn"
+		l.url = c.URL
+		n.mu.Lock()
+		n.links[l.name] = l
+		n.mu.Unlock()
+		l.start(n.ctx)
+		l.wg.Add(1)
+		go func() { defer l.wg.Done(); l.dialLoop() }()
+	}
+}
+
+// answer decides the answer to an offered ID and, on want, claims it for
+// link so that other links hear "later" until it is stored.
+func (n *Node) answer(id chunk.ID, have bool, link string) Answer {
+	n.claimMu.Lock()
+	defer n.claimMu.Unlock()
+	c, ok := n.claims[id]
+	owner := ""
+	if ok && time.Since(c.at) < claimTTL {
+		owner = c.link
+	}
+	a := AnswerFor(have, owner, link)
+	if a == AnswerWant {
+		n.claims[id] = claim{link: link, at: time.Now()}
+	}
+	return a
+}
+
+func (n *Node) release(id chunk.ID, link string) {
+	n.claimMu.Lock()
+	defer n.claimMu.Unlock()
+	if c, ok := n.claims[id]; ok && c.link == link {
+		delete(n.claims, id)
+	}
+}
+
+func (n *Node) releaseClaims(link string) {
+	n.claimMu.Lock()
+	defer n.claimMu.Unlock()
+	for id, c := range n.claims {
+		if c.link == link || time.Since(c.at) >= claimTTL {
+			delete(n.claims, id)
+		}
+	}
+}
+
+func (n *Node) rejected(kind string) {
+	n.mu.Lock()
+	n.rejects[kind]++
+	n.mu.Unlock()
+}
+
+// Refused counts a dialer refused before it became a link (untrusted
+// key, anonymous, bad handshake), for status and metrics.
+func (n *Node) Refused(peer, why string) {
+	if peer == "" {
+		peer = "unknown"
+	}
+	n.mu.Lock()
+	n.refusals[peer]++
+	n.mu.Unlock()
+	n.log.Warn("link refused", "peer", peer, "why", why)
+}
+
+func newNonce() [32]byte {
+	var b [32]byte
+	rand.Read(b[:])
+	return b
+}
+
+// proofMessage is what each side signs: the other's nonce bound to both
+// site IDs and the signer's role, so a proof cannot be replayed elsewhere.
+func proofMessage(nonce [32]byte, signer, other, role string) []byte {
+	return []byte("skyfed-link-v1\x00" + role + "\x00" + signer + "\x00" + other + "\x00" + string(nonce[:]))
+}
+
+// nkeyOptions authenticates to a NATS server as this site's nkey user.
+func (n *Node) nkeyOption() (nats.Option, error) {
+	kp, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, n.signer.Signer.Seed())
+	if err != nil {
+		return nil, fmt.Errorf("site key as nkey: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return nats.Nkey(pub, kp.Sign), nil
+}
+
+// LinkStatus is one link as status shows it.
+type LinkStatus struct {
+	Peer              string  `json:"peer"`
+	Direction         string  `json:"direction"`
+	State             string  `json:"state"`
+	Mode              string  `json:"mode"`
+	MaxRate           uint64  `json:"max_rate"`
+	Backlog           uint64  `json:"backlog"`
+	LagSeconds        float64 `json:"lag_seconds"`
+	SentChunks        int64   `json:"sent_chunks"`
+	ReceivedChunks    int64   `json:"received_chunks"`
+	SentManifests     int64   `json:"sent_manifests"`
+	ReceivedManifests int64   `json:"received_manifests"`
+	SentRawBytes      int64   `json:"sent_raw_bytes"`
+	SentWireBytes     int64   `json:"sent_wire_bytes"`
+	ReceivedRawBytes  int64   `json:"received_raw_bytes"`
+	ReceivedWireBytes int64   `json:"received_wire_bytes"`
+	Offered           int64   `json:"offered"`
+	Wanted            int64   `json:"wanted"`
+	Duplicates        int64   `json:"duplicates"`
+	DuplicateBytes    int64   `json:"duplicate_bytes"`
+	Rejected          int64   `json:"rejected"`
+	Refused           int64   `json:"refused"`
+}
+
+// Links returns the status of every link, sorted by peer and direction,
+// including peers whose dials this site refused.
+func (n *Node) Links() []LinkStatus {
+	n.mu.Lock()
+	links := make([]*Link, 0, len(n.links))
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	refusals := make(map[string]int64, len(n.refusals))
+	for p, c := range n.refusals {
+		refusals[p] = c
+	}
+	n.mu.Unlock()
+	out := []LinkStatus{}
+	for _, l := range links {
+		st := l.status()
+		if l.dir == DirIn {
+			st.Refused = refusals[l.peer]
+			delete(refusals, l.peer)
+		}
+		out = append(out, st)
+	}
+	for p, c := range refusals {
+		out = append(out, LinkStatus{Peer: p, Direction: DirIn, State: StateRefused, Refused: c})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Peer != out[j].Peer {
+			return out[i].Peer < out[j].Peer
+		}
+		return out[i].Direction > out[j].Direction
+	})
+	return out
+}
+
+// Rejected returns refused inputs by kind.
+func (n *Node) Rejected() map[string]int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]int64, len(n.rejects))
+	for k, v := range n.rejects {
+		out[k] = v
+	}
+	return out
+}
+
+func (l *Link) status() LinkStatus {
+	st := LinkStatus{
+		Peer: l.peer, Direction: l.dir, State: l.State(), Mode: l.mode, MaxRate: l.lim.Rate(),
+		SentChunks: l.c.sentChunks.Load(), ReceivedChunks: l.c.receivedChunks.Load(),
+		SentManifests: l.c.sentManifests.Load(), ReceivedManifests: l.c.receivedManifests.Load(),
+		SentRawBytes: l.c.sentRaw.Load(), SentWireBytes: l.c.sentWire.Load(),
+		ReceivedRawBytes: l.c.receivedRaw.Load(), ReceivedWireBytes: l.c.receivedWire.Load(),
+		Offered: l.c.offered.Load(), Wanted: l.c.wanted.Load(),
+		Duplicates: l.c.duplicates.Load(), DuplicateBytes: l.c.duplicateBytes.Load(), Rejected: l.c.rejected.Load(),
+	}
+	log := l.node.stores.Log
+	oldest := time.Time{}
+	for _, k := range kinds {
+		l.mu.Lock()
+		w := l.windows[k]
+		cur, seq, ok := w.Cursor(), uint64(0), false
+		if s, has := w.Oldest(); has {
+			seq, ok = s, true
+		}
+		l.mu.Unlock()
+		head := log.Head(k)
+		if head > cur {
+			st.Backlog += head - cur
+		}
+		if !ok && head > cur {
+			seq, ok = cur+1, true
+		}
+		if ok {
+			if a, found, err := log.At(k, seq); err == nil && found && (oldest.IsZero() || a.At.Before(oldest)) {
+				oldest = a.At
+			}
+		}
+	}
+	if !oldest.IsZero() {
+		st.LagSeconds = max(0, time.Since(oldest).Seconds())
+	}
+	return st
+}
+
+// Describe implements prometheus.Collector.
+func (n *Node) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(n, ch) }
+
+var linkLabels = []string{"peer", "direction"}
+
+func linkDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("skyfed_link_"+name, help, linkLabels, nil)
+}
+
+var (
+	descUp       = linkDesc("up", "1 if the link is up.")
+	descBacklog  = linkDesc("backlog_entries", "Arrival-log entries not yet confirmed by the peer.")
+	descLag      = linkDesc("lag_seconds", "Age of the oldest entry not yet confirmed by the peer.")
+	descCounters = map[string]*prometheus.Desc{
+		"sent_chunks":         linkDesc("sent_chunks_total", "Chunk payloads sent."),
+		"received_chunks":     linkDesc("received_chunks_total", "Chunk payloads received and stored."),
+		"sent_manifests":      linkDesc("sent_manifests_total", "Manifests sent."),
+		"received_manifests":  linkDesc("received_manifests_total", "Manifests received and stored."),
+		"sent_raw_bytes":      linkDesc("sent_raw_bytes_total", "Raw (uncompressed) payload bytes sent."),
+		"sent_wire_bytes":     linkDesc("sent_wire_bytes_total", "Message bytes published on the link."),
+		"received_raw_bytes":  linkDesc("received_raw_bytes_total", "Raw payload bytes received and stored."),
+		"received_wire_bytes": linkDesc("received_wire_bytes_total", "Message bytes received on the link."),
+		"offered":             linkDesc("offered_total", "IDs offered to the peer."),
+		"wanted":              linkDesc("wanted_total", "Offered IDs the peer wanted."),
+		"duplicates":          linkDesc("duplicates_total", "Payloads that arrived although this site had them."),
+		"rejected":            linkDesc("rejected_total", "Payloads or messages refused by verification."),
+		"refused":             linkDesc("refused_total", "Dial attempts refused (untrusted, anonymous, bad handshake)."),
+	}
+)
+
+// Collect implements prometheus.Collector.
+func (n *Node) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range n.Links() {
+		labels := []string{st.Peer, st.Direction}
+		up := 0.0
+		if st.State == StateUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, labels...)
+		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(st.Backlog), labels...)
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, st.LagSeconds, labels...)
+		for name, v := range map[string]int64{
+			"sent_chunks": st.SentChunks, "received_chunks": st.ReceivedChunks,
+			"sent_manifests": st.SentManifests, "received_manifests": st.ReceivedManifests,
+			"sent_raw_bytes": st.SentRawBytes, "sent_wire_bytes": st.SentWireBytes,
+			"received_raw_bytes": st.ReceivedRawBytes, "received_wire_bytes": st.ReceivedWireBytes,
+			"offered": st.Offered, "wanted": st.Wanted, "duplicates": st.Duplicates,
+			"rejected": st.Rejected, "refused": st.Refused,
+		} {
+			ch <- prometheus.MustNewConstMetric(descCounters[name], prometheus.CounterValue, float64(v), labels...)
+		}
+	}
+}
+
+var errRefused = errors.New("refused")
+
+func isAuthError(err error) bool {
+	return err != nil && (errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization"))
+}

@@ -1,0 +1,151 @@
+package forward
+
+import (
+	"errors"
+	"time"
+
+	"github.com/skyfed/skyfed/chunk"
+)
+
+// onMessage handles one message from the peer, on the subscription
+// goroutine of its lane.
+func (l *Link) onMessage(lane Lane, data []byte) {
+	l.lastHeard.Store(time.Now().UnixNano())
+	l.c.receivedWire.Add(int64(len(data)))
+	l.c.messages.Add(1)
+	msg, err := DecodeMessage(data)
+	if err != nil {
+		l.c.rejected.Add(1)
+		l.node.rejected("malformed_message")
+		l.log.Warn("malformed message refused", "lane", laneSubject[lane], "err", err)
+		return
+	}
+	switch msg.Type {
+	case MsgHelloAck, MsgProof:
+		l.node.onHandshake(l, msg)
+		return
+	case MsgPing:
+		return
+	}
+	if l.State() != StateUp {
+		return
+	}
+	switch msg.Type {
+	case MsgOffer:
+		l.onOffer(msg.Offer)
+	case MsgAnswer:
+		l.onAnswer(msg.Answer)
+	case MsgData:
+		l.onData(msg.Data)
+	case MsgAck:
+		l.onAck(msg.Ack)
+	}
+}
+
+// onOffer answers each offered ID: want, have, or later.
+func (l *Link) onOffer(o *Offer) {
+	k, ok := kindOf(o.Lane)
+	if !ok {
+		return
+	}
+	answers := make([]Answer, len(o.IDs))
+	for i, raw := range o.IDs {
+		id := chunk.ID(raw)
+		have, err := l.node.stores.Has(k, id)
+		if err != nil {
+			l.log.Error("offer: look-up failed; answering later", "id", id.Short(), "err", err)
+			answers[i] = AnswerLater
+			continue
+		}
+		answers[i] = l.node.answer(id, have, l.name)
+	}
+	l.sendControl(&Message{Type: MsgAnswer, Answer: &AnswerMsg{Lane: o.Lane, Batch: o.Batch, Answers: answers}})
+}
+
+// onData assembles frames; a complete payload is verified and stored
+// (which logs and so relays it), or dropped as a duplicate, then acked.
+func (l *Link) onData(d *Data) {
+	k, ok := kindOf(d.Lane)
+	if !ok {
+		return
+	}
+	id := chunk.ID(d.ID)
+	a, done := l.assemble(k, id, d)
+	if !done {
+		return
+	}
+	l.complete(k, id, a)
+}
+
+func (l *Link) complete(k Kind, id chunk.ID, a *assembly) {
+	defer l.node.release(id, l.name)
+	status := l.store(k, id, a)
+	if status == 0 {
+		return // a local failure: no ack, the sender offers it again
+	}
+	l.sendControl(&Message{Type: MsgAck, Ack: &Ack{Lane: laneOf(k), IDs: [][32]byte{id}, Status: []AckStatus{status}}})
+}
+
+func (l *Link) store(k Kind, id chunk.ID, a *assembly) AckStatus {
+	have, err := l.node.stores.Has(k, id)
+	if err != nil {
+		l.log.Error("look-up failed", "id", id.Short(), "err", err)
+		return 0
+	}
+	if ArrivalOutcome(have) == OutcomeDuplicate {
+		l.countDuplicate(a)
+		return AckDuplicate
+	}
+	isNew, err := l.node.stores.Put(k, id, a.codec, a.buf, a.rawLen, l.name)
+	switch {
+	case errors.Is(err, ErrRejected):
+		l.c.rejected.Add(1)
+		l.node.rejected(k.String())
+		l.log.Warn("payload refused; not stored, not relayed", "kind", k, "id", id.Short(), "err", err)
+		return AckRejected
+	case err != nil:
+		l.log.Error("store failed", "kind", k, "id", id.Short(), "err", err)
+		return 0
+	case !isNew:
+		l.countDuplicate(a)
+		return AckDuplicate
+	}
+	l.c.receivedRaw.Add(int64(a.rawLen))
+	if k == KindChunk {
+		l.c.receivedChunks.Add(1)
+	} else {
+		l.c.receivedManifests.Add(1)
+	}
+	return AckStored
+}
+
+func (l *Link) countDuplicate(a *assembly) {
+	l.c.duplicates.Add(1)
+	l.c.duplicateBytes.Add(int64(a.rawLen))
+}
+
+// assemble adds a frame to its payload and returns the payload once
+// complete.
+func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
+	l.asmMu.Lock()
+	defer l.asmMu.Unlock()
+	a := l.asm[id]
+	if d.Offset == 0 {
+		if a == nil && len(l.asm) >= maxAssemblies {
+			l.log.Warn("too many payloads in flight; frame dropped (the sender offers it again)", "id", id.Short())
+			return nil, false
+		}
+		a = &assembly{kind: k, codec: chunk.Codec(d.Codec), rawLen: d.RawLen, buf: make([]byte, d.Total), flood: d.Flood}
+		l.asm[id] = a
+	}
+	if a == nil || d.Offset != a.got || int(d.Total) != len(a.buf) {
+		delete(l.asm, id) // out of order or inconsistent: start over when it is sent again
+		return nil, false
+	}
+	a.got += uint32(copy(a.buf[a.got:], d.Payload))
+	if int(a.got) < len(a.buf) {
+		return nil, false
+	}
+	delete(l.asm, id)
+	return a, true
+}

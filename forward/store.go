@@ -1,0 +1,175 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
+)
+
+// Stores is what links read from and write to: the site's chunk store,
+// its version index and its arrival log. Everything stored through it is
+// verified first and logged, which relays it over the other links.
+type Stores struct {
+	Chunks  *chunk.Store
+	Objects *naming.Store
+	Log     *Log
+
+	shipMu   sync.Mutex
+	shipped  map[chunk.ID]*shipped // compressed payloads, so each chunk is compressed once
+	shipList []chunk.ID
+	shipSize int
+}
+
+type shipped struct {
+	codec   chunk.Codec
+	payload []byte
+	rawLen  uint32
+}
+
+// shipCacheBytes bounds the cache of compressed payloads.
+const shipCacheBytes = 64 << 20
+
+// Stage implements naming.Journal: it logs what a put or an accepted
+// manifest made new, inside the same commit.
+func (s *Stores) Stage(pb *pebble.Batch, chunks []chunk.ID, m chunk.ID, from string) error {
+	now := time.Now()
+	if err := s.Log.Stage(pb, KindChunk, chunks, from, now); err != nil {
+		return err
+	}
+	if m.IsZero() {
+		return nil
+	}
+	return s.Log.Stage(pb, KindManifest, []chunk.ID{m}, from, now)
+}
+
+// Committed implements naming.Journal.
+func (s *Stores) Committed() { s.Log.Committed() }
+
+// HasChunk reports whether the chunk is stored here.
+func (s *Stores) HasChunk(id chunk.ID) (bool, error) { return s.Chunks.Has(id) }
+
+// HasManifest reports whether the manifest is stored here.
+func (s *Stores) HasManifest(id chunk.ID) (bool, error) { return s.Objects.HasManifest(id) }
+
+// Has reports whether an object of kind k is stored here.
+func (s *Stores) Has(k Kind, id chunk.ID) (bool, error) {
+	if k == KindManifest {
+		return s.HasManifest(id)
+	}
+	return s.HasChunk(id)
+}
+
+// Payload returns what to ship for an object: a chunk's stored payload,
+// compressed once here if it is stored raw, or a manifest's encoding.
+func (s *Stores) Payload(k Kind, id chunk.ID) (chunk.Codec, []byte, uint32, error) {
+	if k == KindManifest {
+		m, err := s.Objects.Manifest(id)
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		enc := m.Encode()
+		return chunk.CodecRaw, enc, uint32(len(enc)), nil
+	}
+	s.shipMu.Lock()
+	if p, ok := s.shipped[id]; ok {
+		s.shipMu.Unlock()
+		return p.codec, p.payload, p.rawLen, nil
+	}
+	s.shipMu.Unlock()
+	c, payload, rawLen, err := s.Chunks.GetStored(id, nil)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if c != chunk.CodecRaw {
+		return c, payload, rawLen, nil
+	}
+	if chunk.Sum(payload) != id {
+		return 0, nil, 0, fmt.Errorf("ship chunk %s: %w", id.Short(), chunk.ErrCorrupt)
+	}
+	c, payload, err = chunk.Compress(payload)
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("compress chunk %s: %w", id.Short(), err)
+	}
+	s.remember(id, &shipped{c, payload, rawLen})
+	return c, payload, rawLen, nil
+}
+
+func (s *Stores) remember(id chunk.ID, p *shipped) {
+	s.shipMu.Lock()
+	defer s.shipMu.Unlock()
+	if s.shipped == nil {
+		s.shipped = map[chunk.ID]*shipped{}
+	}
+	if _, ok := s.shipped[id]; ok {
+		return
+	}
+	s.shipped[id] = p
+	s.shipList = append(s.shipList, id)
+	s.shipSize += len(p.payload)
+	for s.shipSize > shipCacheBytes && len(s.shipList) > 0 {
+		old := s.shipList[0]
+		s.shipList = s.shipList[1:]
+		s.shipSize -= len(s.shipped[old].payload)
+		delete(s.shipped, old)
+	}
+}
+
+// ErrRejected marks a payload refused by verification.
+var ErrRejected = errors.New("rejected")
+
+// Put verifies and stores a received object and logs it as arrived on
+// link from. It reports whether it was new here.
+func (s *Stores) Put(k Kind, id chunk.ID, c chunk.Codec, payload []byte, rawLen uint32, from string) (bool, error) {
+	if k == KindManifest {
+		m, err := manifest.Decode(payload)
+		if err != nil {
+			return false, fmt.Errorf("%w: %w", ErrRejected, err)
+		}
+		if m.ID() != id {
+			return false, fmt.Errorf("%w: manifest %s arrived as %s", ErrRejected, m.ID().Short(), id.Short())
+		}
+		isNew, err := s.Objects.Accept(m, from)
+		if err != nil && !isStorageError(err) {
+			return false, fmt.Errorf("%w: %w", ErrRejected, err)
+		}
+		return isNew, err
+	}
+	b := s.Chunks.NewBatch()
+	isNew, err := b.AddStored(id, c, payload, rawLen)
+	if err != nil {
+		b.Abort()
+		if errors.Is(err, chunk.ErrCorrupt) || errors.Is(err, chunk.ErrTooLarge) {
+			return false, fmt.Errorf("%w: %w", ErrRejected, err)
+		}
+		return false, err
+	}
+	if !isNew {
+		b.Abort()
+		return false, nil
+	}
+	var added []chunk.ID
+	err = b.Commit(func(pb *pebble.Batch, ids []chunk.ID) error {
+		added = ids
+		return s.Log.Stage(pb, KindChunk, ids, from, time.Now())
+	})
+	if err != nil {
+		return false, err
+	}
+	s.Log.Committed()
+	return len(added) > 0, nil
+}
+
+// isStorageError tells local failures (which say nothing about the
+// payload) from verification failures.
+func isStorageError(err error) bool {
+	return !errors.Is(err, manifest.ErrMalformed) && !errors.Is(err, manifest.ErrBadSignature) &&
+		!errors.Is(err, naming.ErrForbidden) && !errors.Is(err, naming.ErrUntrusted) &&
+		!errors.Is(err, naming.ErrConflict) && !errors.Is(err, naming.ErrBadName) && !errors.Is(err, naming.ErrFuture)
+}

@@ -1,0 +1,91 @@
+package site
+
+import (
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+
+	"github.com/skyfed/skyfed/manifest"
+)
+
+// natsAuth admits clients of the embedded NATS server: this site itself
+// (its own key, all subjects) and trusted peers, each only as the nkey
+// user of its trusted key and only on its own pair's link subjects.
+// Anonymous and untrusted clients are refused, logged and counted.
+type natsAuth struct {
+	site    string
+	self    manifest.PublicKey
+	trust   *trustStore
+	refused func(peer, why string)
+}
+
+func (a *natsAuth) Check(c server.ClientAuthentication) bool {
+	opts := c.GetOpts()
+	if opts.Nkey == "" {
+		a.refused("anonymous", fmt.Sprintf("client from %s without an nkey", c.RemoteAddress()))
+		return false
+	}
+	raw, err := nkeys.Decode(nkeys.PrefixByteUser, []byte(opts.Nkey))
+	if err != nil || len(raw) != 32 {
+		a.refused("unknown", "malformed nkey from "+c.RemoteAddress().String())
+		return false
+	}
+	key := manifest.PublicKey(raw)
+	sig, err := base64.RawURLEncoding.DecodeString(opts.Sig)
+	if err != nil {
+		sig, err = base64.StdEncoding.DecodeString(opts.Sig)
+	}
+	if err != nil || !key.Verify(c.GetNonce(), sig) {
+		a.refused(a.trust.peerOf(key), "nkey signature over the nonce does not verify")
+		return false
+	}
+	if key == a.self {
+		c.RegisterUser(&server.User{Username: a.site})
+		return true
+	}
+	peer := a.trust.peerOf(key)
+	if peer == "" {
+		a.refused("unknown", "key "+key.String()+" is not in the trust store (skyfed site trust)")
+		return false
+	}
+	c.RegisterUser(&server.User{Username: peer, Permissions: linkPermissions(peer, a.site)})
+	return true
+}
+
+// linkPermissions confines a dialing peer to its own link subjects.
+func linkPermissions(peer, site string) *server.Permissions {
+	pair := "sf." + peer + "." + site
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{pair + ".up.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{pair + ".dn.>"}},
+	}
+}
+
+// natsLog passes the embedded server's warnings and errors to slog and
+// counts permission violations (a peer publishing as another pair).
+type natsLog struct {
+	log        *slog.Logger
+	violations func(line string)
+}
+
+func (l natsLog) Noticef(string, ...any) {}
+func (l natsLog) Debugf(string, ...any)  {}
+func (l natsLog) Tracef(string, ...any)  {}
+func (l natsLog) Warnf(format string, v ...any) {
+	l.log.Warn("nats: " + fmt.Sprintf(format, v...))
+}
+func (l natsLog) Errorf(format string, v ...any) {
+	line := fmt.Sprintf(format, v...)
+	if strings.Contains(line, "Violation") {
+		l.violations(line)
+		return
+	}
+	l.log.Error("nats: " + line)
+}
+func (l natsLog) Fatalf(format string, v ...any) {
+	l.log.Error("nats fatal: " + fmt.Sprintf(format, v...))
+}
