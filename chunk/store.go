@@ -293,3 +293,23 @@ func (s *Store) Stats() Stats {
 		CorruptReads: s.corruptReads.Load(),
 	}
 }
+
+// ForEach calls fn with the ID of every stored chunk, in ID order.
+func (s *Store) ForEach(fn func(ID) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyPrefix}, UpperBound: []byte{keyPrefix + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var id ID
+		if len(it.Key()) != 1+len(id) {
+			return fmt.Errorf("chunk index key %x: %w", it.Key(), ErrCorrupt)
+		}
+		copy(id[:], it.Key()[1:])
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}

@@ -291,3 +291,23 @@ func manifestIDFrom(v []byte) (chunk.ID, error) {
 }
 
 func hasPrefixKey(k, p []byte) bool { return bytes.HasPrefix(k, p) }
+
+// ForEachManifest calls fn with the ID of every indexed manifest, in ID order.
+func (s *Store) ForEachManifest(fn func(chunk.ID) error) error {
+	p := []byte{prefixManifest}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		id, err := manifestIDFrom(it.Key()[1:])
+		if err != nil {
+			return err
+		}
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}

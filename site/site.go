@@ -383,3 +383,12 @@ func (q quietPebble) Fatalf(format string, args ...any) {
 	q.log.Error("pebble fatal: " + fmt.Sprintf(format, args...))
 	os.Exit(1)
 }
+
+// Links returns the status of the site's links.
+func (s *Site) Links() []forward.LinkStatus { return s.node.Links() }
+
+// Key returns the site's public key.
+func (s *Site) Key() manifest.PublicKey { return s.key.PublicKey() }
+
+// Dir returns the site's data dir.
+func (s *Site) Dir() string { return s.dir }

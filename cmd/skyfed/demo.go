@@ -2,32 +2,48 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/site"
 	"github.com/skyfed/skyfed/testlab"
 )
 
-// DemoCmd is `skyfed demo`: a local site on embedded defaults with sample
-// FITS frames put into it.
+// DemoCmd is `skyfed demo`: a local federation of sites with loops on
+// embedded NATS servers, sample FITS frames put at two of them, and live
+// progress until every site holds every frame.
 type DemoCmd struct {
-	Dir    string        `help:"Data dir for the demo site (default: a new temp dir, removed at exit)." type:"path"`
-	HTTP   string        `default:"127.0.0.1:7401" help:"HTTP listen address."`
-	NATS   string        `default:"127.0.0.1:7402" help:"Embedded NATS listen address."`
-	FITS   string        `name:"fits" env:"SKYFED_FITS" help:"Directory of real FITS files to use as sample data (e.g. from Debian's eso-midas-testdata); synthetic 16-bit frames when unset or empty."`
-	Frames int           `default:"8" help:"Number of frames to put."`
-	For    time.Duration `name:"for" help:"Stop after this long (default: run until Ctrl-C)."`
+	Dir      string        `help:"Data dir for the demo sites (default: a new temp dir, removed at exit)." type:"path"`
+	Sites    int           `default:"5" help:"Number of sites (2 to 9)."`
+	Topology string        `default:"ring-chords" enum:"line,ring,star,mesh,ring-chords" help:"How the sites are linked (line, ring, star, mesh, ring-chords)."`
+	HTTPPort int           `name:"http-port" default:"7401" help:"HTTP port of the first site; the others follow."`
+	NATSPort int           `name:"nats-port" default:"7421" help:"NATS port of the first site; the others follow."`
+	FITS     string        `name:"fits" env:"SKYFED_FITS" help:"Directory of real FITS files to use as sample data (e.g. from Debian's eso-midas-testdata); synthetic 16-bit frames when unset."`
+	Frames   int           `default:"6" help:"Frames to put at each of the two observing sites."`
+	For      time.Duration `name:"for" help:"Stop after this long (default: run until Ctrl-C)."`
 }
 
 const demoDomain = "gloria.eu"
 
-// Run starts the demo site, puts the frames and waits.
+var demoSiteNames = []string{"paranal", "lapalma", "mauna-kea", "siding-spring", "sutherland", "hanle", "kitt-peak", "xinglong", "maidanak"}
+
+// Run builds the federation, puts the frames, shows replication converge
+// and keeps the sites running.
 func (c *DemoCmd) Run(app *App) error {
+	if c.Sites < 2 || c.Sites > len(demoSiteNames) {
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("--sites must be 2 to %d", len(demoSiteNames))}
+	}
 	dir := c.Dir
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "skyfed-demo-")
@@ -35,16 +51,7 @@ func (c *DemoCmd) Run(app *App) error {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		dir = filepath.Join(tmp, "demo")
-	}
-	if _, err := site.LoadConfig(dir); err != nil {
-		if _, err := site.Init(dir, site.Config{ID: "demo", Domain: demoDomain, HTTP: c.HTTP, NATS: c.NATS}); err != nil {
-			return err
-		}
-	}
-	s, err := site.Open(dir, site.Options{Logger: app.Log})
-	if err != nil {
-		return err
+		dir = tmp
 	}
 	ctx := app.Ctx
 	if c.For > 0 {
@@ -52,68 +59,123 @@ func (c *DemoCmd) Run(app *App) error {
 		ctx, cancel = context.WithTimeout(ctx, c.For)
 		defer cancel()
 	}
-	if err := s.Start(ctx); err != nil {
-		s.Close()
-		return err
-	}
-	names, source, err := c.putFrames(ctx, s.Objects())
+	sites, err := c.startFederation(ctx, app, dir)
+	defer func() {
+		for _, s := range sites {
+			s.Stop()
+		}
+	}()
 	if err != nil {
-		s.Stop()
 		return err
 	}
-	c.printGuide(app, s, dir, names, source)
+	want, source, err := c.putFrames(ctx, sites)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(app.Stdout, "put %d frames (%s) at %s and %s; replicating over %s links...\n",
+		want, source, sites[0].Config().ID, sites[len(sites)/2].Config().ID, c.Topology)
+	start := time.Now()
+	if err := c.watch(ctx, app.Stdout, sites, int64(want), start); err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil
+		}
+		return err
+	}
+	c.printGuide(app.Stdout, sites)
 	<-ctx.Done()
-	return s.Stop()
+	return nil
 }
 
-func (c *DemoCmd) putFrames(ctx context.Context, objects *naming.Store) ([]string, string, error) {
+func (c *DemoCmd) siteDir(base string, i int) string { return filepath.Join(base, demoSiteNames[i]) }
+
+// startFederation creates (or reuses) the site dirs, makes every site
+// trust every other, links them by the topology and starts them.
+func (c *DemoCmd) startFederation(ctx context.Context, app *App, base string) ([]*site.Site, error) {
+	edges, err := testlab.Topology(c.Topology, c.Sites, 1)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, c.Sites)
+	for i := range c.Sites {
+		d := c.siteDir(base, i)
+		cfg := site.Config{ID: demoSiteNames[i], Domain: demoDomain,
+			HTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort+i)), NATS: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NATSPort+i))}
+		if _, err := site.LoadConfig(d); err == nil {
+			k, err := site.LoadKey(d)
+			if err != nil {
+				return nil, err
+			}
+			keys[i] = k.PublicKey().String()
+			continue
+		}
+		k, err := site.Init(d, cfg)
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = k.String()
+	}
+	for i := range c.Sites {
+		for j := range c.Sites {
+			if i != j {
+				if err := site.Trust(c.siteDir(base, i), site.Peer{ID: demoSiteNames[j], Key: keys[j], Domains: []string{demoDomain}}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for _, e := range edges {
+		url := "nats://127.0.0.1:" + strconv.Itoa(c.NATSPort+e[1])
+		if err := site.LinkTo(c.siteDir(base, e[0]), site.Link{Peer: demoSiteNames[e[1]], URL: url}); err != nil {
+			return nil, err
+		}
+	}
+	var sites []*site.Site
+	for i := range c.Sites {
+		s, err := site.Open(c.siteDir(base, i), site.Options{Logger: app.Log})
+		if err != nil {
+			return sites, err
+		}
+		if err := s.Start(ctx); err != nil {
+			s.Close()
+			return sites, fmt.Errorf("start %s: %w (another demo running? use --http-port/--nats-port)", demoSiteNames[i], err)
+		}
+		sites = append(sites, s)
+	}
+	return sites, nil
+}
+
+// putFrames puts frames at two sites at once, as two telescopes would.
+func (c *DemoCmd) putFrames(ctx context.Context, sites []*site.Site) (int, string, error) {
 	var real []string
+	source := "synthetic 16-bit FITS frames"
 	if c.FITS != "" {
 		found, err := testlab.FindFITS(c.FITS, 100<<10)
 		if err != nil {
-			return nil, "", err
+			return 0, "", err
 		}
-		real = found
+		real, source = found, "real FITS frames from "+c.FITS
 	}
 	day := time.Now().UTC().Format("2006/01/02")
-	var names []string
-	for i := range c.Frames {
-		name := naming.MustParseName(fmt.Sprintf("%s/demo-cam/%s/img-%04d.fits", demoDomain, day, i+1))
-		r, err := frameReader(real, i)
-		if err != nil {
-			return nil, "", err
-		}
-		_, err = objects.Put(ctx, name, r, naming.PutOptions{ContentType: "image/fits"})
-		r.Close()
-		if err != nil {
-			return nil, "", err
-		}
-		names = append(names, name.String())
+	g, gctx := errgroup.WithContext(ctx)
+	for n, idx := range []int{0, len(sites) / 2} {
+		s := sites[idx]
+		g.Go(func() error {
+			for i := range c.Frames {
+				name := naming.MustParseName(fmt.Sprintf("%s/%s-cam/%s/img-%04d.fits", demoDomain, s.Config().ID, day, i+1))
+				r, err := frameReader(real, n*c.Frames+i)
+				if err != nil {
+					return err
+				}
+				_, err = s.Objects().Put(gctx, name, r, naming.PutOptions{ContentType: "image/fits"})
+				r.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
-	if len(real) > 0 {
-		return names, "real FITS frames from " + c.FITS, nil
-	}
-	return names, "synthetic 16-bit FITS frames", nil
-}
-
-func (c *DemoCmd) printGuide(app *App, s *site.Site, dir string, names []string, source string) {
-	url := "http://" + s.HTTPAddr()
-	w := app.Stdout
-	fmt.Fprintf(w, "skyfed demo: site %q is running\n", s.Config().ID)
-	fmt.Fprintf(w, "  HTTP      %s   (status: %s/api/status, metrics: %s/metrics)\n", url, url, url)
-	fmt.Fprintf(w, "  NATS      %s\n", s.NATSURL())
-	fmt.Fprintf(w, "  data dir  %s\n", dir)
-	fmt.Fprintf(w, "  put %d objects (%s), e.g. %s\n\n", len(names), source, names[0])
-	fmt.Fprintf(w, "Try, in another terminal:\n")
-	fmt.Fprintf(w, "  export SKYFED_SITE=%s\n", url)
-	fmt.Fprintf(w, "  skyfed ls %s/\n", demoDomain)
-	fmt.Fprintf(w, "  skyfed get %s -o frame.fits\n", names[0])
-	fmt.Fprintf(w, "  skyfed stat\n")
-	if c.For > 0 {
-		fmt.Fprintf(w, "The demo stops by itself after %s.\n", c.For)
-	} else {
-		fmt.Fprintf(w, "Ctrl-C stops the demo.\n")
-	}
+	return 2 * c.Frames, source, g.Wait()
 }
 
 // frameReader streams frame i: a real file when there are some, else a
@@ -127,4 +189,68 @@ func frameReader(real []string, i int) (io.ReadCloser, error) {
 		pw.CloseWithError(testlab.WriteSyntheticFrame(pw, uint64(i), 1024, 1024))
 	}()
 	return pr, nil
+}
+
+// watch prints one progress line a second until every site holds every
+// frame and every link's backlog is empty.
+func (c *DemoCmd) watch(ctx context.Context, w io.Writer, sites []*site.Site, want int64, start time.Time) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		line, done, err := progressLine(sites, want)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%5.1fs  %s\n", time.Since(start).Seconds(), line)
+		if done {
+			fmt.Fprintf(w, "converged: every site holds all %d frames (%.1fs)\n\n", want, time.Since(start).Seconds())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func progressLine(sites []*site.Site, want int64) (string, bool, error) {
+	var parts []string
+	done := true
+	for _, s := range sites {
+		st, err := s.Status()
+		if err != nil {
+			return "", false, err
+		}
+		up, backlog := 0, uint64(0)
+		for _, l := range st.Links {
+			if l.State == forward.StateUp {
+				up++
+			}
+			backlog += l.Backlog
+		}
+		parts = append(parts, fmt.Sprintf("%s %d/%d (links up %d, backlog %d)", st.Site, st.Objects, want, up, backlog))
+		if st.Objects < want || backlog > 0 {
+			done = false
+		}
+	}
+	return strings.Join(parts, " · "), done, nil
+}
+
+func (c *DemoCmd) printGuide(w io.Writer, sites []*site.Site) {
+	fmt.Fprintf(w, "skyfed demo: %d sites running\n", len(sites))
+	for _, s := range sites {
+		fmt.Fprintf(w, "  %-14s http://%s   nats %s\n", s.Config().ID, s.HTTPAddr(), s.NATSURL())
+	}
+	first := "http://" + sites[0].HTTPAddr()
+	fmt.Fprintf(w, "\nTry, in another terminal:\n")
+	fmt.Fprintf(w, "  export SKYFED_SITE=%s\n", first)
+	fmt.Fprintf(w, "  skyfed ls %s/\n", demoDomain)
+	fmt.Fprintf(w, "  skyfed stat\n")
+	fmt.Fprintf(w, "  curl -s %s/api/status\n", first)
+	if c.For > 0 {
+		fmt.Fprintf(w, "The demo stops by itself after %s.\n", c.For)
+	} else {
+		fmt.Fprintf(w, "Ctrl-C stops the demo.\n")
+	}
 }

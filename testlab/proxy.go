@@ -1,0 +1,318 @@
+package testlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/skyfed/skyfed/forward"
+)
+
+// Proxy is a TCP proxy in front of one link, so the lab can fault the link
+// without touching either site: cut it, drop its traffic, slow it, delay
+// it. It listens on 127.0.0.1 and forwards each accepted connection to its
+// target. All methods are safe for concurrent use.
+type Proxy struct {
+	target string
+	ln     net.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	up, down  *forward.Limiter // client→target, target→client
+	latency   atomic.Int64     // one-way delay in nanoseconds
+	blackhole atomic.Bool
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[*proxyConn]struct{}
+
+	accepted, refused, bytesUp, bytesDown, dropped atomic.Int64
+}
+
+// ProxyStats counts what a proxy did.
+type ProxyStats struct {
+	Accepted  int64 // connections accepted and forwarded
+	Refused   int64 // connections closed at once (cut, target down, closing)
+	BytesUp   int64 // bytes forwarded client → target
+	BytesDown int64 // bytes forwarded target → client
+	Dropped   int64 // bytes dropped by the blackhole, both ways
+}
+
+// proxyDialTimeout bounds the dial to the target.
+const proxyDialTimeout = 5 * time.Second
+
+// proxyReadSize is the most one read takes: the unit of latency.
+const proxyReadSize = 32 << 10
+
+// proxyQueue bounds the segments in flight in one direction of one
+// connection (read, not yet written): what a delayed link holds.
+const proxyQueue = 256
+
+// NewProxy starts a proxy to target (host:port) on a free 127.0.0.1 port.
+func NewProxy(target string) (*Proxy, error) {
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		return nil, fmt.Errorf("proxy target %q: %w", target, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("proxy to %s: listen: %w", target, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Proxy{
+		target: target, ln: ln, ctx: ctx, cancel: cancel,
+		up: forward.NewLimiter(0, nil), down: forward.NewLimiter(0, nil),
+		conns: map[*proxyConn]struct{}{},
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.acceptLoop()
+	}()
+	return p, nil
+}
+
+// Addr returns the proxy's listen address, host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Target returns the address the proxy forwards to.
+func (p *Proxy) Target() string { return p.target }
+
+// Cut closes every connection and refuses new ones until Heal.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	p.cut = true
+	conns := p.takeConns()
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+}
+
+// Heal lets new connections through again after Cut.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+// IsCut reports whether the proxy refuses connections.
+func (p *Proxy) IsCut() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
+}
+
+// Blackhole, while on, keeps connections open but drops every byte both
+// ways, as a route that loses all traffic. Turning it off forwards again
+// from there: the streams have lost bytes, so the peers usually see a
+// protocol error and reconnect.
+func (p *Proxy) Blackhole(on bool) { p.blackhole.Store(on) }
+
+// SetLatency adds a one-way delay d to every chunk of bytes read, in both
+// directions; 0 removes it. Bytes read before the change keep their delay.
+func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(max(0, d))) }
+
+// SetBandwidth throttles each direction to bytesPerSec (0: unlimited),
+// shared by all connections of the proxy.
+func (p *Proxy) SetBandwidth(bytesPerSec int64) {
+	r := uint64(max(0, bytesPerSec))
+	p.up.SetRate(r)
+	p.down.SetRate(r)
+}
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() ProxyStats {
+	return ProxyStats{
+		Accepted: p.accepted.Load(), Refused: p.refused.Load(),
+		BytesUp: p.bytesUp.Load(), BytesDown: p.bytesDown.Load(), Dropped: p.dropped.Load(),
+	}
+}
+
+// Conns returns how many connections are open through the proxy.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// Close stops the proxy: it closes the listener and every connection and
+// waits for its goroutines.
+func (p *Proxy) Close() error {
+	p.cancel()
+	err := p.ln.Close()
+	p.mu.Lock()
+	conns := p.takeConns()
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	p.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// takeConns empties the connection set; p.mu must be held.
+func (p *Proxy) takeConns() []*proxyConn {
+	out := make([]*proxyConn, 0, len(p.conns))
+	for c := range p.conns {
+		out = append(out, c)
+	}
+	clear(p.conns)
+	return out
+}
+
+func (p *Proxy) acceptLoop() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.serve(client)
+		}()
+	}
+}
+
+// serve forwards one accepted connection until either side closes or the
+// proxy cuts it.
+func (p *Proxy) serve(client net.Conn) {
+	if p.IsCut() || p.ctx.Err() != nil {
+		p.refused.Add(1)
+		client.Close()
+		return
+	}
+	d := net.Dialer{Timeout: proxyDialTimeout}
+	server, err := d.DialContext(p.ctx, "tcp", p.target)
+	if err != nil {
+		p.refused.Add(1)
+		client.Close()
+		return
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	c := &proxyConn{client: client, server: server, cancel: cancel}
+	p.mu.Lock()
+	if p.cut || p.ctx.Err() != nil {
+		p.mu.Unlock()
+		p.refused.Add(1)
+		c.close()
+		return
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	p.accepted.Add(1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.pipe(ctx, c, client, server, p.up, &p.bytesUp) }()
+	go func() { defer wg.Done(); p.pipe(ctx, c, server, client, p.down, &p.bytesDown) }()
+	wg.Wait()
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+// proxyConn is one forwarded connection.
+type proxyConn struct {
+	client, server net.Conn
+	cancel         context.CancelFunc
+	once           sync.Once
+}
+
+func (c *proxyConn) close() {
+	c.once.Do(func() {
+		c.cancel()
+		c.client.Close()
+		c.server.Close()
+	})
+}
+
+// segment is bytes read from one side, stamped with when they were read.
+type segment struct {
+	b  []byte
+	at time.Time
+}
+
+// pipe copies src to dst through a queue: a reader stamps what it reads
+// (or drops it into the blackhole), a writer delivers it after the latency
+// and within the bandwidth. Either side ending closes the connection.
+func (p *Proxy) pipe(ctx context.Context, c *proxyConn, src, dst net.Conn, lim *forward.Limiter, count *atomic.Int64) {
+	q := make(chan segment, proxyQueue)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(q)
+		p.readSegments(ctx, src, q)
+	}()
+	p.writeSegments(ctx, dst, q, lim, count)
+	c.close()
+	wg.Wait()
+}
+
+func (p *Proxy) readSegments(ctx context.Context, src net.Conn, q chan<- segment) {
+	for {
+		buf := make([]byte, proxyReadSize)
+		n, err := src.Read(buf)
+		if n > 0 {
+			if p.blackhole.Load() {
+				p.dropped.Add(int64(n))
+			} else {
+				select {
+				case q <- segment{b: buf[:n], at: time.Now()}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) writeSegments(ctx context.Context, dst net.Conn, q <-chan segment, lim *forward.Limiter, count *atomic.Int64) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var s segment
+		select {
+		case seg, ok := <-q:
+			if !ok {
+				return
+			}
+			s = seg
+		case <-ctx.Done():
+			return
+		}
+		if wait := time.Until(s.at.Add(time.Duration(p.latency.Load()))); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err := lim.Wait(ctx, len(s.b)); err != nil {
+			return
+		}
+		if p.blackhole.Load() {
+			p.dropped.Add(int64(len(s.b)))
+			continue
+		}
+		if _, err := dst.Write(s.b); err != nil {
+			return
+		}
+		count.Add(int64(len(s.b)))
+	}
+}
