@@ -54,6 +54,8 @@ type counters struct {
 	receivedRaw, receivedWire          atomic.Int64
 	offered, wanted, duplicates        atomic.Int64
 	duplicateBytes, rejected, messages atomic.Int64
+	sentPayload                        atomic.Int64 // bytes of Data payloads sent (the rest of sentWire is control)
+	sendRate, receiveRate              atomic.Int64 // wire bytes/s over the last sampling interval
 }
 
 // Link is one end of a link: the pumps that send this site's arrivals to
@@ -91,11 +93,12 @@ type Link struct {
 }
 
 type outMsg struct {
-	lane Lane
-	body []byte
-	raw  int64 // raw payload bytes this message completes (for counters)
-	kind Kind
-	last bool // last frame of a payload
+	lane    Lane
+	body    []byte
+	raw     int64 // raw payload bytes this message completes (for counters)
+	payload int   // payload bytes in this message
+	kind    Kind
+	last    bool // last frame of a payload
 }
 
 type assembly struct {
@@ -255,6 +258,7 @@ func (l *Link) sendLoop(ctx context.Context) {
 			continue
 		}
 		l.c.sentWire.Add(int64(len(m.body)))
+		l.c.sentPayload.Add(int64(m.payload))
 		if m.last {
 			l.c.sentRaw.Add(m.raw)
 			if m.kind == KindChunk {
@@ -292,11 +296,17 @@ func (l *Link) pingLoop(ctx context.Context) {
 	t := time.NewTicker(pingEvery)
 	defer t.Stop()
 	var seq uint64
+	lastT, lastSent, lastRecv := time.Now(), l.c.sentWire.Load(), l.c.receivedWire.Load()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			sent, recv := l.c.sentWire.Load(), l.c.receivedWire.Load()
+			dt := now.Sub(lastT).Seconds()
+			l.c.sendRate.Store(int64(float64(sent-lastSent) / dt))
+			l.c.receiveRate.Store(int64(float64(recv-lastRecv) / dt))
+			lastT, lastSent, lastRecv = now, sent, recv
 		}
 		seq++
 		if l.State() == StateUp {

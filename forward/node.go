@@ -263,6 +263,9 @@ type LinkStatus struct {
 	ReceivedManifests int64   `json:"received_manifests"`
 	SentRawBytes      int64   `json:"sent_raw_bytes"`
 	SentWireBytes     int64   `json:"sent_wire_bytes"`
+	SentPayloadBytes  int64   `json:"sent_payload_bytes"`
+	SendRate          int64   `json:"send_rate"`    // wire bytes/s, last few seconds
+	ReceiveRate       int64   `json:"receive_rate"` // wire bytes/s, last few seconds
 	ReceivedRawBytes  int64   `json:"received_raw_bytes"`
 	ReceivedWireBytes int64   `json:"received_wire_bytes"`
 	Offered           int64   `json:"offered"`
@@ -323,7 +326,8 @@ func (l *Link) status() LinkStatus {
 		Peer: l.peer, Direction: l.dir, State: l.State(), Mode: l.mode, MaxRate: l.lim.Rate(),
 		SentChunks: l.c.sentChunks.Load(), ReceivedChunks: l.c.receivedChunks.Load(),
 		SentManifests: l.c.sentManifests.Load(), ReceivedManifests: l.c.receivedManifests.Load(),
-		SentRawBytes: l.c.sentRaw.Load(), SentWireBytes: l.c.sentWire.Load(),
+		SentRawBytes: l.c.sentRaw.Load(), SentWireBytes: l.c.sentWire.Load(), SentPayloadBytes: l.c.sentPayload.Load(),
+		SendRate: l.c.sendRate.Load(), ReceiveRate: l.c.receiveRate.Load(),
 		ReceivedRawBytes: l.c.receivedRaw.Load(), ReceivedWireBytes: l.c.receivedWire.Load(),
 		Offered: l.c.offered.Load(), Wanted: l.c.wanted.Load(),
 		Duplicates: l.c.duplicates.Load(), DuplicateBytes: l.c.duplicateBytes.Load(), Rejected: l.c.rejected.Load(),
@@ -370,6 +374,8 @@ var (
 	descUp       = linkDesc("up", "1 if the link is up.")
 	descBacklog  = linkDesc("backlog_entries", "Arrival-log entries not yet confirmed by the peer.")
 	descLag      = linkDesc("lag_seconds", "Age of the oldest entry not yet confirmed by the peer.")
+	descSendRate = linkDesc("send_rate_bytes", "Wire bytes per second sent over the last few seconds.")
+	descRecvRate = linkDesc("receive_rate_bytes", "Wire bytes per second received over the last few seconds.")
 	descCounters = map[string]*prometheus.Desc{
 		"sent_chunks":         linkDesc("sent_chunks_total", "Chunk payloads sent."),
 		"received_chunks":     linkDesc("received_chunks_total", "Chunk payloads received and stored."),
@@ -377,6 +383,7 @@ var (
 		"received_manifests":  linkDesc("received_manifests_total", "Manifests received and stored."),
 		"sent_raw_bytes":      linkDesc("sent_raw_bytes_total", "Raw (uncompressed) payload bytes sent."),
 		"sent_wire_bytes":     linkDesc("sent_wire_bytes_total", "Message bytes published on the link."),
+		"sent_payload_bytes":  linkDesc("sent_payload_bytes_total", "Payload bytes (stored form) sent; the rest of the wire bytes is control."),
 		"received_raw_bytes":  linkDesc("received_raw_bytes_total", "Raw payload bytes received and stored."),
 		"received_wire_bytes": linkDesc("received_wire_bytes_total", "Message bytes received on the link."),
 		"offered":             linkDesc("offered_total", "IDs offered to the peer."),
@@ -398,10 +405,12 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, labels...)
 		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(st.Backlog), labels...)
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, st.LagSeconds, labels...)
+		ch <- prometheus.MustNewConstMetric(descSendRate, prometheus.GaugeValue, float64(st.SendRate), labels...)
+		ch <- prometheus.MustNewConstMetric(descRecvRate, prometheus.GaugeValue, float64(st.ReceiveRate), labels...)
 		for name, v := range map[string]int64{
 			"sent_chunks": st.SentChunks, "received_chunks": st.ReceivedChunks,
 			"sent_manifests": st.SentManifests, "received_manifests": st.ReceivedManifests,
-			"sent_raw_bytes": st.SentRawBytes, "sent_wire_bytes": st.SentWireBytes,
+			"sent_raw_bytes": st.SentRawBytes, "sent_wire_bytes": st.SentWireBytes, "sent_payload_bytes": st.SentPayloadBytes,
 			"received_raw_bytes": st.ReceivedRawBytes, "received_wire_bytes": st.ReceivedWireBytes,
 			"offered": st.Offered, "wanted": st.Wanted, "duplicates": st.Duplicates,
 			"rejected": st.Rejected, "refused": st.Refused,

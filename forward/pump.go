@@ -153,7 +153,7 @@ func (l *Link) shipOne(ctx context.Context, k Kind, id chunk.ID) error {
 		end := min(off+FrameSize, total)
 		d := &Data{Lane: laneOf(k), ID: id, Codec: byte(codec), RawLen: rawLen, Total: uint32(total),
 			Offset: uint32(off), Flood: l.mode == ModeFlood, Payload: payload[off:end]}
-		m := outMsg{lane: laneOf(k), body: (&Message{Type: MsgData, Data: d}).Encode(), kind: k, last: end == total, raw: int64(rawLen)}
+		m := outMsg{lane: laneOf(k), body: (&Message{Type: MsgData, Data: d}).Encode(), kind: k, last: end == total, raw: int64(rawLen), payload: end - off}
 		if err := l.send(ctx, m); err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -86,8 +85,6 @@ func (c *DemoCmd) Run(app *App) error {
 	return nil
 }
 
-func (c *DemoCmd) siteDir(base string, i int) string { return filepath.Join(base, demoSiteNames[i]) }
-
 // startFederation creates (or reuses) the site dirs, makes every site
 // trust every other, links them by the topology and starts them.
 func (c *DemoCmd) startFederation(ctx context.Context, app *App, base string) ([]*site.Site, error) {
@@ -95,49 +92,23 @@ func (c *DemoCmd) startFederation(ctx context.Context, app *App, base string) ([
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, c.Sites)
-	for i := range c.Sites {
-		d := c.siteDir(base, i)
-		cfg := site.Config{ID: demoSiteNames[i], Domain: demoDomain,
-			HTTP: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort+i)), NATS: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NATSPort+i))}
-		if _, err := site.LoadConfig(d); err == nil {
-			k, err := site.LoadKey(d)
-			if err != nil {
-				return nil, err
-			}
-			keys[i] = k.PublicKey().String()
-			continue
-		}
-		k, err := site.Init(d, cfg)
-		if err != nil {
-			return nil, err
-		}
-		keys[i] = k.String()
+	spec := testlab.Spec{
+		Base: base, IDs: demoSiteNames[:c.Sites], Domain: demoDomain, Edges: edges,
+		HTTP: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort+i)) },
+		NATS: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NATSPort+i)) },
 	}
-	for i := range c.Sites {
-		for j := range c.Sites {
-			if i != j {
-				if err := site.Trust(c.siteDir(base, i), site.Peer{ID: demoSiteNames[j], Key: keys[j], Domains: []string{demoDomain}}); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	for _, e := range edges {
-		url := "nats://127.0.0.1:" + strconv.Itoa(c.NATSPort+e[1])
-		if err := site.LinkTo(c.siteDir(base, e[0]), site.Link{Peer: demoSiteNames[e[1]], URL: url}); err != nil {
-			return nil, err
-		}
+	if _, err := testlab.InitFederation(spec); err != nil {
+		return nil, err
 	}
 	var sites []*site.Site
 	for i := range c.Sites {
-		s, err := site.Open(c.siteDir(base, i), site.Options{Logger: app.Log})
+		s, err := site.Open(spec.Dir(i), site.Options{Logger: app.Log})
 		if err != nil {
 			return sites, err
 		}
 		if err := s.Start(ctx); err != nil {
 			s.Close()
-			return sites, fmt.Errorf("start %s: %w (another demo running? use --http-port/--nats-port)", demoSiteNames[i], err)
+			return sites, fmt.Errorf("start %s: %w (another demo running? use --http-port/--nats-port)", spec.IDs[i], err)
 		}
 		sites = append(sites, s)
 	}
