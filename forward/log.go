@@ -207,3 +207,21 @@ func (l *Log) Cursor(k Kind, link string) (uint64, error) {
 func (l *Log) SetCursor(k Kind, link string, seq uint64) error {
 	return l.db.Set(cursorKey(k, link), binary.BigEndian.AppendUint64(nil, seq), pebble.NoSync)
 }
+
+// Recent returns up to n of the newest arrivals of kind k, newest first.
+func (l *Log) Recent(k Kind, n int) ([]Arrival, error) {
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: arrivalKey(k, 0), UpperBound: []byte{prefixArrival, byte(k) + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Arrival
+	for it.Last(); it.Valid() && len(out) < n; it.Prev() {
+		a, err := decodeArrival(k, it.Key(), it.Value())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, it.Error()
+}

@@ -31,7 +31,7 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("GET /sha256/{hex}", s.serveBySHA256)
 	mux.HandleFunc("GET /api/status", s.serveStatus)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
-	mux.HandleFunc("GET /{$}", s.serveIndex)
+	s.registerDashboard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Object names are taken from the escaped path before any router
 		// cleaning: ServeMux would answer "//" with a redirect to another name.

@@ -121,16 +121,3 @@ func (s *Site) serveBySHA256(w http.ResponseWriter, r *http.Request) {
 	}
 	s.serveContent(w, r, "sha256", m)
 }
-
-func (s *Site) serveIndex(w http.ResponseWriter, r *http.Request) {
-	st, err := s.Status()
-	if err != nil {
-		s.fail(w, r, "index", err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>skyfed %s</title>
-<h1>skyfed site %s</h1><p>domain %s · %d objects · %d versions · %d chunks · %d bytes stored</p>
-<p><a href="/api/status">/api/status</a> · <a href="/metrics">/metrics</a> · <a href="/ls">/ls</a></p>`,
-		st.Site, st.Site, st.Domain, st.Objects, st.Versions, st.Chunks, st.StoredBytes)
-}
