@@ -73,7 +73,7 @@ type Timing struct {
 }
 
 // DefaultTiming suits WAN links.
-var DefaultTiming = Timing{LaterDelay: 2 * time.Second, AnswerTimeout: 30 * time.Second, AckTimeout: 120 * time.Second}
+var DefaultTiming = Timing{LaterDelay: 300 * time.Millisecond, AnswerTimeout: 30 * time.Second, AckTimeout: 120 * time.Second}
 
 // Window is a sender's view of one log (one kind) on one link: the
 // entries past the cursor that it has loaded, and their state. It only

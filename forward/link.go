@@ -54,6 +54,7 @@ type counters struct {
 	receivedRaw, receivedWire          atomic.Int64
 	offered, wanted, duplicates        atomic.Int64
 	duplicateBytes, rejected, messages atomic.Int64
+	duplicateChunks                    atomic.Int64
 	sentPayload                        atomic.Int64 // bytes of Data payloads sent (the rest of sentWire is control)
 	sendRate, receiveRate              atomic.Int64 // wire bytes/s over the last sampling interval
 }

@@ -272,6 +272,7 @@ type LinkStatus struct {
 	Wanted            int64   `json:"wanted"`
 	Duplicates        int64   `json:"duplicates"`
 	DuplicateBytes    int64   `json:"duplicate_bytes"`
+	DuplicateChunks   int64   `json:"duplicate_chunks"`
 	Rejected          int64   `json:"rejected"`
 	Refused           int64   `json:"refused"`
 }
@@ -330,7 +331,7 @@ func (l *Link) status() LinkStatus {
 		SendRate: l.c.sendRate.Load(), ReceiveRate: l.c.receiveRate.Load(),
 		ReceivedRawBytes: l.c.receivedRaw.Load(), ReceivedWireBytes: l.c.receivedWire.Load(),
 		Offered: l.c.offered.Load(), Wanted: l.c.wanted.Load(),
-		Duplicates: l.c.duplicates.Load(), DuplicateBytes: l.c.duplicateBytes.Load(), Rejected: l.c.rejected.Load(),
+		Duplicates: l.c.duplicates.Load(), DuplicateBytes: l.c.duplicateBytes.Load(), DuplicateChunks: l.c.duplicateChunks.Load(), Rejected: l.c.rejected.Load(),
 	}
 	log := l.node.stores.Log
 	oldest := time.Time{}

@@ -121,6 +121,9 @@ func (l *Link) store(k Kind, id chunk.ID, a *assembly) AckStatus {
 
 func (l *Link) countDuplicate(a *assembly) {
 	l.c.duplicates.Add(1)
+	if a.kind == KindChunk {
+		l.c.duplicateChunks.Add(1)
+	}
 	l.c.duplicateBytes.Add(int64(a.rawLen))
 }
 
