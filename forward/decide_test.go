@@ -97,7 +97,10 @@ func TestWindowOfferWantHaveLater(t *testing.T) {
 			return w.OnAnswer(batch, []Answer{AnswerWant, AnswerHave, AnswerLater}, t0)
 		}, ids(1), 10},
 		{"ack of 1 passes 1, 2 (have) and 3 (echo)", func(w *Window) []chunk.ID { w.OnAck(ids(1)); return nil }, nil, 13},
-		{"later waits its delay", func(w *Window) []chunk.ID { _, got := w.NextOffer(10, t0.Add(DefaultTiming.LaterDelay-time.Millisecond)); return got }, nil, 13},
+		{"later waits its delay", func(w *Window) []chunk.ID {
+			_, got := w.NextOffer(10, t0.Add(DefaultTiming.LaterDelay-time.Millisecond))
+			return got
+		}, nil, 13},
 		{"later offered again", func(w *Window) []chunk.ID {
 			var got []chunk.ID
 			batch, got = w.NextOffer(10, t0.Add(DefaultTiming.LaterDelay))

@@ -106,9 +106,13 @@ func (l *Link) sendHello() {
 		mode = 1
 	}
 	h := &Hello{Site: l.node.site, Proto: ProtocolVersion, Nonce: nonce, Key: l.node.signer.Signer.PublicKey(), Mode: mode, MaxRate: l.lim.Rate()}
-	if err := conn.Publish(helloSubject(l.node.site, l.peer), (&Message{Type: MsgHello, Hello: h}).Encode()); err != nil {
+	body := (&Message{Type: MsgHello, Hello: h}).Encode()
+	if err := conn.Publish(helloSubject(l.node.site, l.peer), body); err != nil {
 		l.log.Warn("hello not sent", "err", err)
+		return
 	}
+	l.c.sentWire.Add(int64(len(body)))
+	l.c.sentMessages.Add(1)
 }
 
 // onHello accepts a link dialed to this site. The NATS server admitted
@@ -122,20 +126,20 @@ func (n *Node) onHello(m *nats.Msg) {
 	peer := parts[1]
 	msg, err := DecodeMessage(m.Data)
 	if err != nil || msg.Type != MsgHello {
-		n.Refused(peer, "malformed hello")
+		n.refusedHandshake(peer, "malformed hello")
 		return
 	}
 	h := msg.Hello
 	key, trusted := n.peerKey(peer)
 	switch {
 	case h.Site != peer:
-		n.Refused(peer, "hello names site "+h.Site)
+		n.refusedHandshake(peer, "hello names site "+h.Site)
 		return
 	case h.Proto != ProtocolVersion:
-		n.Refused(peer, "protocol version mismatch")
+		n.refusedHandshake(peer, "protocol version mismatch")
 		return
 	case !trusted || manifest.PublicKey(h.Key) != key:
-		n.Refused(peer, "key not trusted for this site ID")
+		n.refusedHandshake(peer, "key not trusted for this site ID")
 		return
 	}
 	mode := ModeOffer
@@ -151,6 +155,10 @@ func (n *Node) onHello(m *nats.Msg) {
 		old.stop()
 	}
 	l := newLink(n, name, peer, DirIn, mode, h.MaxRate)
+	l.peerKey = key
+	if old != nil {
+		l.c = old.c
+	}
 	l.tx, l.rx = "sf."+peer+"."+n.site+".dn", "sf."+peer+"."+n.site+".up"
 	l.connP.Store(n.local)
 	if err := l.subscribe(); err != nil {
@@ -163,6 +171,8 @@ func (n *Node) onHello(m *nats.Msg) {
 	n.mu.Unlock()
 	l.start(n.ctx)
 	l.lastHeard.Store(time.Now().UnixNano())
+	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
+	l.c.messages.Add(1)
 	ack := &Hello{Site: n.site, Proto: ProtocolVersion, Nonce: l.nonce, Key: n.signer.Signer.PublicKey(),
 		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.signer.Signer.Sign(proofMessage(h.Nonce, n.site, peer, roleAcceptor))}
 	l.sendControl(&Message{Type: MsgHelloAck, Hello: ack})
@@ -206,7 +216,7 @@ func (n *Node) onHandshake(l *Link, msg *Message) {
 }
 
 func (l *Link) refuse(why string) {
-	l.node.Refused(l.peer, why)
+	l.node.refusedHandshake(l.peer, why)
 	l.c.rejected.Add(1)
 	l.setState(StateRefused)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
 )
 
 // Link states as status shows them.
@@ -55,6 +56,7 @@ type counters struct {
 	offered, wanted, duplicates        atomic.Int64
 	duplicateBytes, rejected, messages atomic.Int64
 	duplicateChunks                    atomic.Int64
+	sentMessages                       atomic.Int64
 	sentPayload                        atomic.Int64 // bytes of Data payloads sent (the rest of sentWire is control)
 	sendRate, receiveRate              atomic.Int64 // wire bytes/s over the last sampling interval
 }
@@ -62,18 +64,19 @@ type counters struct {
 // Link is one end of a link: the pumps that send this site's arrivals to
 // the peer and the receiver of what the peer sends.
 type Link struct {
-	node   *Node
-	name   string // "out:<peer>" or "in:<peer>", the From of what arrives on it
-	peer   string
-	dir    string
-	mode   string
-	url    string // dialed links: the peer's NATS URL
-	connP  atomic.Pointer[nats.Conn]
-	tx, rx string   // subject prefixes to publish on and to receive on
-	nonce  [32]byte // the nonce this side sent in its hello, for the peer's proof
-	lim    *Limiter
-	log    *slog.Logger
-	c      counters
+	node    *Node
+	name    string // "out:<peer>" or "in:<peer>", the From of what arrives on it
+	peer    string
+	dir     string
+	mode    string
+	url     string // dialed links: the peer's NATS URL
+	connP   atomic.Pointer[nats.Conn]
+	tx, rx  string             // subject prefixes to publish on and to receive on
+	nonce   [32]byte           // the nonce this side sent in its hello, for the peer's proof
+	peerKey manifest.PublicKey // accepted links: the key the peer was admitted with
+	lim     *Limiter
+	log     *slog.Logger
+	c       *counters // shared by the in-links that replace each other, so counters never go back
 
 	state     atomic.Value // string
 	upSince   atomic.Int64
@@ -117,6 +120,7 @@ func newLink(n *Node, name, peer, dir, mode string, rate uint64) *Link {
 		lim:  NewLimiter(rate, nil),
 		log:  n.log.With("link", name),
 		wake: make(chan struct{}, 1),
+		c:    &counters{},
 	}
 	l.state.Store(StateDown)
 	for i := range l.queues {
@@ -259,6 +263,7 @@ func (l *Link) sendLoop(ctx context.Context) {
 			continue
 		}
 		l.c.sentWire.Add(int64(len(m.body)))
+		l.c.sentMessages.Add(1)
 		l.c.sentPayload.Add(int64(m.payload))
 		if m.last {
 			l.c.sentRaw.Add(m.raw)

@@ -39,6 +39,10 @@ type NodeConfig struct {
 	PeerKey func(peer string) (manifest.PublicKey, bool)
 	Logger  *slog.Logger
 	Timing  Timing
+	// OnReject, if set, hears of every input refused after the NATS
+	// server admitted it (bad handshakes, malformed messages, payloads
+	// that fail verification), by reason.
+	OnReject func(reason string)
 }
 
 // Node is a site's forwarding engine: the links it dialed, the links
@@ -65,6 +69,19 @@ type Node struct {
 
 	claimMu sync.Mutex
 	claims  map[chunk.ID]claim
+
+	q *queries
+
+	incMu      sync.Mutex
+	incomplete map[chunk.ID]*incomplete
+	wg         sync.WaitGroup
+}
+
+// incomplete is a manifest stored here whose chunks are not all here yet.
+type incomplete struct {
+	m    *manifest.Manifest
+	next int // chunks before next are known present
+	at   time.Time
 }
 
 type claim struct {
@@ -88,7 +105,7 @@ func NewNode(cfg NodeConfig) *Node {
 		site: cfg.Site, signer: cfg, stores: cfg.Stores, log: cfg.Logger, timing: cfg.Timing, peerKey: cfg.PeerKey,
 		ctx: ctx, cancel: cancel,
 		links: map[string]*Link{}, dialed: map[string]LinkConfig{}, refusals: map[string]int64{}, rejects: map[string]int64{},
-		claims: map[chunk.ID]claim{},
+		claims: map[chunk.ID]claim{}, q: newQueries(), incomplete: map[chunk.ID]*incomplete{},
 	}
 }
 
@@ -106,12 +123,15 @@ func (n *Node) Serve(local *nats.Conn) error {
 		return fmt.Errorf("accept links: %w", err)
 	}
 	n.hello = sub
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.completenessLoop() }()
 	return nil
 }
 
 // Close stops every link.
 func (n *Node) Close() {
 	n.cancel()
+	n.wg.Wait()
 	if n.hello != nil {
 		n.hello.Unsubscribe()
 	}
@@ -209,6 +229,38 @@ func (n *Node) rejected(kind string) {
 	n.mu.Lock()
 	n.rejects[kind]++
 	n.mu.Unlock()
+	if n.signer.OnReject != nil {
+		n.signer.OnReject(kind)
+	}
+}
+
+// refusedHandshake records a handshake refused after the NATS server
+// admitted the client.
+func (n *Node) refusedHandshake(peer, why string) {
+	n.Refused(peer, why)
+	n.rejected("handshake")
+}
+
+// DropUntrusted stops accepted links whose peer is no longer trusted, or
+// is trusted under another key than the one it proved (the trust store
+// was edited while the site runs).
+func (n *Node) DropUntrusted() {
+	n.mu.Lock()
+	var drop []*Link
+	for name, l := range n.links {
+		if l.dir != DirIn {
+			continue
+		}
+		if key, ok := n.peerKey(l.peer); !ok || key != l.peerKey {
+			drop = append(drop, l)
+			delete(n.links, name)
+		}
+	}
+	n.mu.Unlock()
+	for _, l := range drop {
+		n.log.Warn("peer no longer trusted; link dropped", "peer", l.peer)
+		l.stop()
+	}
 }
 
 // Refused counts a dialer refused before it became a link (untrusted
@@ -273,6 +325,8 @@ type LinkStatus struct {
 	Duplicates        int64   `json:"duplicates"`
 	DuplicateBytes    int64   `json:"duplicate_bytes"`
 	DuplicateChunks   int64   `json:"duplicate_chunks"`
+	SentMessages      int64   `json:"sent_messages"`
+	ReceivedMessages  int64   `json:"received_messages"`
 	Rejected          int64   `json:"rejected"`
 	Refused           int64   `json:"refused"`
 }
@@ -331,7 +385,8 @@ func (l *Link) status() LinkStatus {
 		SendRate: l.c.sendRate.Load(), ReceiveRate: l.c.receiveRate.Load(),
 		ReceivedRawBytes: l.c.receivedRaw.Load(), ReceivedWireBytes: l.c.receivedWire.Load(),
 		Offered: l.c.offered.Load(), Wanted: l.c.wanted.Load(),
-		Duplicates: l.c.duplicates.Load(), DuplicateBytes: l.c.duplicateBytes.Load(), DuplicateChunks: l.c.duplicateChunks.Load(), Rejected: l.c.rejected.Load(),
+		Duplicates: l.c.duplicates.Load(), DuplicateBytes: l.c.duplicateBytes.Load(), DuplicateChunks: l.c.duplicateChunks.Load(),
+		SentMessages: l.c.sentMessages.Load(), ReceivedMessages: l.c.messages.Load(), Rejected: l.c.rejected.Load(),
 	}
 	log := l.node.stores.Log
 	oldest := time.Time{}
@@ -387,6 +442,8 @@ var (
 		"sent_payload_bytes":  linkDesc("sent_payload_bytes_total", "Payload bytes (stored form) sent; the rest of the wire bytes is control."),
 		"received_raw_bytes":  linkDesc("received_raw_bytes_total", "Raw payload bytes received and stored."),
 		"received_wire_bytes": linkDesc("received_wire_bytes_total", "Message bytes received on the link."),
+		"sent_messages":       linkDesc("sent_messages_total", "Messages published on the link."),
+		"received_messages":   linkDesc("received_messages_total", "Messages received on the link."),
 		"offered":             linkDesc("offered_total", "IDs offered to the peer."),
 		"wanted":              linkDesc("wanted_total", "Offered IDs the peer wanted."),
 		"duplicates":          linkDesc("duplicates_total", "Payloads that arrived although this site had them."),
@@ -413,6 +470,7 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 			"sent_manifests": st.SentManifests, "received_manifests": st.ReceivedManifests,
 			"sent_raw_bytes": st.SentRawBytes, "sent_wire_bytes": st.SentWireBytes, "sent_payload_bytes": st.SentPayloadBytes,
 			"received_raw_bytes": st.ReceivedRawBytes, "received_wire_bytes": st.ReceivedWireBytes,
+			"sent_messages": st.SentMessages, "received_messages": st.ReceivedMessages,
 			"offered": st.Offered, "wanted": st.Wanted, "duplicates": st.Duplicates,
 			"rejected": st.Rejected, "refused": st.Refused,
 		} {
@@ -425,4 +483,60 @@ var errRefused = errors.New("refused")
 
 func isAuthError(err error) bool {
 	return err != nil && (errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization"))
+}
+
+// maxIncomplete bounds the manifests tracked for confirmation.
+const maxIncomplete = 100000
+
+// trackManifest notes a manifest that arrived, to confirm it once all its
+// chunks are here.
+func (n *Node) trackManifest(id chunk.ID) {
+	m, err := n.stores.Objects.Manifest(id)
+	if err != nil {
+		return
+	}
+	n.incMu.Lock()
+	defer n.incMu.Unlock()
+	if len(n.incomplete) < maxIncomplete {
+		n.incomplete[id] = &incomplete{m: m, at: time.Now()}
+	}
+}
+
+// completenessLoop confirms tracked manifests whose chunks have all
+// arrived, so --wait-sites at their origin can count this site.
+func (n *Node) completenessLoop() {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, id := range n.completeNow() {
+			n.Confirm(id)
+		}
+	}
+}
+
+func (n *Node) completeNow() []chunk.ID {
+	n.incMu.Lock()
+	defer n.incMu.Unlock()
+	var done []chunk.ID
+	for id, inc := range n.incomplete {
+		for inc.next < len(inc.m.Chunks) {
+			have, err := n.stores.HasChunk(inc.m.Chunks[inc.next])
+			if err != nil || !have {
+				break
+			}
+			inc.next++
+		}
+		if inc.next == len(inc.m.Chunks) {
+			done = append(done, id)
+			delete(n.incomplete, id)
+		} else if time.Since(inc.at) > 24*time.Hour {
+			delete(n.incomplete, id)
+		}
+	}
+	return done
 }

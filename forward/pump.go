@@ -135,7 +135,42 @@ func (l *Link) ship(ctx context.Context, k Kind) error {
 	return nil
 }
 
+// goShipFetched ships a fetched chunk on a goroutine the link owns.
+func (l *Link) goShipFetched(id chunk.ID) {
+	if l.ctx == nil || l.ctx.Err() != nil {
+		return
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.shipFetched(id)
+	}()
+}
+
+// shipFetched sends a chunk someone asked for by query, on the lookup
+// lane, ahead of bulk.
+func (l *Link) shipFetched(id chunk.ID) {
+	if err := l.shipOn(l.ctx, KindChunk, LaneLookup, id); err != nil && l.ctx.Err() == nil {
+		l.log.Warn("fetched chunk not sent", "id", id.Short(), "err", err)
+	}
+}
+
+// sendLookup queues a query or reply on the lookup lane without blocking
+// the receiver; when the lane is full it is dropped and the asker's
+// deadline bounds the wait.
+func (l *Link) sendLookup(msg *Message) {
+	select {
+	case l.queues[LaneLookup] <- outMsg{lane: LaneLookup, body: msg.Encode()}:
+	default:
+		l.log.Warn("lookup lane full; message dropped", "type", msg.Type)
+	}
+}
+
 func (l *Link) shipOne(ctx context.Context, k Kind, id chunk.ID) error {
+	return l.shipOn(ctx, k, laneOf(k), id)
+}
+
+func (l *Link) shipOn(ctx context.Context, k Kind, lane Lane, id chunk.ID) error {
 	codec, payload, rawLen, err := l.node.stores.Payload(k, id)
 	if errors.Is(err, chunk.ErrNotFound) || errors.Is(err, chunk.ErrCorrupt) {
 		// Nothing sendable: confirm it so the cursor can pass, and say so.
@@ -151,9 +186,9 @@ func (l *Link) shipOne(ctx context.Context, k Kind, id chunk.ID) error {
 	total := len(payload)
 	for off := 0; off < total || off == 0; off += FrameSize {
 		end := min(off+FrameSize, total)
-		d := &Data{Lane: laneOf(k), ID: id, Codec: byte(codec), RawLen: rawLen, Total: uint32(total),
-			Offset: uint32(off), Flood: l.mode == ModeFlood, Payload: payload[off:end]}
-		m := outMsg{lane: laneOf(k), body: (&Message{Type: MsgData, Data: d}).Encode(), kind: k, last: end == total, raw: int64(rawLen), payload: end - off}
+		d := &Data{Lane: lane, ID: id, Codec: byte(codec), RawLen: rawLen, Total: uint32(total),
+			Offset: uint32(off), Flood: l.mode == ModeFlood && lane != LaneLookup, Payload: payload[off:end]}
+		m := outMsg{lane: lane, body: (&Message{Type: MsgData, Data: d}).Encode(), kind: k, last: end == total, raw: int64(rawLen), payload: end - off}
 		if err := l.send(ctx, m); err != nil {
 			return err
 		}

@@ -31,6 +31,10 @@ func (l *Link) onMessage(lane Lane, data []byte) {
 		return
 	}
 	switch msg.Type {
+	case MsgQuery:
+		l.node.onQuery(l, msg.Query)
+	case MsgReply:
+		l.node.onReply(msg.Reply)
 	case MsgOffer:
 		l.onOffer(msg.Offer)
 	case MsgAnswer:
@@ -66,6 +70,9 @@ func (l *Link) onOffer(o *Offer) {
 // (which logs and so relays it), or dropped as a duplicate, then acked.
 func (l *Link) onData(d *Data) {
 	k, ok := kindOf(d.Lane)
+	if d.Lane == LaneLookup {
+		k, ok = KindChunk, true // a fetched chunk
+	}
 	if !ok {
 		return
 	}
@@ -113,8 +120,10 @@ func (l *Link) store(k Kind, id chunk.ID, a *assembly) AckStatus {
 	l.c.receivedRaw.Add(int64(a.rawLen))
 	if k == KindChunk {
 		l.c.receivedChunks.Add(1)
+		l.node.chunkArrived(id)
 	} else {
 		l.c.receivedManifests.Add(1)
+		l.node.trackManifest(id)
 	}
 	return AckStored
 }

@@ -58,15 +58,17 @@ const (
 	MsgData                        // sender → receiver: one frame of a chunk or manifest payload
 	MsgAck                         // receiver → sender: IDs durably stored (or rejected)
 	MsgPing                        // keepalive / liveness both ways
+	MsgQuery                       // a request flooded map-free: lookup, fetch or confirmation (wire_query.go)
+	MsgReply                       // the answer to a query, routed back the way the query came
 )
 
 var wireTypeNames = [...]string{
 	MsgHello: "hello", MsgHelloAck: "hello-ack", MsgProof: "proof", MsgOffer: "offer",
-	MsgAnswer: "answer", MsgData: "data", MsgAck: "ack", MsgPing: "ping",
+	MsgAnswer: "answer", MsgData: "data", MsgAck: "ack", MsgPing: "ping", MsgQuery: "query", MsgReply: "reply",
 }
 
 func (t MsgType) String() string {
-	if t >= MsgHello && t <= MsgPing {
+	if t >= MsgHello && t <= MsgReply {
 		return wireTypeNames[t]
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
@@ -207,6 +209,8 @@ type Message struct {
 	Data   *Data
 	Ack    *Ack
 	Ping   *Ping
+	Query  *Query
+	Reply  *Reply
 }
 
 const wireSigLen = ed25519.SignatureSize
@@ -253,6 +257,10 @@ func (m *Message) AppendEncode(dst []byte) []byte {
 		}
 	case m.Type == MsgPing && m.Ping != nil:
 		dst = binary.BigEndian.AppendUint64(dst, m.Ping.Seq)
+	case m.Type == MsgQuery && m.Query != nil:
+		dst = m.Query.appendTo(dst)
+	case m.Type == MsgReply && m.Reply != nil:
+		dst = m.Reply.appendTo(dst)
 	}
 	return dst
 }
@@ -300,6 +308,8 @@ func (m *Message) sizeHint() int {
 		return fixed + 32*len(m.Ack.IDs) + len(m.Ack.Status)
 	case m.Hello != nil:
 		return fixed + len(m.Hello.Site) + len(m.Hello.Sig)
+	case m.Reply != nil:
+		return fixed + m.Reply.size()
 	}
 	return fixed
 }
@@ -335,6 +345,10 @@ func DecodeMessage(b []byte) (*Message, error) {
 		m.Ack = r.ack()
 	case MsgPing:
 		m.Ping = &Ping{Seq: r.uint64()}
+	case MsgQuery:
+		m.Query = r.query()
+	case MsgReply:
+		m.Reply = r.reply()
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrBadMessage, b[0])
 	}
@@ -557,7 +571,7 @@ func (m *Message) Validate() error {
 
 func (m *Message) validate() error {
 	set := 0
-	for _, isSet := range []bool{m.Hello != nil, m.Offer != nil, m.Answer != nil, m.Data != nil, m.Ack != nil, m.Ping != nil} {
+	for _, isSet := range []bool{m.Hello != nil, m.Offer != nil, m.Answer != nil, m.Data != nil, m.Ack != nil, m.Ping != nil, m.Query != nil, m.Reply != nil} {
 		if isSet {
 			set++
 		}
@@ -576,6 +590,10 @@ func (m *Message) validate() error {
 		want = m.Ack != nil
 	case MsgPing:
 		want = m.Ping != nil
+	case MsgQuery:
+		want = m.Query != nil
+	case MsgReply:
+		want = m.Reply != nil
 	default:
 		return errors.New("unknown type")
 	}
@@ -595,6 +613,10 @@ func (m *Message) validate() error {
 		return m.Data.validate()
 	case MsgAck:
 		return m.Ack.validate()
+	case MsgQuery:
+		return m.Query.validate()
+	case MsgReply:
+		return m.Reply.validate()
 	}
 	return nil
 }

@@ -141,7 +141,7 @@ var wireBad = []struct {
 	{"data empty frame", &Message{Type: MsgData, Data: &Data{Total: 2, RawLen: 2}}, "empty frame", ""},
 	{"no body", &Message{Type: MsgPing}, "exactly the body", "truncated"},
 	{"wrong body", &Message{Type: MsgPing, Offer: &Offer{IDs: wireIDs(1)}}, "exactly the body", "truncated"},
-	{"unknown type", &Message{Type: 9, Ping: &Ping{}}, "unknown type", ""},
+	{"unknown type", &Message{Type: 99, Ping: &Ping{}}, "unknown type", ""},
 	{"zero type", &Message{Ping: &Ping{}}, "unknown type", ""},
 }
 
@@ -197,7 +197,7 @@ func TestWireRejectsBytes(t *testing.T) {
 	}{
 		{"empty", nil, "empty"},
 		{"type 0", []byte{0}, "unknown type 0"},
-		{"type 9", []byte{9, 0}, "unknown type 9"},
+		{"type 99", []byte{99, 0}, "unknown type 99"},
 		{"too large", append([]byte{byte(MsgPing)}, make([]byte, MaxMessage)...), "exceeds 1048576"},
 		{"trailing byte", append(wireSamples()["ping"].Encode(), 0), "1 trailing bytes"},
 		{"offer trailing", append(bytes.Clone(offer), 0), "trailing"},
@@ -337,6 +337,38 @@ func TestWireFuzzSeeds(t *testing.T) {
 	for typ := MsgHello; typ <= MsgPing; typ++ {
 		if !seen[typ] {
 			t.Errorf("no valid seed of type %s", typ)
+		}
+	}
+}
+
+func TestWireQueryReplyRoundTrip(t *testing.T) {
+	msgs := []*Message{
+		{Type: MsgQuery, Query: &Query{ID: [16]byte{1}, Hops: 8, Kind: QueryLatest, Key: [32]byte{2}, Origin: "alpha"}},
+		{Type: MsgQuery, Query: &Query{ID: [16]byte{3}, Hops: 1, Kind: QueryConfirm, Key: [32]byte{4}, Origin: "c-9"}},
+		{Type: MsgReply, Reply: &Reply{ID: [16]byte{1}, Site: "beta", Fanout: 3, Found: true, Manifests: [][]byte{{1, 2}, {3}}}},
+		{Type: MsgReply, Reply: &Reply{ID: [16]byte{1}, Site: "gamma", Seen: true}},
+	}
+	for _, m := range msgs {
+		b := m.Encode()
+		got, err := DecodeMessage(b)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Type, err)
+		}
+		if string(got.Encode()) != string(b) {
+			t.Fatalf("%s: round trip differs", m.Type)
+		}
+	}
+	bad := []*Message{
+		{Type: MsgQuery, Query: &Query{Hops: 0, Kind: QueryLatest, Origin: "a"}},
+		{Type: MsgQuery, Query: &Query{Hops: MaxHops + 1, Kind: QueryLatest, Origin: "a"}},
+		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: 7, Origin: "a"}},
+		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: QueryLatest, Origin: "A"}},
+		{Type: MsgReply, Reply: &Reply{Site: "b", Seen: true, Found: true}},
+		{Type: MsgReply, Reply: &Reply{Site: "b", Manifests: [][]byte{{}}}},
+	}
+	for i, m := range bad {
+		if _, err := DecodeMessage(m.Encode()); err == nil {
+			t.Errorf("bad message %d decoded", i)
 		}
 	}
 }

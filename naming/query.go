@@ -59,25 +59,8 @@ func (s *Store) Version(name Name, stamp manifest.Stamp) (*manifest.Manifest, er
 
 // History returns every version of name, tombstones included, newest first.
 func (s *Store) History(name Name) ([]*manifest.Manifest, error) {
-	p := versionPrefix(name.Hash())
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	out, err := s.HistoryByHash(name.Hash())
 	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var out []*manifest.Manifest
-	for it.Last(); it.Valid(); it.Prev() {
-		id, err := manifestIDFrom(it.Value())
-		if err != nil {
-			return nil, err
-		}
-		m, err := s.Manifest(id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("history of %s: %w", name, err)
 	}
 	if len(out) == 0 {
@@ -166,4 +149,33 @@ func (s *Store) BySHA256(sum [32]byte) (*manifest.Manifest, error) {
 		return nil, fmt.Errorf("content %x: %w", sum[:], ErrNotFound)
 	}
 	return best, nil
+}
+
+// NewestByHash returns the newest version indexed under a name hash,
+// tombstones included (lookups from other sites ask by hash).
+func (s *Store) NewestByHash(h Hash) (*manifest.Manifest, error) {
+	return s.newest(versionPrefix(h))
+}
+
+// HistoryByHash returns every version indexed under a name hash, newest first.
+func (s *Store) HistoryByHash(h Hash) ([]*manifest.Manifest, error) {
+	p := versionPrefix(h)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*manifest.Manifest
+	for it.Last(); it.Valid(); it.Prev() {
+		id, err := manifestIDFrom(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		m, err := s.Manifest(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, it.Error()
 }

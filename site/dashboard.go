@@ -1,21 +1,213 @@
 package site
 
 import (
+	"cmp"
+	"embed"
 	"fmt"
+	"html/template"
+	"io/fs"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/skyfed/skyfed/forward"
 )
 
-// registerDashboard adds the dashboard page and its APIs to mux.
+// The dashboard is one HTML page (web/index.html, rendered with the
+// site's current state so the first paint needs no request) and plain
+// JS/CSS under web/ui, all embedded so the page works on an air-gapped
+// site. The page then polls /api/status and /api/arrivals.
+
+//go:embed web/index.html web/ui
+var webFS embed.FS
+
+var dashboardPage = template.Must(template.ParseFS(webFS, "web/index.html"))
+
+const (
+	defaultArrivals = 25  // arrivals of each kind /api/arrivals returns by default
+	maxArrivals     = 500 // most arrivals of each kind one request may ask for
+	originScan      = 256 // newest manifest arrivals scanned for the sites they reveal
+)
+
+// registerDashboard adds the dashboard page, its assets and its APIs to mux.
 func (s *Site) registerDashboard(mux *http.ServeMux) {
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Status()
-		if err != nil {
-			s.fail(w, r, "index", err)
+	ui, err := fs.Sub(webFS, "web/ui")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.StripPrefix("/ui/", http.FileServerFS(ui))
+	mux.Handle("GET /ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Embedded files carry no modification time: make browsers
+		// revalidate so an upgraded binary serves its own assets.
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	}))
+	mux.HandleFunc("GET /{$}", s.serveDashboard)
+	mux.HandleFunc("GET /api/arrivals", s.serveArrivals)
+}
+
+// dashboardBoot is the state the page renders first, embedded in the HTML.
+type dashboardBoot struct {
+	Status   Status       `json:"status"`
+	Arrivals arrivalsView `json:"arrivals"`
+	Refresh  int          `json:"refresh_ms"`
+}
+
+// refreshEvery is how often the page polls.
+const refreshEvery = 1500 * time.Millisecond
+
+func (s *Site) serveDashboard(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Status()
+	if err != nil {
+		s.fail(w, r, "dashboard", err)
+		return
+	}
+	av, err := s.arrivalsView(defaultArrivals)
+	if err != nil {
+		s.fail(w, r, "dashboard", err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	data := struct {
+		Site, Domain string
+		Boot         dashboardBoot
+	}{st.Site, st.Domain, dashboardBoot{Status: st, Arrivals: av, Refresh: int(refreshEvery / time.Millisecond)}}
+	if err := dashboardPage.Execute(w, data); err != nil {
+		s.log.Warn("dashboard page not sent", "err", err)
+		return
+	}
+	s.metrics.requests.WithLabelValues("dashboard", "200").Inc()
+}
+
+// arrivalView is one arrival as /api/arrivals shows it; manifest
+// arrivals carry the version they record.
+type arrivalView struct {
+	Seq  uint64 `json:"seq"`
+	Kind string `json:"kind"` // "manifest" or "chunk"
+	ID   string `json:"id"`
+	From string `json:"from"`           // link name ("in:beta", "out:beta") or "local"
+	Peer string `json:"peer,omitempty"` // neighbour it arrived from; empty when local
+	At   int64  `json:"at"`             // unix milliseconds when it was stored here
+
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+	Origin  string `json:"origin,omitempty"`
+	Size    int64  `json:"size,omitempty"`
+	Chunks  int    `json:"chunks,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// siteSeen is a site that recent manifests name as their origin.
+type siteSeen struct {
+	Site      string   `json:"site"`
+	Via       []string `json:"via"` // neighbours its versions arrived from ("local" for this site)
+	Manifests int      `json:"manifests"`
+	LastAt    int64    `json:"last_at"` // unix ms of the newest such arrival
+}
+
+// arrivalsView is the JSON answer of /api/arrivals.
+type arrivalsView struct {
+	Now       int64             `json:"now"` // server clock, unix ms, so clients compute rates in server time
+	Site      string            `json:"site"`
+	Heads     map[string]uint64 `json:"heads"`
+	Manifests []arrivalView     `json:"manifests"` // newest first
+	Chunks    []arrivalView     `json:"chunks"`    // newest first
+	Sites     []siteSeen        `json:"sites"`     // origins of the newest manifest arrivals, by name
+}
+
+func (s *Site) serveArrivals(w http.ResponseWriter, r *http.Request) {
+	limit := defaultArrivals
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxArrivals {
+			s.fail(w, r, "arrivals", badRequest(fmt.Errorf("limit %q must be 1..%d", l, maxArrivals), "limit counts arrivals of each kind"))
 			return
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><meta charset="utf-8"><title>skyfed %s</title>
-<h1>skyfed site %s</h1><p>domain %s · %d objects · %d links</p>
-<p><a href="/api/status">/api/status</a> · <a href="/metrics">/metrics</a></p>`, st.Site, st.Site, st.Domain, st.Objects, len(st.Links))
-	})
+		limit = n
+	}
+	av, err := s.arrivalsView(limit)
+	if err != nil {
+		s.fail(w, r, "arrivals", err)
+		return
+	}
+	s.ok(w, "arrivals", http.StatusOK, av)
+}
+
+// arrivalsView gathers up to limit newest arrivals of each kind and the
+// origin sites the newest manifests reveal.
+func (s *Site) arrivalsView(limit int) (arrivalsView, error) {
+	av := arrivalsView{
+		Now: time.Now().UnixMilli(), Site: s.Config().ID,
+		Heads: map[string]uint64{
+			forward.KindManifest.String(): s.arrivals.Head(forward.KindManifest),
+			forward.KindChunk.String():    s.arrivals.Head(forward.KindChunk),
+		},
+		Manifests: []arrivalView{}, Chunks: []arrivalView{}, Sites: []siteSeen{},
+	}
+	chunks, err := s.arrivals.Recent(forward.KindChunk, limit)
+	if err != nil {
+		return av, fmt.Errorf("recent chunk arrivals: %w", err)
+	}
+	for _, a := range chunks {
+		av.Chunks = append(av.Chunks, newArrivalView(a))
+	}
+	mans, err := s.arrivals.Recent(forward.KindManifest, max(limit, originScan))
+	if err != nil {
+		return av, fmt.Errorf("recent manifest arrivals: %w", err)
+	}
+	seen := map[string]*siteSeen{}
+	for i, a := range mans {
+		v := s.manifestArrival(a)
+		if i < limit {
+			av.Manifests = append(av.Manifests, v)
+		}
+		if v.Origin == "" {
+			continue
+		}
+		ss := seen[v.Origin]
+		if ss == nil {
+			ss = &siteSeen{Site: v.Origin, Via: []string{}, LastAt: v.At}
+			seen[v.Origin] = ss
+		}
+		ss.Manifests++
+		via := cmp.Or(v.Peer, forward.FromLocal)
+		if !slices.Contains(ss.Via, via) {
+			ss.Via = append(ss.Via, via)
+		}
+	}
+	for _, ss := range seen {
+		slices.Sort(ss.Via)
+		av.Sites = append(av.Sites, *ss)
+	}
+	slices.SortFunc(av.Sites, func(a, b siteSeen) int { return strings.Compare(a.Site, b.Site) })
+	return av, nil
+}
+
+func newArrivalView(a forward.Arrival) arrivalView {
+	v := arrivalView{Seq: a.Seq, Kind: a.Kind.String(), ID: a.ID.String(), From: a.From, At: a.At.UnixMilli()}
+	if _, peer, ok := strings.Cut(a.From, ":"); ok {
+		v.Peer = peer
+	}
+	return v
+}
+
+// manifestArrival describes a manifest arrival with the version it
+// records. A manifest that can no longer be read (expired and collected)
+// is shown by ID alone.
+func (s *Site) manifestArrival(a forward.Arrival) arrivalView {
+	v := newArrivalView(a)
+	m, err := s.objects.Manifest(a.ID)
+	if err != nil {
+		return v
+	}
+	v.Name, v.Version, v.Origin = m.Name, m.Version(), m.Stamp.Origin
+	v.Size, v.Chunks, v.Deleted = m.Size, len(m.Chunks), m.Tombstone
+	return v
 }

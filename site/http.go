@@ -164,6 +164,30 @@ type putAnswer struct {
 	SHA256  string `json:"sha256"`
 	Size    int64  `json:"size"`
 	Chunks  int    `json:"chunks"`
+	// Confirmed counts the sites (this one included) holding the version
+	// durably when the put asked to wait for them.
+	Confirmed int `json:"confirmed,omitempty"`
+}
+
+// waitOptions reads ?wait_sites=K&timeout=D of a put.
+func waitOptions(r *http.Request) (int, time.Duration, error) {
+	q := r.URL.Query()
+	want, timeout := 0, waitTimeout
+	if v := q.Get("wait_sites"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1000 {
+			return 0, 0, badRequest(fmt.Errorf("wait_sites %q must be a count of sites", v), "e.g. wait_sites=3")
+		}
+		want = n
+	}
+	if v := q.Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return 0, 0, badRequest(fmt.Errorf("timeout %q is not a positive duration", v), "e.g. timeout=30s")
+		}
+		timeout = d
+	}
+	return want, timeout, nil
 }
 
 func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name) {
@@ -172,6 +196,11 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 		return
 	}
 	opts, err := putOptions(r)
+	if err != nil {
+		s.fail(w, r, "put", err)
+		return
+	}
+	want, timeout, err := waitOptions(r)
 	if err != nil {
 		s.fail(w, r, "put", err)
 		return
@@ -185,7 +214,19 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 	s.metrics.putSeconds.Observe(time.Since(start).Seconds())
 	s.metrics.ingestBytes.Add(float64(m.Size))
 	s.metrics.ingestObjs.Inc()
-	s.ok(w, "put", http.StatusCreated, putAnswer{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks)})
+	answer := putAnswer{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks)}
+	if got, err := s.waitSites(r.Context(), m, want, timeout); err != nil {
+		s.metrics.requests.WithLabelValues("put", "504").Inc()
+		writeJSON(w, http.StatusGatewayTimeout, map[string]any{
+			"error":     fmt.Sprintf("version %s is durable at %d of %d sites after %s", m.Version(), got, want, timeout),
+			"hint":      "the version is stored here and keeps replicating; check the links with skyfed stat",
+			"confirmed": got, "wanted": want, "name": m.Name, "version": m.Version(), "sha256": answer.SHA256,
+		})
+		return
+	} else {
+		answer.Confirmed = got
+	}
+	s.ok(w, "put", http.StatusCreated, answer)
 }
 
 const metaHeaderPrefix = "X-Skyfed-Meta-"
@@ -228,13 +269,13 @@ func (s *Site) resolve(r *http.Request, name naming.Name) (*manifest.Manifest, e
 	defer func() { s.metrics.lookupSecond.Observe(time.Since(start).Seconds()) }()
 	v := r.URL.Query().Get("version")
 	if v == "" {
-		return s.objects.Latest(name)
+		return s.latest(r, name)
 	}
 	stamp, err := manifest.ParseStamp(v)
 	if err != nil {
 		return nil, badRequest(err, "versions look like 1763765000000.0000.alpha; list them with ?versions")
 	}
-	m, err := s.objects.Version(name, stamp)
+	m, err := s.version(r, name, stamp)
 	if err == nil && m.Tombstone {
 		return m, fmt.Errorf("version %s of %s is a tombstone: %w", v, name, naming.ErrDeleted)
 	}
@@ -265,7 +306,7 @@ func (s *Site) serveContent(w http.ResponseWriter, r *http.Request, op string, m
 	for _, kv := range m.Meta {
 		h.Set(metaHeaderPrefix+kv.Key, kv.Value)
 	}
-	rd := &countingReader{r: s.objects.NewReader(m, 0, m.Size)}
+	rd := &countingReader{r: naming.NewReader(readThrough{ctx: r.Context(), s: s}, m, 0, m.Size)}
 	http.ServeContent(w, r, "", m.Stamp.Time(), rd)
 	s.metrics.servedBytes.Add(float64(rd.n))
 	if rd.err != nil && !errors.Is(rd.err, io.EOF) {
@@ -305,7 +346,7 @@ type versionEntry struct {
 }
 
 func (s *Site) serveVersions(w http.ResponseWriter, r *http.Request, name naming.Name) {
-	hist, err := s.objects.History(name)
+	hist, err := s.history(r, name)
 	if err != nil {
 		s.fail(w, r, "versions", err)
 		return

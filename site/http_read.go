@@ -114,7 +114,7 @@ func (s *Site) serveBySHA256(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	copy(sum[:], b)
-	m, err := s.objects.BySHA256(sum)
+	m, err := s.bySHA256(r, sum)
 	if err != nil {
 		s.fail(w, r, "sha256", err)
 		return

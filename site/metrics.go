@@ -13,6 +13,8 @@ type metrics struct {
 	servedBytes  prometheus.Counter
 	putSeconds   prometheus.Histogram
 	lookupSecond prometheus.Histogram
+	fedLookup    prometheus.Histogram
+	fetched      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
@@ -41,10 +43,17 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10),
 		}),
 	}
+	m.fedLookup = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "skyfed_federation_lookup_duration_seconds", Help: "Time of lookups asked across the federation.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	m.fetched = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skyfed_fetched_chunks_total", Help: "Chunks fetched through the links to serve a read (read-through), apart from replication.",
+	})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.requests, m.rejected, m.ingestBytes, m.ingestObjs, m.servedBytes, m.putSeconds, m.lookupSecond,
+	reg.MustRegister(m.fedLookup, m.fetched, m.requests, m.rejected, m.ingestBytes, m.ingestObjs, m.servedBytes, m.putSeconds, m.lookupSecond,
 		gauge("skyfed_stored_chunks", "Unique chunks stored.", func() float64 { return float64(s.chunks.Stats().Chunks) }),
 		gauge("skyfed_stored_bytes", "Chunk payload bytes on disk (after dedup and compression).", func() float64 { return float64(s.chunks.Stats().StoredBytes) }),
 		gauge("skyfed_raw_bytes", "Raw bytes of the unique chunks stored.", func() float64 { return float64(s.chunks.Stats().RawBytes) }),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
@@ -21,6 +22,9 @@ type natsAuth struct {
 	self    manifest.PublicKey
 	trust   *trustStore
 	refused func(peer, why string)
+	// admitted maps client IDs to the peer keys they were admitted with,
+	// so a revoked key's connections can be found and cut.
+	admitted sync.Map // uint64 → manifest.PublicKey
 }
 
 func (a *natsAuth) Check(c server.ClientAuthentication) bool {
@@ -53,6 +57,7 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	c.RegisterUser(&server.User{Username: peer, Permissions: linkPermissions(peer, a.site)})
+	a.admitted.Store(c.GetID(), key)
 	return true
 }
 

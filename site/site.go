@@ -65,6 +65,7 @@ type Site struct {
 	cfgStat os.FileInfo
 
 	nats      *server.Server
+	auth      *natsAuth
 	httpSrv   *http.Server
 	httpAddr  string
 	cancel    context.CancelFunc
@@ -100,6 +101,7 @@ func Open(dir string, opts Options) (*Site, error) {
 	s.metrics = newMetrics(opts.Registry, s)
 	s.node = forward.NewNode(forward.NodeConfig{
 		Site: cfg.ID, Signer: key, Stores: s.stores, PeerKey: s.trust.keyOf, Logger: s.log,
+		OnReject: func(reason string) { s.metrics.rejected.WithLabelValues(reason).Inc() },
 	})
 	opts.Registry.MustRegister(s.node)
 	return s, nil
@@ -191,6 +193,10 @@ func (s *Site) Start(ctx context.Context) error {
 }
 
 func (s *Site) startNATS(cfg Config) error {
+	s.auth = &natsAuth{site: cfg.ID, self: s.key.PublicKey(), trust: s.trust, refused: func(peer, why string) {
+		s.metrics.rejected.WithLabelValues("nats_auth").Inc()
+		s.node.Refused(peer, why)
+	}}
 	host, portText, _ := net.SplitHostPort(cfg.NATS)
 	port, err := strconv.Atoi(portText)
 	if err != nil {
@@ -200,16 +206,13 @@ func (s *Site) startNATS(cfg Config) error {
 		port = s.opts.NATSPort
 	}
 	ns, err := server.NewServer(&server.Options{
-		ServerName:        "skyfed-" + cfg.ID,
-		Host:              host,
-		Port:              port,
-		NoSigs:            true,
-		MaxPayload:        1 << 20,
-		AlwaysEnableNonce: true,
-		CustomClientAuthentication: &natsAuth{site: cfg.ID, self: s.key.PublicKey(), trust: s.trust, refused: func(peer, why string) {
-			s.metrics.rejected.WithLabelValues("nats_auth").Inc()
-			s.node.Refused(peer, why)
-		}},
+		ServerName:                 "skyfed-" + cfg.ID,
+		Host:                       host,
+		Port:                       port,
+		NoSigs:                     true,
+		MaxPayload:                 1 << 20,
+		AlwaysEnableNonce:          true,
+		CustomClientAuthentication: s.auth,
 	})
 	if err != nil {
 		return fmt.Errorf("embedded NATS server: %w", err)
@@ -369,6 +372,8 @@ func (s *Site) reloadConfig() {
 	s.cfg, s.cfgStat = cfg, st
 	s.mu.Unlock()
 	s.trust.update(s.key.PublicKey(), cfg)
+	s.cutUntrusted()
+	s.node.DropUntrusted()
 	s.node.SetLinks(cfg.linkConfigs())
 	s.log.Info("config reloaded", "peers", len(cfg.Peers), "links", len(cfg.Links))
 }
@@ -392,3 +397,38 @@ func (s *Site) Key() manifest.PublicKey { return s.key.PublicKey() }
 
 // Dir returns the site's data dir.
 func (s *Site) Dir() string { return s.dir }
+
+// cutUntrusted disconnects NATS clients whose keys the trust store no
+// longer holds, so revoking a peer takes effect at once.
+func (s *Site) cutUntrusted() {
+	if s.nats == nil {
+		return
+	}
+	conns, err := s.nats.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 16})
+	if err != nil {
+		s.log.Error("list NATS clients", "err", err)
+		return
+	}
+	live := map[uint64]bool{}
+	for _, c := range conns.Conns {
+		live[c.Cid] = true
+		v, ok := s.auth.admitted.Load(c.Cid)
+		if !ok {
+			continue // this site's own connection
+		}
+		key := v.(manifest.PublicKey)
+		if s.trust.peerOf(key) == c.AuthorizedUser {
+			continue
+		}
+		s.log.Warn("peer no longer trusted; disconnecting it", "user", c.AuthorizedUser, "key", key.String())
+		if err := s.nats.DisconnectClientByID(c.Cid); err != nil {
+			s.log.Error("disconnect untrusted client", "err", err)
+		}
+	}
+	s.auth.admitted.Range(func(k, _ any) bool {
+		if !live[k.(uint64)] {
+			s.auth.admitted.Delete(k)
+		}
+		return true
+	})
+}

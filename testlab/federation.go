@@ -3,6 +3,7 @@ package testlab
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ const Domain = "lab.test"
 
 // Defaults of a lab federation.
 const (
-	DefaultChunkSize = 64 << 10             // many chunks from small objects
+	DefaultChunkSize = 64 << 10              // many chunks from small objects
 	reloadEvery      = 50 * time.Millisecond // how fast sites see config edits
 	convergePoll     = 100 * time.Millisecond
 )
@@ -112,6 +113,7 @@ func objectOf(i int, m *manifest.Manifest) Object {
 type member struct {
 	id, dir string
 	nats    string // listen address of its NATS server
+	http    string // its fixed HTTP address, if any
 	key     string // ed25519:<hex>
 }
 
@@ -154,7 +156,7 @@ func (l *lab) link(from, to int) error {
 	target := l.members[to]
 	dir := l.members[from].dir
 	l.mu.Unlock()
-	p, err := NewProxy(target.nats)
+	p, err := l.newProxy(target.nats)
 	if err != nil {
 		return fmt.Errorf("lab: link %d→%d: %w", from, to, err)
 	}
@@ -167,6 +169,35 @@ func (l *lab) link(from, to int) error {
 	l.links = append(l.links, &labLink{from: from, to: to, proxy: p})
 	l.mu.Unlock()
 	return nil
+}
+
+// newProxy starts a proxy to target whose port is none of the members'
+// own addresses: those are picked before the sites listen on them, so the
+// kernel could hand one to a proxy meanwhile.
+func (l *lab) newProxy(target string) (*Proxy, error) {
+	l.mu.Lock()
+	reserved := map[string]bool{}
+	for _, m := range l.members {
+		reserved[m.nats], reserved[m.http] = true, true
+	}
+	l.mu.Unlock()
+	var taken []*Proxy
+	defer func() {
+		for _, p := range taken {
+			p.Close()
+		}
+	}()
+	for range 16 {
+		p, err := NewProxy(target)
+		if err != nil {
+			return nil, err
+		}
+		if !reserved[p.Addr()] {
+			return p, nil
+		}
+		taken = append(taken, p) // hold it, so the next one differs
+	}
+	return nil, errors.New("no proxy port apart from the sites' own")
 }
 
 // N returns the number of sites.
@@ -315,8 +346,12 @@ func NewFederation(t testing.TB, opts FedOptions) *Federation {
 	f := &Federation{lab: lab{t: t, opts: opts}}
 	f.setLogger()
 	t.Cleanup(f.close)
+	addrs, err := freeAddrs(opts.N)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range opts.N {
-		if err := f.initMember(i); err != nil {
+		if err := f.initMember(i, addrs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -350,12 +385,8 @@ func (f *Federation) setLogger() {
 }
 
 // initMember creates site i's dir and config (not yet running).
-func (f *Federation) initMember(i int) error {
+func (f *Federation) initMember(i int, natsAddr string) error {
 	dir := filepath.Join(f.t.TempDir(), SiteID(i))
-	natsAddr, err := FreeAddr()
-	if err != nil {
-		return err
-	}
 	key, err := site.Init(dir, site.Config{ID: SiteID(i), Domain: Domain, HTTP: "127.0.0.1:0", NATS: natsAddr, ChunkSize: f.opts.ChunkSize})
 	if err != nil {
 		return fmt.Errorf("lab: init %s: %w", SiteID(i), err)
@@ -424,7 +455,11 @@ func (f *Federation) RestartSite(i int) error {
 func (f *Federation) AddSite(linkTo ...int) int {
 	f.t.Helper()
 	k := f.N()
-	if err := f.initMember(k); err != nil {
+	natsAddr, err := FreeAddr()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.initMember(k, natsAddr); err != nil {
 		f.t.Fatal(err)
 	}
 	if err := f.trustAll(); err != nil {
@@ -511,7 +546,7 @@ func (f *Federation) Receipts(i int) int64 {
 
 // WaitLinksUp waits until every link is up at both its ends.
 func (f *Federation) WaitLinksUp(timeout time.Duration) error {
-	return pollUntil(timeout, func() error { return linksUp(f.Edges(), f.Links) })
+	return PollUntil(timeout, func() error { return linksUp(f.Edges(), f.Links) })
 }
 
 // Converged reports nil when every site holds every manifest and chunk
@@ -549,13 +584,13 @@ func (f *Federation) Converged() error {
 // WaitConverged polls Converged until it reports nil or timeout passes;
 // then it returns the last difference.
 func (f *Federation) WaitConverged(timeout time.Duration) error {
-	return pollUntil(timeout, f.Converged)
+	return PollUntil(timeout, f.Converged)
 }
 
 // close stops every site and proxy; it runs as the test's cleanup.
 func (f *Federation) close() {
 	var wg sync.WaitGroup
-	for i := range f.sites {
+	for i := range f.N() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -591,9 +626,9 @@ func logTail(f *os.File, n int) string {
 	return strings.Join(keep, "\n")
 }
 
-// pollUntil calls check until it returns nil or timeout passes; then it
+// PollUntil calls check until it returns nil or timeout passes; then it
 // returns check's last error.
-func pollUntil(timeout time.Duration, check func() error) error {
+func PollUntil(timeout time.Duration, check func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := check()
@@ -639,7 +674,7 @@ func verifyRead(objects *naming.Store, name string) error {
 	if err != nil {
 		return err
 	}
-	h := newSHA256()
+	h := sha256.New()
 	if _, err := io.Copy(h, objects.NewReader(m, 0, m.Size)); err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
 	}

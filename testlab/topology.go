@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 )
 
@@ -206,11 +205,4 @@ func Degrees(n int, edges [][2]int) []int {
 // (its cycle rank: links − sites + 1).
 func Loops(n int, edges [][2]int) int {
 	return max(0, len(edges)-n+1)
-}
-
-// hasPair reports whether i and j are linked in edges, either way.
-func hasPair(edges [][2]int, i, j int) bool {
-	return slices.ContainsFunc(edges, func(e [2]int) bool {
-		return e == [2]int{i, j} || e == [2]int{j, i}
-	})
 }

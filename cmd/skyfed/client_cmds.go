@@ -370,7 +370,7 @@ type StatCmd struct {
 }
 
 // linkColumns are the link fields stat shows, in order, when present.
-var linkColumns = []string{"peer", "direction", "state", "backlog", "lag_seconds",
+var linkColumns = []string{"peer", "direction", "state", "mode", "backlog", "lag_seconds", "send_rate", "receive_rate",
 	"sent_chunks", "received_chunks", "duplicates", "rejected"}
 
 // Run prints the site's status.

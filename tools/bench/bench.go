@@ -52,6 +52,9 @@ type Machine struct {
 	GoVersion string
 	Platform  string // GOOS/GOARCH
 	Dir       string // the scratch dir on the measured disk
+	// LoadStart and LoadEnd are the 1-minute load averages when the run
+	// started and ended ("" if unknown): a busy machine skews every row.
+	LoadStart, LoadEnd string
 }
 
 // Measure is bytes moved in some time.
@@ -149,7 +152,7 @@ func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
 	b := &ingestRun{cfg: cfg, scratch: scratch, res: &IngestResult{
 		Size: int64(cfg.Size), Seed: cfg.Seed,
 		Machine: Machine{Cores: runtime.NumCPU(), CPU: cpuModel(), GoVersion: runtime.Version(),
-			Platform: runtime.GOOS + "/" + runtime.GOARCH, Dir: scratch},
+			Platform: runtime.GOOS + "/" + runtime.GOARCH, Dir: scratch, LoadStart: loadAverage()},
 	}}
 	b.progressf("bench ingest: %s per measurement in %s", cfg.Size, scratch)
 	for i, st := range ingestSteps {
@@ -165,6 +168,7 @@ func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
 		b.progressf("[%d/%d] %s: %s in %.2fs, %.1f MB/s", b.step, len(ingestSteps), st.name,
 			ByteSize(m.Bytes), m.Elapsed.Seconds(), m.MBps())
 	}
+	b.res.Machine.LoadEnd = loadAverage()
 	return b.res, nil
 }
 
@@ -239,4 +243,14 @@ func cpuModel() string {
 		}
 	}
 	return ""
+}
+
+// loadAverage returns the 1-minute load average from /proc/loadavg, or "".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(string(b), " ")
+	return first
 }

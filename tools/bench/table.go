@@ -61,6 +61,9 @@ func (r *IngestResult) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(&sb, "skyfed bench ingest: %s per writer, seed %d\n", ByteSize(r.Size), r.Seed)
 	fmt.Fprintf(&sb, "machine:  %d cores%s, %s %s\n", m.Cores, cpu, m.GoVersion, m.Platform)
+	if m.LoadStart != "" {
+		fmt.Fprintf(&sb, "load:     %s at start, %s at end (1-min load average; above ~0.5 other work skews the rows)\n", m.LoadStart, m.LoadEnd)
+	}
 	fmt.Fprintf(&sb, "disk dir: %s\n\n", m.Dir)
 
 	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)

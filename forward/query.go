@@ -1,0 +1,378 @@
+package forward
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
+)
+
+// DefaultHops is the hop limit of queries this site asks.
+const DefaultHops = 16
+
+// queryTTL is how long a query ID is remembered (dedupe, reply routes).
+const queryTTL = 2 * time.Minute
+
+// ErrIncomplete means a query ended (deadline) before every reached site answered.
+var ErrIncomplete = errors.New("not every site answered in time")
+
+// queries is a node's state for queries: which it has seen, where to
+// route replies, what its own askers wait for.
+type queries struct {
+	mu       sync.Mutex
+	seen     map[[16]byte]time.Time
+	routes   map[[16]byte]string          // query → link it came in on
+	askers   map[[16]byte]*asker          // queries this site asked
+	fetchers map[chunk.ID]map[string]bool // chunk → links that asked this site for it
+	waiters  map[chunk.ID][]chan struct{} // chunk → local fetches waiting
+	confirms map[chunk.ID]map[string]time.Time
+	cwait    map[chunk.ID][]chan struct{}
+	swept    time.Time
+}
+
+type asker struct {
+	expected int
+	replies  chan *Reply
+}
+
+func newQueries() *queries {
+	return &queries{
+		seen: map[[16]byte]time.Time{}, routes: map[[16]byte]string{}, askers: map[[16]byte]*asker{},
+		fetchers: map[chunk.ID]map[string]bool{}, waiters: map[chunk.ID][]chan struct{}{},
+		confirms: map[chunk.ID]map[string]time.Time{}, cwait: map[chunk.ID][]chan struct{}{},
+	}
+}
+
+// sweepLocked forgets what is older than queryTTL.
+func (q *queries) sweepLocked(now time.Time) {
+	if now.Sub(q.swept) < queryTTL/4 {
+		return
+	}
+	q.swept = now
+	for id, at := range q.seen {
+		if now.Sub(at) > queryTTL {
+			delete(q.seen, id)
+			delete(q.routes, id)
+		}
+	}
+	for id, sites := range q.confirms {
+		for s, at := range sites {
+			if now.Sub(at) > time.Hour {
+				delete(sites, s)
+			}
+		}
+		if len(sites) == 0 {
+			delete(q.confirms, id)
+		}
+	}
+}
+
+// upLinks returns the links that are up, except the one named skip.
+func (n *Node) upLinks(skip string) []*Link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*Link
+	for name, l := range n.links {
+		if name != skip && l.State() == StateUp {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// sendQuery passes q on over every up link but skip; it returns how many.
+func (n *Node) sendQuery(q *Query, skip string) int {
+	links := n.upLinks(skip)
+	for _, l := range links {
+		l.sendLookup(&Message{Type: MsgQuery, Query: q})
+	}
+	return len(links)
+}
+
+// Ask floods a query and collects the replies until every reached site
+// has answered (or, for fetches, one found it), or ctx ends: then it
+// returns what came with ErrIncomplete.
+func (n *Node) Ask(ctx context.Context, kind QueryKind, key [32]byte) ([]*Reply, error) {
+	q := &Query{Hops: DefaultHops, Kind: kind, Key: key, Origin: n.site}
+	rand.Read(q.ID[:])
+	a := &asker{replies: make(chan *Reply, 64)}
+	n.q.mu.Lock()
+	n.q.seen[q.ID] = time.Now()
+	n.q.askers[q.ID] = a
+	n.q.mu.Unlock()
+	defer func() {
+		n.q.mu.Lock()
+		delete(n.q.askers, q.ID)
+		n.q.mu.Unlock()
+	}()
+	expected := n.sendQuery(q, "")
+	var out []*Reply
+	for expected > 0 {
+		select {
+		case <-ctx.Done():
+			return out, fmt.Errorf("%s query: %w", kindName(kind), ErrIncomplete)
+		case r := <-a.replies:
+			expected += int(r.Fanout) - 1
+			if !r.Seen {
+				out = append(out, r)
+			}
+			if r.Found && (kind == QueryFetchChunk || kind == QueryFetchManifest) {
+				return out, nil
+			}
+		}
+	}
+	return out, nil
+}
+
+func kindName(k QueryKind) string {
+	switch k {
+	case QueryLatest:
+		return "latest"
+	case QueryVersions:
+		return "versions"
+	case QueryContent:
+		return "content"
+	case QueryFetchChunk:
+		return "fetch chunk"
+	case QueryFetchManifest:
+		return "fetch manifest"
+	}
+	return "confirm"
+}
+
+// Fetch makes a chunk local: if it is not stored here it asks the
+// federation for it; the nearest holder sends it back over the priority
+// lane and every site it passes through keeps it.
+func (n *Node) Fetch(ctx context.Context, id chunk.ID) error {
+	if have, err := n.stores.HasChunk(id); err != nil || have {
+		return err
+	}
+	done := make(chan struct{})
+	n.q.mu.Lock()
+	n.q.waiters[id] = append(n.q.waiters[id], done)
+	n.q.mu.Unlock()
+	if have, err := n.stores.HasChunk(id); err != nil || have {
+		return err
+	}
+	replies, err := n.Ask(ctx, QueryFetchChunk, id)
+	found := false
+	for _, r := range replies {
+		found = found || r.Found
+	}
+	if !found && err == nil {
+		return fmt.Errorf("fetch chunk %s: no reachable site holds it: %w", id.Short(), chunk.ErrNotFound)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("fetch chunk %s: %w", id.Short(), ctx.Err())
+	}
+}
+
+// chunkArrived wakes local fetches of id and relays it to the links that
+// asked this site for it.
+func (n *Node) chunkArrived(id chunk.ID) {
+	n.q.mu.Lock()
+	waiters := n.q.waiters[id]
+	delete(n.q.waiters, id)
+	askers := n.q.fetchers[id]
+	delete(n.q.fetchers, id)
+	n.q.mu.Unlock()
+	for _, w := range waiters {
+		close(w)
+	}
+	for name := range askers {
+		if l := n.link(name); l != nil {
+			l.goShipFetched(id)
+		}
+	}
+}
+
+func (n *Node) link(name string) *Link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.links[name]
+}
+
+// onQuery answers a query that came in on link from and passes it on.
+func (n *Node) onQuery(from *Link, q *Query) {
+	now := time.Now()
+	n.q.mu.Lock()
+	n.q.sweepLocked(now)
+	_, seen := n.q.seen[q.ID]
+	n.q.seen[q.ID] = now
+	if !seen {
+		n.q.routes[q.ID] = from.name
+	}
+	n.q.mu.Unlock()
+	if q.Kind == QueryConfirm {
+		if !seen {
+			n.confirmed(q.Key, q.Origin)
+			if q.Hops > 1 {
+				n.sendQuery(&Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}, from.name)
+			}
+		}
+		return
+	}
+	if seen {
+		from.sendLookup(&Message{Type: MsgReply, Reply: &Reply{ID: q.ID, Site: n.site, Seen: true}})
+		return
+	}
+	reply := n.answerQuery(from, q)
+	if !(reply.Found && (q.Kind == QueryFetchChunk || q.Kind == QueryFetchManifest)) && q.Hops > 1 {
+		if q.Kind == QueryFetchChunk {
+			n.q.mu.Lock()
+			if n.q.fetchers[q.Key] == nil {
+				n.q.fetchers[q.Key] = map[string]bool{}
+			}
+			n.q.fetchers[q.Key][from.name] = true
+			n.q.mu.Unlock()
+		}
+		reply.Fanout = uint16(n.sendQuery(&Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}, from.name))
+	}
+	from.sendLookup(&Message{Type: MsgReply, Reply: reply})
+}
+
+// answerQuery looks up what this site holds for q.
+func (n *Node) answerQuery(from *Link, q *Query) *Reply {
+	r := &Reply{ID: q.ID, Site: n.site}
+	var ms []*manifest.Manifest
+	var err error
+	switch q.Kind {
+	case QueryLatest:
+		var m *manifest.Manifest
+		if m, err = n.stores.Objects.NewestByHash(naming.Hash(q.Key)); err == nil {
+			ms = append(ms, m)
+		}
+	case QueryVersions:
+		ms, err = n.stores.Objects.HistoryByHash(naming.Hash(q.Key))
+	case QueryContent:
+		var m *manifest.Manifest
+		if m, err = n.stores.Objects.BySHA256(q.Key); err == nil {
+			ms = append(ms, m)
+		}
+	case QueryFetchManifest:
+		var m *manifest.Manifest
+		if m, err = n.stores.Objects.Manifest(q.Key); err == nil {
+			ms = append(ms, m)
+		}
+	case QueryFetchChunk:
+		have, herr := n.stores.HasChunk(q.Key)
+		if herr == nil && have {
+			r.Found = true
+			from.goShipFetched(q.Key)
+		}
+		return r
+	}
+	if err != nil && !errors.Is(err, naming.ErrNotFound) {
+		n.log.Error("answer query", "kind", kindName(q.Kind), "err", err)
+	}
+	size := 0
+	for _, m := range ms {
+		enc := m.Encode()
+		if size+len(enc) > MaxMessage/2 || len(r.Manifests) == maxReplyManifests {
+			break
+		}
+		size += len(enc)
+		r.Manifests = append(r.Manifests, enc)
+	}
+	r.Found = len(r.Manifests) > 0
+	return r
+}
+
+// onReply delivers a reply to this site's asker or routes it back.
+func (n *Node) onReply(p *Reply) {
+	n.q.mu.Lock()
+	a := n.q.askers[p.ID]
+	route := n.q.routes[p.ID]
+	n.q.mu.Unlock()
+	if a != nil {
+		select {
+		case a.replies <- p:
+		default:
+			n.log.Warn("query reply dropped: asker is slow")
+		}
+		return
+	}
+	if l := n.link(route); l != nil {
+		l.sendLookup(&Message{Type: MsgReply, Reply: p})
+	}
+}
+
+// Confirm tells the federation that this site holds manifest id and all
+// its chunks durably.
+func (n *Node) Confirm(id chunk.ID) {
+	q := &Query{Hops: DefaultHops, Kind: QueryConfirm, Key: id, Origin: n.site}
+	rand.Read(q.ID[:])
+	n.q.mu.Lock()
+	n.q.seen[q.ID] = time.Now()
+	n.q.mu.Unlock()
+	n.sendQuery(q, "")
+}
+
+func (n *Node) confirmed(id chunk.ID, site string) {
+	n.q.mu.Lock()
+	defer n.q.mu.Unlock()
+	if n.q.confirms[id] == nil {
+		n.q.confirms[id] = map[string]time.Time{}
+	}
+	n.q.confirms[id][site] = time.Now()
+	for _, w := range n.q.cwait[id] {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Confirmed returns the sites other than this one that confirmed id.
+func (n *Node) Confirmed(id chunk.ID) []string {
+	n.q.mu.Lock()
+	defer n.q.mu.Unlock()
+	var out []string
+	for s := range n.q.confirms[id] {
+		out = append(out, s)
+	}
+	return out
+}
+
+// WaitConfirmed waits until want sites, this one included, hold manifest
+// id durably, or ctx ends; it returns how many did.
+func (n *Node) WaitConfirmed(ctx context.Context, id chunk.ID, want int) (int, error) {
+	wake := make(chan struct{}, 1)
+	n.q.mu.Lock()
+	n.q.cwait[id] = append(n.q.cwait[id], wake)
+	n.q.mu.Unlock()
+	defer func() {
+		n.q.mu.Lock()
+		ws := n.q.cwait[id]
+		for i, w := range ws {
+			if w == wake {
+				n.q.cwait[id] = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(n.q.cwait[id]) == 0 {
+			delete(n.q.cwait, id)
+		}
+		n.q.mu.Unlock()
+	}()
+	for {
+		got := 1 + len(n.Confirmed(id))
+		if got >= want {
+			return got, nil
+		}
+		select {
+		case <-ctx.Done():
+			return got, ctx.Err()
+		case <-wake:
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
+)
+
+// Bounds of requests that cross the federation.
+const (
+	lookupTimeout = 5 * time.Second
+	fetchTimeout  = 60 * time.Second
+	waitTimeout   = 60 * time.Second
+)
+
+// askFederation floods a query and indexes every valid manifest the
+// replies carry; forged ones are refused and counted. An incomplete
+// answer (a site did not answer in time) is not an error: the newest
+// version heard of wins.
+func (s *Site) askFederation(ctx context.Context, kind forward.QueryKind, key [32]byte, wantName string) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	start := time.Now()
+	replies, err := s.node.Ask(ctx, kind, key)
+	s.metrics.fedLookup.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.log.Info("federation lookup incomplete", "err", err, "replies", len(replies))
+	}
+	for _, r := range replies {
+		for _, enc := range r.Manifests {
+			if err := s.acceptFromLookup(enc, wantName, r.Site); err != nil {
+				s.metrics.rejected.WithLabelValues("lookup_manifest").Inc()
+				s.log.Warn("manifest from a lookup refused", "site", r.Site, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Site) acceptFromLookup(enc []byte, wantName, from string) error {
+	m, err := manifest.Decode(enc)
+	if err != nil {
+		return err
+	}
+	if wantName != "" && m.Name != wantName {
+		return fmt.Errorf("%w: asked for %s, got %s", manifest.ErrMalformed, wantName, m.Name)
+	}
+	_, err = s.objects.Accept(m, "lookup:"+from)
+	return err
+}
+
+// isFresh reports whether the request asks for the federation's newest.
+func isFresh(r *http.Request) bool {
+	v := r.URL.Query().Get("fresh")
+	b, err := strconv.ParseBool(v)
+	return err == nil && b
+}
+
+// latest resolves name to its newest version: locally, and across the
+// federation when asked to (fresh) or when the name is unknown here.
+func (s *Site) latest(r *http.Request, name naming.Name) (*manifest.Manifest, error) {
+	if isFresh(r) {
+		s.askFederation(r.Context(), forward.QueryLatest, name.Hash(), name.String())
+	}
+	m, err := s.objects.Latest(name)
+	if errors.Is(err, naming.ErrNotFound) && !isFresh(r) {
+		s.askFederation(r.Context(), forward.QueryLatest, name.Hash(), name.String())
+		m, err = s.objects.Latest(name)
+	}
+	return m, err
+}
+
+// version resolves one version of name, asking the federation when it is
+// unknown here.
+func (s *Site) version(r *http.Request, name naming.Name, stamp manifest.Stamp) (*manifest.Manifest, error) {
+	m, err := s.objects.Version(name, stamp)
+	if errors.Is(err, naming.ErrNotFound) {
+		s.askFederation(r.Context(), forward.QueryVersions, name.Hash(), name.String())
+		m, err = s.objects.Version(name, stamp)
+	}
+	return m, err
+}
+
+// history returns every version of name, those any reachable site knows
+// included when fresh or unknown here.
+func (s *Site) history(r *http.Request, name naming.Name) ([]*manifest.Manifest, error) {
+	if isFresh(r) {
+		s.askFederation(r.Context(), forward.QueryVersions, name.Hash(), name.String())
+	}
+	hist, err := s.objects.History(name)
+	if errors.Is(err, naming.ErrNotFound) && !isFresh(r) {
+		s.askFederation(r.Context(), forward.QueryVersions, name.Hash(), name.String())
+		hist, err = s.objects.History(name)
+	}
+	return hist, err
+}
+
+// bySHA256 finds an object by content, across the federation if needed.
+func (s *Site) bySHA256(r *http.Request, sum [32]byte) (*manifest.Manifest, error) {
+	m, err := s.objects.BySHA256(sum)
+	if errors.Is(err, naming.ErrNotFound) {
+		s.askFederation(r.Context(), forward.QueryContent, sum, "")
+		m, err = s.objects.BySHA256(sum)
+	}
+	return m, err
+}
+
+// readThrough reads chunks locally and fetches missing ones through the
+// links (nearest holder first); fetched chunks are kept.
+type readThrough struct {
+	ctx context.Context
+	s   *Site
+}
+
+func (g readThrough) Get(id chunk.ID, dst []byte) ([]byte, error) {
+	raw, err := g.s.chunks.Get(id, dst)
+	if !errors.Is(err, chunk.ErrNotFound) {
+		return raw, err
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, fetchTimeout)
+	defer cancel()
+	if err := g.s.node.Fetch(ctx, id); err != nil {
+		return nil, err
+	}
+	g.s.metrics.fetched.Inc()
+	return g.s.chunks.Get(id, dst)
+}
+
+// waitSites waits until want sites hold m durably; 0 or 1 returns at once.
+func (s *Site) waitSites(ctx context.Context, m *manifest.Manifest, want int, timeout time.Duration) (int, error) {
+	if want <= 1 {
+		return 1, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return s.node.WaitConfirmed(ctx, m.ID(), want)
+}

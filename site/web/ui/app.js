@@ -1,0 +1,348 @@
+// skyfed dashboard: renders the state embedded in the page at once, then
+// polls /api/status and /api/arrivals and keeps a few minutes of history
+// per link for the sparklines. Times come from the server's clock (the
+// "now" of /api/arrivals), so rates do not depend on the browser's timers.
+'use strict';
+(function () {
+  const HISTORY_MS = 5 * 60 * 1000; // sparkline span
+  const RATE_WINDOW_MS = 4000;      // raw rates are averaged over about this long
+  const ARRIVALS = 25;
+  const SVG = 'http://www.w3.org/2000/svg';
+
+  const boot = JSON.parse(document.getElementById('boot').textContent);
+  const refresh = boot.refresh_ms || 1500;
+  const self = boot.status.site;
+  const history = new Map(); // link key -> samples, oldest first
+  const siteHistory = [];    // site totals, oldest first
+  const seenSites = new Map(); // site -> {via, manifests, last_at}, kept for the page's life
+
+  // ---- formatting ----
+  const fmtInt = (n) => Number(n || 0).toLocaleString('en-US');
+  function fmtBytes(n) {
+    n = Number(n || 0);
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    let i = 0;
+    while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n.toFixed(0) : n.toFixed(n < 10 ? 2 : 1)) + ' ' + units[i];
+  }
+  function fmtRate(n) {
+    if (n === null || n === undefined || Number.isNaN(n)) return '–';
+    n = Number(n);
+    const units = ['B/s', 'kB/s', 'MB/s', 'GB/s'];
+    let i = 0;
+    while (Math.abs(n) >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+    return (i === 0 ? n.toFixed(0) : n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)) + ' ' + units[i];
+  }
+  function fmtDur(s) {
+    s = Number(s || 0);
+    if (s < 10) return s.toFixed(1) + ' s';
+    if (s < 120) return s.toFixed(0) + ' s';
+    if (s < 7200) return Math.floor(s / 60) + ' min ' + Math.floor(s % 60) + ' s';
+    if (s < 172800) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+    return Math.floor(s / 86400) + ' d';
+  }
+  function fmtAgo(ms) {
+    const s = Math.max(0, ms / 1000);
+    if (s < 1) return 'now';
+    if (s < 90) return s.toFixed(0) + ' s ago';
+    if (s < 5400) return Math.round(s / 60) + ' min ago';
+    if (s < 129600) return Math.round(s / 3600) + ' h ago';
+    return Math.round(s / 86400) + ' d ago';
+  }
+  const fmtClock = (ms) => new Date(ms).toLocaleTimeString('en-GB', { hour12: false });
+
+  // ---- DOM helpers (text only through textContent: names come from peers) ----
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v; else e.setAttribute(k, String(v));
+    }
+    for (const k of kids) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
+    return e;
+  }
+  function svg(tag, attrs, ...kids) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) e.setAttribute(k, String(v));
+    for (const k of kids) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
+    return e;
+  }
+  // num is a number shown with its exact value in data-value, for tests and scrapers.
+  const num = (field, value, text, cls) => el('span', { class: 'v ' + (cls || ''), 'data-field': field, 'data-value': value }, text);
+
+  // ---- history ----
+  const linkKey = (l) => l.peer + '/' + (l.direction || 'in');
+
+  function ingest(status, arrivals) {
+    const t = arrivals.now;
+    for (const l of status.links || []) {
+      const key = linkKey(l);
+      let h = history.get(key);
+      if (!h) { h = []; history.set(key, h); }
+      const prev = h[h.length - 1];
+      if (prev && (l.sent_raw_bytes < prev.sentRaw || l.received_raw_bytes < prev.recvRaw)) h.length = 0; // link restarted
+      if (prev && prev.t >= t) continue;
+      h.push({
+        t, backlog: l.backlog, lag: l.lag_seconds, sendRate: l.send_rate || 0, recvRate: l.receive_rate || 0,
+        sentRaw: l.sent_raw_bytes || 0, recvRaw: l.received_raw_bytes || 0,
+      });
+      while (h.length > 2 && h[0].t < t - HISTORY_MS) h.shift();
+    }
+    const last = siteHistory[siteHistory.length - 1];
+    if (!last || last.t < t) {
+      let inRate = 0, outRate = 0;
+      for (const l of status.links || []) { inRate += l.receive_rate || 0; outRate += l.send_rate || 0; }
+      siteHistory.push({ t, inRate, outRate, stored: status.stored_bytes, raw: status.raw_bytes });
+      while (siteHistory.length > 2 && siteHistory[0].t < t - HISTORY_MS) siteHistory.shift();
+    }
+    for (const s of arrivals.sites || []) {
+      const known = seenSites.get(s.site);
+      if (!known || known.last_at <= s.last_at) seenSites.set(s.site, s);
+    }
+  }
+
+  // rawRate is the raw-byte rate of field over the last RATE_WINDOW_MS of history.
+  function rawRate(h, field) {
+    if (!h || h.length < 2) return null;
+    const last = h[h.length - 1];
+    let first = h[0];
+    for (let i = h.length - 2; i >= 0; i--) {
+      first = h[i];
+      if (last.t - h[i].t >= RATE_WINDOW_MS) break;
+    }
+    const dt = (last.t - first.t) / 1000;
+    return dt > 0 ? Math.max(0, (last[field] - first[field]) / dt) : null;
+  }
+
+  // ---- sparklines ----
+  function spark(values, cls, w, h) {
+    w = w || 96; h = h || 22;
+    const s = svg('svg', { class: 'spark ' + (cls || ''), viewBox: `0 0 ${w} ${h}`, width: w, height: h, 'aria-hidden': 'true' });
+    if (values.length < 2) {
+      s.append(svg('line', { x1: 0, y1: h - 1.5, x2: w, y2: h - 1.5, class: 'spark-base' }));
+      return s;
+    }
+    const max = Math.max(...values, 1e-9);
+    const step = w / (values.length - 1);
+    const pts = values.map((v, i) => [i * step, h - 1.5 - (Math.max(0, v) / max) * (h - 4)]);
+    const line = pts.map((p) => p[0].toFixed(1) + ',' + p[1].toFixed(1)).join(' ');
+    s.append(svg('polygon', { points: `0,${h} ${line} ${w},${h}`, class: 'spark-area' }));
+    s.append(svg('polyline', { points: line, class: 'spark-line' }));
+    const lp = pts[pts.length - 1];
+    s.append(svg('circle', { cx: lp[0].toFixed(1), cy: lp[1].toFixed(1), r: 1.8, class: 'spark-dot' }));
+    return s;
+  }
+
+  // ---- cards ----
+  function renderCards(st) {
+    const links = st.links || [];
+    const up = links.filter((l) => l.state === 'up').length;
+    const backlog = links.reduce((a, l) => a + (l.backlog || 0), 0);
+    const maxLag = links.reduce((a, l) => Math.max(a, l.lag_seconds || 0), 0);
+    const inRate = links.reduce((a, l) => a + (l.receive_rate || 0), 0);
+    const outRate = links.reduce((a, l) => a + (l.send_rate || 0), 0);
+    const ratio = st.stored_bytes > 0 ? st.raw_bytes / st.stored_bytes : 1;
+    const saved = st.raw_bytes > 0 ? 1 - st.stored_bytes / st.raw_bytes : 0;
+    const card = (key, label, value, text, sub, extra, cls) => el('div', { class: 'card ' + (cls || ''), 'data-stat': key, 'data-value': value },
+      el('div', { class: 'card-label' }, label), el('div', { class: 'card-value' }, text),
+      el('div', { class: 'card-sub' }, sub || '\u00a0'), extra);
+    const cards = [
+      card('objects', 'Objects', st.objects, fmtInt(st.objects), fmtInt(st.versions) + ' versions'),
+      card('chunks', 'Chunks', st.chunks, fmtInt(st.chunks), 'unique, by SHA-256'),
+      card('raw_bytes', 'Raw data', st.raw_bytes, fmtBytes(st.raw_bytes), 'before compression'),
+      card('stored_bytes', 'Stored on disk', st.stored_bytes, fmtBytes(st.stored_bytes), 'after compression'),
+      card('compression', 'Compression', ratio.toFixed(3), ratio.toFixed(2) + '×', saved > 0 ? 'saves ' + (saved * 100).toFixed(1) + '%' : 'raw / stored'),
+      card('links_up', 'Links up', up, up + ' / ' + links.length, links.length ? (links.length - up) + ' not up' : 'no links', null,
+        links.length && up < links.length ? 'warn' : ''),
+      card('backlog', 'Backlog', backlog, fmtInt(backlog), 'oldest unconfirmed ' + fmtDur(maxLag), null, backlog > 0 ? 'busy' : ''),
+      card('receive_rate', 'Receiving', inRate, fmtRate(inRate), 'wire, all links', spark(siteHistory.map((s) => s.inRate), 'in', 120, 22)),
+      card('send_rate', 'Sending', outRate, fmtRate(outRate), 'wire, all links', spark(siteHistory.map((s) => s.outRate), 'out', 120, 22)),
+    ];
+    document.getElementById('cards').replaceChildren(...cards);
+  }
+
+  // ---- links table ----
+  function stateOf(l) { return l.state || 'down'; }
+
+  function linkRow(l) {
+    const h = history.get(linkKey(l)) || [];
+    const dir = l.direction === 'out' ? 'dialed by this site' : 'dialed by ' + l.peer;
+    const arrow = l.direction === 'out' ? '→' : '←';
+    const cap = l.max_rate ? 'cap ' + fmtRate(l.max_rate) : 'no cap';
+    const sendRaw = rawRate(h, 'sentRaw'), recvRaw = rawRate(h, 'recvRaw');
+    const dup = el('td', { class: 'num' }, num('duplicates', l.duplicates || 0, fmtInt(l.duplicates), l.duplicates ? 'warn' : 'zero'));
+    if (l.duplicate_bytes) dup.append(el('div', { class: 'sub' }, fmtBytes(l.duplicate_bytes)));
+    const rej = el('td', { class: 'num' }, num('rejected', l.rejected || 0, fmtInt(l.rejected), l.rejected ? 'bad' : 'zero'));
+    if (l.refused) rej.append(el('div', { class: 'sub bad' }, num('refused', l.refused, fmtInt(l.refused) + ' dials refused')));
+    return el('tr', { class: 'link state-' + stateOf(l), 'data-peer': l.peer, 'data-direction': l.direction, 'data-state': stateOf(l) },
+      el('td', { class: 'who' },
+        el('div', { class: 'peer' }, el('span', { class: 'arrow', title: dir }, arrow), ' ', el('b', null, l.peer)),
+        el('div', { class: 'sub' }, (l.direction || 'in') + ' · ' + (l.mode || 'offer') + ' · ' + cap)),
+      el('td', null, el('span', { class: 'pill ' + stateOf(l), 'data-field': 'state', 'data-value': stateOf(l) }, stateOf(l))),
+      el('td', { class: 'num' }, num('backlog', l.backlog || 0, fmtInt(l.backlog)), spark(h.map((s) => s.backlog), 'backlog', 86, 20)),
+      el('td', { class: 'num' }, num('lag_seconds', l.lag_seconds || 0, fmtDur(l.lag_seconds)), spark(h.map((s) => s.lag), 'lag', 86, 20)),
+      el('td', { class: 'num' }, num('send_rate', l.send_rate || 0, fmtRate(l.send_rate || 0)),
+        el('span', { class: 'sub raw', 'data-field': 'send_raw_rate' }, ' · ' + fmtRate(sendRaw)), spark(h.map((s) => s.sendRate), 'out', 110, 20)),
+      el('td', { class: 'num' }, num('receive_rate', l.receive_rate || 0, fmtRate(l.receive_rate || 0)),
+        el('span', { class: 'sub raw', 'data-field': 'receive_raw_rate' }, ' · ' + fmtRate(recvRaw)), spark(h.map((s) => s.recvRate), 'in', 110, 20)),
+      el('td', { class: 'num' }, num('sent_chunks', l.sent_chunks || 0, fmtInt(l.sent_chunks)), ' · ', num('received_chunks', l.received_chunks || 0, fmtInt(l.received_chunks)),
+        el('div', { class: 'sub' }, fmtBytes(l.sent_wire_bytes) + ' · ' + fmtBytes(l.received_wire_bytes) + ' wire')),
+      el('td', { class: 'num' }, num('sent_manifests', l.sent_manifests || 0, fmtInt(l.sent_manifests)), ' · ', num('received_manifests', l.received_manifests || 0, fmtInt(l.received_manifests)),
+        el('div', { class: 'sub' }, fmtInt(l.offered) + ' offered · ' + fmtInt(l.wanted) + ' wanted')),
+      dup, rej);
+  }
+
+  function renderLinks(st) {
+    const links = st.links || [];
+    document.getElementById('links-body').replaceChildren(...links.map(linkRow));
+    document.getElementById('links-empty').hidden = links.length > 0;
+    document.getElementById('links-hint').textContent = links.length ? 'rates: wire bytes/s · raw bytes/s' : '';
+  }
+
+  // ---- graph ----
+  function peerNodes(st) {
+    const peers = new Map();
+    for (const l of st.links || []) {
+      const p = peers.get(l.peer) || { name: l.peer, states: new Set(), send: 0, recv: 0, backlog: 0 };
+      p.states.add(stateOf(l));
+      p.send += l.send_rate || 0; p.recv += l.receive_rate || 0; p.backlog += l.backlog || 0;
+      peers.set(l.peer, p);
+    }
+    for (const p of peers.values()) {
+      p.state = p.states.has('up') ? 'up' : p.states.has('down') ? 'down' : 'refused';
+    }
+    return [...peers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  function nodeLabel(x, y, lines, anchorAbove) {
+    const g = svg('g', { class: 'label' });
+    const dy = anchorAbove ? -34 - (lines.length - 1) * 13 : 36;
+    lines.forEach((ln, i) => g.append(svg('text', { x, y: y + dy + i * 13, class: ln.cls, 'text-anchor': 'middle' }, ln.text)));
+    return g;
+  }
+
+  function renderGraph(st) {
+    const g = document.getElementById('graph');
+    const W = 460, H = 380, cx = W / 2, cy = H / 2;
+    const peers = peerNodes(st);
+    const direct = new Set(peers.map((p) => p.name));
+    const learned = [...seenSites.values()].filter((s) => s.site !== self && !direct.has(s.site));
+    const r1 = learned.length ? 108 : 130, r2 = 168;
+    const pos = new Map();
+    peers.forEach((p, i) => {
+      const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, peers.length) + (peers.length === 2 ? Math.PI / 2 : 0);
+      pos.set(p.name, { x: cx + r1 * Math.cos(a), y: cy + r1 * Math.sin(a), a });
+    });
+    const edges = svg('g', { class: 'edges' }), nodes = svg('g', { class: 'nodes' }), labels = svg('g', { class: 'labels' });
+    const byVia = new Map();
+    learned.forEach((s) => {
+      const via = (s.via || []).find((v) => pos.has(v)) || '';
+      if (!byVia.has(via)) byVia.set(via, []);
+      byVia.get(via).push(s);
+    });
+    let orphan = 0;
+    for (const [via, sites] of byVia) {
+      sites.forEach((s, j) => {
+        let a;
+        if (via) a = pos.get(via).a + (j - (sites.length - 1) / 2) * 0.42;
+        else a = Math.PI / 4 + orphan++ * 0.5;
+        const x = cx + r2 * Math.cos(a), y = cy + r2 * Math.sin(a) * 0.98;
+        const from = via ? pos.get(via) : { x: cx, y: cy };
+        edges.append(svg('line', { x1: from.x, y1: from.y, x2: x, y2: y, class: 'edge seen' }));
+        nodes.append(svg('g', { class: 'node seen', 'data-site': s.site, 'data-state': 'seen', 'data-kind': 'seen', 'data-via': (s.via || []).join(',') },
+          svg('title', null, s.site + ': versions arrive via ' + (s.via || []).join(', ')),
+          svg('circle', { cx: x, cy: y, r: 13 })));
+        labels.append(nodeLabel(x, y - 8, [{ text: s.site, cls: 'name small' }, { text: 'via ' + (via || (s.via || []).join(',')), cls: 'meta' }], y < cy));
+      });
+    }
+    for (const p of peers) {
+      const { x, y } = pos.get(p.name);
+      const moving = p.send + p.recv > 0;
+      const width = 1.6 + Math.min(5, Math.log10(1 + (p.send + p.recv) / 1e4));
+      edges.append(svg('line', { x1: cx, y1: cy, x2: x, y2: y, class: 'edge ' + p.state + (moving ? ' flow' : ''), 'stroke-width': width.toFixed(1) }));
+      nodes.append(svg('g', { class: 'node peer ' + p.state, 'data-site': p.name, 'data-state': p.state, 'data-kind': 'peer' },
+        svg('title', null, p.name + ': ' + [...p.states].join(', ')),
+        svg('circle', { cx: x, cy: y, r: 20 })));
+      const lines = [{ text: p.name, cls: 'name' }, { text: '↑ ' + fmtRate(p.send) + '   ↓ ' + fmtRate(p.recv), cls: 'meta' }];
+      if (p.backlog) lines.push({ text: 'backlog ' + fmtInt(p.backlog), cls: 'meta warn' });
+      labels.append(nodeLabel(x, y, lines, y < cy - 1));
+    }
+    nodes.append(svg('g', { class: 'node self', 'data-site': self, 'data-kind': 'self' },
+      svg('circle', { cx, cy, r: 27 }), svg('text', { x: cx, y: cy + 4, 'text-anchor': 'middle', class: 'self-name' }, self)));
+    if (!peers.length) labels.append(svg('text', { x: cx, y: cy + 56, 'text-anchor': 'middle', class: 'meta' }, 'no links yet'));
+    g.replaceChildren(edges, nodes, labels);
+  }
+
+  // ---- arrivals ----
+  function via(a) { return a.peer ? a.peer : 'local put'; }
+
+  function renderArrivals(av) {
+    const now = av.now;
+    document.getElementById('manifests-body').replaceChildren(...(av.manifests || []).slice(0, 12).map((a) =>
+      el('tr', { 'data-kind': 'manifest', 'data-name': a.name || '', 'data-origin': a.origin || '', 'data-from': a.from },
+        el('td', { class: 'when', title: fmtClock(a.at) }, fmtAgo(now - a.at)),
+        el('td', { class: 'name', title: a.name || a.id }, a.name || a.id.slice(0, 16) + '…'),
+        el('td', { class: 'mono' }, a.version || ''),
+        el('td', null, el('span', { class: a.origin === self ? 'tag self' : 'tag' }, a.origin || '?')),
+        el('td', { class: 'num' }, a.deleted ? 'deleted' : fmtBytes(a.size)),
+        el('td', null, el('span', { class: a.peer ? 'tag via' : 'tag local' }, via(a))))));
+    if (!(av.manifests || []).length) document.getElementById('manifests-body').replaceChildren(el('tr', null, el('td', { colspan: 6, class: 'empty' }, 'nothing has arrived yet')));
+    const chunks = (av.chunks || []).slice(0, 8);
+    document.getElementById('chunks-body').replaceChildren(...chunks.map((a) =>
+      el('tr', { 'data-kind': 'chunk', 'data-from': a.from },
+        el('td', { class: 'when', title: fmtClock(a.at) }, fmtAgo(now - a.at)),
+        el('td', { class: 'mono', title: a.id }, a.id.slice(0, 16)),
+        el('td', null, el('span', { class: a.peer ? 'tag via' : 'tag local' }, via(a))))));
+    document.getElementById('chunks-hint').textContent = 'log head #' + fmtInt((av.heads || {}).chunk);
+    const sites = [...seenSites.values()].sort((a, b) => a.site.localeCompare(b.site));
+    document.getElementById('sites-body').replaceChildren(...sites.map((s) =>
+      el('tr', { 'data-site': s.site },
+        el('td', null, el('b', null, s.site), s.site === self ? el('span', { class: 'sub' }, ' this site') : null),
+        el('td', null, (s.via || []).map((v) => v === 'local' ? 'local put' : v).join(', ')),
+        el('td', { class: 'num' }, fmtInt(s.manifests)),
+        el('td', { class: 'when' }, fmtAgo(now - s.last_at)))));
+    if (!sites.length) document.getElementById('sites-body').replaceChildren(el('tr', null, el('td', { colspan: 4, class: 'empty' }, 'no versions yet')));
+  }
+
+  // ---- loop ----
+  function setLive(ok, t, err) {
+    const live = document.getElementById('live');
+    live.dataset.live = ok ? 'ok' : 'stale';
+    document.getElementById('live-text').textContent = ok ? 'live · updated ' + fmtClock(t) : 'not updating: ' + err;
+  }
+
+  function render(st, av) {
+    document.body.dataset.updated = String(av.now);
+    renderCards(st);
+    renderLinks(st);
+    renderGraph(st);
+    renderArrivals(av);
+  }
+
+  async function getJSON(path) {
+    const r = await fetch(path, { cache: 'no-store', headers: { Accept: 'application/json' } });
+    if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
+    return r.json();
+  }
+
+  let lastOK = boot.arrivals.now;
+  async function poll() {
+    try {
+      const [st, av] = await Promise.all([getJSON('/api/status'), getJSON('/api/arrivals?limit=' + ARRIVALS)]);
+      ingest(st, av);
+      render(st, av);
+      lastOK = av.now;
+      setLive(true, av.now);
+    } catch (e) {
+      setLive(false, lastOK, (e && e.message) || String(e));
+    } finally {
+      setTimeout(poll, refresh);
+    }
+  }
+
+  ingest(boot.status, boot.arrivals);
+  render(boot.status, boot.arrivals);
+  setLive(true, boot.arrivals.now);
+  document.getElementById('live').dataset.live = 'boot';
+  setTimeout(poll, Math.min(refresh, 500));
+})();
