@@ -1,0 +1,52 @@
+package site
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+
+	"github.com/skyfed/skyfed/forward"
+)
+
+// TestReadThroughWhileBulkBacklog: a name put at A after a bulk backlog
+// on a slowed A–B link is read at C (via lookup and fetch over the
+// priority lane) while the bulk is still queued.
+func TestReadThroughWhileBulkBacklog(t *testing.T) {
+	a, b, c := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
+	trustEachOther(t, a, b)
+	trustEachOther(t, b, c)
+	trustEachOther(t, a, c)
+	linkSites(t, a, b, "1MB/s", "")
+	linkSites(t, b, c, "", "")
+	waitFor(t, "links up", func() bool {
+		up := 0
+		for _, s := range []*testSite{a, b} {
+			for _, l := range s.Links() {
+				if l.State == forward.StateUp && l.Direction == forward.DirOut {
+					up++
+				}
+			}
+		}
+		return up == 2
+	})
+	bulk := seeded(9, 12<<20)
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/bulk.fits", bytes.NewReader(bulk)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	small := seeded(10, 300<<10)
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/late.fits", bytes.NewReader(small)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	resp, body := c.do(t, "GET", "/o/gloria.eu/late.fits", nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, small) {
+		t.Fatalf("GET at C: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	var backlog uint64
+	for _, l := range a.Links() {
+		backlog += l.Backlog
+	}
+	if backlog < 10*(1<<20)/(64<<10) {
+		t.Fatalf("A's link backlog is %d chunks: the bulk was no longer queued, so this proves nothing", backlog)
+	}
+	t.Logf("read at C while A's backlog held %d chunks", backlog)
+}
