@@ -70,12 +70,15 @@ func (l *Link) connect() error {
 		conn.Close()
 		return nil
 	}
-	l.connP.Store(conn)
+	if old := l.connP.Swap(conn); old != nil {
+		old.Close()
+	}
 	if err := l.subscribe(); err != nil {
 		conn.Close()
 		return err
 	}
 	if err := conn.Flush(); err != nil {
+		conn.Close()
 		return err
 	}
 	l.sendHello()

@@ -82,14 +82,15 @@ type Link struct {
 	upSince   atomic.Int64
 	lastHeard atomic.Int64 // unix nanos of the last message from the peer
 
-	queues  [4]chan outMsg
-	wake    chan struct{} // pumps: something changed
-	mu      sync.Mutex
-	windows map[Kind]*Window
-	toSend  map[Kind][]chunk.ID
-	subs    []*nats.Subscription
-	asmMu   sync.Mutex
-	asm     map[chunk.ID]*assembly
+	queues   [4]chan outMsg
+	wake     chan struct{} // pumps: something changed
+	mu       sync.Mutex
+	windows  map[Kind]*Window
+	toSend   map[Kind][]chunk.ID
+	subs     []*nats.Subscription
+	asmMu    sync.Mutex
+	asm      map[chunk.ID]*assembly
+	asmBytes int
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -109,9 +110,10 @@ type assembly struct {
 	kind   Kind
 	codec  chunk.Codec
 	rawLen uint32
+	total  uint32
 	buf    []byte
-	got    uint32
 	flood  bool
+	at     time.Time // last frame
 }
 
 func newLink(n *Node, name, peer, dir, mode string, rate uint64) *Link {
@@ -154,6 +156,7 @@ func (l *Link) resetWindows() {
 	l.mu.Unlock()
 	l.asmMu.Lock()
 	l.asm = map[chunk.ID]*assembly{}
+	l.asmBytes = 0
 	l.asmMu.Unlock()
 	l.mu.Lock()
 }

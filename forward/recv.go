@@ -136,28 +136,64 @@ func (l *Link) countDuplicate(a *assembly) {
 	l.c.duplicateBytes.Add(int64(a.rawLen))
 }
 
+// maxAssemblyBytes bounds the bytes a link holds in unfinished payloads,
+// so a lying or broken peer cannot pin memory with announced sizes.
+const maxAssemblyBytes = 64 << 20
+
+// assemblyTimeout drops payloads that stopped arriving.
+const assemblyTimeout = 2 * time.Minute
+
 // assemble adds a frame to its payload and returns the payload once
-// complete.
+// complete. Buffers grow as bytes arrive, never to the announced size.
 func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
 	l.asmMu.Lock()
 	defer l.asmMu.Unlock()
+	now := time.Now()
+	l.expireAssembliesLocked(now)
 	a := l.asm[id]
 	if d.Offset == 0 {
+		if a != nil {
+			l.asmBytes -= len(a.buf)
+		}
 		if a == nil && len(l.asm) >= maxAssemblies {
 			l.log.Warn("too many payloads in flight; frame dropped (the sender offers it again)", "id", id.Short())
 			return nil, false
 		}
-		a = &assembly{kind: k, codec: chunk.Codec(d.Codec), rawLen: d.RawLen, buf: make([]byte, d.Total), flood: d.Flood}
+		a = &assembly{kind: k, codec: chunk.Codec(d.Codec), rawLen: d.RawLen, total: d.Total,
+			buf: make([]byte, 0, min(int(d.Total), FrameSize)), flood: d.Flood}
 		l.asm[id] = a
 	}
-	if a == nil || d.Offset != a.got || int(d.Total) != len(a.buf) {
+	if a == nil || d.Offset != uint32(len(a.buf)) || d.Total != a.total {
+		if a != nil {
+			l.asmBytes -= len(a.buf)
+		}
 		delete(l.asm, id) // out of order or inconsistent: start over when it is sent again
 		return nil, false
 	}
-	a.got += uint32(copy(a.buf[a.got:], d.Payload))
-	if int(a.got) < len(a.buf) {
+	if l.asmBytes+len(d.Payload) > maxAssemblyBytes {
+		l.asmBytes -= len(a.buf)
+		delete(l.asm, id)
+		l.c.rejected.Add(1)
+		l.node.rejected("assembly_limit")
+		l.log.Warn("peer's unfinished payloads exceed the link's memory bound; payload dropped", "id", id.Short())
 		return nil, false
 	}
+	a.buf = append(a.buf, d.Payload...)
+	a.at = now
+	l.asmBytes += len(d.Payload)
+	if len(a.buf) < int(a.total) {
+		return nil, false
+	}
+	l.asmBytes -= len(a.buf)
 	delete(l.asm, id)
 	return a, true
+}
+
+func (l *Link) expireAssembliesLocked(now time.Time) {
+	for id, a := range l.asm {
+		if now.Sub(a.at) > assemblyTimeout {
+			l.asmBytes -= len(a.buf)
+			delete(l.asm, id)
+		}
+	}
 }

@@ -24,7 +24,13 @@ type natsAuth struct {
 	refused func(peer, why string)
 	// admitted maps client IDs to the peer keys they were admitted with,
 	// so a revoked key's connections can be found and cut.
-	admitted sync.Map // uint64 → manifest.PublicKey
+	admitted sync.Map // uint64 → admission
+}
+
+// admission is who a client was admitted as.
+type admission struct {
+	peer string
+	key  manifest.PublicKey
 }
 
 func (a *natsAuth) Check(c server.ClientAuthentication) bool {
@@ -57,7 +63,7 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	c.RegisterUser(&server.User{Username: peer, Permissions: linkPermissions(peer, a.site)})
-	a.admitted.Store(c.GetID(), key)
+	a.admitted.Store(c.GetID(), admission{peer: peer, key: key})
 	return true
 }
 

@@ -416,11 +416,11 @@ func (s *Site) cutUntrusted() {
 		if !ok {
 			continue // this site's own connection
 		}
-		key := v.(manifest.PublicKey)
-		if s.trust.peerOf(key) == c.AuthorizedUser {
+		adm := v.(admission)
+		if key, ok := s.trust.keyOf(adm.peer); ok && key == adm.key {
 			continue
 		}
-		s.log.Warn("peer no longer trusted; disconnecting it", "user", c.AuthorizedUser, "key", key.String())
+		s.log.Warn("peer no longer trusted; disconnecting it", "peer", adm.peer, "key", adm.key.String())
 		if err := s.nats.DisconnectClientByID(c.Cid); err != nil {
 			s.log.Error("disconnect untrusted client", "err", err)
 		}
