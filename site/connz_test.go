@@ -3,11 +3,13 @@ package site
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
@@ -87,10 +89,10 @@ func TestLinkByteCountersMatchServer(t *testing.T) {
 	linkSites(t, a, b, "", "")
 	waitLinkUp(t, a, "beta", forward.DirOut)
 	objs := []counterObject{
-		{"gloria.eu/counters/noise.fits", seeded(41, 3<<20)},               // incompressible
-		{"gloria.eu/counters/low.fits", lowEntropy(42, 2<<20+12345)},       // compressible, unique chunks
+		{"gloria.eu/counters/noise.fits", seeded(41, 2<<20)},               // incompressible
+		{"gloria.eu/counters/low.fits", lowEntropy(42, 1<<20+12345)},       // compressible, unique chunks
 		{"gloria.eu/counters/flat.fits", make([]byte, 1<<20+100)},          // 17 chunks, 2 unique
-		{"gloria.eu/counters/noise-again.fits", seeded(41, 3<<20)[:1<<20]}, // all chunks already put
+		{"gloria.eu/counters/noise-again.fits", seeded(41, 2<<20)[:1<<20]}, // all chunks already put
 	}
 	for _, o := range objs {
 		if resp, body := a.do(t, "PUT", "/o/"+o.name, bytes.NewReader(o.data)); resp.StatusCode != 201 {
@@ -98,7 +100,7 @@ func TestLinkByteCountersMatchServer(t *testing.T) {
 		}
 	}
 	for _, o := range objs {
-		waitObject(t, b, o.name, o.data)
+		waitReplicated(t, b, o.name, o.data)
 	}
 	waitBacklogs(t, a, b)
 	ids, rawChunkBytes := uniqueChunks(objs, a.Config().ChunkSize)
@@ -157,6 +159,23 @@ func TestLinkByteCountersMatchServer(t *testing.T) {
 		eventually(t, 10*time.Second, "link counters equal to beta's NATS server's Connz of alpha's connection", func() error {
 			return wireCountersAgree(t, a, b)
 		})
+	})
+}
+
+// waitReplicated waits for name to read as want at s, allowing for the
+// race detector's slowness on a loaded machine.
+func waitReplicated(t *testing.T, s *testSite, name string, want []byte) {
+	t.Helper()
+	eventually(t, 20*time.Second, name+" at "+s.Config().ID, func() error {
+		m, err := s.Objects().Latest(naming.MustParseName(name))
+		if err != nil {
+			return err
+		}
+		got, err := io.ReadAll(s.Objects().NewReader(m, 0, m.Size))
+		if err != nil || !bytes.Equal(got, want) {
+			return fmt.Errorf("read %d bytes (err %v), want %d", len(got), err, len(want))
+		}
+		return nil
 	})
 }
 
@@ -235,4 +254,86 @@ func wireCountersAgree(t *testing.T, a, b *testSite) error {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// metricValue returns the value of the metric name whose labels include
+// the given name/value pairs, from the site's registry (what /metrics serves).
+func metricValue(t *testing.T, s *testSite, name string, labels ...string) (float64, bool) {
+	t.Helper()
+	mfs, err := s.opts.Registry.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if hasLabels(m, labels) {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func hasLabels(m *dto.Metric, labels []string) bool {
+	for i := 0; i+1 < len(labels); i += 2 {
+		found := false
+		for _, lp := range m.GetLabel() {
+			found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func metric(t *testing.T, s *testSite, name string, labels ...string) float64 {
+	t.Helper()
+	v, _ := metricValue(t, s, name, labels...)
+	return v
+}
+
+// A reconnect starts a new NATS connection and a new handshake, but the
+// link's counters carry on: they count the link, not the connection.
+func TestLinkCountersSurviveReconnect(t *testing.T) {
+	a, b := startPeerSite(t, "alpha"), startPeerSite(t, "beta")
+	trustEachOther(t, a, b)
+	linkSites(t, a, b, "", "")
+	first, second := seeded(43, 200<<10), seeded(44, 100<<10)
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/reconnect/1.fits", bytes.NewReader(first)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	waitObject(t, b, "gloria.eu/reconnect/1.fits", first)
+	waitBacklogs(t, a, b)
+	in := *linkRow(b.Links(), "alpha", forward.DirIn)
+	c, err := connNamed(t, b, "skyfed alpha → beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.nats.DisconnectClientByID(c.Cid); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "alpha reconnected and the link up again", func() error {
+		now, err := connNamed(t, b, "skyfed alpha → beta")
+		if err != nil || now.Cid == c.Cid {
+			return fmt.Errorf("connection %v (err %v), want a new one", now, err)
+		}
+		if r := linkRow(b.Links(), "alpha", forward.DirIn); r == nil || r.State != forward.StateUp {
+			return fmt.Errorf("beta's link from alpha: %+v", r)
+		}
+		return nil
+	})
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/reconnect/2.fits", bytes.NewReader(second)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	waitObject(t, b, "gloria.eu/reconnect/2.fits", second)
+	waitBacklogs(t, a, b)
+	after := linkRow(b.Links(), "alpha", forward.DirIn)
+	if after.ReceivedChunks != in.ReceivedChunks+2 || after.ReceivedManifests != in.ReceivedManifests+1 ||
+		after.ReceivedRawBytes <= in.ReceivedRawBytes || after.ReceivedWireBytes <= in.ReceivedWireBytes {
+		t.Errorf("beta's link from alpha before the reconnect %+v, after %+v: want the counters carried on (+2 chunks, +1 manifest)", in, *after)
+	}
 }

@@ -2,12 +2,12 @@ package site
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,11 +51,11 @@ func nkeyUser(t *testing.T, key manifest.PublicKey) string {
 func externalNATSConfig(t *testing.T, addr, site string, self manifest.PublicKey, peers map[string]manifest.PublicKey) string {
 	t.Helper()
 	list := func(subjects []string) string {
-		b, err := json.Marshal(subjects)
-		if err != nil {
-			t.Fatal(err)
+		quoted := make([]string, len(subjects))
+		for i, s := range subjects {
+			quoted[i] = strconv.Quote(s)
 		}
-		return string(b)
+		return "[" + strings.Join(quoted, ", ") + "]"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %q\nauthorization {\n  users: [\n    {nkey: %q}\n", addr, nkeyUser(t, self))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
@@ -108,46 +108,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// metricValue returns the value of the metric name whose labels include
-// the given name/value pairs, from the site's registry (what /metrics serves).
-func metricValue(t *testing.T, s *testSite, name string, labels ...string) (float64, bool) {
-	t.Helper()
-	mfs, err := s.opts.Registry.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if hasLabels(m, labels) {
-				return m.GetCounter().GetValue() + m.GetGauge().GetValue(), true
-			}
-		}
-	}
-	return 0, false
-}
-
-func hasLabels(m *dto.Metric, labels []string) bool {
-	for i := 0; i+1 < len(labels); i += 2 {
-		found := false
-		for _, lp := range m.GetLabel() {
-			found = found || lp.GetName() == labels[i] && lp.GetValue() == labels[i+1]
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-func metric(t *testing.T, s *testSite, name string, labels ...string) float64 {
-	t.Helper()
-	v, _ := metricValue(t, s, name, labels...)
-	return v
 }
 
 // apiStatus fetches /api/status over HTTP, as a dashboard would.
@@ -710,5 +670,67 @@ func checkLiarCounters(t *testing.T, b, c *testSite, chunkLies, manifestLies, ho
 	}
 	if r := linkRow(c.Links(), "bravo", forward.DirIn); r == nil || r.Rejected != 0 || r.ReceivedManifests != 1 || r.ReceivedChunks != int64(honestChunks) {
 		t.Errorf("charlie's link from bravo: %+v, want exactly the honest object and nothing rejected", r)
+	}
+}
+
+// Editing the trust store while links run keeps the peers that stay
+// trusted connected: only revoked keys are cut off.
+func TestTrustEditKeepsTrustedPeersConnected(t *testing.T) {
+	a, b := startPeerSite(t, "alpha"), startPeerSite(t, "beta")
+	trustEachOther(t, a, b)
+	linkSites(t, a, b, "", "")
+	waitLinkUp(t, b, "alpha", forward.DirIn)
+	before, err := connNamed(t, b, "skyfed alpha → beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reloads run one after the other: once the second edit is in force,
+	// the first reload (and whatever it cut) is done.
+	trustKey(t, b, "zulu", newKey(t).PublicKey(), "zulu.org")
+	trustKey(t, b, "yankee", newKey(t).PublicKey(), "yankee.org")
+	after, err := connNamed(t, b, "skyfed alpha → beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Cid != before.Cid {
+		t.Errorf("alpha's link connection was cut by a trust edit that kept alpha trusted (client %d, now %d)", before.Cid, after.Cid)
+	}
+}
+
+// A lying peer cannot make the receiver reserve memory for payload it
+// never sends: first frames announcing the largest chunks cost about
+// what they carry, not what they announce.
+func TestLyingPeerCannotPinMemory(t *testing.T) {
+	b, _ := startLoggedSite(t, "bravo")
+	lkey := newKey(t)
+	trustKey(t, b, "liar", lkey.PublicKey(), "liar.net")
+	l, err := liar.Dial(liar.Config{URL: natsURL(b), Site: "liar", Acceptor: "bravo", Key: lkey, AcceptorKey: b.Key()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	if err := l.Handshake(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const frames = 8
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range frames {
+		d := &forward.Data{Lane: forward.LaneBulk, ID: chunk.Sum([]byte{byte(i)}), RawLen: chunk.MaxSize, Total: chunk.MaxSize, Payload: []byte{1}}
+		if err := l.Send(forward.LaneBulk, &forward.Message{Type: forward.MsgData, Data: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Frames of a lane are read in order: once this chunk is acked,
+	// bravo has read the announcing frames.
+	if status, err := l.Push(ctx, liar.Chunk(seeded(91, 1000))); err != nil || status != forward.AckStored {
+		t.Fatalf("honest chunk after the frames: %v %v", status, err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 64<<20 {
+		t.Errorf("%d one-byte frames announcing %d MiB chunks grew bravo's live heap by %d MiB", frames, chunk.MaxSize>>20, grew>>20)
 	}
 }
