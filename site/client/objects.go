@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // MetaHeaderPrefix starts the header that carries one user metadata pair.
@@ -20,6 +22,24 @@ const MetaHeaderPrefix = "X-Skyfed-Meta-"
 type PutOptions struct {
 	ContentType string            // default application/octet-stream
 	Meta        map[string]string // user metadata, sent as X-Skyfed-Meta-<key>
+	Expires     time.Duration     // the version expires this long after the put; 0 never
+	WaitSites   int               // return once this many sites (the put's included) hold the version durably
+	WaitTimeout time.Duration     // how long to wait for them; 0 the site's default
+}
+
+// query returns the put's URL query.
+func (o PutOptions) query() string {
+	q := url.Values{}
+	if o.Expires > 0 {
+		q.Set("expires", o.Expires.String())
+	}
+	if o.WaitSites > 1 {
+		q.Set("wait_sites", strconv.Itoa(o.WaitSites))
+	}
+	if o.WaitTimeout > 0 {
+		q.Set("timeout", o.WaitTimeout.String())
+	}
+	return q.Encode()
 }
 
 // PutResult is the site's answer to a put.
@@ -29,6 +49,9 @@ type PutResult struct {
 	SHA256  string `json:"sha256"`
 	Size    int64  `json:"size"`
 	Chunks  int    `json:"chunks"`
+	// Confirmed counts the sites holding the version durably, when the
+	// put waited for them (WaitSites).
+	Confirmed int `json:"confirmed,omitempty"`
 }
 
 // Put streams body to the site as a new version of name. size is the body
@@ -54,7 +77,7 @@ func (c *Client) put(ctx context.Context, name string, body io.Reader, size int6
 	if size == 0 {
 		rb = http.NoBody
 	}
-	req, err := c.newRequest(ctx, http.MethodPut, path, "", rb)
+	req, err := c.newRequest(ctx, http.MethodPut, path, opts.query(), rb)
 	if err != nil {
 		return PutResult{}, err
 	}
@@ -109,6 +132,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 type GetOptions struct {
 	Version string // a version stamp; "" means the latest
 	Range   string // an HTTP Range header value, e.g. "bytes=0-1023"
+	Fresh   bool   // ask the federation for the newest version, not only this site
+	SHA256  string // get the object with this whole-content SHA-256 instead of by name
 }
 
 // Object is a get's answer. The caller must close Body.
@@ -138,14 +163,20 @@ func (c *Client) Get(ctx context.Context, name string, opts GetOptions) (*Object
 
 func (c *Client) get(ctx context.Context, name string, opts GetOptions) (*Object, error) {
 	path, err := objectPath(name)
+	if opts.SHA256 != "" {
+		path, err = "/sha256/"+url.PathEscape(strings.ToLower(opts.SHA256)), nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	q := ""
+	v := url.Values{}
 	if opts.Version != "" {
-		q = url.Values{"version": {opts.Version}}.Encode()
+		v.Set("version", opts.Version)
 	}
-	req, err := c.newRequest(ctx, http.MethodGet, path, q, nil)
+	if opts.Fresh {
+		v.Set("fresh", "1")
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, path, v.Encode(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -223,10 +254,20 @@ type VersionList struct {
 
 // Versions lists every version of name the site knows, newest first.
 func (c *Client) Versions(ctx context.Context, name string) (VersionList, error) {
+	return c.VersionsFresh(ctx, name, false)
+}
+
+// VersionsFresh lists every version of name; with fresh, also those any
+// reachable site of the federation knows.
+func (c *Client) VersionsFresh(ctx context.Context, name string, fresh bool) (VersionList, error) {
 	path, err := objectPath(name)
+	q := "versions"
+	if fresh {
+		q += "&fresh=1"
+	}
 	if err == nil {
 		var vl VersionList
-		if err = c.getJSON(ctx, path, "versions", &vl); err == nil {
+		if err = c.getJSON(ctx, path, q, &vl); err == nil {
 			return vl, nil
 		}
 	}
