@@ -318,6 +318,13 @@ func (l *Link) pingLoop(ctx context.Context) {
 			lastT, lastSent, lastRecv = now, sent, recv
 		}
 		seq++
+		if l.dir == DirOut && l.State() == StateDown {
+			// A hello can be lost (the peer's server took the connection
+			// before its site listened for hellos): say it again.
+			if c := l.connP.Load(); c != nil && c.IsConnected() {
+				l.sendHello()
+			}
+		}
 		if l.State() == StateUp {
 			l.sendControl(&Message{Type: MsgPing, Ping: &Ping{Seq: seq}})
 			if time.Since(time.Unix(0, l.lastHeard.Load())) > deadAfter {

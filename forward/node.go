@@ -430,8 +430,8 @@ var (
 	descUp       = linkDesc("up", "1 if the link is up.")
 	descBacklog  = linkDesc("backlog_entries", "Arrival-log entries not yet confirmed by the peer.")
 	descLag      = linkDesc("lag_seconds", "Age of the oldest entry not yet confirmed by the peer.")
-	descSendRate = linkDesc("send_rate_bytes", "Wire bytes per second sent over the last few seconds.")
-	descRecvRate = linkDesc("receive_rate_bytes", "Wire bytes per second received over the last few seconds.")
+	descSendRate = linkDesc("send_rate_bytes_per_second", "Wire bytes per second sent over the last few seconds.")
+	descRecvRate = linkDesc("receive_rate_bytes_per_second", "Wire bytes per second received over the last few seconds.")
 	descCounters = map[string]*prometheus.Desc{
 		"sent_chunks":         linkDesc("sent_chunks_total", "Chunk payloads sent."),
 		"received_chunks":     linkDesc("received_chunks_total", "Chunk payloads received and stored."),
@@ -447,6 +447,7 @@ var (
 		"offered":             linkDesc("offered_total", "IDs offered to the peer."),
 		"wanted":              linkDesc("wanted_total", "Offered IDs the peer wanted."),
 		"duplicates":          linkDesc("duplicates_total", "Payloads that arrived although this site had them."),
+		"duplicate_bytes":     linkDesc("duplicate_bytes_total", "Payload bytes that arrived although this site had them."),
 		"rejected":            linkDesc("rejected_total", "Payloads or messages refused by verification."),
 		"refused":             linkDesc("refused_total", "Dial attempts refused (untrusted, anonymous, bad handshake)."),
 	}
@@ -471,7 +472,7 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 			"sent_raw_bytes": st.SentRawBytes, "sent_wire_bytes": st.SentWireBytes, "sent_payload_bytes": st.SentPayloadBytes,
 			"received_raw_bytes": st.ReceivedRawBytes, "received_wire_bytes": st.ReceivedWireBytes,
 			"sent_messages": st.SentMessages, "received_messages": st.ReceivedMessages,
-			"offered": st.Offered, "wanted": st.Wanted, "duplicates": st.Duplicates,
+			"offered": st.Offered, "wanted": st.Wanted, "duplicates": st.Duplicates, "duplicate_bytes": st.DuplicateBytes,
 			"rejected": st.Rejected, "refused": st.Refused,
 		} {
 			ch <- prometheus.MustNewConstMetric(descCounters[name], prometheus.CounterValue, float64(v), labels...)

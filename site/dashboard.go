@@ -114,7 +114,7 @@ type siteSeen struct {
 
 // arrivalsView is the JSON answer of /api/arrivals.
 type arrivalsView struct {
-	Now       int64             `json:"now"` // server clock, unix ms, so clients compute rates in server time
+	Now       int64             `json:"now"` // server clock, unix ms: when this sample was taken
 	Site      string            `json:"site"`
 	Heads     map[string]uint64 `json:"heads"`
 	Manifests []arrivalView     `json:"manifests"` // newest first

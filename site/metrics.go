@@ -1,6 +1,8 @@
 package site
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -58,9 +60,30 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 		gauge("skyfed_stored_bytes", "Chunk payload bytes on disk (after dedup and compression).", func() float64 { return float64(s.chunks.Stats().StoredBytes) }),
 		gauge("skyfed_raw_bytes", "Raw bytes of the unique chunks stored.", func() float64 { return float64(s.chunks.Stats().RawBytes) }),
 		gauge("skyfed_versions", "Versions indexed (tombstones included).", func() float64 { return float64(s.objects.Versions()) }),
+		gauge("skyfed_stored_objects", "Objects (names whose latest version is live), as /api/status counts them.", func() float64 { return float64(s.objectCount()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "skyfed_chunk_corrupt_reads_total", Help: "Chunk reads that failed hash verification (never served).",
 		}, func() float64 { return float64(s.chunks.Stats().CorruptReads) }),
 	)
 	return m
+}
+
+// objectCountTTL bounds how often the object count (a scan of the names)
+// is recomputed for scrapes.
+const objectCountTTL = 5 * time.Second
+
+// objectCount returns the number of live objects, recomputed at most
+// every objectCountTTL.
+func (s *Site) objectCount() int64 {
+	s.countMu.Lock()
+	defer s.countMu.Unlock()
+	if time.Since(s.countAt) > objectCountTTL {
+		n, err := s.objects.Objects()
+		if err != nil {
+			s.log.Error("count objects", "err", err)
+			return s.count
+		}
+		s.count, s.countAt = n, time.Now()
+	}
+	return s.count
 }

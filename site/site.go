@@ -71,6 +71,10 @@ type Site struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+
+	countMu sync.Mutex
+	count   int64
+	countAt time.Time
 }
 
 // Open loads dir's config and key and opens its stores.

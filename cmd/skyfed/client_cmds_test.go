@@ -14,13 +14,17 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/skyfed/skyfed/site/client"
 )
 
 // fakeSite is a minimal in-memory double of one site's HTTP API (the
@@ -509,4 +513,123 @@ func TestUnreachableSite(t *testing.T) {
 	if !strings.Contains(errb.String(), "cannot reach site at "+dead) || !strings.Contains(errb.String(), "skyfed site run") {
 		t.Errorf("stderr %q", errb)
 	}
+}
+
+// statusSeq serves /api/status with backlog = the request's number, and
+// fails the requests listed in fail.
+func statusSeq(t *testing.T, fail ...int) string {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		i := n
+		mu.Unlock()
+		if slices.Contains(fail, i) {
+			writeErr(w, http.StatusServiceUnavailable, "site is restarting", "")
+			return
+		}
+		fmt.Fprintf(w, `{"site":"alpha","domain":"gloria.eu","objects":%d,"links":[{"peer":"beta","direction":"out","state":"up",`+
+			`"backlog":%d,"lag_seconds":0.5,"send_rate":1250000,"receive_rate":0}]}`, i, i)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// frameWriter collects output and cancels the command after want writes
+// that contain marker (each refresh is written at once).
+type frameWriter struct {
+	bytes.Buffer
+	marker string
+	want   int
+	seen   int
+	cancel context.CancelFunc
+}
+
+func (w *frameWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(w.marker)) {
+		w.seen++
+		if w.seen == w.want {
+			w.cancel()
+		}
+	}
+	return w.Buffer.Write(p)
+}
+
+func TestStatWatch(t *testing.T) {
+	leakCheck(t)
+	t.Run("pipe gets a new table per refresh and keeps going after a failure", func(t *testing.T) {
+		url := statusSeq(t, 2)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		app, _, errb := testApp("")
+		out := &frameWriter{marker: "PEER", want: 3, cancel: cancel}
+		app.Ctx, app.Stdout = ctx, out
+		if code := run([]string{"stat", "--watch", "--interval", "100ms", "--site", url}, app); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errb)
+		}
+		text := out.String()
+		if strings.Contains(text, "\x1b[") {
+			t.Errorf("escape codes written to a pipe: %q", text)
+		}
+		blocks := strings.Split(text, "\n\n")
+		var backlogs []string
+		for _, b := range blocks {
+			if m := regexp.MustCompile(`(?m)^beta +out +up +(\d+) +0\.5 +1\.2 MB/s +0 B/s`).FindStringSubmatch(b); m != nil {
+				backlogs = append(backlogs, m[1])
+			}
+		}
+		if strings.Join(backlogs, ",") != "1,3,4" {
+			t.Errorf("backlogs shown %v, want 1,3,4 (request 2 failed):\n%s", backlogs, text)
+		}
+		if !strings.Contains(text, "cannot refresh: ") || !strings.Contains(errb.String(), "retrying every 100ms") {
+			t.Errorf("the failed refresh is not reported:\nstdout %s\nstderr %s", text, errb)
+		}
+	})
+	t.Run("terminal is redrawn in place", func(t *testing.T) {
+		url := statusSeq(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		out := &frameWriter{marker: "PEER", want: 2, cancel: cancel}
+		cl := client.New(url, "")
+		defer cl.CloseIdleConnections()
+		c := &StatCmd{Interval: 100 * time.Millisecond, Conn: siteFlags{Site: url}}
+		if err := c.watch(ctx, out, io.Discard, cl, true); err != nil {
+			t.Fatal(err)
+		}
+		text := out.String()
+		if !strings.HasPrefix(text, ansiHome+"\x1b[2J"+ansiHome) || strings.Count(text, ansiHome) != 3 ||
+			strings.Count(text, ansiClearDown) != 2 || !strings.Contains(text, "(Ctrl-C to stop)"+ansiClearLine+"\n") {
+			t.Errorf("terminal output %q", text)
+		}
+		if !regexp.MustCompile(`beta +out +up +2 +0\.5`).MatchString(text) {
+			t.Errorf("second refresh missing: %q", text)
+		}
+	})
+	t.Run("json to a pipe is a stream of documents", func(t *testing.T) {
+		url := statusSeq(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		app, _, errb := testApp("")
+		out := &frameWriter{marker: `"links"`, want: 2, cancel: cancel}
+		app.Ctx, app.Stdout = ctx, out
+		if code := run([]string{"stat", "--watch", "--json", "--interval", "100ms", "--site", url}, app); code != exitOK {
+			t.Fatalf("exit %d: %s", code, errb)
+		}
+		dec := json.NewDecoder(strings.NewReader(out.String()))
+		for i := 1; i <= 2; i++ {
+			var st struct{ Objects int }
+			if err := dec.Decode(&st); err != nil || st.Objects != i {
+				t.Fatalf("document %d: %v %+v in %q", i, err, st, out)
+			}
+		}
+	})
+	t.Run("interval too short", func(t *testing.T) {
+		app, _, errb := testApp("")
+		if code := run([]string{"stat", "--watch", "--interval", "10ms", "--site", "http://127.0.0.1:1"}, app); code != exitUsage ||
+			!strings.Contains(errb.String(), "--interval must be at least 100ms") {
+			t.Errorf("exit %d: %s", code, errb)
+		}
+	})
 }

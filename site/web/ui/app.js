@@ -1,11 +1,13 @@
 // skyfed dashboard: renders the state embedded in the page at once, then
 // polls /api/status and /api/arrivals and keeps a few minutes of history
-// per link for the sparklines. Times come from the server's clock (the
-// "now" of /api/arrivals), so rates do not depend on the browser's timers.
+// per link for the sparklines. Rates are the server's; ages and history
+// are in the server's clock (the "now" of /api/arrivals), so nothing
+// depends on the browser's timers or clock.
 'use strict';
 (function () {
   const HISTORY_MS = 5 * 60 * 1000; // sparkline span
-  const RATE_WINDOW_MS = 4000;      // raw rates are averaged over about this long
+  const RATIO_WINDOW_MS = 60 * 1000; // raw/wire ratios are taken over about this long
+  const RATIO_MIN_BYTES = 1 << 20;   // ... once this many wire bytes moved in it
   const ARRIVALS = 25;
   const SVG = 'http://www.w3.org/2000/svg';
 
@@ -85,6 +87,7 @@
       h.push({
         t, backlog: l.backlog, lag: l.lag_seconds, sendRate: l.send_rate || 0, recvRate: l.receive_rate || 0,
         sentRaw: l.sent_raw_bytes || 0, recvRaw: l.received_raw_bytes || 0,
+        sentWire: l.sent_wire_bytes || 0, recvWire: l.received_wire_bytes || 0,
       });
       while (h.length > 2 && h[0].t < t - HISTORY_MS) h.shift();
     }
@@ -101,17 +104,20 @@
     }
   }
 
-  // rawRate is the raw-byte rate of field over the last RATE_WINDOW_MS of history.
-  function rawRate(h, field) {
-    if (!h || h.length < 2) return null;
-    const last = h[h.length - 1];
-    let first = h[0];
-    for (let i = h.length - 2; i >= 0; i--) {
-      first = h[i];
-      if (last.t - h[i].t >= RATE_WINDOW_MS) break;
+  // rawRate estimates raw (uncompressed) bytes/s from the server's wire
+  // rate and the raw/wire ratio of what the link carried over the last
+  // RATIO_WINDOW_MS (or over its life when little moved lately): raw
+  // counters move a whole chunk at a time, too coarse for a rate of their own.
+  function rawRate(h, wireRate, rawField, wireField, totalRaw, totalWire) {
+    if (!wireRate) return 0;
+    let ratio = totalWire > 0 ? totalRaw / totalWire : null;
+    if (h && h.length >= 2) {
+      const last = h[h.length - 1];
+      const first = h.find((s) => last.t - s.t <= RATIO_WINDOW_MS) || h[0];
+      const dWire = last[wireField] - first[wireField];
+      if (dWire >= RATIO_MIN_BYTES) ratio = (last[rawField] - first[rawField]) / dWire;
     }
-    const dt = (last.t - first.t) / 1000;
-    return dt > 0 ? Math.max(0, (last[field] - first[field]) / dt) : null;
+    return ratio === null ? null : wireRate * ratio;
   }
 
   // ---- sparklines ----
@@ -122,7 +128,7 @@
       s.append(svg('line', { x1: 0, y1: h - 1.5, x2: w, y2: h - 1.5, class: 'spark-base' }));
       return s;
     }
-    const max = Math.max(...values, 1e-9);
+    const max = Math.max(...values, 1e-9) * 1.15;
     const step = w / (values.length - 1);
     const pts = values.map((v, i) => [i * step, h - 1.5 - (Math.max(0, v) / max) * (h - 4)]);
     const line = pts.map((p) => p[0].toFixed(1) + ',' + p[1].toFixed(1)).join(' ');
@@ -154,7 +160,7 @@
       card('compression', 'Compression', ratio.toFixed(3), ratio.toFixed(2) + '×', saved > 0 ? 'saves ' + (saved * 100).toFixed(1) + '%' : 'raw / stored'),
       card('links_up', 'Links up', up, up + ' / ' + links.length, links.length ? (links.length - up) + ' not up' : 'no links', null,
         links.length && up < links.length ? 'warn' : ''),
-      card('backlog', 'Backlog', backlog, fmtInt(backlog), 'oldest unconfirmed ' + fmtDur(maxLag), null, backlog > 0 ? 'busy' : ''),
+      card('backlog', 'Backlog', backlog, fmtInt(backlog), 'max lag ' + fmtDur(maxLag), null, backlog > 0 ? 'busy' : ''),
       card('receive_rate', 'Receiving', inRate, fmtRate(inRate), 'wire, all links', spark(siteHistory.map((s) => s.inRate), 'in', 120, 22)),
       card('send_rate', 'Sending', outRate, fmtRate(outRate), 'wire, all links', spark(siteHistory.map((s) => s.outRate), 'out', 120, 22)),
     ];
@@ -164,12 +170,15 @@
   // ---- links table ----
   function stateOf(l) { return l.state || 'down'; }
 
+  const RAW_TITLE = 'raw bytes/s: the wire rate times the raw/wire ratio of the last minute';
+
   function linkRow(l) {
     const h = history.get(linkKey(l)) || [];
     const dir = l.direction === 'out' ? 'dialed by this site' : 'dialed by ' + l.peer;
     const arrow = l.direction === 'out' ? '→' : '←';
     const cap = l.max_rate ? 'cap ' + fmtRate(l.max_rate) : 'no cap';
-    const sendRaw = rawRate(h, 'sentRaw'), recvRaw = rawRate(h, 'recvRaw');
+    const sendRaw = rawRate(h, l.send_rate, 'sentRaw', 'sentWire', l.sent_raw_bytes, l.sent_wire_bytes);
+    const recvRaw = rawRate(h, l.receive_rate, 'recvRaw', 'recvWire', l.received_raw_bytes, l.received_wire_bytes);
     const dup = el('td', { class: 'num' }, num('duplicates', l.duplicates || 0, fmtInt(l.duplicates), l.duplicates ? 'warn' : 'zero'));
     if (l.duplicate_bytes) dup.append(el('div', { class: 'sub' }, fmtBytes(l.duplicate_bytes)));
     const rej = el('td', { class: 'num' }, num('rejected', l.rejected || 0, fmtInt(l.rejected), l.rejected ? 'bad' : 'zero'));
@@ -182,9 +191,9 @@
       el('td', { class: 'num' }, num('backlog', l.backlog || 0, fmtInt(l.backlog)), spark(h.map((s) => s.backlog), 'backlog', 86, 20)),
       el('td', { class: 'num' }, num('lag_seconds', l.lag_seconds || 0, fmtDur(l.lag_seconds)), spark(h.map((s) => s.lag), 'lag', 86, 20)),
       el('td', { class: 'num' }, num('send_rate', l.send_rate || 0, fmtRate(l.send_rate || 0)),
-        el('span', { class: 'sub raw', 'data-field': 'send_raw_rate' }, ' · ' + fmtRate(sendRaw)), spark(h.map((s) => s.sendRate), 'out', 110, 20)),
+        el('span', { class: 'sub raw', 'data-field': 'send_raw_rate', title: RAW_TITLE }, ' · ' + fmtRate(sendRaw)), spark(h.map((s) => s.sendRate), 'out', 110, 20)),
       el('td', { class: 'num' }, num('receive_rate', l.receive_rate || 0, fmtRate(l.receive_rate || 0)),
-        el('span', { class: 'sub raw', 'data-field': 'receive_raw_rate' }, ' · ' + fmtRate(recvRaw)), spark(h.map((s) => s.recvRate), 'in', 110, 20)),
+        el('span', { class: 'sub raw', 'data-field': 'receive_raw_rate', title: RAW_TITLE }, ' · ' + fmtRate(recvRaw)), spark(h.map((s) => s.recvRate), 'in', 110, 20)),
       el('td', { class: 'num' }, num('sent_chunks', l.sent_chunks || 0, fmtInt(l.sent_chunks)), ' · ', num('received_chunks', l.received_chunks || 0, fmtInt(l.received_chunks)),
         el('div', { class: 'sub' }, fmtBytes(l.sent_wire_bytes) + ' · ' + fmtBytes(l.received_wire_bytes) + ' wire')),
       el('td', { class: 'num' }, num('sent_manifests', l.sent_manifests || 0, fmtInt(l.sent_manifests)), ' · ', num('received_manifests', l.received_manifests || 0, fmtInt(l.received_manifests)),
@@ -214,62 +223,77 @@
     return [...peers.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  function nodeLabel(x, y, lines, anchorAbove) {
+  // label writes lines of text next to a node: below it, or above when
+  // the node sits in the upper part of the graph.
+  function label(x, y, r, lines, above) {
     const g = svg('g', { class: 'label' });
-    const dy = anchorAbove ? -34 - (lines.length - 1) * 13 : 36;
-    lines.forEach((ln, i) => g.append(svg('text', { x, y: y + dy + i * 13, class: ln.cls, 'text-anchor': 'middle' }, ln.text)));
+    const y0 = above ? y - r - 8 - (lines.length - 1) * 13 : y + r + 14;
+    lines.forEach((ln, i) => g.append(svg('text', { x: x.toFixed(1), y: (y0 + i * 13).toFixed(1), class: ln.cls, 'text-anchor': 'middle' }, ln.text)));
     return g;
+  }
+
+  // layout places direct peers on an inner ellipse around this site and
+  // sites seen only through arrivals outside, next to the peer they came by.
+  function layout(peers, learned, W, H) {
+    const cx = W / 2, cy = H / 2 - 6;
+    const inner = learned.length ? [104, 70] : [128, 88], outer = [170, 112];
+    const pos = new Map();
+    const start = peers.length === 2 ? Math.PI : -Math.PI / 2;
+    peers.forEach((p, i) => {
+      const a = start + (2 * Math.PI * i) / Math.max(1, peers.length);
+      pos.set(p.name, { x: cx + inner[0] * Math.cos(a), y: cy + inner[1] * Math.sin(a), a });
+    });
+    const byVia = new Map();
+    for (const s of learned) {
+      const via = (s.via || []).find((v) => pos.has(v)) || '';
+      if (!byVia.has(via)) byVia.set(via, []);
+      byVia.get(via).push(s);
+    }
+    let orphan = 0;
+    for (const [via, sites] of byVia) {
+      sites.forEach((s, j) => {
+        const spread = sites.length === 1 ? 0.55 : -0.6 + (1.2 * j) / (sites.length - 1);
+        const a = via ? pos.get(via).a + spread : Math.PI / 4 + 0.5 * orphan++;
+        pos.set(s.site, { x: cx + outer[0] * Math.cos(a), y: cy + outer[1] * Math.sin(a), a, via });
+      });
+    }
+    return { cx, cy, pos };
   }
 
   function renderGraph(st) {
     const g = document.getElementById('graph');
-    const W = 460, H = 380, cx = W / 2, cy = H / 2;
+    const W = 400, H = 300;
     const peers = peerNodes(st);
     const direct = new Set(peers.map((p) => p.name));
-    const learned = [...seenSites.values()].filter((s) => s.site !== self && !direct.has(s.site));
-    const r1 = learned.length ? 108 : 130, r2 = 168;
-    const pos = new Map();
-    peers.forEach((p, i) => {
-      const a = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, peers.length) + (peers.length === 2 ? Math.PI / 2 : 0);
-      pos.set(p.name, { x: cx + r1 * Math.cos(a), y: cy + r1 * Math.sin(a), a });
-    });
+    const learned = [...seenSites.values()].filter((s) => s.site !== self && !direct.has(s.site))
+      .sort((a, b) => a.site.localeCompare(b.site));
+    const { cx, cy, pos } = layout(peers, learned, W, H);
     const edges = svg('g', { class: 'edges' }), nodes = svg('g', { class: 'nodes' }), labels = svg('g', { class: 'labels' });
-    const byVia = new Map();
-    learned.forEach((s) => {
-      const via = (s.via || []).find((v) => pos.has(v)) || '';
-      if (!byVia.has(via)) byVia.set(via, []);
-      byVia.get(via).push(s);
-    });
-    let orphan = 0;
-    for (const [via, sites] of byVia) {
-      sites.forEach((s, j) => {
-        let a;
-        if (via) a = pos.get(via).a + (j - (sites.length - 1) / 2) * 0.42;
-        else a = Math.PI / 4 + orphan++ * 0.5;
-        const x = cx + r2 * Math.cos(a), y = cy + r2 * Math.sin(a) * 0.98;
-        const from = via ? pos.get(via) : { x: cx, y: cy };
-        edges.append(svg('line', { x1: from.x, y1: from.y, x2: x, y2: y, class: 'edge seen' }));
-        nodes.append(svg('g', { class: 'node seen', 'data-site': s.site, 'data-state': 'seen', 'data-kind': 'seen', 'data-via': (s.via || []).join(',') },
-          svg('title', null, s.site + ': versions arrive via ' + (s.via || []).join(', ')),
-          svg('circle', { cx: x, cy: y, r: 13 })));
-        labels.append(nodeLabel(x, y - 8, [{ text: s.site, cls: 'name small' }, { text: 'via ' + (via || (s.via || []).join(',')), cls: 'meta' }], y < cy));
-      });
+    for (const s of learned) {
+      const { x, y, via } = pos.get(s.site);
+      const from = via ? pos.get(via) : { x: cx, y: cy };
+      edges.append(svg('line', { x1: from.x, y1: from.y, x2: x, y2: y, class: 'edge seen' }));
+      nodes.append(svg('g', { class: 'node seen', 'data-site': s.site, 'data-state': 'seen', 'data-kind': 'seen', 'data-via': (s.via || []).join(',') },
+        svg('title', null, s.site + ': versions arrive via ' + (s.via || []).join(', ')),
+        svg('circle', { cx: x, cy: y, r: 12 })));
+      labels.append(label(x, y, 12, [{ text: s.site, cls: 'name small' }, { text: 'via ' + (s.via || []).join(', '), cls: 'meta' }], y < cy - 20));
     }
     for (const p of peers) {
       const { x, y } = pos.get(p.name);
       const moving = p.send + p.recv > 0;
-      const width = 1.6 + Math.min(5, Math.log10(1 + (p.send + p.recv) / 1e4));
+      const width = 1.6 + Math.min(4, Math.log10(1 + (p.send + p.recv) / 1e4));
       edges.append(svg('line', { x1: cx, y1: cy, x2: x, y2: y, class: 'edge ' + p.state + (moving ? ' flow' : ''), 'stroke-width': width.toFixed(1) }));
       nodes.append(svg('g', { class: 'node peer ' + p.state, 'data-site': p.name, 'data-state': p.state, 'data-kind': 'peer' },
         svg('title', null, p.name + ': ' + [...p.states].join(', ')),
-        svg('circle', { cx: x, cy: y, r: 20 })));
-      const lines = [{ text: p.name, cls: 'name' }, { text: '↑ ' + fmtRate(p.send) + '   ↓ ' + fmtRate(p.recv), cls: 'meta' }];
+        svg('circle', { cx: x, cy: y, r: 18 })));
+      const lines = [{ text: p.name, cls: 'name' }, { text: '↑ ' + fmtRate(p.send) + '  ↓ ' + fmtRate(p.recv), cls: 'meta' }];
       if (p.backlog) lines.push({ text: 'backlog ' + fmtInt(p.backlog), cls: 'meta warn' });
-      labels.append(nodeLabel(x, y, lines, y < cy - 1));
+      labels.append(label(x, y, 18, lines, y < cy - 20));
     }
     nodes.append(svg('g', { class: 'node self', 'data-site': self, 'data-kind': 'self' },
-      svg('circle', { cx, cy, r: 27 }), svg('text', { x: cx, y: cy + 4, 'text-anchor': 'middle', class: 'self-name' }, self)));
-    if (!peers.length) labels.append(svg('text', { x: cx, y: cy + 56, 'text-anchor': 'middle', class: 'meta' }, 'no links yet'));
+      svg('title', null, 'this site'),
+      svg('circle', { cx, cy, r: 26 }), svg('text', { x: cx, y: cy + 4, 'text-anchor': 'middle', class: 'self-name' }, self)));
+    if (!peers.length) labels.append(svg('text', { x: cx, y: cy + 52, 'text-anchor': 'middle', class: 'meta' }, 'no links yet'));
     g.replaceChildren(edges, nodes, labels);
   }
 
@@ -278,15 +302,15 @@
 
   function renderArrivals(av) {
     const now = av.now;
-    document.getElementById('manifests-body').replaceChildren(...(av.manifests || []).slice(0, 12).map((a) =>
+    document.getElementById('manifests-body').replaceChildren(...(av.manifests || []).slice(0, 8).map((a) =>
       el('tr', { 'data-kind': 'manifest', 'data-name': a.name || '', 'data-origin': a.origin || '', 'data-from': a.from },
         el('td', { class: 'when', title: fmtClock(a.at) }, fmtAgo(now - a.at)),
-        el('td', { class: 'name', title: a.name || a.id }, a.name || a.id.slice(0, 16) + '…'),
-        el('td', { class: 'mono' }, a.version || ''),
+        el('td', { class: 'name', title: (a.name || a.id) + (a.version ? '\nversion ' + a.version : '') },
+          a.name || a.id.slice(0, 16) + '…', el('span', { class: 'version' }, a.version || 'manifest ' + a.id.slice(0, 16))),
         el('td', null, el('span', { class: a.origin === self ? 'tag self' : 'tag' }, a.origin || '?')),
         el('td', { class: 'num' }, a.deleted ? 'deleted' : fmtBytes(a.size)),
         el('td', null, el('span', { class: a.peer ? 'tag via' : 'tag local' }, via(a))))));
-    if (!(av.manifests || []).length) document.getElementById('manifests-body').replaceChildren(el('tr', null, el('td', { colspan: 6, class: 'empty' }, 'nothing has arrived yet')));
+    if (!(av.manifests || []).length) document.getElementById('manifests-body').replaceChildren(el('tr', null, el('td', { colspan: 5, class: 'empty' }, 'nothing has arrived yet')));
     const chunks = (av.chunks || []).slice(0, 8);
     document.getElementById('chunks-body').replaceChildren(...chunks.map((a) =>
       el('tr', { 'data-kind': 'chunk', 'data-from': a.from },
