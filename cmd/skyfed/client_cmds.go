@@ -47,6 +47,9 @@ type PutCmd struct {
 	ContentType string            `help:"Content type (default: guessed from FILE's extension, else application/octet-stream)." placeholder:"TYPE"`
 	Meta        map[string]string `help:"User metadata, KEY=VALUE (repeatable)." mapsep:"none" placeholder:"KEY=VALUE"`
 	JSON        bool              `name:"json" help:"Print the site's JSON answer instead of 'VERSION SHA256 SIZE'."`
+	Expires     time.Duration     `help:"The version expires this long after the put (e.g. 720h); replicated; an expired version acts as a tombstone." placeholder:"DURATION"`
+	WaitSites   int               `name:"wait-sites" help:"Return once this many sites (this one included) hold the version durably; exit 4 if they do not within --wait-timeout." placeholder:"K"`
+	WaitTimeout time.Duration     `name:"wait-timeout" default:"60s" help:"How long --wait-sites waits."`
 	Timeout     time.Duration     `help:"Give up after this long (0: no limit)." default:"0s"`
 	Conn        siteFlags         `embed:""`
 }
@@ -71,7 +74,11 @@ func (c *PutCmd) Run(app *App) error {
 	if bar != nil {
 		r = io.TeeReader(r, bar)
 	}
-	res, err := cl.Put(ctx, c.Name, r, size, client.PutOptions{ContentType: ct, Meta: c.Meta})
+	if c.Expires < 0 || c.WaitSites < 0 {
+		return &ExitError{Code: exitUsage, Err: errors.New("--expires and --wait-sites must not be negative")}
+	}
+	res, err := cl.Put(ctx, c.Name, r, size, client.PutOptions{ContentType: ct, Meta: c.Meta,
+		Expires: c.Expires, WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout})
 	finishProgress(bar, err)
 	if err != nil {
 		return err
@@ -153,9 +160,11 @@ func finishProgress(bar *progressbar.ProgressBar, err error) {
 
 // GetCmd is `skyfed get`.
 type GetCmd struct {
-	Name    string        `arg:"" help:"Object name."`
+	Name    string        `arg:"" optional:"" help:"Object name (or use --sha256)."`
 	Output  string        `short:"o" help:"Write to FILE instead of stdout: via a temp file that is verified, synced and renamed, so FILE is whole or untouched." placeholder:"FILE"`
 	Version string        `help:"Fetch this version instead of the latest." placeholder:"V"`
+	Fresh   bool          `help:"Ask the federation for the newest version, not only this site."`
+	SHA256  string        `name:"sha256" help:"Get the object whose whole content has this SHA-256, from wherever it is." placeholder:"HEX"`
 	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"0s"`
 	Conn    siteFlags     `embed:""`
 }
@@ -166,7 +175,10 @@ func (c *GetCmd) Run(app *App) error {
 	defer cancel()
 	cl := c.Conn.client()
 	defer cl.CloseIdleConnections()
-	obj, err := cl.Get(ctx, c.Name, client.GetOptions{Version: c.Version})
+	if (c.Name == "") == (c.SHA256 == "") {
+		return &ExitError{Code: exitUsage, Err: withHint(errors.New("give either NAME or --sha256 HEX"), "see 'skyfed get --help'")}
+	}
+	obj, err := cl.Get(ctx, c.Name, client.GetOptions{Version: c.Version, Fresh: c.Fresh, SHA256: c.SHA256})
 	if err != nil {
 		return err
 	}
@@ -236,6 +248,7 @@ func writeFileAtomic(path string, r io.Reader) (err error) {
 // VersionsCmd is `skyfed versions`.
 type VersionsCmd struct {
 	Name    string        `arg:"" help:"Object name."`
+	Fresh   bool          `help:"Also list the versions any reachable site of the federation knows."`
 	JSON    bool          `name:"json" help:"Print the site's JSON answer."`
 	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"30s"`
 	Conn    siteFlags     `embed:""`
@@ -247,7 +260,7 @@ func (c *VersionsCmd) Run(app *App) error {
 	defer cancel()
 	cl := c.Conn.client()
 	defer cl.CloseIdleConnections()
-	vl, err := cl.Versions(ctx, c.Name)
+	vl, err := cl.VersionsFresh(ctx, c.Name, c.Fresh)
 	if err != nil {
 		return err
 	}
