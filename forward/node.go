@@ -480,8 +480,6 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-var errRefused = errors.New("refused")
-
 func isAuthError(err error) bool {
 	return err != nil && (errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization"))
 }

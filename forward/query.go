@@ -37,8 +37,7 @@ type queries struct {
 }
 
 type asker struct {
-	expected int
-	replies  chan *Reply
+	replies chan *Reply
 }
 
 func newQueries() *queries {

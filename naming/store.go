@@ -1,7 +1,6 @@
 package naming
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -289,8 +288,6 @@ func manifestIDFrom(v []byte) (chunk.ID, error) {
 	copy(id[:], v)
 	return id, nil
 }
-
-func hasPrefixKey(k, p []byte) bool { return bytes.HasPrefix(k, p) }
 
 // ForEachManifest calls fn with the ID of every indexed manifest, in ID order.
 func (s *Store) ForEachManifest(fn func(chunk.ID) error) error {
