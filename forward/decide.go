@@ -227,6 +227,17 @@ func (w *Window) OnAck(ids []chunk.ID) {
 	}
 }
 
+// Requeue puts IDs whose payload the peer lost back to be offered again.
+func (w *Window) Requeue(ids []chunk.ID) {
+	for _, id := range ids {
+		for _, e := range w.byID[id] {
+			if e.state == stateWanted {
+				e.state = stateQueued
+			}
+		}
+	}
+}
+
 // Advance moves the cursor over the confirmed prefix and reports whether
 // it moved.
 func (w *Window) Advance() bool {

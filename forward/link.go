@@ -83,7 +83,7 @@ type Link struct {
 	lastHeard atomic.Int64 // unix nanos of the last message from the peer
 
 	queues   [4]chan outMsg
-	wake     chan struct{} // pumps: something changed
+	wake     [2]chan struct{} // the manifest and chunk pumps: something changed
 	mu       sync.Mutex
 	windows  map[Kind]*Window
 	toSend   map[Kind][]chunk.ID
@@ -91,6 +91,7 @@ type Link struct {
 	asmMu    sync.Mutex
 	asm      map[chunk.ID]*assembly
 	asmBytes int
+	current  map[Lane]chunk.ID // per lane, the payload whose frames are arriving
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -121,7 +122,7 @@ func newLink(n *Node, name, peer, dir, mode string, rate uint64) *Link {
 		node: n, name: name, peer: peer, dir: dir, mode: mode,
 		lim:  NewLimiter(rate, nil),
 		log:  n.log.With("link", name),
-		wake: make(chan struct{}, 1),
+		wake: [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
 		c:    &counters{},
 	}
 	l.state.Store(StateDown)
@@ -157,6 +158,7 @@ func (l *Link) resetWindows() {
 	l.asmMu.Lock()
 	l.asm = map[chunk.ID]*assembly{}
 	l.asmBytes = 0
+	l.current = map[Lane]chunk.ID{}
 	l.asmMu.Unlock()
 	l.mu.Lock()
 }
@@ -176,9 +178,23 @@ func (l *Link) setState(s string) {
 	}
 }
 
+// poke wakes both pumps.
 func (l *Link) poke() {
+	for _, k := range kinds {
+		l.pokeKind(k)
+	}
+}
+
+func (l *Link) wakeOf(k Kind) chan struct{} {
+	if k == KindManifest {
+		return l.wake[0]
+	}
+	return l.wake[1]
+}
+
+func (l *Link) pokeKind(k Kind) {
 	select {
-	case l.wake <- struct{}{}:
+	case l.wakeOf(k) <- struct{}{}:
 	default:
 	}
 }
@@ -187,9 +203,10 @@ func (l *Link) poke() {
 func (l *Link) start(ctx context.Context) {
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	ctx = l.ctx
-	l.wg.Add(3)
+	l.wg.Add(4)
 	go func() { defer l.wg.Done(); l.sendLoop(ctx) }()
-	go func() { defer l.wg.Done(); l.pumpLoop(ctx) }()
+	go func() { defer l.wg.Done(); l.pumpLoop(ctx, KindManifest) }()
+	go func() { defer l.wg.Done(); l.pumpLoop(ctx, KindChunk) }()
 	go func() { defer l.wg.Done(); l.pingLoop(ctx) }()
 }
 
@@ -318,6 +335,7 @@ func (l *Link) pingLoop(ctx context.Context) {
 			lastT, lastSent, lastRecv = now, sent, recv
 		}
 		seq++
+		l.expireAssemblies()
 		if l.dir == DirOut && l.State() == StateDown {
 			// A hello can be lost (the peer's server took the connection
 			// before its site listened for hellos): say it again.

@@ -192,7 +192,11 @@ func (n *Node) SetLinks(cfgs []LinkConfig) {
 
 // answer decides the answer to an offered ID and, on want, claims it for
 // link so that other links hear "later" until it is stored.
-func (n *Node) answer(id chunk.ID, have bool, link string) Answer {
+//
+// The look-up happens under the claim lock: a payload is stored before
+// its claim is released, so "no claim and not stored" is then truly
+// "not here".
+func (n *Node) answer(k Kind, id chunk.ID, link string) (Answer, error) {
 	n.claimMu.Lock()
 	defer n.claimMu.Unlock()
 	c, ok := n.claims[id]
@@ -200,11 +204,30 @@ func (n *Node) answer(id chunk.ID, have bool, link string) Answer {
 	if ok && time.Since(c.at) < claimTTL {
 		owner = c.link
 	}
+	if owner == "" && k == KindChunk && n.fetching(id) {
+		owner = "fetch" // coming in on the lookup lane right now
+	}
+	have := false
+	if owner == "" || owner == link {
+		var err error
+		if have, err = n.stores.Has(k, id); err != nil {
+			return AnswerLater, err
+		}
+	}
 	a := AnswerFor(have, owner, link)
 	if a == AnswerWant {
 		n.claims[id] = claim{link: link, at: time.Now()}
 	}
-	return a
+	return a, nil
+}
+
+// touchClaim keeps link's claim on id alive while its frames arrive.
+func (n *Node) touchClaim(id chunk.ID, link string) {
+	n.claimMu.Lock()
+	defer n.claimMu.Unlock()
+	if c, ok := n.claims[id]; ok && c.link == link {
+		n.claims[id] = claim{link: link, at: time.Now()}
+	}
 }
 
 func (n *Node) release(id chunk.ID, link string) {
@@ -487,8 +510,11 @@ func isAuthError(err error) bool {
 // maxIncomplete bounds the manifests tracked for confirmation.
 const maxIncomplete = 100000
 
-// trackManifest notes a manifest that arrived, to confirm it once all its
-// chunks are here.
+// Track notes a manifest that became known here from elsewhere (a link
+// or a lookup), to confirm it to the federation once all its chunks are
+// here.
+func (n *Node) Track(id chunk.ID) { n.trackManifest(id) }
+
 func (n *Node) trackManifest(id chunk.ID) {
 	m, err := n.stores.Objects.Manifest(id)
 	if err != nil {

@@ -30,23 +30,24 @@ func kindOf(l Lane) (Kind, bool) {
 // pumpLoop sends this site's arrivals to the peer while the link is up:
 // load from the log past the cursor, offer (or push, in flood mode), ship
 // what is wanted, advance the cursor over what is confirmed.
-func (l *Link) pumpLoop(ctx context.Context) {
+//
+// Each kind has its own pump goroutine, so a pump blocked on a full bulk
+// lane never holds back names.
+func (l *Link) pumpLoop(ctx context.Context, k Kind) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		changed := l.node.stores.Log.Changed()
 		if l.State() == StateUp {
-			for _, k := range kinds {
-				if err := l.pump(ctx, k); err != nil && ctx.Err() == nil {
-					l.log.Error("pump", "kind", k, "err", err)
-				}
+			if err := l.pump(ctx, k); err != nil && ctx.Err() == nil {
+				l.log.Error("pump", "kind", k, "err", err)
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
-		case <-l.wake:
+		case <-l.wakeOf(k):
 		case <-tick.C:
 		}
 	}
@@ -223,7 +224,7 @@ func (l *Link) onAnswer(a *AnswerMsg) {
 	l.toSend[k] = append(l.toSend[k], send...)
 	l.mu.Unlock()
 	l.c.wanted.Add(int64(len(send)))
-	l.poke()
+	l.pokeKind(k)
 }
 
 // onAck confirms payloads the peer stored (or refused).
@@ -232,12 +233,17 @@ func (l *Link) onAck(a *Ack) {
 	if !ok {
 		return
 	}
-	ids := make([]chunk.ID, len(a.IDs))
+	var done, again []chunk.ID
 	for i, id := range a.IDs {
-		ids[i] = id
+		if a.Status[i] == AckResend {
+			again = append(again, id)
+		} else {
+			done = append(done, id)
+		}
 	}
 	l.mu.Lock()
-	l.windows[k].OnAck(ids)
+	l.windows[k].OnAck(done)
+	l.windows[k].Requeue(again)
 	l.mu.Unlock()
-	l.poke()
+	l.pokeKind(k)
 }

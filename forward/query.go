@@ -28,6 +28,7 @@ type queries struct {
 	mu       sync.Mutex
 	seen     map[[16]byte]time.Time
 	routes   map[[16]byte]string          // query → link it came in on
+	pulls    map[pullKey]string           // (fetch query, holder) → link its Found reply came in on
 	askers   map[[16]byte]*asker          // queries this site asked
 	fetchers map[chunk.ID]map[string]bool // chunk → links that asked this site for it
 	waiters  map[chunk.ID][]chan struct{} // chunk → local fetches waiting
@@ -36,13 +37,18 @@ type queries struct {
 	swept    time.Time
 }
 
+type pullKey struct {
+	query  [16]byte
+	holder string
+}
+
 type asker struct {
 	replies chan *Reply
 }
 
 func newQueries() *queries {
 	return &queries{
-		seen: map[[16]byte]time.Time{}, routes: map[[16]byte]string{}, askers: map[[16]byte]*asker{},
+		seen: map[[16]byte]time.Time{}, routes: map[[16]byte]string{}, askers: map[[16]byte]*asker{}, pulls: map[pullKey]string{},
 		fetchers: map[chunk.ID]map[string]bool{}, waiters: map[chunk.ID][]chan struct{}{},
 		confirms: map[chunk.ID]map[string]time.Time{}, cwait: map[chunk.ID][]chan struct{}{},
 	}
@@ -58,6 +64,11 @@ func (q *queries) sweepLocked(now time.Time) {
 		if now.Sub(at) > queryTTL {
 			delete(q.seen, id)
 			delete(q.routes, id)
+		}
+	}
+	for k := range q.pulls {
+		if _, ok := q.seen[k.query]; !ok {
+			delete(q.pulls, k)
 		}
 	}
 	for id, sites := range q.confirms {
@@ -98,6 +109,11 @@ func (n *Node) sendQuery(q *Query, skip string) int {
 // has answered (or, for fetches, one found it), or ctx ends: then it
 // returns what came with ErrIncomplete.
 func (n *Node) Ask(ctx context.Context, kind QueryKind, key [32]byte) ([]*Reply, error) {
+	_, replies, err := n.ask(ctx, kind, key)
+	return replies, err
+}
+
+func (n *Node) ask(ctx context.Context, kind QueryKind, key [32]byte) ([16]byte, []*Reply, error) {
 	q := &Query{Hops: DefaultHops, Kind: kind, Key: key, Origin: n.site}
 	rand.Read(q.ID[:])
 	a := &asker{replies: make(chan *Reply, 64)}
@@ -115,18 +131,18 @@ func (n *Node) Ask(ctx context.Context, kind QueryKind, key [32]byte) ([]*Reply,
 	for expected > 0 {
 		select {
 		case <-ctx.Done():
-			return out, fmt.Errorf("%s query: %w", kindName(kind), ErrIncomplete)
+			return q.ID, out, fmt.Errorf("%s query: %w", kindName(kind), ErrIncomplete)
 		case r := <-a.replies:
 			expected += int(r.Fanout) - 1
 			if !r.Seen {
 				out = append(out, r)
 			}
 			if r.Found && (kind == QueryFetchChunk || kind == QueryFetchManifest) {
-				return out, nil
+				return q.ID, out, nil
 			}
 		}
 	}
-	return out, nil
+	return q.ID, out, nil
 }
 
 func kindName(k QueryKind) string {
@@ -141,6 +157,8 @@ func kindName(k QueryKind) string {
 		return "fetch chunk"
 	case QueryFetchManifest:
 		return "fetch manifest"
+	case QueryPull:
+		return "pull"
 	}
 	return "confirm"
 }
@@ -159,13 +177,23 @@ func (n *Node) Fetch(ctx context.Context, id chunk.ID) error {
 	if have, err := n.stores.HasChunk(id); err != nil || have {
 		return err
 	}
-	replies, err := n.Ask(ctx, QueryFetchChunk, id)
-	found := false
+	qid, replies, err := n.ask(ctx, QueryFetchChunk, id)
+	var holder *Reply
 	for _, r := range replies {
-		found = found || r.Found
+		if r.Found {
+			holder = r
+		}
 	}
-	if !found && err == nil {
+	if holder == nil {
+		if err != nil {
+			return fmt.Errorf("fetch chunk %s: %w", id.Short(), err)
+		}
 		return fmt.Errorf("fetch chunk %s: no reachable site holds it: %w", id.Short(), chunk.ErrNotFound)
+	}
+	// Pull from the nearest holder only (the first to answer), so the
+	// chunk crosses into each site on the way once.
+	if l := n.link(holder.via); l != nil {
+		l.sendLookup(&Message{Type: MsgQuery, Query: &Query{ID: qid, Hops: DefaultHops, Kind: QueryPull, Key: id, Origin: holder.Site}})
 	}
 	select {
 	case <-done:
@@ -202,6 +230,10 @@ func (n *Node) link(name string) *Link {
 
 // onQuery answers a query that came in on link from and passes it on.
 func (n *Node) onQuery(from *Link, q *Query) {
+	if q.Kind == QueryPull {
+		n.onPull(from, q)
+		return
+	}
 	now := time.Now()
 	n.q.mu.Lock()
 	n.q.sweepLocked(now)
@@ -212,11 +244,8 @@ func (n *Node) onQuery(from *Link, q *Query) {
 	}
 	n.q.mu.Unlock()
 	if q.Kind == QueryConfirm {
-		if !seen {
-			n.confirmed(q.Key, q.Origin)
-			if q.Hops > 1 {
-				n.sendQuery(&Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}, from.name)
-			}
+		if !seen && n.checkConfirm(q) && q.Hops > 1 {
+			n.sendQuery(&Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin, Sig: q.Sig}, from.name)
 		}
 		return
 	}
@@ -224,23 +253,48 @@ func (n *Node) onQuery(from *Link, q *Query) {
 		from.sendLookup(&Message{Type: MsgReply, Reply: &Reply{ID: q.ID, Site: n.site, Seen: true}})
 		return
 	}
-	reply := n.answerQuery(from, q)
+	reply := n.answerQuery(q)
+	var next []*Link
 	if !(reply.Found && (q.Kind == QueryFetchChunk || q.Kind == QueryFetchManifest)) && q.Hops > 1 {
-		if q.Kind == QueryFetchChunk {
-			n.q.mu.Lock()
-			if n.q.fetchers[q.Key] == nil {
-				n.q.fetchers[q.Key] = map[string]bool{}
-			}
-			n.q.fetchers[q.Key][from.name] = true
-			n.q.mu.Unlock()
-		}
-		reply.Fanout = uint16(n.sendQuery(&Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}, from.name))
+		next = n.upLinks(from.name)
+		reply.Fanout = uint16(len(next))
 	}
+	// The reply goes first: every reply of the sites further on comes
+	// back through this site on the same lane, after the one that
+	// announced them, so the asker's count never runs ahead.
 	from.sendLookup(&Message{Type: MsgReply, Reply: reply})
+	fwd := &Message{Type: MsgQuery, Query: &Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}}
+	for _, l := range next {
+		l.sendLookup(fwd)
+	}
+}
+
+// onPull routes a pull towards the holder that answered a fetch; the
+// holder ships the chunk back along the same path, and every site on it
+// keeps a copy and relays it.
+func (n *Node) onPull(from *Link, q *Query) {
+	if q.Origin == n.site {
+		if have, err := n.stores.HasChunk(q.Key); err == nil && have {
+			from.goShipFetched(q.Key)
+		}
+		return
+	}
+	n.q.mu.Lock()
+	next := n.q.pulls[pullKey{q.ID, q.Origin}]
+	if next != "" {
+		if n.q.fetchers[q.Key] == nil {
+			n.q.fetchers[q.Key] = map[string]bool{}
+		}
+		n.q.fetchers[q.Key][from.name] = true
+	}
+	n.q.mu.Unlock()
+	if l := n.link(next); l != nil && q.Hops > 1 {
+		l.sendLookup(&Message{Type: MsgQuery, Query: &Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}})
+	}
 }
 
 // answerQuery looks up what this site holds for q.
-func (n *Node) answerQuery(from *Link, q *Query) *Reply {
+func (n *Node) answerQuery(q *Query) *Reply {
 	r := &Reply{ID: q.ID, Site: n.site}
 	var ms []*manifest.Manifest
 	var err error
@@ -264,10 +318,7 @@ func (n *Node) answerQuery(from *Link, q *Query) *Reply {
 		}
 	case QueryFetchChunk:
 		have, herr := n.stores.HasChunk(q.Key)
-		if herr == nil && have {
-			r.Found = true
-			from.goShipFetched(q.Key)
-		}
+		r.Found = herr == nil && have // the asker pulls it from the nearest holder
 		return r
 	}
 	if err != nil && !errors.Is(err, naming.ErrNotFound) {
@@ -287,10 +338,14 @@ func (n *Node) answerQuery(from *Link, q *Query) *Reply {
 }
 
 // onReply delivers a reply to this site's asker or routes it back.
-func (n *Node) onReply(p *Reply) {
+func (n *Node) onReply(via *Link, p *Reply) {
+	p.via = via.name
 	n.q.mu.Lock()
 	a := n.q.askers[p.ID]
 	route := n.q.routes[p.ID]
+	if p.Found {
+		n.q.pulls[pullKey{p.ID, p.Site}] = via.name
+	}
 	n.q.mu.Unlock()
 	if a != nil {
 		select {
@@ -308,12 +363,30 @@ func (n *Node) onReply(p *Reply) {
 // Confirm tells the federation that this site holds manifest id and all
 // its chunks durably.
 func (n *Node) Confirm(id chunk.ID) {
-	q := &Query{Hops: DefaultHops, Kind: QueryConfirm, Key: id, Origin: n.site}
+	q := &Query{Hops: DefaultHops, Kind: QueryConfirm, Key: id, Origin: n.site, Sig: n.signer.Signer.Sign(ConfirmMessage(n.site, id))}
 	rand.Read(q.ID[:])
 	n.q.mu.Lock()
 	n.q.seen[q.ID] = time.Now()
 	n.q.mu.Unlock()
 	n.sendQuery(q, "")
+}
+
+// checkConfirm records a confirmation signed by a trusted site's key and
+// reports whether to relay it: a forged one is refused and counted; one
+// from a site this site does not know is relayed unrecorded (the waiting
+// origin may know it).
+func (n *Node) checkConfirm(q *Query) bool {
+	key, ok := n.peerKey(q.Origin)
+	if !ok {
+		return q.Origin != n.site
+	}
+	if !key.Verify(ConfirmMessage(q.Origin, q.Key), q.Sig) {
+		n.rejected("confirm")
+		n.log.Warn("forged confirmation refused", "origin", q.Origin)
+		return false
+	}
+	n.confirmed(q.Key, q.Origin)
+	return true
 }
 
 func (n *Node) confirmed(id chunk.ID, site string) {
@@ -374,4 +447,12 @@ func (n *Node) WaitConfirmed(ctx context.Context, id chunk.ID, want int) (int, e
 		case <-wake:
 		}
 	}
+}
+
+// fetching reports whether id is being fetched through this site right
+// now (for a local read, or relayed for a neighbour's).
+func (n *Node) fetching(id chunk.ID) bool {
+	n.q.mu.Lock()
+	defer n.q.mu.Unlock()
+	return len(n.q.waiters[id]) > 0 || len(n.q.fetchers[id]) > 0
 }

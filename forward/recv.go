@@ -34,7 +34,7 @@ func (l *Link) onMessage(lane Lane, data []byte) {
 	case MsgQuery:
 		l.node.onQuery(l, msg.Query)
 	case MsgReply:
-		l.node.onReply(msg.Reply)
+		l.node.onReply(l, msg.Reply)
 	case MsgOffer:
 		l.onOffer(msg.Offer)
 	case MsgAnswer:
@@ -55,13 +55,11 @@ func (l *Link) onOffer(o *Offer) {
 	answers := make([]Answer, len(o.IDs))
 	for i, raw := range o.IDs {
 		id := chunk.ID(raw)
-		have, err := l.node.stores.Has(k, id)
+		a, err := l.node.answer(k, id, l.name)
 		if err != nil {
 			l.log.Error("offer: look-up failed; answering later", "id", id.Short(), "err", err)
-			answers[i] = AnswerLater
-			continue
 		}
-		answers[i] = l.node.answer(id, have, l.name)
+		answers[i] = a
 	}
 	l.sendControl(&Message{Type: MsgAnswer, Answer: &AnswerMsg{Lane: o.Lane, Batch: o.Batch, Answers: answers}})
 }
@@ -140,23 +138,34 @@ func (l *Link) countDuplicate(a *assembly) {
 // so a lying or broken peer cannot pin memory with announced sizes.
 const maxAssemblyBytes = 64 << 20
 
-// assemblyTimeout drops payloads that stopped arriving.
-const assemblyTimeout = 2 * time.Minute
+// assemblyIdle drops a payload whose frames stopped arriving (lost on
+// the way); the sender is told to offer it again.
+const assemblyIdle = 10 * time.Second
 
 // assemble adds a frame to its payload and returns the payload once
 // complete. Buffers grow as bytes arrive, never to the announced size.
 func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
+	var lost []chunk.ID
+	defer func() { l.resend(d.Lane, lost) }()
 	l.asmMu.Lock()
 	defer l.asmMu.Unlock()
 	now := time.Now()
-	l.expireAssembliesLocked(now)
 	a := l.asm[id]
 	if d.Offset == 0 {
-		if a != nil {
-			l.asmBytes -= len(a.buf)
+		// A sender ships one payload of a lane at a time (fetches aside):
+		// a new one starting while another is unfinished means frames of
+		// that one were lost.
+		if cur, ok := l.current[d.Lane]; ok && cur != id && d.Lane != LaneLookup && l.asm[cur] != nil {
+			l.dropAssemblyLocked(cur)
+			lost = append(lost, cur)
 		}
-		if a == nil && len(l.asm) >= maxAssemblies {
+		l.current[d.Lane] = id
+		if a != nil {
+			l.dropAssemblyLocked(id)
+		}
+		if len(l.asm) >= maxAssemblies {
 			l.log.Warn("too many payloads in flight; frame dropped (the sender offers it again)", "id", id.Short())
+			lost = append(lost, id)
 			return nil, false
 		}
 		a = &assembly{kind: k, codec: chunk.Codec(d.Codec), rawLen: d.RawLen, total: d.Total,
@@ -165,14 +174,13 @@ func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
 	}
 	if a == nil || d.Offset != uint32(len(a.buf)) || d.Total != a.total {
 		if a != nil {
-			l.asmBytes -= len(a.buf)
+			l.dropAssemblyLocked(id)
 		}
-		delete(l.asm, id) // out of order or inconsistent: start over when it is sent again
+		lost = append(lost, id) // out of order or inconsistent: ask for it again
 		return nil, false
 	}
 	if l.asmBytes+len(d.Payload) > maxAssemblyBytes {
-		l.asmBytes -= len(a.buf)
-		delete(l.asm, id)
+		l.dropAssemblyLocked(id)
 		l.c.rejected.Add(1)
 		l.node.rejected("assembly_limit")
 		l.log.Warn("peer's unfinished payloads exceed the link's memory bound; payload dropped", "id", id.Short())
@@ -181,6 +189,7 @@ func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
 	a.buf = append(a.buf, d.Payload...)
 	a.at = now
 	l.asmBytes += len(d.Payload)
+	l.node.touchClaim(id, l.name)
 	if len(a.buf) < int(a.total) {
 		return nil, false
 	}
@@ -189,11 +198,45 @@ func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
 	return a, true
 }
 
-func (l *Link) expireAssembliesLocked(now time.Time) {
+func (l *Link) dropAssemblyLocked(id chunk.ID) {
+	if a := l.asm[id]; a != nil {
+		l.asmBytes -= len(a.buf)
+		delete(l.asm, id)
+	}
+}
+
+// expireAssemblies drops payloads whose frames stopped arriving and asks
+// the sender for them again.
+func (l *Link) expireAssemblies() {
+	lost := map[Lane][]chunk.ID{}
+	l.asmMu.Lock()
+	now := time.Now()
 	for id, a := range l.asm {
-		if now.Sub(a.at) > assemblyTimeout {
-			l.asmBytes -= len(a.buf)
-			delete(l.asm, id)
+		if now.Sub(a.at) > assemblyIdle {
+			l.dropAssemblyLocked(id)
+			lost[laneOf(a.kind)] = append(lost[laneOf(a.kind)], id)
 		}
 	}
+	l.asmMu.Unlock()
+	for lane, ids := range lost {
+		l.resend(lane, ids)
+	}
+}
+
+// resend releases this link's claims on payloads it lost and asks the
+// peer to offer them again.
+func (l *Link) resend(lane Lane, ids []chunk.ID) {
+	if len(ids) == 0 || lane == LaneLookup {
+		for _, id := range ids {
+			l.node.release(id, l.name)
+		}
+		return
+	}
+	raw := make([][32]byte, len(ids))
+	st := make([]AckStatus, len(ids))
+	for i, id := range ids {
+		l.node.release(id, l.name)
+		raw[i], st[i] = id, AckResend
+	}
+	l.sendControl(&Message{Type: MsgAck, Ack: &Ack{Lane: lane, IDs: raw, Status: st}})
 }

@@ -131,10 +131,11 @@ const (
 	AckStored    AckStatus = 1 // verified and durably stored
 	AckDuplicate AckStatus = 2 // was already stored
 	AckRejected  AckStatus = 3 // failed verification: not stored, not relayed
+	AckResend    AckStatus = 4 // frames were lost: offer it again
 )
 
 // Valid reports whether s is one of the defined statuses.
-func (s AckStatus) Valid() bool { return s >= AckStored && s <= AckRejected }
+func (s AckStatus) Valid() bool { return s >= AckStored && s <= AckResend }
 
 func (s AckStatus) String() string {
 	switch s {
@@ -144,6 +145,8 @@ func (s AckStatus) String() string {
 		return "duplicate"
 	case AckRejected:
 		return "rejected"
+	case AckResend:
+		return "resend"
 	}
 	return fmt.Sprintf("status(%d)", byte(s))
 }

@@ -17,7 +17,7 @@ import (
 // reply — loops included, since a site that sees a query again answers
 // "seen" with Fanout 0.
 //
-//	Query  id[16] hops(u8) kind(u8) key[32] origin(uvarint len + bytes)
+//	Query  id[16] hops(u8) kind(u8) key[32] origin(uvarint len + bytes) sig(uvarint len + bytes: 64 for confirmations, else 0)
 //	Reply  id[16] site(uvarint len + bytes) fanout(u16) flags(u8: bit 0 found, bit 1 seen) n(uvarint) n×(uvarint len + manifest bytes)
 
 // QueryKind says what a query asks.
@@ -30,7 +30,8 @@ const (
 	QueryContent       QueryKind = 3 // Key is a whole-object SHA-256: the newest live version with that content
 	QueryFetchChunk    QueryKind = 4 // Key is a chunk ID: its payload, sent back as Data on LaneLookup
 	QueryFetchManifest QueryKind = 5 // Key is a manifest ID: its encoding, in the reply
-	QueryConfirm       QueryKind = 6 // Key is a manifest ID that Origin now holds durably with all its chunks; no reply
+	QueryConfirm       QueryKind = 6 // Key is a manifest ID that Origin now holds durably with all its chunks; signed; no reply
+	QueryPull          QueryKind = 7 // Key is a chunk ID: routed (not flooded) to the holder Origin that answered fetch query ID; it ships the chunk back
 )
 
 // MaxHops bounds a query's hop limit.
@@ -45,7 +46,14 @@ type Query struct {
 	Hops   byte // hops left, 1..MaxHops
 	Kind   QueryKind
 	Key    [32]byte
-	Origin string // the asking (or, for confirmations, the confirming) site
+	Origin string // the asking site; for confirmations the confirming site; for pulls the holder
+	Sig    []byte // confirmations: Origin's signature (ConfirmMessage); empty otherwise
+}
+
+// ConfirmMessage is what a site signs to confirm it holds manifest id
+// durably with all its chunks.
+func ConfirmMessage(origin string, id [32]byte) []byte {
+	return []byte("skyfed-confirm-v1\x00" + origin + "\x00" + string(id[:]))
 }
 
 // Reply answers a query.
@@ -56,6 +64,8 @@ type Reply struct {
 	Found     bool     // the site holds what was asked
 	Seen      bool     // the site had seen the query already (no answer of its own)
 	Manifests [][]byte // canonical manifest encodings (verified by the asker)
+
+	via string // the link this site received the reply on (not sent)
 }
 
 const (
@@ -68,7 +78,9 @@ func (q *Query) appendTo(dst []byte) []byte {
 	dst = append(dst, q.Hops, byte(q.Kind))
 	dst = append(dst, q.Key[:]...)
 	dst = binary.AppendUvarint(dst, uint64(len(q.Origin)))
-	return append(dst, q.Origin...)
+	dst = append(dst, q.Origin...)
+	dst = binary.AppendUvarint(dst, uint64(len(q.Sig)))
+	return append(dst, q.Sig...)
 }
 
 func (p *Reply) appendTo(dst []byte) []byte {
@@ -107,6 +119,7 @@ func (r *wireReader) query() *Query {
 	q.Kind = QueryKind(r.byte())
 	q.Key = r.id()
 	q.Origin = string(r.take(r.length(wireSiteIDMax)))
+	q.Sig = r.copyBytes(r.length(wireSigLen))
 	return q
 }
 
@@ -139,8 +152,12 @@ func (q *Query) validate() error {
 	switch {
 	case q.Hops < 1 || q.Hops > MaxHops:
 		return fmt.Errorf("hops %d not in 1..%d", q.Hops, MaxHops)
-	case q.Kind < QueryLatest || q.Kind > QueryConfirm:
+	case q.Kind < QueryLatest || q.Kind > QueryPull:
 		return fmt.Errorf("unknown query kind %d", q.Kind)
+	case q.Kind == QueryConfirm && len(q.Sig) != wireSigLen:
+		return errors.New("a confirmation must be signed")
+	case q.Kind != QueryConfirm && len(q.Sig) != 0:
+		return errors.New("only confirmations carry a signature")
 	case !manifest.ValidSiteID(q.Origin):
 		return fmt.Errorf("origin %q is not a site ID", wireClip(q.Origin))
 	}

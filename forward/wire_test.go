@@ -126,7 +126,7 @@ var wireBad = []struct {
 	{"answer 1025", &Message{Type: MsgAnswer, Answer: &AnswerMsg{Answers: make([]Answer, MaxBatch+1)}}, "1025 entries", ""},
 	{"ack fewer statuses", &Message{Type: MsgAck, Ack: &Ack{IDs: wireIDs(2), Status: []AckStatus{AckStored}}}, "1 statuses for 2 IDs", "truncated: 2 entries of 33 bytes"},
 	{"ack more statuses", &Message{Type: MsgAck, Ack: &Ack{IDs: wireIDs(1), Status: []AckStatus{AckStored, AckStored}}}, "2 statuses for 1 IDs", "1 trailing bytes"},
-	{"ack bad status", &Message{Type: MsgAck, Ack: &Ack{IDs: wireIDs(1), Status: []AckStatus{4}}}, "status(4)", ""},
+	{"ack bad status", &Message{Type: MsgAck, Ack: &Ack{IDs: wireIDs(1), Status: []AckStatus{5}}}, "status(5)", ""},
 	{"ack bad lane", &Message{Type: MsgAck, Ack: &Ack{Lane: 9, IDs: wireIDs(1), Status: []AckStatus{AckStored}}}, "lane(9)", ""},
 	{"ack 1025", &Message{Type: MsgAck, Ack: &Ack{IDs: wireIDs(MaxBatch + 1), Status: make([]AckStatus, MaxBatch+1)}}, "1025 entries", ""},
 	{"data bad lane", &Message{Type: MsgData, Data: &Data{Lane: 4}}, "lane(4)", ""},
@@ -344,7 +344,7 @@ func TestWireFuzzSeeds(t *testing.T) {
 func TestWireQueryReplyRoundTrip(t *testing.T) {
 	msgs := []*Message{
 		{Type: MsgQuery, Query: &Query{ID: [16]byte{1}, Hops: 8, Kind: QueryLatest, Key: [32]byte{2}, Origin: "alpha"}},
-		{Type: MsgQuery, Query: &Query{ID: [16]byte{3}, Hops: 1, Kind: QueryConfirm, Key: [32]byte{4}, Origin: "c-9"}},
+		{Type: MsgQuery, Query: &Query{ID: [16]byte{3}, Hops: 1, Kind: QueryConfirm, Key: [32]byte{4}, Origin: "c-9", Sig: make([]byte, 64)}},
 		{Type: MsgReply, Reply: &Reply{ID: [16]byte{1}, Site: "beta", Fanout: 3, Found: true, Manifests: [][]byte{{1, 2}, {3}}}},
 		{Type: MsgReply, Reply: &Reply{ID: [16]byte{1}, Site: "gamma", Seen: true}},
 	}
@@ -361,7 +361,9 @@ func TestWireQueryReplyRoundTrip(t *testing.T) {
 	bad := []*Message{
 		{Type: MsgQuery, Query: &Query{Hops: 0, Kind: QueryLatest, Origin: "a"}},
 		{Type: MsgQuery, Query: &Query{Hops: MaxHops + 1, Kind: QueryLatest, Origin: "a"}},
-		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: 7, Origin: "a"}},
+		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: 8, Origin: "a"}},
+		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: QueryConfirm, Origin: "a"}},
+		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: QueryLatest, Origin: "a", Sig: make([]byte, 64)}},
 		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: QueryLatest, Origin: "A"}},
 		{Type: MsgReply, Reply: &Reply{Site: "b", Seen: true, Found: true}},
 		{Type: MsgReply, Reply: &Reply{Site: "b", Manifests: [][]byte{{}}}},

@@ -52,13 +52,20 @@ func (s *Site) acceptFromLookup(enc []byte, wantName, from string) error {
 	if wantName != "" && m.Name != wantName {
 		return fmt.Errorf("%w: asked for %s, got %s", manifest.ErrMalformed, wantName, m.Name)
 	}
-	_, err = s.objects.Accept(m, "lookup:"+from)
+	isNew, err := s.objects.Accept(m, "lookup:"+from)
+	if isNew {
+		s.node.Track(m.ID())
+	}
 	return err
 }
 
 // isFresh reports whether the request asks for the federation's newest.
 func isFresh(r *http.Request) bool {
-	v := r.URL.Query().Get("fresh")
+	q := r.URL.Query()
+	v := q.Get("fresh")
+	if v == "" {
+		return q.Has("fresh")
+	}
 	b, err := strconv.ParseBool(v)
 	return err == nil && b
 }
