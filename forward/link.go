@@ -82,12 +82,16 @@ type Link struct {
 	upSince   atomic.Int64
 	lastHeard atomic.Int64 // unix nanos of the last message from the peer
 
-	queues   [4]chan outMsg
-	wake     [2]chan struct{} // the manifest and chunk pumps: something changed
-	mu       sync.Mutex
-	windows  map[Kind]*Window
-	toSend   map[Kind][]chunk.ID
-	subs     []*nats.Subscription
+	queues  [4]chan outMsg
+	wake    [2]chan struct{} // the manifest and chunk pumps: something changed
+	mu      sync.Mutex
+	windows map[Kind]*Window
+	toSend  map[Kind][]chunk.ID
+	subs    []*nats.Subscription
+	// cbMu is held (read) by every subscription callback; stop takes it
+	// to wait for callbacks under way, so none touches the stores after.
+	cbMu     sync.RWMutex
+	closed   bool
 	asmMu    sync.Mutex
 	asm      map[chunk.ID]*assembly
 	asmBytes int
@@ -222,6 +226,9 @@ func (l *Link) stop() {
 	for _, s := range subs {
 		s.Unsubscribe()
 	}
+	l.cbMu.Lock() // waits for callbacks under way
+	l.closed = true
+	l.cbMu.Unlock()
 	l.wg.Wait()
 	l.setState(StateDown)
 }
@@ -229,7 +236,13 @@ func (l *Link) stop() {
 // subscribe listens on the link's receive lanes.
 func (l *Link) subscribe() error {
 	for lane, name := range laneSubject {
-		sub, err := l.connP.Load().Subscribe(l.rx+"."+name, func(m *nats.Msg) { l.onMessage(lane, m.Data) })
+		sub, err := l.connP.Load().Subscribe(l.rx+"."+name, func(m *nats.Msg) {
+			l.cbMu.RLock()
+			defer l.cbMu.RUnlock()
+			if !l.closed {
+				l.onMessage(lane, m.Data)
+			}
+		})
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", l.rx, err)
 		}

@@ -56,10 +56,12 @@ type Node struct {
 	timing  Timing
 	peerKey func(string) (manifest.PublicKey, bool)
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	local  *nats.Conn
-	hello  *nats.Subscription
+	ctx     context.Context
+	cancel  context.CancelFunc
+	local   *nats.Conn
+	hello   *nats.Subscription
+	helloMu sync.RWMutex // held (read) by the hello callback; Close waits for it
+	closed  bool
 
 	mu       sync.Mutex
 	links    map[string]*Link
@@ -118,7 +120,13 @@ func helloSubject(dialer, acceptor string) string {
 // the site's own NATS server.
 func (n *Node) Serve(local *nats.Conn) error {
 	n.local = local
-	sub, err := local.Subscribe(helloSubject("*", n.site), n.onHello)
+	sub, err := local.Subscribe(helloSubject("*", n.site), func(m *nats.Msg) {
+		n.helloMu.RLock()
+		defer n.helloMu.RUnlock()
+		if !n.closed {
+			n.onHello(m)
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("accept links: %w", err)
 	}
@@ -135,6 +143,9 @@ func (n *Node) Close() {
 	if n.hello != nil {
 		n.hello.Unsubscribe()
 	}
+	n.helloMu.Lock() // waits for a hello under way
+	n.closed = true
+	n.helloMu.Unlock()
 	n.mu.Lock()
 	links := n.links
 	n.links = map[string]*Link{}
