@@ -101,8 +101,11 @@ func (l *Link) sendHello() {
 		return
 	}
 	l.mu.Lock()
-	l.nonce = newNonce()
-	nonce := l.nonce
+	nonce := newNonce()
+	l.nonces = append(l.nonces, nonce)
+	if len(l.nonces) > maxNonces {
+		l.nonces = l.nonces[1:]
+	}
 	l.mu.Unlock()
 	mode := byte(0)
 	if l.mode == ModeFlood {
@@ -168,7 +171,7 @@ func (n *Node) onHello(m *nats.Msg) {
 		n.log.Error("accept link", "peer", peer, "err", err)
 		return
 	}
-	l.nonce = newNonce()
+	nonce := n.issueNonce(peer)
 	n.mu.Lock()
 	n.links[name] = l
 	n.mu.Unlock()
@@ -176,7 +179,7 @@ func (n *Node) onHello(m *nats.Msg) {
 	l.lastHeard.Store(time.Now().UnixNano())
 	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
 	l.c.messages.Add(1)
-	ack := &Hello{Site: n.site, Proto: ProtocolVersion, Nonce: l.nonce, Key: n.signer.Signer.PublicKey(),
+	ack := &Hello{Site: n.site, Proto: ProtocolVersion, Nonce: nonce, Key: n.signer.Signer.PublicKey(),
 		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.signer.Signer.Sign(proofMessage(h.Nonce, n.site, peer, roleAcceptor))}
 	l.sendControl(&Message{Type: MsgHelloAck, Hello: ack})
 }
@@ -185,9 +188,9 @@ func (n *Node) onHello(m *nats.Msg) {
 // accepted link): the other side proves it holds its key.
 func (n *Node) onHandshake(l *Link, msg *Message) {
 	h := msg.Hello
-	l.mu.Lock()
-	nonce := l.nonce
-	l.mu.Unlock()
+	if l.State() == StateUp {
+		return // an answer to an earlier hello, or a repeated proof
+	}
 	switch {
 	case msg.Type == MsgHelloAck && l.dir == DirOut:
 		key, trusted := n.peerKey(l.peer)
@@ -198,7 +201,7 @@ func (n *Node) onHandshake(l *Link, msg *Message) {
 			l.refuse("protocol version mismatch")
 		case trusted && manifest.PublicKey(h.Key) != key:
 			l.refuse("peer's key differs from the trusted one")
-		case !manifest.PublicKey(h.Key).Verify(proofMessage(nonce, l.peer, n.site, roleAcceptor), h.Sig):
+		case !provesAny(manifest.PublicKey(h.Key), l.recentNonces(), l.peer, n.site, roleAcceptor, h.Sig):
 			l.refuse("peer's proof of key failed")
 		default:
 			proof := &Hello{Site: n.site, Proto: ProtocolVersion, Key: n.signer.Signer.PublicKey(),
@@ -209,13 +212,53 @@ func (n *Node) onHandshake(l *Link, msg *Message) {
 		}
 	case msg.Type == MsgProof && l.dir == DirIn:
 		key, _ := n.peerKey(l.peer)
-		if !key.Verify(proofMessage(nonce, l.peer, n.site, roleDialer), h.Sig) {
+		if !provesAny(key, n.recentNonces(l.peer), l.peer, n.site, roleDialer, h.Sig) {
 			l.refuse("dialer's proof of key failed")
 			return
 		}
 		l.resetWindows()
 		l.setState(StateUp)
 	}
+}
+
+// maxNonces is how many recent hellos a side accepts answers to: hellos
+// are re-sent while unanswered, and the answer to an earlier one may come.
+const maxNonces = 4
+
+// provesAny reports whether sig proves key's holder signed one of nonces.
+func provesAny(key manifest.PublicKey, nonces [][32]byte, signer, other, role string, sig []byte) bool {
+	for _, nonce := range nonces {
+		if key.Verify(proofMessage(nonce, signer, other, role), sig) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Link) recentNonces() [][32]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([][32]byte(nil), l.nonces...)
+}
+
+// issueNonce returns a fresh nonce for a hello-ack to peer and remembers
+// it among the recent ones.
+func (n *Node) issueNonce(peer string) [32]byte {
+	nonce := newNonce()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ns := append(n.nonces[peer], nonce)
+	if len(ns) > maxNonces {
+		ns = ns[1:]
+	}
+	n.nonces[peer] = ns
+	return nonce
+}
+
+func (n *Node) recentNonces(peer string) [][32]byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([][32]byte(nil), n.nonces[peer]...)
 }
 
 func (l *Link) refuse(why string) {

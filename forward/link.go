@@ -72,7 +72,7 @@ type Link struct {
 	url     string // dialed links: the peer's NATS URL
 	connP   atomic.Pointer[nats.Conn]
 	tx, rx  string             // subject prefixes to publish on and to receive on
-	nonce   [32]byte           // the nonce this side sent in its hello, for the peer's proof
+	nonces  [][32]byte         // dialed links: nonces of the recent hellos, for the peer's proof
 	peerKey manifest.PublicKey // accepted links: the key the peer was admitted with
 	lim     *Limiter
 	log     *slog.Logger
@@ -95,7 +95,10 @@ type Link struct {
 	asmMu    sync.Mutex
 	asm      map[chunk.ID]*assembly
 	asmBytes int
-	current  map[Lane]chunk.ID // per lane, the payload whose frames are arriving
+	current  map[Lane]chunk.ID   // per lane, the payload whose frames are arriving
+	wanted   map[Lane][]chunk.ID // per lane, what this side wanted, in the order the peer ships it
+	heard    map[Lane]time.Time  // per lane, when its last frame came
+	wantedAt map[Lane]time.Time  // per lane, when this side last wanted something
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -163,6 +166,9 @@ func (l *Link) resetWindows() {
 	l.asm = map[chunk.ID]*assembly{}
 	l.asmBytes = 0
 	l.current = map[Lane]chunk.ID{}
+	l.wanted = map[Lane][]chunk.ID{}
+	l.heard = map[Lane]time.Time{}
+	l.wantedAt = map[Lane]time.Time{}
 	l.asmMu.Unlock()
 	l.mu.Lock()
 }
@@ -349,7 +355,7 @@ func (l *Link) pingLoop(ctx context.Context) {
 		}
 		seq++
 		l.expireAssemblies()
-		if l.dir == DirOut && l.State() == StateDown {
+		if st := l.State(); l.dir == DirOut && (st == StateDown || st == StateRefused && seq%5 == 0) {
 			// A hello can be lost (the peer's server took the connection
 			// before its site listened for hellos): say it again.
 			if c := l.connP.Load(); c != nil && c.IsConnected() {

@@ -66,8 +66,9 @@ type Node struct {
 	mu       sync.Mutex
 	links    map[string]*Link
 	dialed   map[string]LinkConfig
-	refusals map[string]int64 // in-link refusals by claimed peer
-	rejects  map[string]int64 // refused inputs by kind
+	refusals map[string]int64      // in-link refusals by claimed peer
+	rejects  map[string]int64      // refused inputs by kind
+	nonces   map[string][][32]byte // per dialing peer, the nonces of recent hello-acks
 
 	claimMu sync.Mutex
 	claims  map[chunk.ID]claim
@@ -106,7 +107,7 @@ func NewNode(cfg NodeConfig) *Node {
 	return &Node{
 		site: cfg.Site, signer: cfg, stores: cfg.Stores, log: cfg.Logger, timing: cfg.Timing, peerKey: cfg.PeerKey,
 		ctx: ctx, cancel: cancel,
-		links: map[string]*Link{}, dialed: map[string]LinkConfig{}, refusals: map[string]int64{}, rejects: map[string]int64{},
+		links: map[string]*Link{}, dialed: map[string]LinkConfig{}, refusals: map[string]int64{}, rejects: map[string]int64{}, nonces: map[string][][32]byte{},
 		claims: map[chunk.ID]claim{}, q: newQueries(), incomplete: map[chunk.ID]*incomplete{},
 	}
 }

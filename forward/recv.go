@@ -60,6 +60,12 @@ func (l *Link) onOffer(o *Offer) {
 			l.log.Error("offer: look-up failed; answering later", "id", id.Short(), "err", err)
 		}
 		answers[i] = a
+		if a == AnswerWant {
+			l.asmMu.Lock()
+			l.wanted[o.Lane] = append(l.wanted[o.Lane], id)
+			l.wantedAt[o.Lane] = time.Now()
+			l.asmMu.Unlock()
+		}
 	}
 	l.sendControl(&Message{Type: MsgAnswer, Answer: &AnswerMsg{Lane: o.Lane, Batch: o.Batch, Answers: answers}})
 }
@@ -160,6 +166,7 @@ func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
 			lost = append(lost, cur)
 		}
 		l.current[d.Lane] = id
+		lost = append(lost, l.skippedLocked(d.Lane, id)...)
 		if a != nil {
 			l.dropAssemblyLocked(id)
 		}
@@ -188,6 +195,7 @@ func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
 	}
 	a.buf = append(a.buf, d.Payload...)
 	a.at = now
+	l.heard[d.Lane] = now
 	l.asmBytes += len(d.Payload)
 	l.node.touchClaim(id, l.name)
 	if len(a.buf) < int(a.total) {
@@ -217,6 +225,14 @@ func (l *Link) expireAssemblies() {
 			lost[laneOf(a.kind)] = append(lost[laneOf(a.kind)], id)
 		}
 	}
+	for lane, ids := range l.wanted {
+		// Wanted payloads, and nothing arrived on their lane for a while:
+		// the messages were lost on the way.
+		if len(ids) > 0 && now.Sub(l.heard[lane]) > assemblyIdle && now.Sub(l.wantedAt[lane]) > assemblyIdle {
+			lost[lane] = append(lost[lane], l.notHereLocked(ids)...)
+			delete(l.wanted, lane)
+		}
+	}
 	l.asmMu.Unlock()
 	for lane, ids := range lost {
 		l.resend(lane, ids)
@@ -239,4 +255,36 @@ func (l *Link) resend(lane Lane, ids []chunk.ID) {
 		raw[i], st[i] = id, AckResend
 	}
 	l.sendControl(&Message{Type: MsgAck, Ack: &Ack{Lane: lane, IDs: raw, Status: st}})
+}
+
+// skippedLocked returns the payloads wanted on lane before id that never
+// started: a sender ships wanted payloads in the order they were wanted,
+// so those were lost on the way.
+func (l *Link) skippedLocked(lane Lane, id chunk.ID) []chunk.ID {
+	ids := l.wanted[lane]
+	for i, w := range ids {
+		if w == id {
+			l.wanted[lane] = ids[i+1:]
+			return l.notHereLocked(ids[:i])
+		}
+	}
+	return nil // pushed unasked, or sent again: not in the order
+}
+
+// notHereLocked keeps the IDs neither stored nor arriving.
+func (l *Link) notHereLocked(ids []chunk.ID) []chunk.ID {
+	var out []chunk.ID
+	for _, id := range ids {
+		if l.asm[id] != nil {
+			continue
+		}
+		if have, err := l.node.stores.HasChunk(id); err == nil && have {
+			continue
+		}
+		if have, err := l.node.stores.HasManifest(id); err == nil && have {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -112,7 +113,7 @@ func objectOf(i int, m *manifest.Manifest) Object {
 // member is one site of a lab, running or not.
 type member struct {
 	id, dir string
-	nats    string // listen address of its NATS server
+	nats    string // address of its NATS server ("" while a lab site is stopped)
 	http    string // its fixed HTTP address, if any
 	key     string // ed25519:<hex>
 }
@@ -346,12 +347,8 @@ func NewFederation(t testing.TB, opts FedOptions) *Federation {
 	f := &Federation{lab: lab{t: t, opts: opts}}
 	f.setLogger()
 	t.Cleanup(f.close)
-	addrs, err := freeAddrs(opts.N)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i := range opts.N {
-		if err := f.initMember(i, addrs[i]); err != nil {
+		if err := f.initMember(i); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -384,15 +381,18 @@ func (f *Federation) setLogger() {
 	f.logger = slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// initMember creates site i's dir and config (not yet running).
-func (f *Federation) initMember(i int, natsAddr string) error {
+// initMember creates site i's dir and config (not yet running). Its NATS
+// server takes a random port each time it starts (a port picked ahead
+// could be taken meanwhile, by a listener or an outgoing connection), and
+// the proxies of the links to it follow (see RestartSite).
+func (f *Federation) initMember(i int) error {
 	dir := filepath.Join(f.t.TempDir(), SiteID(i))
-	key, err := site.Init(dir, site.Config{ID: SiteID(i), Domain: Domain, HTTP: "127.0.0.1:0", NATS: natsAddr, ChunkSize: f.opts.ChunkSize})
+	key, err := site.Init(dir, site.Config{ID: SiteID(i), Domain: Domain, HTTP: "127.0.0.1:0", NATS: "127.0.0.1:0", ChunkSize: f.opts.ChunkSize})
 	if err != nil {
 		return fmt.Errorf("lab: init %s: %w", SiteID(i), err)
 	}
 	f.mu.Lock()
-	f.members = append(f.members, member{id: SiteID(i), dir: dir, nats: natsAddr, key: key.String()})
+	f.members = append(f.members, member{id: SiteID(i), dir: dir, key: key.String()})
 	f.sites = append(f.sites, nil)
 	f.mu.Unlock()
 	return nil
@@ -422,10 +422,24 @@ func (f *Federation) StopSite(i int) error {
 	if s == nil {
 		return nil
 	}
+	f.setNATS(i, "")
 	if err := s.Stop(); err != nil {
 		return fmt.Errorf("lab: stop %s: %w", SiteID(i), err)
 	}
 	return nil
+}
+
+// setNATS records site i's NATS address and points the proxies of the
+// links dialed to it there ("": they refuse while it is stopped).
+func (f *Federation) setNATS(i int, addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.members[i].nats = addr
+	for _, lk := range f.links {
+		if lk.to == i {
+			lk.proxy.SetTarget(addr) // addr comes from the server: valid
+		}
+	}
 }
 
 // RestartSite opens site i from its dir and starts it (a no-op while it
@@ -434,7 +448,7 @@ func (f *Federation) RestartSite(i int) error {
 	if f.Site(i) != nil {
 		return nil
 	}
-	s, err := site.Open(f.Dir(i), site.Options{Logger: f.logger, ReloadEvery: reloadEvery})
+	s, err := site.Open(f.Dir(i), site.Options{Logger: f.logger, ReloadEvery: reloadEvery, NATSPort: -1})
 	if err != nil {
 		return fmt.Errorf("lab: open %s: %w", SiteID(i), err)
 	}
@@ -442,6 +456,12 @@ func (f *Federation) RestartSite(i int) error {
 		s.Close()
 		return fmt.Errorf("lab: start %s: %w", SiteID(i), err)
 	}
+	u, err := url.Parse(s.NATSURL())
+	if err != nil || u.Host == "" {
+		s.Stop()
+		return fmt.Errorf("lab: %s's NATS URL %q: %v", SiteID(i), s.NATSURL(), err)
+	}
+	f.setNATS(i, u.Host)
 	f.mu.Lock()
 	f.sites[i] = s
 	f.mu.Unlock()
@@ -455,11 +475,7 @@ func (f *Federation) RestartSite(i int) error {
 func (f *Federation) AddSite(linkTo ...int) int {
 	f.t.Helper()
 	k := f.N()
-	natsAddr, err := FreeAddr()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := f.initMember(k, natsAddr); err != nil {
+	if err := f.initMember(k); err != nil {
 		f.t.Fatal(err)
 	}
 	if err := f.trustAll(); err != nil {
@@ -605,12 +621,13 @@ func (f *Federation) close() {
 		return
 	}
 	if f.t.Failed() {
-		f.t.Logf("lab log %s, warnings and errors at the end:\n%s", f.logFile.Name(), logTail(f.logFile, 80))
+		f.t.Logf("lab log %s, link states, warnings and errors at the end:\n%s", f.logFile.Name(), logTail(f.logFile, 80))
 	}
 	f.logFile.Close()
 }
 
-// logTail returns the last n lines of a log file at level WARN or above.
+// logTail returns the last n lines of a log file at level WARN or above,
+// and the links' changes of state.
 func logTail(f *os.File, n int) string {
 	b, err := os.ReadFile(f.Name())
 	if err != nil {
@@ -618,7 +635,7 @@ func logTail(f *os.File, n int) string {
 	}
 	var keep []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") || strings.Contains(line, `msg="link `) {
 			keep = append(keep, line)
 		}
 	}

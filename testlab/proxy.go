@@ -17,7 +17,6 @@ import (
 // it. It listens on 127.0.0.1 and forwards each accepted connection to its
 // target. All methods are safe for concurrent use.
 type Proxy struct {
-	target string
 	ln     net.Listener
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -27,9 +26,10 @@ type Proxy struct {
 	latency   atomic.Int64     // one-way delay in nanoseconds
 	blackhole atomic.Bool
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[*proxyConn]struct{}
+	mu     sync.Mutex
+	target string // "" refuses every connection
+	cut    bool
+	conns  map[*proxyConn]struct{}
 
 	accepted, refused, bytesUp, bytesDown, dropped atomic.Int64
 }
@@ -54,9 +54,10 @@ const proxyReadSize = 32 << 10
 const proxyQueue = 256
 
 // NewProxy starts a proxy to target (host:port) on a free 127.0.0.1 port.
+// An empty target refuses connections until SetTarget.
 func NewProxy(target string) (*Proxy, error) {
-	if _, _, err := net.SplitHostPort(target); err != nil {
-		return nil, fmt.Errorf("proxy target %q: %w", target, err)
+	if err := checkTarget(target); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,8 +80,35 @@ func NewProxy(target string) (*Proxy, error) {
 // Addr returns the proxy's listen address, host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Target returns the address the proxy forwards to.
-func (p *Proxy) Target() string { return p.target }
+func checkTarget(target string) error {
+	if target == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		return fmt.Errorf("proxy target %q: %w", target, err)
+	}
+	return nil
+}
+
+// Target returns the address the proxy forwards to ("" while it has none).
+func (p *Proxy) Target() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}
+
+// SetTarget points new connections at target ("" refuses them, as while
+// the target site is stopped and its port may go to someone else);
+// connections already open stay as they are.
+func (p *Proxy) SetTarget(target string) error {
+	if err := checkTarget(target); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+	return nil
+}
 
 // Cut closes every connection and refuses new ones until Heal.
 func (p *Proxy) Cut() {
@@ -188,13 +216,14 @@ func (p *Proxy) acceptLoop() {
 // serve forwards one accepted connection until either side closes or the
 // proxy cuts it.
 func (p *Proxy) serve(client net.Conn) {
-	if p.IsCut() || p.ctx.Err() != nil {
+	target := p.Target()
+	if p.IsCut() || p.ctx.Err() != nil || target == "" {
 		p.refused.Add(1)
 		client.Close()
 		return
 	}
 	d := net.Dialer{Timeout: proxyDialTimeout}
-	server, err := d.DialContext(p.ctx, "tcp", p.target)
+	server, err := d.DialContext(p.ctx, "tcp", target)
 	if err != nil {
 		p.refused.Add(1)
 		client.Close()

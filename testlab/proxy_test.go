@@ -282,3 +282,33 @@ func TestNewProxyBadTarget(t *testing.T) {
 		t.Error("NewProxy accepted a target without a port")
 	}
 }
+
+func TestProxySetTarget(t *testing.T) {
+	labNoLeaks(t)
+	p := newTestProxy(t, "")
+	waitClosed(t, dial(t, p.Addr())) // no target yet: refused
+	if err := p.SetTarget("no-port"); err == nil {
+		t.Error("SetTarget accepted a target without a port")
+	}
+	a := echoServer(t)
+	if err := p.SetTarget(a); err != nil {
+		t.Fatal(err)
+	}
+	if p.Target() != a {
+		t.Errorf("target %q, want %q", p.Target(), a)
+	}
+	c := dial(t, p.Addr())
+	if got := roundTrip(t, c, []byte("ping")); string(got) != "ping" {
+		t.Errorf("got %q", got)
+	}
+	if err := p.SetTarget(""); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, dial(t, p.Addr()))
+	if got := roundTrip(t, c, []byte("still")); string(got) != "still" {
+		t.Errorf("open connection after SetTarget(\"\"): %q", got)
+	}
+	if st := p.Stats(); st.Refused != 2 || st.Accepted != 1 {
+		t.Errorf("stats %+v, want 2 refused, 1 accepted", st)
+	}
+}
