@@ -109,13 +109,23 @@ func (n *Node) sendQuery(q *Query, skip string) int {
 // has answered (or, for fetches, one found it), or ctx ends: then it
 // returns what came with ErrIncomplete.
 func (n *Node) Ask(ctx context.Context, kind QueryKind, key [32]byte) ([]*Reply, error) {
-	_, replies, err := n.ask(ctx, kind, key)
-	return replies, err
+	var out []*Reply
+	err := n.ask(ctx, n.newQuery(kind, key), func(r *Reply) bool {
+		out = append(out, r)
+		return r.Found && kind == QueryFetchManifest
+	})
+	return out, err
 }
 
-func (n *Node) ask(ctx context.Context, kind QueryKind, key [32]byte) ([16]byte, []*Reply, error) {
+func (n *Node) newQuery(kind QueryKind, key [32]byte) *Query {
 	q := &Query{Hops: DefaultHops, Kind: kind, Key: key, Origin: n.site}
 	rand.Read(q.ID[:])
+	return q
+}
+
+// ask floods q and hands each reply (but "seen" ones) to each until
+// every reached site answered, each says stop, or ctx ends.
+func (n *Node) ask(ctx context.Context, q *Query, each func(*Reply) (stop bool)) error {
 	a := &asker{replies: make(chan *Reply, 64)}
 	n.q.mu.Lock()
 	n.q.seen[q.ID] = time.Now()
@@ -127,22 +137,18 @@ func (n *Node) ask(ctx context.Context, kind QueryKind, key [32]byte) ([16]byte,
 		n.q.mu.Unlock()
 	}()
 	expected := n.sendQuery(q, "")
-	var out []*Reply
 	for expected > 0 {
 		select {
 		case <-ctx.Done():
-			return q.ID, out, fmt.Errorf("%s query: %w", kindName(kind), ErrIncomplete)
+			return fmt.Errorf("%s query: %w", kindName(q.Kind), ErrIncomplete)
 		case r := <-a.replies:
 			expected += int(r.Fanout) - 1
-			if !r.Seen {
-				out = append(out, r)
-			}
-			if r.Found && (kind == QueryFetchChunk || kind == QueryFetchManifest) {
-				return q.ID, out, nil
+			if !r.Seen && each(r) {
+				return nil
 			}
 		}
 	}
-	return q.ID, out, nil
+	return nil
 }
 
 func kindName(k QueryKind) string {
@@ -164,8 +170,9 @@ func kindName(k QueryKind) string {
 }
 
 // Fetch makes a chunk local: if it is not stored here it asks the
-// federation for it; the nearest holder sends it back over the priority
-// lane and every site it passes through keeps it.
+// federation who holds it and pulls it from the nearest holder (the first
+// to answer); every site it passes through keeps it. A holder that does
+// not deliver within a few round trips is passed over for the next.
 func (n *Node) Fetch(ctx context.Context, id chunk.ID) error {
 	if have, err := n.stores.HasChunk(id); err != nil || have {
 		return err
@@ -174,32 +181,86 @@ func (n *Node) Fetch(ctx context.Context, id chunk.ID) error {
 	n.q.mu.Lock()
 	n.q.waiters[id] = append(n.q.waiters[id], done)
 	n.q.mu.Unlock()
+	defer n.dropWaiter(id, done)
 	if have, err := n.stores.HasChunk(id); err != nil || have {
 		return err
 	}
-	qid, replies, err := n.ask(ctx, QueryFetchChunk, id)
-	var holder *Reply
-	for _, r := range replies {
-		if r.Found {
-			holder = r
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q := n.newQuery(QueryFetchChunk, id)
+	holders := make(chan *Reply, 32)
+	start := time.Now()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(holders)
+		n.ask(ctx, q, func(r *Reply) bool {
+			if r.Found {
+				select {
+				case holders <- r:
+				default:
+				}
+			}
+			return false
+		})
+	}()
+	var queue []*Reply // holders heard of, not yet pulled from
+	pulled := 0
+	var wait <-chan time.Time // the pull under way: how long it may take
+	pull := func() {
+		h := queue[0]
+		queue = queue[1:]
+		if l := n.link(h.via); l != nil {
+			l.sendLookup(&Message{Type: MsgQuery, Query: &Query{ID: pullID(q.ID), Hops: DefaultHops, Kind: QueryPull, Key: id, Origin: h.Site}})
+			pulled++
+			wait = time.After(max(2*time.Second, 4*time.Since(start)))
 		}
 	}
-	if holder == nil {
-		if err != nil {
-			return fmt.Errorf("fetch chunk %s: %w", id.Short(), err)
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("fetch chunk %s: %w", id.Short(), ctx.Err())
+		case <-wait:
+			wait = nil // that holder did not deliver in time: the next one
+		case h, ok := <-holders:
+			if !ok {
+				holders = nil
+			} else {
+				queue = append(queue, h)
+			}
 		}
-		return fmt.Errorf("fetch chunk %s: no reachable site holds it: %w", id.Short(), chunk.ErrNotFound)
+		if wait == nil && len(queue) > 0 {
+			pull()
+		}
+		if wait == nil && len(queue) == 0 && holders == nil && pulled == 0 {
+			return fmt.Errorf("fetch chunk %s: no reachable site holds it: %w", id.Short(), chunk.ErrNotFound)
+		}
 	}
-	// Pull from the nearest holder only (the first to answer), so the
-	// chunk crosses into each site on the way once.
-	if l := n.link(holder.via); l != nil {
-		l.sendLookup(&Message{Type: MsgQuery, Query: &Query{ID: qid, Hops: DefaultHops, Kind: QueryPull, Key: id, Origin: holder.Site}})
+}
+
+// pullID maps a fetch query's ID to the ID of its pulls and back, so
+// that nothing said about a pull can count as an answer to the query.
+func pullID(id [16]byte) [16]byte {
+	id[15] ^= 0x80
+	return id
+}
+
+func (n *Node) dropWaiter(id chunk.ID, done chan struct{}) {
+	n.q.mu.Lock()
+	defer n.q.mu.Unlock()
+	ws := n.q.waiters[id]
+	for i, w := range ws {
+		if w == done {
+			n.q.waiters[id] = append(ws[:i], ws[i+1:]...)
+			break
+		}
 	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("fetch chunk %s: %w", id.Short(), ctx.Err())
+	if len(n.q.waiters[id]) == 0 {
+		delete(n.q.waiters, id)
 	}
 }
 
@@ -280,7 +341,7 @@ func (n *Node) onPull(from *Link, q *Query) {
 		return
 	}
 	n.q.mu.Lock()
-	next := n.q.pulls[pullKey{q.ID, q.Origin}]
+	next := n.q.pulls[pullKey{pullID(q.ID), q.Origin}]
 	if next != "" {
 		if n.q.fetchers[q.Key] == nil {
 			n.q.fetchers[q.Key] = map[string]bool{}

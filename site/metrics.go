@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 	})
 	m.fetched = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "skyfed_fetched_chunks_total", Help: "Chunks fetched through the links to serve a read (read-through), apart from replication.",
+		Name: "skyfed_fetched_chunks_total", Help: "Chunks a read had to wait for and fetch through the links (read-through), apart from replication.",
 	})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
