@@ -9,6 +9,7 @@ import (
 // reusing one buffer, so a stream of any length needs only one chunk of memory.
 type Splitter struct {
 	r    io.Reader
+	size int
 	buf  []byte
 	done bool
 	err  error
@@ -20,21 +21,33 @@ func NewSplitter(r io.Reader, size int) *Splitter {
 	if size <= 0 {
 		size = DefaultSize
 	}
-	size = min(size, MaxSize)
-	return &Splitter{r: r, buf: make([]byte, size)}
+	return &Splitter{r: r, size: min(size, MaxSize)}
 }
+
+// Size returns the chunk size.
+func (s *Splitter) Size() int { return s.size }
 
 // Next returns the next chunk, valid until the next call, or io.EOF after the
 // last one. An empty stream yields io.EOF at once. Read errors (anything but
 // io.EOF, including io.ErrUnexpectedEOF from a truncated source) are returned
 // wrapped, and again on every later call; the bytes of the failed chunk are dropped.
 func (s *Splitter) Next() ([]byte, error) {
+	if s.buf == nil {
+		s.buf = make([]byte, s.size)
+	}
+	return s.NextInto(s.buf)
+}
+
+// NextInto is Next reading into buf (at least Size bytes) instead of the
+// splitter's own buffer, so that callers can work on several chunks at once.
+func (s *Splitter) NextInto(buf []byte) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
+	buf = buf[:s.size]
 	n := 0
-	for !s.done && n < len(s.buf) {
-		m, err := s.r.Read(s.buf[n:])
+	for !s.done && n < len(buf) {
+		m, err := s.r.Read(buf[n:])
 		n += m
 		if err == io.EOF {
 			s.done = true
@@ -46,5 +59,5 @@ func (s *Splitter) Next() ([]byte, error) {
 	if n == 0 {
 		return nil, io.EOF
 	}
-	return s.buf[:n], nil
+	return buf[:n], nil
 }

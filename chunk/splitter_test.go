@@ -96,10 +96,10 @@ func TestSplitterReadError(t *testing.T) {
 }
 
 func TestSplitterSizeDefaults(t *testing.T) {
-	if got := len(NewSplitter(nil, 0).buf); got != DefaultSize {
+	if got := NewSplitter(nil, 0).Size(); got != DefaultSize {
 		t.Errorf("size 0 → %d, want %d", got, DefaultSize)
 	}
-	if got := len(NewSplitter(nil, MaxSize+1).buf); got != MaxSize {
+	if got := NewSplitter(nil, MaxSize+1).Size(); got != MaxSize {
 		t.Errorf("size MaxSize+1 → %d, want %d", got, MaxSize)
 	}
 }

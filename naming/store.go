@@ -124,33 +124,67 @@ func (s *Store) Put(ctx context.Context, name Name, r io.Reader, opts PutOptions
 	if !opts.Expires.IsZero() {
 		m.Expires = opts.Expires.UnixMilli()
 	}
-	whole := sha256.New()
-	sp := chunk.NewSplitter(r, s.cfg.ChunkSize)
-	for {
-		raw, err := sp.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("put %s: read: %w", name, err)
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("put %s: %w", name, err)
-		}
-		whole.Write(raw)
-		id := chunk.Sum(raw)
-		if _, err := b.Add(id, raw); err != nil {
-			return nil, fmt.Errorf("put %s: %w", name, err)
-		}
-		m.Chunks = append(m.Chunks, id)
-		m.Size += int64(len(raw))
+	sum, err := s.stageChunks(ctx, chunk.NewSplitter(r, s.cfg.ChunkSize), b, m)
+	if err != nil {
+		return nil, fmt.Errorf("put %s: %w", name, err)
 	}
-	whole.Sum(m.SHA256[:0])
+	m.SHA256 = sum
 	if err := s.commit(b, m); err != nil {
 		return nil, fmt.Errorf("put %s: %w", name, err)
 	}
 	committed = true
 	return m, nil
+}
+
+// putBuffers is how many chunk buffers one put cycles through.
+const putBuffers = 3
+
+// stageChunks reads the stream chunk by chunk into b, recording the chunk
+// IDs and size in m, and returns the whole-object SHA-256. The
+// whole-object hash runs on its own goroutine, beside the chunk hashing
+// and pack writes of this one, so a put uses two cores; at most
+// putBuffers chunks are in memory.
+func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Batch, m *manifest.Manifest) ([32]byte, error) {
+	free := make(chan []byte, putBuffers)
+	for range putBuffers {
+		free <- make([]byte, sp.Size())
+	}
+	toHash := make(chan []byte, putBuffers)
+	var sum [32]byte
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		whole := sha256.New()
+		for raw := range toHash {
+			whole.Write(raw)
+			free <- raw
+		}
+		whole.Sum(sum[:0])
+	}()
+	err := func() error {
+		defer close(toHash)
+		for {
+			raw, err := sp.NextInto(<-free)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read: %w", err)
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			id := chunk.Sum(raw)
+			if _, err := b.Add(id, raw); err != nil {
+				return err
+			}
+			m.Chunks = append(m.Chunks, id)
+			m.Size += int64(len(raw))
+			toHash <- raw
+		}
+	}()
+	<-hashed
+	return sum, err
 }
 
 // Delete records a tombstone version of name.
