@@ -136,6 +136,30 @@ type lab struct {
 	puts    []Object
 }
 
+// build initializes every member, makes every site trust every other,
+// links them by edges and starts them.
+func (l *lab) build(edges [][2]int, initMember, start func(int) error) error {
+	for i := range l.opts.N {
+		if err := initMember(i); err != nil {
+			return err
+		}
+	}
+	if err := l.trustAll(); err != nil {
+		return err
+	}
+	for _, e := range edges {
+		if err := l.link(e[0], e[1]); err != nil {
+			return err
+		}
+	}
+	for i := range l.opts.N {
+		if err := start(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // trustAll makes every member trust every other member for Domain.
 func (l *lab) trustAll() error {
 	for i, a := range l.members {
@@ -347,23 +371,8 @@ func NewFederation(t testing.TB, opts FedOptions) *Federation {
 	f := &Federation{lab: lab{t: t, opts: opts}}
 	f.setLogger()
 	t.Cleanup(f.close)
-	for i := range opts.N {
-		if err := f.initMember(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.trustAll(); err != nil {
+	if err := f.build(edges, f.initMember, f.RestartSite); err != nil {
 		t.Fatal(err)
-	}
-	for _, e := range edges {
-		if err := f.link(e[0], e[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range opts.N {
-		if err := f.RestartSite(i); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return f
 }

@@ -54,23 +54,8 @@ func NewProcessFederation(t testing.TB, opts FedOptions) *ProcessFederation {
 	f := &ProcessFederation{lab: lab{t: t, opts: opts}, bin: bin,
 		hc: &http.Client{Timeout: procHTTPTimeout}}
 	t.Cleanup(f.close)
-	for i := range opts.N {
-		if err := f.initMember(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.trustAll(); err != nil {
+	if err := f.build(edges, f.initMember, f.Start); err != nil {
 		t.Fatal(err)
-	}
-	for _, e := range edges {
-		if err := f.link(e[0], e[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range opts.N {
-		if err := f.Start(i); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return f
 }
