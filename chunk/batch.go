@@ -117,7 +117,9 @@ func (b *Batch) append(id ID, c Codec, payload []byte, rawLen uint32) (bool, err
 	}
 	b.staged[id] = e
 	b.order = append(b.order, id)
-	b.ends[p] = max(b.ends[p], e.offset+headerSize+int64(e.storedLen))
+	end := e.offset + headerSize + int64(e.storedLen)
+	b.ends[p] = max(b.ends[p], end)
+	p.startWriteback(e.offset, end)
 	return true, nil
 }
 

@@ -54,6 +54,22 @@ func (p *packFile) syncTo(end int64) error {
 	return nil
 }
 
+// writebackEvery is how often (in bytes appended) a pack's dirty pages
+// are handed to the disk, as Pebble's and RocksDB's bytes_per_sync do: a
+// large put then streams to disk as it goes instead of leaving its whole
+// size for the commit's fsync, which stays the durability point.
+const writebackEvery = 8 << 20
+
+// startWriteback starts writing back the pack up to end when the record
+// [start, end) crossed a writebackEvery boundary. It is only a hint: its
+// errors are left to the commit's fsync to report.
+func (p *packFile) startWriteback(start, end int64) {
+	if start/writebackEvery == end/writebackEvery {
+		return
+	}
+	_, _ = p.f.SyncTo(end)
+}
+
 // packName returns the file name of pack number num.
 func packName(num uint32) string {
 	return fmt.Sprintf("pack-%06d.dat", num)
