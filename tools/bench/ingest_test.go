@@ -24,15 +24,15 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// writeFITSDir writes n synthetic frames as files, to stand in for a
-// directory of real frames.
-func writeFITSDir(t *testing.T, n, side int) string {
+// writeFITSDir writes n copies of a synthetic 1 MiB frame as files, to
+// stand in for a directory of real frames (the bench varies every copy).
+func writeFITSDir(t *testing.T, n int) string {
 	dir := t.TempDir()
+	var buf bytes.Buffer
+	if err := testlab.WriteSyntheticFrame(&buf, 100, 1024, 512); err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
-		var buf bytes.Buffer
-		if err := testlab.WriteSyntheticFrame(&buf, uint64(100+i), side, side); err != nil {
-			t.Fatal(err)
-		}
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.fits", i)), buf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -52,14 +52,14 @@ func TestRunIngest(t *testing.T) {
 		synthetic bool
 	}{
 		{"synthetic frames", func(*testing.T) string { return "" }, true},
-		{"frames from a directory", func(t *testing.T) string { return writeFITSDir(t, 3, 1024) }, false},
+		{"frames from a directory", func(t *testing.T) string { return writeFITSDir(t, 3) }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			scratch := t.TempDir()
 			res, err := RunIngest(context.Background(), IngestConfig{
 				Size: 8 << 20, Dir: scratch, FITS: tc.fits(t), Binary: bin,
-				SyntheticSide: 512, Progress: logWriter{t},
+				SyntheticSide: 256, Progress: logWriter{t},
 			})
 			if err != nil {
 				t.Fatal(err)
