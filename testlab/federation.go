@@ -557,8 +557,11 @@ func (f *Federation) Links(i int) ([]forward.LinkStatus, error) {
 
 // Receipts returns the chunk payloads site i stored from its links since
 // it (re)started: the sum of ReceivedChunks over its links.
-func (f *Federation) Receipts(i int) int64 {
-	ls, err := f.Links(i)
+func (f *Federation) Receipts(i int) int64 { return receipts(f.Links, i) }
+
+// receipts sums ReceivedChunks over site i's links.
+func receipts(links func(int) ([]forward.LinkStatus, error), i int) int64 {
+	ls, err := links(i)
 	if err != nil {
 		return 0
 	}

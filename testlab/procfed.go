@@ -244,17 +244,7 @@ func (f *ProcessFederation) Links(i int) ([]forward.LinkStatus, error) {
 
 // Receipts returns the chunk payloads site i stored from its links since
 // its process started.
-func (f *ProcessFederation) Receipts(i int) int64 {
-	ls, err := f.Links(i)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, l := range ls {
-		n += l.ReceivedChunks
-	}
-	return n
-}
+func (f *ProcessFederation) Receipts(i int) int64 { return receipts(f.Links, i) }
 
 // WaitLinksUp waits until every link is up at both its ends.
 func (f *ProcessFederation) WaitLinksUp(timeout time.Duration) error {
