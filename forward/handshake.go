@@ -11,8 +11,8 @@ import (
 
 // Roles in the proofs.
 const (
-	roleDialer   = "dialer"
-	roleAcceptor = "acceptor"
+	RoleDialer   = "dialer"
+	RoleAcceptor = "acceptor"
 )
 
 // dialLoop connects a dialed link to the peer's NATS server, retrying
@@ -180,7 +180,7 @@ func (n *Node) onHello(m *nats.Msg) {
 	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
 	l.c.messages.Add(1)
 	ack := &Hello{Site: n.site, Proto: ProtocolVersion, Nonce: nonce, Key: n.signer.Signer.PublicKey(),
-		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.signer.Signer.Sign(proofMessage(h.Nonce, n.site, peer, roleAcceptor))}
+		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.signer.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor))}
 	l.sendControl(&Message{Type: MsgHelloAck, Hello: ack})
 }
 
@@ -201,18 +201,18 @@ func (n *Node) onHandshake(l *Link, msg *Message) {
 			l.refuse("protocol version mismatch")
 		case trusted && manifest.PublicKey(h.Key) != key:
 			l.refuse("peer's key differs from the trusted one")
-		case !provesAny(manifest.PublicKey(h.Key), l.recentNonces(), l.peer, n.site, roleAcceptor, h.Sig):
+		case !provesAny(manifest.PublicKey(h.Key), l.recentNonces(), l.peer, n.site, RoleAcceptor, h.Sig):
 			l.refuse("peer's proof of key failed")
 		default:
 			proof := &Hello{Site: n.site, Proto: ProtocolVersion, Key: n.signer.Signer.PublicKey(),
-				Sig: n.signer.Signer.Sign(proofMessage(h.Nonce, n.site, l.peer, roleDialer))}
+				Sig: n.signer.Signer.Sign(ProofMessage(h.Nonce, n.site, l.peer, RoleDialer))}
 			l.resetWindows()
 			l.sendControl(&Message{Type: MsgProof, Hello: proof})
 			l.setState(StateUp)
 		}
 	case msg.Type == MsgProof && l.dir == DirIn:
 		key, _ := n.peerKey(l.peer)
-		if !provesAny(key, n.recentNonces(l.peer), l.peer, n.site, roleDialer, h.Sig) {
+		if !provesAny(key, n.recentNonces(l.peer), l.peer, n.site, RoleDialer, h.Sig) {
 			l.refuse("dialer's proof of key failed")
 			return
 		}
@@ -228,7 +228,7 @@ const maxNonces = 4
 // provesAny reports whether sig proves key's holder signed one of nonces.
 func provesAny(key manifest.PublicKey, nonces [][32]byte, signer, other, role string, sig []byte) bool {
 	for _, nonce := range nonces {
-		if key.Verify(proofMessage(nonce, signer, other, role), sig) {
+		if key.Verify(ProofMessage(nonce, signer, other, role), sig) {
 			return true
 		}
 	}

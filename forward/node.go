@@ -316,9 +316,9 @@ func newNonce() [32]byte {
 	return b
 }
 
-// proofMessage is what each side signs: the other's nonce bound to both
+// ProofMessage is what each side signs: the other's nonce bound to both
 // site IDs and the signer's role, so a proof cannot be replayed elsewhere.
-func proofMessage(nonce [32]byte, signer, other, role string) []byte {
+func ProofMessage(nonce [32]byte, signer, other, role string) []byte {
 	return []byte("skyfed-link-v1\x00" + role + "\x00" + signer + "\x00" + other + "\x00" + string(nonce[:]))
 }
 

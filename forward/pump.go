@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/naming"
 )
 
 var kinds = []Kind{KindManifest, KindChunk}
@@ -173,7 +174,7 @@ func (l *Link) shipOne(ctx context.Context, k Kind, id chunk.ID) error {
 
 func (l *Link) shipOn(ctx context.Context, k Kind, lane Lane, id chunk.ID) error {
 	codec, payload, rawLen, err := l.node.stores.Payload(k, id)
-	if errors.Is(err, chunk.ErrNotFound) || errors.Is(err, chunk.ErrCorrupt) {
+	if errors.Is(err, chunk.ErrNotFound) || errors.Is(err, naming.ErrNotFound) || errors.Is(err, chunk.ErrCorrupt) {
 		// Nothing sendable: confirm it so the cursor can pass, and say so.
 		l.log.Error("cannot ship; skipping (run skyfed tools scrub)", "kind", k, "id", id.Short(), "err", err)
 		l.mu.Lock()

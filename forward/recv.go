@@ -229,7 +229,7 @@ func (l *Link) expireAssemblies() {
 		// Wanted payloads, and nothing arrived on their lane for a while:
 		// the messages were lost on the way.
 		if len(ids) > 0 && now.Sub(l.heard[lane]) > assemblyIdle && now.Sub(l.wantedAt[lane]) > assemblyIdle {
-			lost[lane] = append(lost[lane], l.notHereLocked(ids)...)
+			lost[lane] = append(lost[lane], l.notHereLocked(lane, ids)...)
 			delete(l.wanted, lane)
 		}
 	}
@@ -265,23 +265,21 @@ func (l *Link) skippedLocked(lane Lane, id chunk.ID) []chunk.ID {
 	for i, w := range ids {
 		if w == id {
 			l.wanted[lane] = ids[i+1:]
-			return l.notHereLocked(ids[:i])
+			return l.notHereLocked(lane, ids[:i])
 		}
 	}
 	return nil // pushed unasked, or sent again: not in the order
 }
 
-// notHereLocked keeps the IDs neither stored nor arriving.
-func (l *Link) notHereLocked(ids []chunk.ID) []chunk.ID {
+// notHereLocked keeps the IDs of lane's kind neither stored nor arriving.
+func (l *Link) notHereLocked(lane Lane, ids []chunk.ID) []chunk.ID {
+	k, _ := kindOf(lane)
 	var out []chunk.ID
 	for _, id := range ids {
 		if l.asm[id] != nil {
 			continue
 		}
-		if have, err := l.node.stores.HasChunk(id); err == nil && have {
-			continue
-		}
-		if have, err := l.node.stores.HasManifest(id); err == nil && have {
+		if have, err := l.node.stores.Has(k, id); err == nil && have {
 			continue
 		}
 		out = append(out, id)

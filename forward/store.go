@@ -70,11 +70,10 @@ func (s *Stores) Has(k Kind, id chunk.ID) (bool, error) {
 // compressed once here if it is stored raw, or a manifest's encoding.
 func (s *Stores) Payload(k Kind, id chunk.ID) (chunk.Codec, []byte, uint32, error) {
 	if k == KindManifest {
-		m, err := s.Objects.Manifest(id)
+		enc, err := s.Objects.ManifestBytes(id)
 		if err != nil {
 			return 0, nil, 0, err
 		}
-		enc := m.Encode()
 		return chunk.CodecRaw, enc, uint32(len(enc)), nil
 	}
 	s.shipMu.Lock()

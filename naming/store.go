@@ -291,6 +291,20 @@ func (s *Store) checkWriter(key manifest.PublicKey, domain string) error {
 
 // Manifest loads and decodes the manifest with the given ID.
 func (s *Store) Manifest(id chunk.ID) (*manifest.Manifest, error) {
+	enc, err := s.ManifestBytes(id)
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifest.Decode(enc)
+	if err != nil {
+		return nil, fmt.Errorf("load manifest %s: %w", id.Short(), err)
+	}
+	return m, nil
+}
+
+// ManifestBytes returns the canonical encoding of the manifest with the
+// given ID as stored (what links ship; receivers decode and verify it).
+func (s *Store) ManifestBytes(id chunk.ID) ([]byte, error) {
 	enc, ok, err := getValue(s.db, manifestKey(id))
 	if err != nil {
 		return nil, fmt.Errorf("load manifest %s: %w", id.Short(), err)
@@ -298,11 +312,7 @@ func (s *Store) Manifest(id chunk.ID) (*manifest.Manifest, error) {
 	if !ok {
 		return nil, fmt.Errorf("manifest %s: %w", id.Short(), ErrNotFound)
 	}
-	m, err := manifest.Decode(enc)
-	if err != nil {
-		return nil, fmt.Errorf("load manifest %s: %w", id.Short(), err)
-	}
-	return m, nil
+	return enc, nil
 }
 
 // HasManifest reports whether the manifest with the given ID is indexed.

@@ -133,22 +133,9 @@ func (s *procSite) cleanup() {
 	}
 	s.hc.CloseIdleConnections()
 	if s.t.Failed() {
-		s.t.Logf("tail of the site's log:\n%s", tailOf(s.log, 6<<10))
+		s.t.Logf("tail of the site's log:\n%s", testlab.FileTail(s.log, 6<<10))
 	}
 	s.log.Close()
-}
-
-func tailOf(f *os.File, n int64) string {
-	st, err := f.Stat()
-	if err != nil {
-		return err.Error()
-	}
-	off := max(0, st.Size()-n)
-	b := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
-		return err.Error()
-	}
-	return string(b)
 }
 
 // putAnswer is the JSON answer of PUT /o/{name}.

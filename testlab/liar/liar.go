@@ -36,23 +36,18 @@ var (
 	ErrNotWanted = errors.New("offer not wanted")
 )
 
-// Roles in handshake proofs, as in forward/handshake.go.
+// Roles in handshake proofs.
 const (
-	RoleDialer   = "dialer"
-	RoleAcceptor = "acceptor"
+	RoleDialer   = forward.RoleDialer
+	RoleAcceptor = forward.RoleAcceptor
 )
 
 // pingEvery keeps the acceptor from declaring the link dead (it does so
 // after 10 s of silence).
 const pingEvery = time.Second
 
-// ProofMessage is what each side of a link signs in the handshake: the
-// other side's nonce bound to both site IDs and the signer's role. It
-// mirrors forward's unexported proofMessage; if the two ever differ, an
-// honest Handshake here is refused and the tests using it fail loudly.
-func ProofMessage(nonce [32]byte, signer, other, role string) []byte {
-	return []byte("skyfed-link-v1\x00" + role + "\x00" + signer + "\x00" + other + "\x00" + string(nonce[:]))
-}
+// ProofMessage is what each side of a link signs in the handshake.
+var ProofMessage = forward.ProofMessage
 
 // Connect opens a NATS connection to url authenticated as the nkey user
 // of key (the way skyfed sites authenticate), without reconnecting.
