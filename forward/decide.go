@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/wire"
 )
 
 // The forwarding decisions, apart from any I/O: which answer a receiver
@@ -12,17 +13,17 @@ import (
 // when the cursor may advance). The link loop feeds them events and
 // carries out what they return.
 
-// Answer decides how a receiver answers an offered ID: it has it, it is
+// wire.Answer decides how a receiver answers an offered ID: it has it, it is
 // receiving it on another link right now (offer again later), or it
 // wants it.
-func AnswerFor(have bool, claimedBy, link string) Answer {
+func AnswerFor(have bool, claimedBy, link string) wire.Answer {
 	switch {
 	case have:
-		return AnswerHave
+		return wire.AnswerHave
 	case claimedBy != "" && claimedBy != link:
-		return AnswerLater
+		return wire.AnswerLater
 	default:
-		return AnswerWant
+		return wire.AnswerWant
 	}
 }
 
@@ -190,7 +191,7 @@ func (w *Window) due(e *entry, now time.Time) bool {
 
 // OnAnswer applies the neighbour's answers to a batch and returns the IDs
 // to send. Answers to an unknown or stale batch are ignored.
-func (w *Window) OnAnswer(batch uint64, answers []Answer, now time.Time) []chunk.ID {
+func (w *Window) OnAnswer(batch uint64, answers []wire.Answer, now time.Time) []chunk.ID {
 	es, ok := w.batches[batch]
 	delete(w.batches, batch)
 	if !ok || len(answers) != len(es) {
@@ -203,12 +204,12 @@ func (w *Window) OnAnswer(batch uint64, answers []Answer, now time.Time) []chunk
 		}
 		e.since = now
 		switch answers[i] {
-		case AnswerWant:
+		case wire.AnswerWant:
 			e.state = stateWanted
 			send = append(send, e.id)
-		case AnswerHave:
+		case wire.AnswerHave:
 			e.state = stateDone
-		case AnswerLater:
+		case wire.AnswerLater:
 			e.state = stateLater
 		}
 	}

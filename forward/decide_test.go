@@ -5,19 +5,20 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/wire"
 )
 
 func TestAnswerFor(t *testing.T) {
 	cases := []struct {
 		have      bool
 		claimedBy string
-		want      Answer
+		want      wire.Answer
 	}{
-		{true, "", AnswerHave},
-		{true, "out:b", AnswerHave},
-		{false, "", AnswerWant},
-		{false, "in:a", AnswerWant}, // our own claim: asked again after a timeout
-		{false, "out:b", AnswerLater},
+		{true, "", wire.AnswerHave},
+		{true, "out:b", wire.AnswerHave},
+		{false, "", wire.AnswerWant},
+		{false, "in:a", wire.AnswerWant}, // our own claim: asked again after a timeout
+		{false, "out:b", wire.AnswerLater},
 	}
 	for _, tc := range cases {
 		if got := AnswerFor(tc.have, tc.claimedBy, "in:a"); got != tc.want {
@@ -94,7 +95,7 @@ func TestWindowOfferWantHaveLater(t *testing.T) {
 		}, ids(1, 2, 4), 10},
 		{"nothing more to offer", func(w *Window) []chunk.ID { _, got := w.NextOffer(10, t0); return got }, nil, 10},
 		{"answers: want, have, later", func(w *Window) []chunk.ID {
-			return w.OnAnswer(batch, []Answer{AnswerWant, AnswerHave, AnswerLater}, t0)
+			return w.OnAnswer(batch, []wire.Answer{wire.AnswerWant, wire.AnswerHave, wire.AnswerLater}, t0)
 		}, ids(1), 10},
 		{"ack of 1 passes 1, 2 (have) and 3 (echo)", func(w *Window) []chunk.ID { w.OnAck(ids(1)); return nil }, nil, 13},
 		{"later waits its delay", func(w *Window) []chunk.ID {
@@ -106,9 +107,9 @@ func TestWindowOfferWantHaveLater(t *testing.T) {
 			batch, got = w.NextOffer(10, t0.Add(DefaultTiming.LaterDelay))
 			return got
 		}, ids(4), 13},
-		{"stale answer ignored", func(w *Window) []chunk.ID { return w.OnAnswer(batch-1, []Answer{AnswerWant}, t0) }, nil, 13},
+		{"stale answer ignored", func(w *Window) []chunk.ID { return w.OnAnswer(batch-1, []wire.Answer{wire.AnswerWant}, t0) }, nil, 13},
 		{"have passes the cursor to the end", func(w *Window) []chunk.ID {
-			return w.OnAnswer(batch, []Answer{AnswerHave}, t0)
+			return w.OnAnswer(batch, []wire.Answer{wire.AnswerHave}, t0)
 		}, nil, 14},
 	})
 }
@@ -126,7 +127,7 @@ func TestWindowTimeoutsAndReset(t *testing.T) {
 	if _, again := w.NextOffer(5, t0.Add(DefaultTiming.AnswerTimeout)); len(again) != 1 || again[0] != ids(1)[0] {
 		t.Fatalf("an unanswered offer must be offered again after the timeout, got %v", again)
 	}
-	if send := w.OnAnswer(batch, []Answer{AnswerWant}, t0); len(send) != 0 {
+	if send := w.OnAnswer(batch, []wire.Answer{wire.AnswerWant}, t0); len(send) != 0 {
 		t.Fatalf("answer to a superseded batch must be ignored, got %v", send)
 	}
 	if w.Outstanding() != 2 {
@@ -159,7 +160,7 @@ func TestWindowDuplicateIDsInLog(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("offer %v", got)
 	}
-	w.OnAnswer(b, []Answer{AnswerWant, AnswerWant}, t0)
+	w.OnAnswer(b, []wire.Answer{wire.AnswerWant, wire.AnswerWant}, t0)
 	w.OnAck(ids(7))
 	w.Advance()
 	if w.Cursor() != 2 || w.Len() != 0 {

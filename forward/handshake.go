@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 )
 
@@ -111,8 +112,8 @@ func (l *Link) sendHello() {
 	if l.mode == ModeFlood {
 		mode = 1
 	}
-	h := &Hello{Site: l.node.site, Proto: ProtocolVersion, Nonce: nonce, Key: l.node.signer.Signer.PublicKey(), Mode: mode, MaxRate: l.lim.Rate()}
-	body := (&Message{Type: MsgHello, Hello: h}).Encode()
+	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Nonce: nonce, Key: l.node.signer.Signer.PublicKey(), Mode: mode, MaxRate: l.lim.Rate()}
+	body := (&wire.Message{Type: wire.MsgHello, Hello: h}).Encode()
 	if err := conn.Publish(helloSubject(l.node.site, l.peer), body); err != nil {
 		l.log.Warn("hello not sent", "err", err)
 		return
@@ -130,8 +131,8 @@ func (n *Node) onHello(m *nats.Msg) {
 		return
 	}
 	peer := parts[1]
-	msg, err := DecodeMessage(m.Data)
-	if err != nil || msg.Type != MsgHello {
+	msg, err := wire.DecodeMessage(m.Data)
+	if err != nil || msg.Type != wire.MsgHello {
 		n.refusedHandshake(peer, "malformed hello")
 		return
 	}
@@ -141,7 +142,7 @@ func (n *Node) onHello(m *nats.Msg) {
 	case h.Site != peer:
 		n.refusedHandshake(peer, "hello names site "+h.Site)
 		return
-	case h.Proto != ProtocolVersion:
+	case h.Proto != wire.ProtocolVersion:
 		n.refusedHandshake(peer, "protocol version mismatch")
 		return
 	case !trusted || manifest.PublicKey(h.Key) != key:
@@ -179,38 +180,38 @@ func (n *Node) onHello(m *nats.Msg) {
 	l.lastHeard.Store(time.Now().UnixNano())
 	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
 	l.c.messages.Add(1)
-	ack := &Hello{Site: n.site, Proto: ProtocolVersion, Nonce: nonce, Key: n.signer.Signer.PublicKey(),
+	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Nonce: nonce, Key: n.signer.Signer.PublicKey(),
 		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.signer.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor))}
-	l.sendControl(&Message{Type: MsgHelloAck, Hello: ack})
+	l.sendControl(&wire.Message{Type: wire.MsgHelloAck, Hello: ack})
 }
 
 // onHandshake handles a hello-ack (on a dialed link) or a proof (on an
 // accepted link): the other side proves it holds its key.
-func (n *Node) onHandshake(l *Link, msg *Message) {
+func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 	h := msg.Hello
 	if l.State() == StateUp {
 		return // an answer to an earlier hello, or a repeated proof
 	}
 	switch {
-	case msg.Type == MsgHelloAck && l.dir == DirOut:
+	case msg.Type == wire.MsgHelloAck && l.dir == DirOut:
 		key, trusted := n.peerKey(l.peer)
 		switch {
 		case h.Site != l.peer:
 			l.refuse("peer answered as site " + h.Site)
-		case h.Proto != ProtocolVersion:
+		case h.Proto != wire.ProtocolVersion:
 			l.refuse("protocol version mismatch")
 		case trusted && manifest.PublicKey(h.Key) != key:
 			l.refuse("peer's key differs from the trusted one")
 		case !provesAny(manifest.PublicKey(h.Key), l.recentNonces(), l.peer, n.site, RoleAcceptor, h.Sig):
 			l.refuse("peer's proof of key failed")
 		default:
-			proof := &Hello{Site: n.site, Proto: ProtocolVersion, Key: n.signer.Signer.PublicKey(),
+			proof := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Key: n.signer.Signer.PublicKey(),
 				Sig: n.signer.Signer.Sign(ProofMessage(h.Nonce, n.site, l.peer, RoleDialer))}
 			l.resetWindows()
-			l.sendControl(&Message{Type: MsgProof, Hello: proof})
+			l.sendControl(&wire.Message{Type: wire.MsgProof, Hello: proof})
 			l.setState(StateUp)
 		}
-	case msg.Type == MsgProof && l.dir == DirIn:
+	case msg.Type == wire.MsgProof && l.dir == DirIn:
 		key, _ := n.peerKey(l.peer)
 		if !provesAny(key, n.recentNonces(l.peer), l.peer, n.site, RoleDialer, h.Sig) {
 			l.refuse("dialer's proof of key failed")

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 )
 
@@ -33,8 +34,8 @@ const (
 	DirIn  = "in"  // the peer dialed
 )
 
-// Lane subjects under a link's prefix.
-var laneSubject = map[Lane]string{LaneControl: "ctl", LaneManifest: "man", LaneLookup: "look", LaneBulk: "bulk"}
+// wire.Lane subjects under a link's prefix.
+var laneSubject = map[wire.Lane]string{wire.LaneControl: "ctl", wire.LaneManifest: "man", wire.LaneLookup: "look", wire.LaneBulk: "bulk"}
 
 const (
 	chunkOfferBatch    = 16
@@ -57,7 +58,7 @@ type counters struct {
 	duplicateBytes, rejected, messages atomic.Int64
 	duplicateChunks                    atomic.Int64
 	sentMessages                       atomic.Int64
-	sentPayload                        atomic.Int64 // bytes of Data payloads sent (the rest of sentWire is control)
+	sentPayload                        atomic.Int64 // bytes of wire.Data payloads sent (the rest of sentWire is control)
 	sendRate, receiveRate              atomic.Int64 // wire bytes/s over the last sampling interval
 }
 
@@ -95,10 +96,10 @@ type Link struct {
 	asmMu    sync.Mutex
 	asm      map[chunk.ID]*assembly
 	asmBytes int
-	current  map[Lane]chunk.ID   // per lane, the payload whose frames are arriving
-	wanted   map[Lane][]chunk.ID // per lane, what this side wanted, in the order the peer ships it
-	heard    map[Lane]time.Time  // per lane, when its last frame came
-	wantedAt map[Lane]time.Time  // per lane, when this side last wanted something
+	current  map[wire.Lane]chunk.ID   // per lane, the payload whose frames are arriving
+	wanted   map[wire.Lane][]chunk.ID // per lane, what this side wanted, in the order the peer ships it
+	heard    map[wire.Lane]time.Time  // per lane, when its last frame came
+	wantedAt map[wire.Lane]time.Time  // per lane, when this side last wanted something
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -106,7 +107,7 @@ type Link struct {
 }
 
 type outMsg struct {
-	lane    Lane
+	lane    wire.Lane
 	body    []byte
 	raw     int64 // raw payload bytes this message completes (for counters)
 	payload int   // payload bytes in this message
@@ -136,7 +137,7 @@ func newLink(n *Node, name, peer, dir, mode string, rate uint64) *Link {
 	for i := range l.queues {
 		l.queues[i] = make(chan outMsg, 256)
 	}
-	l.queues[LaneBulk] = make(chan outMsg, bulkQueueFrames(rate))
+	l.queues[wire.LaneBulk] = make(chan outMsg, bulkQueueFrames(rate))
 	l.resetWindows()
 	return l
 }
@@ -146,7 +147,7 @@ func bulkQueueFrames(rate uint64) int {
 	if rate == 0 {
 		return 64
 	}
-	return max(2, min(256, int(rate/FrameSize)))
+	return max(2, min(256, int(rate/wire.FrameSize)))
 }
 
 func (l *Link) resetWindows() {
@@ -165,10 +166,10 @@ func (l *Link) resetWindows() {
 	l.asmMu.Lock()
 	l.asm = map[chunk.ID]*assembly{}
 	l.asmBytes = 0
-	l.current = map[Lane]chunk.ID{}
-	l.wanted = map[Lane][]chunk.ID{}
-	l.heard = map[Lane]time.Time{}
-	l.wantedAt = map[Lane]time.Time{}
+	l.current = map[wire.Lane]chunk.ID{}
+	l.wanted = map[wire.Lane][]chunk.ID{}
+	l.heard = map[wire.Lane]time.Time{}
+	l.wantedAt = map[wire.Lane]time.Time{}
 	l.asmMu.Unlock()
 	l.mu.Lock()
 }
@@ -273,9 +274,9 @@ func (l *Link) send(ctx context.Context, m outMsg) error {
 // sendControl queues a small control message without blocking the
 // receiver; if the control lane is full, the message is dropped and the
 // peer's timeouts recover.
-func (l *Link) sendControl(msg *Message) {
+func (l *Link) sendControl(msg *wire.Message) {
 	select {
-	case l.queues[LaneControl] <- outMsg{lane: LaneControl, body: msg.Encode()}:
+	case l.queues[wire.LaneControl] <- outMsg{lane: wire.LaneControl, body: msg.Encode()}:
 	default:
 		l.log.Warn("control lane full; message dropped", "type", msg.Type)
 	}
@@ -294,7 +295,7 @@ func (l *Link) sendLoop(ctx context.Context) {
 			return
 		}
 		conn := l.connP.Load()
-		if conn == nil || !conn.IsConnected() || (m.lane != LaneControl && l.State() != StateUp) {
+		if conn == nil || !conn.IsConnected() || (m.lane != wire.LaneControl && l.State() != StateUp) {
 			continue
 		}
 		if err := conn.Publish(l.tx+"."+laneSubject[m.lane], m.body); err != nil {
@@ -324,13 +325,13 @@ func (l *Link) nextOut(ctx context.Context) (outMsg, bool) {
 		}
 	}
 	select {
-	case m := <-l.queues[LaneControl]:
+	case m := <-l.queues[wire.LaneControl]:
 		return m, true
-	case m := <-l.queues[LaneManifest]:
+	case m := <-l.queues[wire.LaneManifest]:
 		return m, true
-	case m := <-l.queues[LaneLookup]:
+	case m := <-l.queues[wire.LaneLookup]:
 		return m, true
-	case m := <-l.queues[LaneBulk]:
+	case m := <-l.queues[wire.LaneBulk]:
 		return m, true
 	case <-ctx.Done():
 		return outMsg{}, false
@@ -363,7 +364,7 @@ func (l *Link) pingLoop(ctx context.Context) {
 			}
 		}
 		if l.State() == StateUp {
-			l.sendControl(&Message{Type: MsgPing, Ping: &Ping{Seq: seq}})
+			l.sendControl(&wire.Message{Type: wire.MsgPing, Ping: &wire.Ping{Seq: seq}})
 			if time.Since(time.Unix(0, l.lastHeard.Load())) > deadAfter {
 				l.log.Warn("peer silent; link down until it speaks again", "after", deadAfter)
 				l.setState(StateDown)

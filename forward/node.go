@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 )
 
@@ -208,7 +209,7 @@ func (n *Node) SetLinks(cfgs []LinkConfig) {
 // The look-up happens under the claim lock: a payload is stored before
 // its claim is released, so "no claim and not stored" is then truly
 // "not here".
-func (n *Node) answer(k Kind, id chunk.ID, link string) (Answer, error) {
+func (n *Node) answer(k Kind, id chunk.ID, link string) (wire.Answer, error) {
 	n.claimMu.Lock()
 	defer n.claimMu.Unlock()
 	c, ok := n.claims[id]
@@ -223,11 +224,11 @@ func (n *Node) answer(k Kind, id chunk.ID, link string) (Answer, error) {
 	if owner == "" || owner == link {
 		var err error
 		if have, err = n.stores.Has(k, id); err != nil {
-			return AnswerLater, err
+			return wire.AnswerLater, err
 		}
 	}
 	a := AnswerFor(have, owner, link)
-	if a == AnswerWant {
+	if a == wire.AnswerWant {
 		n.claims[id] = claim{link: link, at: time.Now()}
 	}
 	return a, nil

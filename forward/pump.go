@@ -6,23 +6,24 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/naming"
 )
 
 var kinds = []Kind{KindManifest, KindChunk}
 
-func laneOf(k Kind) Lane {
+func laneOf(k Kind) wire.Lane {
 	if k == KindManifest {
-		return LaneManifest
+		return wire.LaneManifest
 	}
-	return LaneBulk
+	return wire.LaneBulk
 }
 
-func kindOf(l Lane) (Kind, bool) {
+func kindOf(l wire.Lane) (Kind, bool) {
 	switch l {
-	case LaneManifest:
+	case wire.LaneManifest:
 		return KindManifest, true
-	case LaneBulk:
+	case wire.LaneBulk:
 		return KindChunk, true
 	}
 	return 0, false
@@ -114,10 +115,10 @@ func (l *Link) offer(k Kind) {
 		raw[i] = id
 	}
 	l.c.offered.Add(int64(len(ids)))
-	l.sendControl(&Message{Type: MsgOffer, Offer: &Offer{Lane: laneOf(k), Batch: batch, IDs: raw}})
+	l.sendControl(&wire.Message{Type: wire.MsgOffer, Offer: &wire.Offer{Lane: laneOf(k), Batch: batch, IDs: raw}})
 }
 
-// ship sends the payloads the peer wants, framed to FrameSize.
+// ship sends the payloads the peer wants, framed to wire.FrameSize.
 func (l *Link) ship(ctx context.Context, k Kind) error {
 	l.mu.Lock()
 	ids := l.toSend[k]
@@ -152,7 +153,7 @@ func (l *Link) goShipFetched(id chunk.ID) {
 // shipFetched sends a chunk someone asked for by query, on the lookup
 // lane, ahead of bulk.
 func (l *Link) shipFetched(id chunk.ID) {
-	if err := l.shipOn(l.ctx, KindChunk, LaneLookup, id); err != nil && l.ctx.Err() == nil {
+	if err := l.shipOn(l.ctx, KindChunk, wire.LaneLookup, id); err != nil && l.ctx.Err() == nil {
 		l.log.Warn("fetched chunk not sent", "id", id.Short(), "err", err)
 	}
 }
@@ -160,9 +161,9 @@ func (l *Link) shipFetched(id chunk.ID) {
 // sendLookup queues a query or reply on the lookup lane without blocking
 // the receiver; when the lane is full it is dropped and the asker's
 // deadline bounds the wait.
-func (l *Link) sendLookup(msg *Message) {
+func (l *Link) sendLookup(msg *wire.Message) {
 	select {
-	case l.queues[LaneLookup] <- outMsg{lane: LaneLookup, body: msg.Encode()}:
+	case l.queues[wire.LaneLookup] <- outMsg{lane: wire.LaneLookup, body: msg.Encode()}:
 	default:
 		l.log.Warn("lookup lane full; message dropped", "type", msg.Type)
 	}
@@ -172,7 +173,7 @@ func (l *Link) shipOne(ctx context.Context, k Kind, id chunk.ID) error {
 	return l.shipOn(ctx, k, laneOf(k), id)
 }
 
-func (l *Link) shipOn(ctx context.Context, k Kind, lane Lane, id chunk.ID) error {
+func (l *Link) shipOn(ctx context.Context, k Kind, lane wire.Lane, id chunk.ID) error {
 	codec, payload, rawLen, err := l.node.stores.Payload(k, id)
 	if errors.Is(err, chunk.ErrNotFound) || errors.Is(err, naming.ErrNotFound) || errors.Is(err, chunk.ErrCorrupt) {
 		// Nothing sendable: confirm it so the cursor can pass, and say so.
@@ -186,11 +187,11 @@ func (l *Link) shipOn(ctx context.Context, k Kind, lane Lane, id chunk.ID) error
 		return err
 	}
 	total := len(payload)
-	for off := 0; off < total || off == 0; off += FrameSize {
-		end := min(off+FrameSize, total)
-		d := &Data{Lane: lane, ID: id, Codec: byte(codec), RawLen: rawLen, Total: uint32(total),
-			Offset: uint32(off), Flood: l.mode == ModeFlood && lane != LaneLookup, Payload: payload[off:end]}
-		m := outMsg{lane: lane, body: (&Message{Type: MsgData, Data: d}).Encode(), kind: k, last: end == total, raw: int64(rawLen), payload: end - off}
+	for off := 0; off < total || off == 0; off += wire.FrameSize {
+		end := min(off+wire.FrameSize, total)
+		d := &wire.Data{Lane: lane, ID: id, Codec: byte(codec), RawLen: rawLen, Total: uint32(total),
+			Offset: uint32(off), Flood: l.mode == ModeFlood && lane != wire.LaneLookup, Payload: payload[off:end]}
+		m := outMsg{lane: lane, body: (&wire.Message{Type: wire.MsgData, Data: d}).Encode(), kind: k, last: end == total, raw: int64(rawLen), payload: end - off}
 		if err := l.send(ctx, m); err != nil {
 			return err
 		}
@@ -215,7 +216,7 @@ func (l *Link) advance(k Kind) error {
 }
 
 // onAnswer applies the peer's answers to an offer.
-func (l *Link) onAnswer(a *AnswerMsg) {
+func (l *Link) onAnswer(a *wire.AnswerMsg) {
 	k, ok := kindOf(a.Lane)
 	if !ok {
 		return
@@ -229,14 +230,14 @@ func (l *Link) onAnswer(a *AnswerMsg) {
 }
 
 // onAck confirms payloads the peer stored (or refused).
-func (l *Link) onAck(a *Ack) {
+func (l *Link) onAck(a *wire.Ack) {
 	k, ok := kindOf(a.Lane)
 	if !ok {
 		return
 	}
 	var done, again []chunk.ID
 	for i, id := range a.IDs {
-		if a.Status[i] == AckResend {
+		if a.Status[i] == wire.AckResend {
 			again = append(again, id)
 		} else {
 			done = append(done, id)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 )
@@ -35,6 +36,7 @@ type queries struct {
 	confirms map[chunk.ID]map[string]time.Time
 	cwait    map[chunk.ID][]chan struct{}
 	swept    time.Time
+	via      map[*wire.Reply]string
 }
 
 type pullKey struct {
@@ -43,14 +45,14 @@ type pullKey struct {
 }
 
 type asker struct {
-	replies chan *Reply
+	replies chan *wire.Reply
 }
 
 func newQueries() *queries {
 	return &queries{
 		seen: map[[16]byte]time.Time{}, routes: map[[16]byte]string{}, askers: map[[16]byte]*asker{}, pulls: map[pullKey]string{},
 		fetchers: map[chunk.ID]map[string]bool{}, waiters: map[chunk.ID][]chan struct{}{},
-		confirms: map[chunk.ID]map[string]time.Time{}, cwait: map[chunk.ID][]chan struct{}{},
+		confirms: map[chunk.ID]map[string]time.Time{}, cwait: map[chunk.ID][]chan struct{}{}, via: map[*wire.Reply]string{},
 	}
 }
 
@@ -97,10 +99,10 @@ func (n *Node) upLinks(skip string) []*Link {
 }
 
 // sendQuery passes q on over every up link but skip; it returns how many.
-func (n *Node) sendQuery(q *Query, skip string) int {
+func (n *Node) sendQuery(q *wire.Query, skip string) int {
 	links := n.upLinks(skip)
 	for _, l := range links {
-		l.sendLookup(&Message{Type: MsgQuery, Query: q})
+		l.sendLookup(&wire.Message{Type: wire.MsgQuery, Query: q})
 	}
 	return len(links)
 }
@@ -108,25 +110,25 @@ func (n *Node) sendQuery(q *Query, skip string) int {
 // Ask floods a query and collects the replies until every reached site
 // has answered (or, for fetches, one found it), or ctx ends: then it
 // returns what came with ErrIncomplete.
-func (n *Node) Ask(ctx context.Context, kind QueryKind, key [32]byte) ([]*Reply, error) {
-	var out []*Reply
-	err := n.ask(ctx, n.newQuery(kind, key), func(r *Reply) bool {
+func (n *Node) Ask(ctx context.Context, kind wire.QueryKind, key [32]byte) ([]*wire.Reply, error) {
+	var out []*wire.Reply
+	err := n.ask(ctx, n.newQuery(kind, key), func(r *wire.Reply) bool {
 		out = append(out, r)
-		return r.Found && kind == QueryFetchManifest
+		return r.Found && kind == wire.QueryFetchManifest
 	})
 	return out, err
 }
 
-func (n *Node) newQuery(kind QueryKind, key [32]byte) *Query {
-	q := &Query{Hops: DefaultHops, Kind: kind, Key: key, Origin: n.site}
+func (n *Node) newQuery(kind wire.QueryKind, key [32]byte) *wire.Query {
+	q := &wire.Query{Hops: DefaultHops, Kind: kind, Key: key, Origin: n.site}
 	rand.Read(q.ID[:])
 	return q
 }
 
 // ask floods q and hands each reply (but "seen" ones) to each until
 // every reached site answered, each says stop, or ctx ends.
-func (n *Node) ask(ctx context.Context, q *Query, each func(*Reply) (stop bool)) error {
-	a := &asker{replies: make(chan *Reply, 64)}
+func (n *Node) ask(ctx context.Context, q *wire.Query, each func(*wire.Reply) (stop bool)) error {
+	a := &asker{replies: make(chan *wire.Reply, 64)}
 	n.q.mu.Lock()
 	n.q.seen[q.ID] = time.Now()
 	n.q.askers[q.ID] = a
@@ -151,19 +153,19 @@ func (n *Node) ask(ctx context.Context, q *Query, each func(*Reply) (stop bool))
 	return nil
 }
 
-func kindName(k QueryKind) string {
+func kindName(k wire.QueryKind) string {
 	switch k {
-	case QueryLatest:
+	case wire.QueryLatest:
 		return "latest"
-	case QueryVersions:
+	case wire.QueryVersions:
 		return "versions"
-	case QueryContent:
+	case wire.QueryContent:
 		return "content"
-	case QueryFetchChunk:
+	case wire.QueryFetchChunk:
 		return "fetch chunk"
-	case QueryFetchManifest:
+	case wire.QueryFetchManifest:
 		return "fetch manifest"
-	case QueryPull:
+	case wire.QueryPull:
 		return "pull"
 	}
 	return "confirm"
@@ -189,14 +191,14 @@ func (n *Node) Fetch(ctx context.Context, id chunk.ID) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	q := n.newQuery(QueryFetchChunk, id)
-	holders := make(chan *Reply, 32)
+	q := n.newQuery(wire.QueryFetchChunk, id)
+	holders := make(chan *wire.Reply, 32)
 	start := time.Now()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(holders)
-		n.ask(ctx, q, func(r *Reply) bool {
+		n.ask(ctx, q, func(r *wire.Reply) bool {
 			if r.Found {
 				select {
 				case holders <- r:
@@ -206,14 +208,17 @@ func (n *Node) Fetch(ctx context.Context, id chunk.ID) error {
 			return false
 		})
 	}()
-	var queue []*Reply // holders heard of, not yet pulled from
+	var queue []*wire.Reply // holders heard of, not yet pulled from
 	pulled := 0
 	var wait <-chan time.Time // the pull under way: how long it may take
 	pull := func() {
 		h := queue[0]
 		queue = queue[1:]
-		if l := n.link(h.via); l != nil {
-			l.sendLookup(&Message{Type: MsgQuery, Query: &Query{ID: pullID(q.ID), Hops: DefaultHops, Kind: QueryPull, Key: id, Origin: h.Site}})
+		n.q.mu.Lock()
+		hv := n.q.via[h]
+		n.q.mu.Unlock()
+		if l := n.link(hv); l != nil {
+			l.sendLookup(&wire.Message{Type: wire.MsgQuery, Query: &wire.Query{ID: pullID(q.ID), Hops: DefaultHops, Kind: wire.QueryPull, Key: id, Origin: h.Site}})
 			pulled++
 			wait = time.After(max(2*time.Second, 4*time.Since(start)))
 		}
@@ -290,8 +295,8 @@ func (n *Node) link(name string) *Link {
 }
 
 // onQuery answers a query that came in on link from and passes it on.
-func (n *Node) onQuery(from *Link, q *Query) {
-	if q.Kind == QueryPull {
+func (n *Node) onQuery(from *Link, q *wire.Query) {
+	if q.Kind == wire.QueryPull {
 		n.onPull(from, q)
 		return
 	}
@@ -304,27 +309,27 @@ func (n *Node) onQuery(from *Link, q *Query) {
 		n.q.routes[q.ID] = from.name
 	}
 	n.q.mu.Unlock()
-	if q.Kind == QueryConfirm {
+	if q.Kind == wire.QueryConfirm {
 		if !seen && n.checkConfirm(q) && q.Hops > 1 {
-			n.sendQuery(&Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin, Sig: q.Sig}, from.name)
+			n.sendQuery(&wire.Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin, Sig: q.Sig}, from.name)
 		}
 		return
 	}
 	if seen {
-		from.sendLookup(&Message{Type: MsgReply, Reply: &Reply{ID: q.ID, Site: n.site, Seen: true}})
+		from.sendLookup(&wire.Message{Type: wire.MsgReply, Reply: &wire.Reply{ID: q.ID, Site: n.site, Seen: true}})
 		return
 	}
 	reply := n.answerQuery(q)
 	var next []*Link
-	if !(reply.Found && (q.Kind == QueryFetchChunk || q.Kind == QueryFetchManifest)) && q.Hops > 1 {
+	if !(reply.Found && (q.Kind == wire.QueryFetchChunk || q.Kind == wire.QueryFetchManifest)) && q.Hops > 1 {
 		next = n.upLinks(from.name)
 		reply.Fanout = uint16(len(next))
 	}
 	// The reply goes first: every reply of the sites further on comes
 	// back through this site on the same lane, after the one that
 	// announced them, so the asker's count never runs ahead.
-	from.sendLookup(&Message{Type: MsgReply, Reply: reply})
-	fwd := &Message{Type: MsgQuery, Query: &Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}}
+	from.sendLookup(&wire.Message{Type: wire.MsgReply, Reply: reply})
+	fwd := &wire.Message{Type: wire.MsgQuery, Query: &wire.Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}}
 	for _, l := range next {
 		l.sendLookup(fwd)
 	}
@@ -333,7 +338,7 @@ func (n *Node) onQuery(from *Link, q *Query) {
 // onPull routes a pull towards the holder that answered a fetch; the
 // holder ships the chunk back along the same path, and every site on it
 // keeps a copy and relays it.
-func (n *Node) onPull(from *Link, q *Query) {
+func (n *Node) onPull(from *Link, q *wire.Query) {
 	if q.Origin == n.site {
 		if have, err := n.stores.HasChunk(q.Key); err == nil && have {
 			from.goShipFetched(q.Key)
@@ -350,34 +355,34 @@ func (n *Node) onPull(from *Link, q *Query) {
 	}
 	n.q.mu.Unlock()
 	if l := n.link(next); l != nil && q.Hops > 1 {
-		l.sendLookup(&Message{Type: MsgQuery, Query: &Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}})
+		l.sendLookup(&wire.Message{Type: wire.MsgQuery, Query: &wire.Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}})
 	}
 }
 
 // answerQuery looks up what this site holds for q.
-func (n *Node) answerQuery(q *Query) *Reply {
-	r := &Reply{ID: q.ID, Site: n.site}
+func (n *Node) answerQuery(q *wire.Query) *wire.Reply {
+	r := &wire.Reply{ID: q.ID, Site: n.site}
 	var ms []*manifest.Manifest
 	var err error
 	switch q.Kind {
-	case QueryLatest:
+	case wire.QueryLatest:
 		var m *manifest.Manifest
 		if m, err = n.stores.Objects.NewestByHash(naming.Hash(q.Key)); err == nil {
 			ms = append(ms, m)
 		}
-	case QueryVersions:
+	case wire.QueryVersions:
 		ms, err = n.stores.Objects.HistoryByHash(naming.Hash(q.Key))
-	case QueryContent:
+	case wire.QueryContent:
 		var m *manifest.Manifest
 		if m, err = n.stores.Objects.BySHA256(q.Key); err == nil {
 			ms = append(ms, m)
 		}
-	case QueryFetchManifest:
+	case wire.QueryFetchManifest:
 		var m *manifest.Manifest
 		if m, err = n.stores.Objects.Manifest(q.Key); err == nil {
 			ms = append(ms, m)
 		}
-	case QueryFetchChunk:
+	case wire.QueryFetchChunk:
 		have, herr := n.stores.HasChunk(q.Key)
 		r.Found = herr == nil && have // the asker pulls it from the nearest holder
 		return r
@@ -388,7 +393,7 @@ func (n *Node) answerQuery(q *Query) *Reply {
 	size := 0
 	for _, m := range ms {
 		enc := m.Encode()
-		if size+len(enc) > MaxMessage/2 || len(r.Manifests) == maxReplyManifests {
+		if size+len(enc) > wire.MaxMessage/2 || len(r.Manifests) == wire.MaxReplyManifests {
 			break
 		}
 		size += len(enc)
@@ -399,8 +404,10 @@ func (n *Node) answerQuery(q *Query) *Reply {
 }
 
 // onReply delivers a reply to this site's asker or routes it back.
-func (n *Node) onReply(via *Link, p *Reply) {
-	p.via = via.name
+func (n *Node) onReply(via *Link, p *wire.Reply) {
+	n.q.mu.Lock()
+	n.q.via[p] = via.name
+	n.q.mu.Unlock()
 	n.q.mu.Lock()
 	a := n.q.askers[p.ID]
 	route := n.q.routes[p.ID]
@@ -417,14 +424,14 @@ func (n *Node) onReply(via *Link, p *Reply) {
 		return
 	}
 	if l := n.link(route); l != nil {
-		l.sendLookup(&Message{Type: MsgReply, Reply: p})
+		l.sendLookup(&wire.Message{Type: wire.MsgReply, Reply: p})
 	}
 }
 
 // Confirm tells the federation that this site holds manifest id and all
 // its chunks durably.
 func (n *Node) Confirm(id chunk.ID) {
-	q := &Query{Hops: DefaultHops, Kind: QueryConfirm, Key: id, Origin: n.site, Sig: n.signer.Signer.Sign(ConfirmMessage(n.site, id))}
+	q := &wire.Query{Hops: DefaultHops, Kind: wire.QueryConfirm, Key: id, Origin: n.site, Sig: n.signer.Signer.Sign(wire.ConfirmMessage(n.site, id))}
 	rand.Read(q.ID[:])
 	n.q.mu.Lock()
 	n.q.seen[q.ID] = time.Now()
@@ -436,12 +443,12 @@ func (n *Node) Confirm(id chunk.ID) {
 // reports whether to relay it: a forged one is refused and counted; one
 // from a site this site does not know is relayed unrecorded (the waiting
 // origin may know it).
-func (n *Node) checkConfirm(q *Query) bool {
+func (n *Node) checkConfirm(q *wire.Query) bool {
 	key, ok := n.peerKey(q.Origin)
 	if !ok {
 		return q.Origin != n.site
 	}
-	if !key.Verify(ConfirmMessage(q.Origin, q.Key), q.Sig) {
+	if !key.Verify(wire.ConfirmMessage(q.Origin, q.Key), q.Sig) {
 		n.rejected("confirm")
 		n.log.Warn("forged confirmation refused", "origin", q.Origin)
 		return false

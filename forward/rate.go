@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skyfed/skyfed/forward/wire"
 )
 
 // ErrBadRate reports a link rate that does not parse. It is returned
@@ -38,7 +40,7 @@ var rateUnits = map[string][2]int64{
 // else is an error wrapping ErrBadRate.
 func ParseRate(s string) (uint64, error) {
 	bad := func(why string) (uint64, error) {
-		return 0, fmt.Errorf("%w %q: %s; %s", ErrBadRate, wireClip(s), why, rateHelp)
+		return 0, fmt.Errorf("%w %q: %s; %s", ErrBadRate, clip(s), why, rateHelp)
 	}
 	t := strings.ToLower(strings.TrimSpace(s))
 	t = strings.TrimSuffix(t, "/s")
@@ -52,7 +54,7 @@ func ParseRate(s string) (uint64, error) {
 	}
 	factor, ok := rateUnits[unit]
 	if !ok {
-		return bad(fmt.Sprintf("unknown unit %q", wireClip(unit)))
+		return bad(fmt.Sprintf("unknown unit %q", clip(unit)))
 	}
 	r, ok := new(big.Rat).SetString(num)
 	if !ok {
@@ -111,7 +113,7 @@ type limiterClock struct{}
 func (limiterClock) Now() time.Time { return time.Now() }
 
 // Limiter is a token bucket over bytes, safe for concurrent use. The
-// bucket holds at most a burst of max(rate/8, 2×FrameSize) bytes: about
+// bucket holds at most a burst of max(rate/8, 2×wire.FrameSize) bytes: about
 // 1/8 s of traffic, and never less than two frames, so a full frame is
 // always sendable at once from a rested bucket even on a 1 Mbit/s link.
 // Reservations may take the bucket into debt; the debt is paid off at the
@@ -140,7 +142,7 @@ func NewLimiter(bps uint64, clk Clock) *Limiter {
 }
 
 func rateBurst(bps uint64) float64 {
-	return math.Max(float64(bps)/8, 2*FrameSize)
+	return math.Max(float64(bps)/8, 2*wire.FrameSize)
 }
 
 // refill adds the tokens earned since the last call. l.mu must be held.
@@ -229,4 +231,12 @@ func (l *Limiter) Rate() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.bps
+}
+
+// clip shortens what a user typed for an error message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skyfed/skyfed/forward/wire"
 	"go.uber.org/goleak"
 )
 
@@ -147,10 +148,10 @@ func TestLimiterThroughput(t *testing.T) {
 		t.Run(FormatRate(bps), func(t *testing.T) {
 			clk := newRateClock()
 			l := NewLimiter(bps, clk)
-			sent := rateSendFor(l, clk, span, FrameSize)
+			sent := rateSendFor(l, clk, span, wire.FrameSize)
 			want := bps * uint64(span/time.Second)
 			burst := uint64(rateBurst(bps))
-			if sent+FrameSize < want || sent > want+burst+FrameSize {
+			if sent+wire.FrameSize < want || sent > want+burst+wire.FrameSize {
 				t.Fatalf("sent %d bytes in %v at %d B/s, want %d within burst %d", sent, span, bps, want, burst)
 			}
 		})
@@ -161,17 +162,17 @@ func TestLimiterBurstFitsFrames(t *testing.T) {
 	clk := newRateClock()
 	l := NewLimiter(1000, clk) // far below a frame per second
 	for i := range 2 {
-		if d := l.Reserve(FrameSize); d != 0 {
+		if d := l.Reserve(wire.FrameSize); d != 0 {
 			t.Fatalf("frame %d from a rested bucket waits %v", i, d)
 		}
 	}
-	if d := l.Reserve(FrameSize); d != FrameSize*time.Second/1000 {
-		t.Fatalf("third frame waits %v, want %v", d, FrameSize*time.Second/1000)
+	if d := l.Reserve(wire.FrameSize); d != wire.FrameSize*time.Second/1000 {
+		t.Fatalf("third frame waits %v, want %v", d, wire.FrameSize*time.Second/1000)
 	}
 	// Resting refills the bucket, never beyond the burst.
 	clk.advance(time.Hour)
 	for i := range 2 {
-		if d := l.Reserve(FrameSize); d != 0 {
+		if d := l.Reserve(wire.FrameSize); d != 0 {
 			t.Fatalf("after rest, frame %d waits %v", i, d)
 		}
 	}
@@ -202,13 +203,13 @@ func TestLimiterUnlimited(t *testing.T) {
 func TestLimiterSetRate(t *testing.T) {
 	clk := newRateClock()
 	l := NewLimiter(1e6, clk)
-	rateSendFor(l, clk, time.Second, FrameSize) // drain the burst
+	rateSendFor(l, clk, time.Second, wire.FrameSize) // drain the burst
 	l.SetRate(10e6)
 	if l.Rate() != 10e6 {
 		t.Fatalf("Rate = %d after SetRate(10e6)", l.Rate())
 	}
-	sent := rateSendFor(l, clk, 10*time.Second, FrameSize)
-	if sent < 100e6-2*FrameSize || sent > 100e6+uint64(rateBurst(10e6))+FrameSize {
+	sent := rateSendFor(l, clk, 10*time.Second, wire.FrameSize)
+	if sent < 100e6-2*wire.FrameSize || sent > 100e6+uint64(rateBurst(10e6))+wire.FrameSize {
 		t.Fatalf("sent %d bytes in 10 s after SetRate(10 MB/s)", sent)
 	}
 
@@ -234,7 +235,7 @@ func TestLimiterWaitCancelled(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := l.Wait(ctx, FrameSize); !errors.Is(err, context.Canceled) {
+	if err := l.Wait(ctx, wire.FrameSize); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait with a cancelled ctx = %v", err)
 	}
 
@@ -243,7 +244,7 @@ func TestLimiterWaitCancelled(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	clk.onNow = cancel
-	if err := l.Wait(ctx, FrameSize); !errors.Is(err, context.Canceled) {
+	if err := l.Wait(ctx, wire.FrameSize); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait cancelled while sleeping = %v", err)
 	}
 	clk.onNow = nil
@@ -255,7 +256,7 @@ func TestLimiterWaitCancelled(t *testing.T) {
 func TestLimiterWaitRealClock(t *testing.T) {
 	l := NewLimiter(1e9, nil)
 	for range 3 {
-		if err := l.Wait(context.Background(), FrameSize); err != nil {
+		if err := l.Wait(context.Background(), wire.FrameSize); err != nil {
 			t.Fatalf("Wait within the burst = %v", err)
 		}
 	}

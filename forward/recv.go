@@ -5,15 +5,16 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/wire"
 )
 
 // onMessage handles one message from the peer, on the subscription
 // goroutine of its lane.
-func (l *Link) onMessage(lane Lane, data []byte) {
+func (l *Link) onMessage(lane wire.Lane, data []byte) {
 	l.lastHeard.Store(time.Now().UnixNano())
 	l.c.receivedWire.Add(int64(len(data)))
 	l.c.messages.Add(1)
-	msg, err := DecodeMessage(data)
+	msg, err := wire.DecodeMessage(data)
 	if err != nil {
 		l.c.rejected.Add(1)
 		l.node.rejected("malformed_message")
@@ -21,38 +22,38 @@ func (l *Link) onMessage(lane Lane, data []byte) {
 		return
 	}
 	switch msg.Type {
-	case MsgHelloAck, MsgProof:
+	case wire.MsgHelloAck, wire.MsgProof:
 		l.node.onHandshake(l, msg)
 		return
-	case MsgPing:
+	case wire.MsgPing:
 		return
 	}
 	if l.State() != StateUp {
 		return
 	}
 	switch msg.Type {
-	case MsgQuery:
+	case wire.MsgQuery:
 		l.node.onQuery(l, msg.Query)
-	case MsgReply:
+	case wire.MsgReply:
 		l.node.onReply(l, msg.Reply)
-	case MsgOffer:
+	case wire.MsgOffer:
 		l.onOffer(msg.Offer)
-	case MsgAnswer:
+	case wire.MsgAnswer:
 		l.onAnswer(msg.Answer)
-	case MsgData:
+	case wire.MsgData:
 		l.onData(msg.Data)
-	case MsgAck:
+	case wire.MsgAck:
 		l.onAck(msg.Ack)
 	}
 }
 
 // onOffer answers each offered ID: want, have, or later.
-func (l *Link) onOffer(o *Offer) {
+func (l *Link) onOffer(o *wire.Offer) {
 	k, ok := kindOf(o.Lane)
 	if !ok {
 		return
 	}
-	answers := make([]Answer, len(o.IDs))
+	answers := make([]wire.Answer, len(o.IDs))
 	for i, raw := range o.IDs {
 		id := chunk.ID(raw)
 		a, err := l.node.answer(k, id, l.name)
@@ -60,21 +61,21 @@ func (l *Link) onOffer(o *Offer) {
 			l.log.Error("offer: look-up failed; answering later", "id", id.Short(), "err", err)
 		}
 		answers[i] = a
-		if a == AnswerWant {
+		if a == wire.AnswerWant {
 			l.asmMu.Lock()
 			l.wanted[o.Lane] = append(l.wanted[o.Lane], id)
 			l.wantedAt[o.Lane] = time.Now()
 			l.asmMu.Unlock()
 		}
 	}
-	l.sendControl(&Message{Type: MsgAnswer, Answer: &AnswerMsg{Lane: o.Lane, Batch: o.Batch, Answers: answers}})
+	l.sendControl(&wire.Message{Type: wire.MsgAnswer, Answer: &wire.AnswerMsg{Lane: o.Lane, Batch: o.Batch, Answers: answers}})
 }
 
 // onData assembles frames; a complete payload is verified and stored
 // (which logs and so relays it), or dropped as a duplicate, then acked.
-func (l *Link) onData(d *Data) {
+func (l *Link) onData(d *wire.Data) {
 	k, ok := kindOf(d.Lane)
-	if d.Lane == LaneLookup {
+	if d.Lane == wire.LaneLookup {
 		k, ok = KindChunk, true // a fetched chunk
 	}
 	if !ok {
@@ -94,10 +95,10 @@ func (l *Link) complete(k Kind, id chunk.ID, a *assembly) {
 	if status == 0 {
 		return // a local failure: no ack, the sender offers it again
 	}
-	l.sendControl(&Message{Type: MsgAck, Ack: &Ack{Lane: laneOf(k), IDs: [][32]byte{id}, Status: []AckStatus{status}}})
+	l.sendControl(&wire.Message{Type: wire.MsgAck, Ack: &wire.Ack{Lane: laneOf(k), IDs: [][32]byte{id}, Status: []wire.AckStatus{status}}})
 }
 
-func (l *Link) store(k Kind, id chunk.ID, a *assembly) AckStatus {
+func (l *Link) store(k Kind, id chunk.ID, a *assembly) wire.AckStatus {
 	have, err := l.node.stores.Has(k, id)
 	if err != nil {
 		l.log.Error("look-up failed", "id", id.Short(), "err", err)
@@ -105,7 +106,7 @@ func (l *Link) store(k Kind, id chunk.ID, a *assembly) AckStatus {
 	}
 	if ArrivalOutcome(have) == OutcomeDuplicate {
 		l.countDuplicate(a)
-		return AckDuplicate
+		return wire.AckDuplicate
 	}
 	isNew, err := l.node.stores.Put(k, id, a.codec, a.buf, a.rawLen, l.name)
 	switch {
@@ -113,13 +114,13 @@ func (l *Link) store(k Kind, id chunk.ID, a *assembly) AckStatus {
 		l.c.rejected.Add(1)
 		l.node.rejected(k.String())
 		l.log.Warn("payload refused; not stored, not relayed", "kind", k, "id", id.Short(), "err", err)
-		return AckRejected
+		return wire.AckRejected
 	case err != nil:
 		l.log.Error("store failed", "kind", k, "id", id.Short(), "err", err)
 		return 0
 	case !isNew:
 		l.countDuplicate(a)
-		return AckDuplicate
+		return wire.AckDuplicate
 	}
 	l.c.receivedRaw.Add(int64(a.rawLen))
 	if k == KindChunk {
@@ -129,7 +130,7 @@ func (l *Link) store(k Kind, id chunk.ID, a *assembly) AckStatus {
 		l.c.receivedManifests.Add(1)
 		l.node.trackManifest(id)
 	}
-	return AckStored
+	return wire.AckStored
 }
 
 func (l *Link) countDuplicate(a *assembly) {
@@ -150,7 +151,7 @@ const assemblyIdle = 10 * time.Second
 
 // assemble adds a frame to its payload and returns the payload once
 // complete. Buffers grow as bytes arrive, never to the announced size.
-func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
+func (l *Link) assemble(k Kind, id chunk.ID, d *wire.Data) (*assembly, bool) {
 	var lost []chunk.ID
 	defer func() { l.resend(d.Lane, lost) }()
 	l.asmMu.Lock()
@@ -161,7 +162,7 @@ func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
 		// A sender ships one payload of a lane at a time (fetches aside):
 		// a new one starting while another is unfinished means frames of
 		// that one were lost.
-		if cur, ok := l.current[d.Lane]; ok && cur != id && d.Lane != LaneLookup && l.asm[cur] != nil {
+		if cur, ok := l.current[d.Lane]; ok && cur != id && d.Lane != wire.LaneLookup && l.asm[cur] != nil {
 			l.dropAssemblyLocked(cur)
 			lost = append(lost, cur)
 		}
@@ -176,7 +177,7 @@ func (l *Link) assemble(k Kind, id chunk.ID, d *Data) (*assembly, bool) {
 			return nil, false
 		}
 		a = &assembly{kind: k, codec: chunk.Codec(d.Codec), rawLen: d.RawLen, total: d.Total,
-			buf: make([]byte, 0, min(int(d.Total), FrameSize)), flood: d.Flood}
+			buf: make([]byte, 0, min(int(d.Total), wire.FrameSize)), flood: d.Flood}
 		l.asm[id] = a
 	}
 	if a == nil || d.Offset != uint32(len(a.buf)) || d.Total != a.total {
@@ -216,7 +217,7 @@ func (l *Link) dropAssemblyLocked(id chunk.ID) {
 // expireAssemblies drops payloads whose frames stopped arriving and asks
 // the sender for them again.
 func (l *Link) expireAssemblies() {
-	lost := map[Lane][]chunk.ID{}
+	lost := map[wire.Lane][]chunk.ID{}
 	l.asmMu.Lock()
 	now := time.Now()
 	for id, a := range l.asm {
@@ -241,26 +242,26 @@ func (l *Link) expireAssemblies() {
 
 // resend releases this link's claims on payloads it lost and asks the
 // peer to offer them again.
-func (l *Link) resend(lane Lane, ids []chunk.ID) {
-	if len(ids) == 0 || lane == LaneLookup {
+func (l *Link) resend(lane wire.Lane, ids []chunk.ID) {
+	if len(ids) == 0 || lane == wire.LaneLookup {
 		for _, id := range ids {
 			l.node.release(id, l.name)
 		}
 		return
 	}
 	raw := make([][32]byte, len(ids))
-	st := make([]AckStatus, len(ids))
+	st := make([]wire.AckStatus, len(ids))
 	for i, id := range ids {
 		l.node.release(id, l.name)
-		raw[i], st[i] = id, AckResend
+		raw[i], st[i] = id, wire.AckResend
 	}
-	l.sendControl(&Message{Type: MsgAck, Ack: &Ack{Lane: lane, IDs: raw, Status: st}})
+	l.sendControl(&wire.Message{Type: wire.MsgAck, Ack: &wire.Ack{Lane: lane, IDs: raw, Status: st}})
 }
 
 // skippedLocked returns the payloads wanted on lane before id that never
 // started: a sender ships wanted payloads in the order they were wanted,
 // so those were lost on the way.
-func (l *Link) skippedLocked(lane Lane, id chunk.ID) []chunk.ID {
+func (l *Link) skippedLocked(lane wire.Lane, id chunk.ID) []chunk.ID {
 	ids := l.wanted[lane]
 	for i, w := range ids {
 		if w == id {
@@ -272,7 +273,7 @@ func (l *Link) skippedLocked(lane Lane, id chunk.ID) []chunk.ID {
 }
 
 // notHereLocked keeps the IDs of lane's kind neither stored nor arriving.
-func (l *Link) notHereLocked(lane Lane, ids []chunk.ID) []chunk.ID {
+func (l *Link) notHereLocked(lane wire.Lane, ids []chunk.ID) []chunk.ID {
 	k, _ := kindOf(lane)
 	var out []chunk.ID
 	for _, id := range ids {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
-	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 )
@@ -25,7 +25,7 @@ const (
 // replies carry; forged ones are refused and counted. An incomplete
 // answer (a site did not answer in time) is not an error: the newest
 // version heard of wins.
-func (s *Site) askFederation(ctx context.Context, kind forward.QueryKind, key [32]byte, wantName string) {
+func (s *Site) askFederation(ctx context.Context, kind wire.QueryKind, key [32]byte, wantName string) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	start := time.Now()
@@ -74,11 +74,11 @@ func isFresh(r *http.Request) bool {
 // federation when asked to (fresh) or when the name is unknown here.
 func (s *Site) latest(r *http.Request, name naming.Name) (*manifest.Manifest, error) {
 	if isFresh(r) {
-		s.askFederation(r.Context(), forward.QueryLatest, name.Hash(), name.String())
+		s.askFederation(r.Context(), wire.QueryLatest, name.Hash(), name.String())
 	}
 	m, err := s.objects.Latest(name)
 	if errors.Is(err, naming.ErrNotFound) && !isFresh(r) {
-		s.askFederation(r.Context(), forward.QueryLatest, name.Hash(), name.String())
+		s.askFederation(r.Context(), wire.QueryLatest, name.Hash(), name.String())
 		m, err = s.objects.Latest(name)
 	}
 	return m, err
@@ -89,7 +89,7 @@ func (s *Site) latest(r *http.Request, name naming.Name) (*manifest.Manifest, er
 func (s *Site) version(r *http.Request, name naming.Name, stamp manifest.Stamp) (*manifest.Manifest, error) {
 	m, err := s.objects.Version(name, stamp)
 	if errors.Is(err, naming.ErrNotFound) {
-		s.askFederation(r.Context(), forward.QueryVersions, name.Hash(), name.String())
+		s.askFederation(r.Context(), wire.QueryVersions, name.Hash(), name.String())
 		m, err = s.objects.Version(name, stamp)
 	}
 	return m, err
@@ -99,11 +99,11 @@ func (s *Site) version(r *http.Request, name naming.Name, stamp manifest.Stamp) 
 // included when fresh or unknown here.
 func (s *Site) history(r *http.Request, name naming.Name) ([]*manifest.Manifest, error) {
 	if isFresh(r) {
-		s.askFederation(r.Context(), forward.QueryVersions, name.Hash(), name.String())
+		s.askFederation(r.Context(), wire.QueryVersions, name.Hash(), name.String())
 	}
 	hist, err := s.objects.History(name)
 	if errors.Is(err, naming.ErrNotFound) && !isFresh(r) {
-		s.askFederation(r.Context(), forward.QueryVersions, name.Hash(), name.String())
+		s.askFederation(r.Context(), wire.QueryVersions, name.Hash(), name.String())
 		hist, err = s.objects.History(name)
 	}
 	return hist, err
@@ -113,7 +113,7 @@ func (s *Site) history(r *http.Request, name naming.Name) ([]*manifest.Manifest,
 func (s *Site) bySHA256(r *http.Request, sum [32]byte) (*manifest.Manifest, error) {
 	m, err := s.objects.BySHA256(sum)
 	if errors.Is(err, naming.ErrNotFound) {
-		s.askFederation(r.Context(), forward.QueryContent, sum, "")
+		s.askFederation(r.Context(), wire.QueryContent, sum, "")
 		m, err = s.objects.BySHA256(sum)
 	}
 	return m, err

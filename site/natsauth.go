@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 )
 
@@ -69,10 +70,10 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 
 // linkPermissions confines a dialing peer to its own link subjects.
 func linkPermissions(peer, site string) *server.Permissions {
-	pair := "sf." + peer + "." + site
+	pub, sub := wire.Pair{Dialer: peer, Acceptor: site}.Permissions()
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{pair + ".up.>"}},
-		Subscribe: &server.SubjectPermission{Allow: []string{pair + ".dn.>"}},
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: sub},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/testlab/liar"
@@ -278,11 +279,11 @@ func TestPeerConfinedToItsOwnLinkSubjects(t *testing.T) {
 	smuggled := seeded(31, 10<<10)
 	smuggledID := chunk.Sum(smuggled)
 	data := liar.Chunk(smuggled)
-	dataMsg := (&forward.Message{Type: forward.MsgData, Data: &forward.Data{Lane: forward.LaneBulk, ID: smuggledID,
+	dataMsg := (&wire.Message{Type: wire.MsgData, Data: &wire.Data{Lane: wire.LaneBulk, ID: smuggledID,
 		RawLen: data.RawLen, Total: data.RawLen, Flood: true, Payload: smuggled}}).Encode()
-	hello := (&forward.Message{Type: forward.MsgHello, Hello: &forward.Hello{Site: "gamma", Proto: forward.ProtocolVersion,
+	hello := (&wire.Message{Type: wire.MsgHello, Hello: &wire.Hello{Site: "gamma", Proto: wire.ProtocolVersion,
 		Key: xkey.PublicKey()}}).Encode()
-	ping := (&forward.Message{Type: forward.MsgPing, Ping: &forward.Ping{Seq: 1}}).Encode()
+	ping := (&wire.Message{Type: wire.MsgPing, Ping: &wire.Ping{Seq: 1}}).Encode()
 	var eavesdrop []*nats.Subscription
 	cases := []struct {
 		name, subject string
@@ -350,8 +351,8 @@ func TestPeerConfinedToItsOwnLinkSubjects(t *testing.T) {
 // the hello itself is refused.
 type handshakeLie struct {
 	name  string
-	hello func(h *forward.Hello)
-	proof func(ack, hello *forward.Hello) (manifest.Signer, []byte)
+	hello func(h *wire.Hello)
+	proof func(ack, hello *wire.Hello) (manifest.Signer, []byte)
 	why   string // in the acceptor's log line
 }
 
@@ -360,9 +361,9 @@ func TestHandshakeLiesAreRefused(t *testing.T) {
 	b, bLog := startLoggedSite(t, "beta")
 	xkey, wrong := newKey(t), newKey(t)
 	trustKey(t, b, "xray", xkey.PublicKey(), "liar.net")
-	honest := func(h *forward.Hello) {}
-	signs := func(k *manifest.KeyPair, signer, other, role string, ours bool) func(ack, hello *forward.Hello) (manifest.Signer, []byte) {
-		return func(ack, hello *forward.Hello) (manifest.Signer, []byte) {
+	honest := func(h *wire.Hello) {}
+	signs := func(k *manifest.KeyPair, signer, other, role string, ours bool) func(ack, hello *wire.Hello) (manifest.Signer, []byte) {
+		return func(ack, hello *wire.Hello) (manifest.Signer, []byte) {
 			nonce := ack.Nonce
 			if ours {
 				nonce = hello.Nonce
@@ -371,9 +372,9 @@ func TestHandshakeLiesAreRefused(t *testing.T) {
 		}
 	}
 	lies := []handshakeLie{
-		{"hello names another site", func(h *forward.Hello) { h.Site = "yank" }, nil, "yank"},
-		{"hello carries an untrusted key", func(h *forward.Hello) { h.Key = wrong.PublicKey() }, nil, "key not trusted"},
-		{"hello of another protocol version", func(h *forward.Hello) { h.Proto++ }, nil, "protocol"},
+		{"hello names another site", func(h *wire.Hello) { h.Site = "yank" }, nil, "yank"},
+		{"hello carries an untrusted key", func(h *wire.Hello) { h.Key = wrong.PublicKey() }, nil, "key not trusted"},
+		{"hello of another protocol version", func(h *wire.Hello) { h.Proto++ }, nil, "protocol"},
 		{"proof signed by another key", honest, signs(wrong, "xray", "beta", liar.RoleDialer, false), "proof"},
 		{"proof over the dialer's own nonce", honest, signs(xkey, "xray", "beta", liar.RoleDialer, true), "proof"},
 		{"proof in the acceptor's role", honest, signs(xkey, "xray", "beta", liar.RoleAcceptor, false), "proof"},
@@ -492,19 +493,19 @@ func chunkLies(t *testing.T) []lie {
 	junk, good5 := seeded(62, 5000), seeded(63, 30<<10)
 	return []lie{
 		{"raw bytes that do not hash to the offered ID",
-			liar.Payload{Lane: forward.LaneBulk, ID: chunk.Sum(good1), RawLen: uint32(len(good1)), Bytes: flip(good1)},
+			liar.Payload{Lane: wire.LaneBulk, ID: chunk.Sum(good1), RawLen: uint32(len(good1)), Bytes: flip(good1)},
 			[]chunk.ID{chunk.Sum(good1), chunk.Sum(flip(good1))}, ""},
 		{"zstd payload of other bytes",
-			liar.Payload{Lane: forward.LaneBulk, ID: chunk.Sum(good2), Codec: evilCodec, RawLen: uint32(len(evil)), Bytes: evilZ},
+			liar.Payload{Lane: wire.LaneBulk, ID: chunk.Sum(good2), Codec: evilCodec, RawLen: uint32(len(evil)), Bytes: evilZ},
 			[]chunk.ID{chunk.Sum(good2), chunk.Sum(evil)}, ""},
 		{"zstd payload with a lying raw length",
-			liar.Payload{Lane: forward.LaneBulk, ID: chunk.Sum(good3), Codec: good3Codec, RawLen: uint32(len(good3) + 1), Bytes: good3Z},
+			liar.Payload{Lane: wire.LaneBulk, ID: chunk.Sum(good3), Codec: good3Codec, RawLen: uint32(len(good3) + 1), Bytes: good3Z},
 			[]chunk.ID{chunk.Sum(good3)}, ""},
 		{"bytes that are not zstd",
-			liar.Payload{Lane: forward.LaneBulk, ID: chunk.Sum(junk), Codec: chunk.CodecZstd, RawLen: uint32(len(junk)), Bytes: junk},
+			liar.Payload{Lane: wire.LaneBulk, ID: chunk.Sum(junk), Codec: chunk.CodecZstd, RawLen: uint32(len(junk)), Bytes: junk},
 			[]chunk.ID{chunk.Sum(junk)}, ""},
 		{"corrupt bytes pushed unasked",
-			liar.Payload{Lane: forward.LaneBulk, ID: chunk.Sum(good5), RawLen: uint32(len(good5)), Bytes: flip(good5), Flood: true, NoOffer: true},
+			liar.Payload{Lane: wire.LaneBulk, ID: chunk.Sum(good5), RawLen: uint32(len(good5)), Bytes: flip(good5), Flood: true, NoOffer: true},
 			[]chunk.ID{chunk.Sum(good5), chunk.Sum(flip(good5))}, ""},
 	}
 }
@@ -532,7 +533,7 @@ func manifestLies(t *testing.T, key, stranger *manifest.KeyPair) []lie {
 		manifestLie("stamp an hour ahead", object("liar.net/future.fits", now.Add(time.Hour), key)),
 		manifestLie("signed by an untrusted key", object("liar.net/stranger.fits", now, stranger)),
 		{"manifest under another ID", wrongID, []chunk.ID{wrongID.ID, misfiled.ID()}, misfiled.Name},
-		{"bytes that are not a manifest", liar.Payload{Lane: forward.LaneManifest, ID: chunk.Sum(notManifest),
+		{"bytes that are not a manifest", liar.Payload{Lane: wire.LaneManifest, ID: chunk.Sum(notManifest),
 			RawLen: uint32(len(notManifest)), Bytes: notManifest}, []chunk.ID{chunk.Sum(notManifest)}, ""},
 	}
 }
@@ -572,7 +573,7 @@ func TestLyingPeerIsRejectedAndNotRelayed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if status != forward.AckRejected {
+			if status != wire.AckRejected {
 				t.Errorf("bravo acked %s, want rejected", status)
 			}
 			eventually(t, 10*time.Second, "the rejection counted", func() error {
@@ -605,7 +606,7 @@ func TestLyingPeerIsRejectedAndNotRelayed(t *testing.T) {
 		payloads = append(payloads, liar.Chunk(raw))
 	}
 	for _, pl := range payloads {
-		if status, err := l.Push(ctx, pl); err != nil || status != forward.AckStored {
+		if status, err := l.Push(ctx, pl); err != nil || status != wire.AckStored {
 			t.Fatalf("honest payload %s: %v %v, want stored", pl.ID.Short(), status, err)
 		}
 	}
@@ -718,14 +719,14 @@ func TestLyingPeerCannotPinMemory(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range frames {
-		d := &forward.Data{Lane: forward.LaneBulk, ID: chunk.Sum([]byte{byte(i)}), RawLen: chunk.MaxSize, Total: chunk.MaxSize, Payload: []byte{1}}
-		if err := l.Send(forward.LaneBulk, &forward.Message{Type: forward.MsgData, Data: d}); err != nil {
+		d := &wire.Data{Lane: wire.LaneBulk, ID: chunk.Sum([]byte{byte(i)}), RawLen: chunk.MaxSize, Total: chunk.MaxSize, Payload: []byte{1}}
+		if err := l.Send(wire.LaneBulk, &wire.Message{Type: wire.MsgData, Data: d}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Frames of a lane are read in order: once this chunk is acked,
 	// bravo has read the announcing frames.
-	if status, err := l.Push(ctx, liar.Chunk(seeded(91, 1000))); err != nil || status != forward.AckStored {
+	if status, err := l.Push(ctx, liar.Chunk(seeded(91, 1000))); err != nil || status != wire.AckStored {
 		t.Fatalf("honest chunk after the frames: %v %v", status, err)
 	}
 	runtime.GC()

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/site"
@@ -563,30 +564,30 @@ func lkDialLiar(t *testing.T, f *testlab.Federation, at int, domain string) *lkL
 }
 
 func (l *lkLiar) onLookup(m *nats.Msg) {
-	msg, err := forward.DecodeMessage(m.Data)
-	if err != nil || msg.Type != forward.MsgQuery || msg.Query.Kind == forward.QueryConfirm {
+	msg, err := wire.DecodeMessage(m.Data)
+	if err != nil || msg.Type != wire.MsgQuery || msg.Query.Kind == wire.QueryConfirm {
 		return
 	}
 	q := msg.Query
-	r := &forward.Reply{ID: q.ID, Site: "liar"}
+	r := &wire.Reply{ID: q.ID, Site: "liar"}
 	l.mu.Lock()
 	switch q.Kind {
-	case forward.QueryLatest, forward.QueryVersions, forward.QueryContent:
+	case wire.QueryLatest, wire.QueryVersions, wire.QueryContent:
 		r.Manifests = l.forged
 		r.Found = len(r.Manifests) > 0
-	case forward.QueryFetchChunk:
+	case wire.QueryFetchChunk:
 		r.Found = l.holdAll
 		if l.holdAll {
 			l.heldFetch++
 		}
 	}
 	l.mu.Unlock()
-	l.Send(forward.LaneLookup, &forward.Message{Type: forward.MsgReply, Reply: r})
+	l.Send(wire.LaneLookup, &wire.Message{Type: wire.MsgReply, Reply: r})
 }
 
 func (l *lkLiar) onControl(m *nats.Msg) {
-	msg, err := forward.DecodeMessage(m.Data)
-	if err != nil || msg.Type != forward.MsgOffer || msg.Offer.Lane != forward.LaneManifest {
+	msg, err := wire.DecodeMessage(m.Data)
+	if err != nil || msg.Type != wire.MsgOffer || msg.Offer.Lane != wire.LaneManifest {
 		return
 	}
 	l.mu.Lock()
@@ -594,9 +595,9 @@ func (l *lkLiar) onControl(m *nats.Msg) {
 	l.mu.Unlock()
 	for _, id := range msg.Offer.IDs {
 		for _, g := range ghosts {
-			q := &forward.Query{Hops: 8, Kind: forward.QueryConfirm, Key: id, Origin: g, Sig: l.key.Sign(forward.ConfirmMessage(g, id))}
+			q := &wire.Query{Hops: 8, Kind: wire.QueryConfirm, Key: id, Origin: g, Sig: l.key.Sign(wire.ConfirmMessage(g, id))}
 			rand.Read(q.ID[:])
-			l.Send(forward.LaneLookup, &forward.Message{Type: forward.MsgQuery, Query: q})
+			l.Send(wire.LaneLookup, &wire.Message{Type: wire.MsgQuery, Query: q})
 		}
 	}
 }
@@ -658,7 +659,7 @@ func TestLookupLyingPeer(t *testing.T) {
 	t.Run("pushed", func(t *testing.T) {
 		for why, m := range forged {
 			status, err := l.Push(context.Background(), liar.ManifestPayload(m))
-			if err != nil || status != forward.AckRejected {
+			if err != nil || status != wire.AckRejected {
 				t.Errorf("forgery with a %s: %v %v, want rejected", why, status, err)
 			}
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 )
 
@@ -89,9 +90,9 @@ type Peer struct {
 
 	mu       sync.Mutex
 	batch    uint64
-	answers  map[uint64]chan []forward.Answer
-	acks     map[chunk.ID]chan forward.AckStatus
-	helloAck chan *forward.Hello
+	answers  map[uint64]chan []wire.Answer
+	acks     map[chunk.ID]chan wire.AckStatus
+	helloAck chan *wire.Hello
 	errs     []error
 	nonce    [32]byte
 
@@ -108,9 +109,9 @@ func Dial(cfg Config) (*Peer, error) {
 	}
 	p := &Peer{
 		cfg:      cfg,
-		answers:  map[uint64]chan []forward.Answer{},
-		acks:     map[chunk.ID]chan forward.AckStatus{},
-		helloAck: make(chan *forward.Hello, 4),
+		answers:  map[uint64]chan []wire.Answer{},
+		acks:     map[chunk.ID]chan wire.AckStatus{},
+		helloAck: make(chan *wire.Hello, 4),
 		stop:     make(chan struct{}),
 	}
 	conn, err := Connect(cfg.URL, cfg.Key, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -122,7 +123,7 @@ func Dial(cfg Config) (*Peer, error) {
 		return nil, err
 	}
 	p.conn = conn
-	p.sub, err = conn.Subscribe(p.prefix("dn")+".>", p.onMessage)
+	p.sub, err = conn.Subscribe(p.pair().Down()+".>", p.onMessage)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("liar subscribe: %w", err)
@@ -154,24 +155,18 @@ func (p *Peer) Errors() []error {
 	return append([]error(nil), p.errs...)
 }
 
-func (p *Peer) prefix(dir string) string {
-	return "sf." + p.cfg.Site + "." + p.cfg.Acceptor + "." + dir
-}
+func (p *Peer) pair() wire.Pair { return wire.Pair{Dialer: p.cfg.Site, Acceptor: p.cfg.Acceptor} }
 
 // Subject returns the dialer-to-acceptor subject of a lane suffix
 // ("hello", "ctl", "man", "look", "bulk").
-func (p *Peer) Subject(suffix string) string { return p.prefix("up") + "." + suffix }
-
-var laneSuffix = map[forward.Lane]string{
-	forward.LaneControl: "ctl", forward.LaneManifest: "man", forward.LaneLookup: "look", forward.LaneBulk: "bulk",
-}
+func (p *Peer) Subject(suffix string) string { return p.pair().Up() + "." + suffix }
 
 // Send validates and publishes one message on its lane's subject.
-func (p *Peer) Send(lane forward.Lane, m *forward.Message) error {
+func (p *Peer) Send(lane wire.Lane, m *wire.Message) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("liar send: %w", err)
 	}
-	return p.Publish(p.Subject(laneSuffix[lane]), m.Encode())
+	return p.Publish(p.pair().UpLane(lane), m.Encode())
 }
 
 // Publish publishes raw bytes on any subject (which the server may refuse).
@@ -183,25 +178,25 @@ func (p *Peer) Publish(subject string, body []byte) error {
 }
 
 // Honest returns the hello an honest dialer with the liar's config sends.
-func (p *Peer) Honest() *forward.Hello {
-	return &forward.Hello{Site: p.cfg.Site, Proto: forward.ProtocolVersion, Nonce: newNonce(), Key: p.cfg.Key.PublicKey()}
+func (p *Peer) Honest() *wire.Hello {
+	return &wire.Hello{Site: p.cfg.Site, Proto: wire.ProtocolVersion, Nonce: newNonce(), Key: p.cfg.Key.PublicKey()}
 }
 
 // SendHello publishes h (honest or not) on the pair's hello subject and
 // remembers its nonce, which the acceptor's proof must sign.
-func (p *Peer) SendHello(h *forward.Hello) error {
+func (p *Peer) SendHello(h *wire.Hello) error {
 	p.mu.Lock()
 	p.nonce = h.Nonce
 	p.mu.Unlock()
-	m := &forward.Message{Type: forward.MsgHello, Hello: h}
+	m := &wire.Message{Type: wire.MsgHello, Hello: h}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("liar hello: %w", err)
 	}
-	return p.Publish(p.Subject("hello"), m.Encode())
+	return p.Publish(p.pair().Hello(), m.Encode())
 }
 
 // AwaitHelloAck waits for the acceptor's hello-ack.
-func (p *Peer) AwaitHelloAck(ctx context.Context) (*forward.Hello, error) {
+func (p *Peer) AwaitHelloAck(ctx context.Context) (*wire.Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	select {
@@ -214,7 +209,7 @@ func (p *Peer) AwaitHelloAck(ctx context.Context) (*forward.Hello, error) {
 
 // Proof publishes a proof signed by signer over msg.
 func (p *Peer) Proof(signer manifest.Signer, msg []byte) error {
-	return p.Send(forward.LaneControl, &forward.Message{Type: forward.MsgProof, Hello: &forward.Hello{Sig: signer.Sign(msg)}})
+	return p.Send(wire.LaneControl, &wire.Message{Type: wire.MsgProof, Hello: &wire.Hello{Sig: signer.Sign(msg)}})
 }
 
 // Handshake runs an honest handshake: hello, the acceptor's hello-ack
@@ -255,7 +250,7 @@ func (p *Peer) pingLoop() {
 		}
 		seq++
 		if p.conn.IsConnected() {
-			p.Send(forward.LaneControl, &forward.Message{Type: forward.MsgPing, Ping: &forward.Ping{Seq: seq}})
+			p.Send(wire.LaneControl, &wire.Message{Type: wire.MsgPing, Ping: &wire.Ping{Seq: seq}})
 		}
 	}
 }
@@ -263,7 +258,7 @@ func (p *Peer) pingLoop() {
 // onMessage reads what the acceptor sends: hello-acks, answers and acks
 // are handed to their waiters; offers are answered "have".
 func (p *Peer) onMessage(m *nats.Msg) {
-	msg, err := forward.DecodeMessage(m.Data)
+	msg, err := wire.DecodeMessage(m.Data)
 	if err != nil {
 		p.mu.Lock()
 		p.errs = append(p.errs, fmt.Errorf("liar: acceptor sent a malformed message on %s: %w", m.Subject, err))
@@ -271,12 +266,12 @@ func (p *Peer) onMessage(m *nats.Msg) {
 		return
 	}
 	switch msg.Type {
-	case forward.MsgHelloAck:
+	case wire.MsgHelloAck:
 		select {
 		case p.helloAck <- msg.Hello:
 		default:
 		}
-	case forward.MsgAnswer:
+	case wire.MsgAnswer:
 		p.mu.Lock()
 		ch := p.answers[msg.Answer.Batch]
 		delete(p.answers, msg.Answer.Batch)
@@ -284,7 +279,7 @@ func (p *Peer) onMessage(m *nats.Msg) {
 		if ch != nil {
 			ch <- msg.Answer.Answers
 		}
-	case forward.MsgAck:
+	case wire.MsgAck:
 		p.mu.Lock()
 		for i, id := range msg.Ack.IDs {
 			if ch := p.acks[id]; ch != nil {
@@ -293,24 +288,24 @@ func (p *Peer) onMessage(m *nats.Msg) {
 			}
 		}
 		p.mu.Unlock()
-	case forward.MsgOffer:
-		have := make([]forward.Answer, len(msg.Offer.IDs))
+	case wire.MsgOffer:
+		have := make([]wire.Answer, len(msg.Offer.IDs))
 		for i := range have {
-			have[i] = forward.AnswerHave
+			have[i] = wire.AnswerHave
 		}
-		p.Send(forward.LaneControl, &forward.Message{Type: forward.MsgAnswer,
-			Answer: &forward.AnswerMsg{Lane: msg.Offer.Lane, Batch: msg.Offer.Batch, Answers: have}})
+		p.Send(wire.LaneControl, &wire.Message{Type: wire.MsgAnswer,
+			Answer: &wire.AnswerMsg{Lane: msg.Offer.Lane, Batch: msg.Offer.Batch, Answers: have}})
 	}
 }
 
 // Offer offers ids on lane (LaneManifest or LaneBulk) and returns the
 // acceptor's answers.
-func (p *Peer) Offer(ctx context.Context, lane forward.Lane, ids []chunk.ID) ([]forward.Answer, error) {
+func (p *Peer) Offer(ctx context.Context, lane wire.Lane, ids []chunk.ID) ([]wire.Answer, error) {
 	raw := make([][32]byte, len(ids))
 	for i, id := range ids {
 		raw[i] = id
 	}
-	ch := make(chan []forward.Answer, 1)
+	ch := make(chan []wire.Answer, 1)
 	p.mu.Lock()
 	p.batch++
 	batch := p.batch
@@ -321,8 +316,8 @@ func (p *Peer) Offer(ctx context.Context, lane forward.Lane, ids []chunk.ID) ([]
 		delete(p.answers, batch)
 		p.mu.Unlock()
 	}()
-	if err := p.Send(forward.LaneControl, &forward.Message{Type: forward.MsgOffer,
-		Offer: &forward.Offer{Lane: lane, Batch: batch, IDs: raw}}); err != nil {
+	if err := p.Send(wire.LaneControl, &wire.Message{Type: wire.MsgOffer,
+		Offer: &wire.Offer{Lane: lane, Batch: batch, IDs: raw}}); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
@@ -337,34 +332,34 @@ func (p *Peer) Offer(ctx context.Context, lane forward.Lane, ids []chunk.ID) ([]
 
 // Payload is one payload as the liar ships it: any bytes under any ID.
 type Payload struct {
-	Lane    forward.Lane // LaneBulk for chunks, LaneManifest for manifests
-	ID      chunk.ID     // the ID claimed
-	Codec   chunk.Codec  // as claimed
-	RawLen  uint32       // as claimed (the wire codec requires RawLen == len(Bytes) for CodecRaw)
-	Bytes   []byte       // what is actually sent
-	Flood   bool         // marked as pushed unasked
-	NoOffer bool         // Push sends it without offering it first (as flood mode does)
+	Lane    wire.Lane   // LaneBulk for chunks, LaneManifest for manifests
+	ID      chunk.ID    // the ID claimed
+	Codec   chunk.Codec // as claimed
+	RawLen  uint32      // as claimed (the wire codec requires RawLen == len(Bytes) for CodecRaw)
+	Bytes   []byte      // what is actually sent
+	Flood   bool        // marked as pushed unasked
+	NoOffer bool        // Push sends it without offering it first (as flood mode does)
 }
 
 // Chunk returns the honest payload of a raw chunk.
 func Chunk(raw []byte) Payload {
-	return Payload{Lane: forward.LaneBulk, ID: chunk.Sum(raw), Codec: chunk.CodecRaw, RawLen: uint32(len(raw)), Bytes: raw}
+	return Payload{Lane: wire.LaneBulk, ID: chunk.Sum(raw), Codec: chunk.CodecRaw, RawLen: uint32(len(raw)), Bytes: raw}
 }
 
 // ManifestPayload returns the honest payload of a manifest.
 func ManifestPayload(m *manifest.Manifest) Payload {
 	enc := m.Encode()
-	return Payload{Lane: forward.LaneManifest, ID: m.ID(), Codec: chunk.CodecRaw, RawLen: uint32(len(enc)), Bytes: enc}
+	return Payload{Lane: wire.LaneManifest, ID: m.ID(), Codec: chunk.CodecRaw, RawLen: uint32(len(enc)), Bytes: enc}
 }
 
-// SendFrames publishes pl framed to forward.FrameSize.
+// SendFrames publishes pl framed to wire.FrameSize.
 func (p *Peer) SendFrames(pl Payload) error {
 	total := len(pl.Bytes)
-	for off := 0; off < total || off == 0; off += forward.FrameSize {
-		end := min(off+forward.FrameSize, total)
-		d := &forward.Data{Lane: pl.Lane, ID: pl.ID, Codec: byte(pl.Codec), RawLen: pl.RawLen, Total: uint32(total),
+	for off := 0; off < total || off == 0; off += wire.FrameSize {
+		end := min(off+wire.FrameSize, total)
+		d := &wire.Data{Lane: pl.Lane, ID: pl.ID, Codec: byte(pl.Codec), RawLen: pl.RawLen, Total: uint32(total),
 			Offset: uint32(off), Flood: pl.Flood, Payload: pl.Bytes[off:end]}
-		if err := p.Send(pl.Lane, &forward.Message{Type: forward.MsgData, Data: d}); err != nil {
+		if err := p.Send(pl.Lane, &wire.Message{Type: wire.MsgData, Data: d}); err != nil {
 			return err
 		}
 		if total == 0 {
@@ -376,17 +371,17 @@ func (p *Peer) SendFrames(pl Payload) error {
 
 // Push offers pl (unless pl.NoOffer), sends it when wanted, and returns
 // the acceptor's ack status: stored, duplicate or rejected.
-func (p *Peer) Push(ctx context.Context, pl Payload) (forward.AckStatus, error) {
+func (p *Peer) Push(ctx context.Context, pl Payload) (wire.AckStatus, error) {
 	if !pl.NoOffer {
 		a, err := p.Offer(ctx, pl.Lane, []chunk.ID{pl.ID})
 		if err != nil {
 			return 0, err
 		}
-		if len(a) != 1 || a[0] != forward.AnswerWant {
+		if len(a) != 1 || a[0] != wire.AnswerWant {
 			return 0, fmt.Errorf("liar: offer of %s answered %v: %w", pl.ID.Short(), a, ErrNotWanted)
 		}
 	}
-	ch := make(chan forward.AckStatus, 1)
+	ch := make(chan wire.AckStatus, 1)
 	p.mu.Lock()
 	p.acks[pl.ID] = ch
 	p.mu.Unlock()

@@ -1,4 +1,4 @@
-package forward
+package wire
 
 import (
 	"crypto/ed25519"

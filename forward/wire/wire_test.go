@@ -1,4 +1,4 @@
-package forward
+package wire
 
 import (
 	"bytes"
@@ -371,6 +371,32 @@ func TestWireQueryReplyRoundTrip(t *testing.T) {
 	for i, m := range bad {
 		if _, err := DecodeMessage(m.Encode()); err == nil {
 			t.Errorf("bad message %d decoded", i)
+		}
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	p := Pair{Dialer: "alpha", Acceptor: "beta"}
+	for got, want := range map[string]string{
+		p.Hello():               "sf.alpha.beta.up.hello",
+		p.UpLane(LaneBulk):      "sf.alpha.beta.up.bulk",
+		p.DownLane(LaneControl): "sf.alpha.beta.dn.ctl",
+		HelloWildcard("beta"):   "sf.*.beta.up.hello",
+		p.DownLane(LaneLookup):  "sf.alpha.beta.dn.look",
+		p.UpLane(LaneManifest):  "sf.alpha.beta.up.man",
+	} {
+		if got != want {
+			t.Errorf("subject %q, want %q", got, want)
+		}
+	}
+	pub, sub := p.Permissions()
+	if pub[0] != "sf.alpha.beta.up.>" || sub[0] != "sf.alpha.beta.dn.>" {
+		t.Errorf("permissions %v %v", pub, sub)
+	}
+	for subject, want := range map[string]string{"sf.alpha.beta.up.hello": "alpha", "sf..beta.up.hello": "", "nats.x": "", "sf.": ""} {
+		got, ok := DialerOfHello(subject)
+		if got != want || ok != (want != "") {
+			t.Errorf("DialerOfHello(%q) = %q, %v", subject, got, ok)
 		}
 	}
 }

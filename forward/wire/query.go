@@ -1,4 +1,4 @@
-package forward
+package wire
 
 import (
 	"encoding/binary"
@@ -37,8 +37,8 @@ const (
 // MaxHops bounds a query's hop limit.
 const MaxHops = 32
 
-// maxReplyManifests bounds the manifests of one reply.
-const maxReplyManifests = 256
+// MaxReplyManifests bounds the manifests of one reply.
+const MaxReplyManifests = 256
 
 // Query is one flooded request.
 type Query struct {
@@ -65,7 +65,6 @@ type Reply struct {
 	Seen      bool     // the site had seen the query already (no answer of its own)
 	Manifests [][]byte // canonical manifest encodings (verified by the asker)
 
-	via string // the link this site received the reply on (not sent)
 }
 
 const (
@@ -134,7 +133,7 @@ func (r *wireReader) reply() *Reply {
 	}
 	p.Found, p.Seen = flags&replyFound != 0, flags&replySeen != 0
 	n := r.uvarint()
-	if r.err == nil && (n > maxReplyManifests || n > uint64(len(r.b))) {
+	if r.err == nil && (n > MaxReplyManifests || n > uint64(len(r.b))) {
 		r.fail("%d manifests in a reply", n)
 		return p
 	}
@@ -168,7 +167,7 @@ func (p *Reply) validate() error {
 	switch {
 	case !manifest.ValidSiteID(p.Site):
 		return fmt.Errorf("site %q is not a site ID", wireClip(p.Site))
-	case len(p.Manifests) > maxReplyManifests:
+	case len(p.Manifests) > MaxReplyManifests:
 		return fmt.Errorf("%d manifests in a reply", len(p.Manifests))
 	case p.Seen && (p.Found || p.Fanout != 0 || len(p.Manifests) != 0):
 		return errors.New("a seen reply carries nothing")
