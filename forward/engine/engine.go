@@ -1,0 +1,421 @@
+package engine
+
+import (
+	"bytes"
+	"io"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/wire"
+	"github.com/skyfed/skyfed/manifest"
+)
+
+// Config sets up an engine.
+type Config struct {
+	Site    string
+	Storage Storage
+	Timing  Timing
+	Limits  Limits
+	// Signer signs this site's confirmations.
+	Signer manifest.Signer
+	// PeerKey returns the trusted key of a site, to verify confirmations.
+	PeerKey func(site string) (manifest.PublicKey, bool)
+	// Rand supplies query IDs.
+	Rand io.Reader
+}
+
+// Engine is one site's forwarding state machine. It is not safe for
+// concurrent use: one owner feeds it events and drains its Ready.
+type Engine struct {
+	cfg   Config
+	st    Storage
+	now   time.Time
+	links map[LinkID]*link
+	stats map[LinkID]*LinkStats
+	// claims: payloads this site expects from one link right now, so
+	// that every other link hears "later" and a payload crosses once.
+	claims map[claimKey]*claim
+	q      queries
+	rd     Ready
+}
+
+// LinkStats are the engine's counters of one link; they survive the
+// link going down and coming back.
+type LinkStats struct {
+	Offered, Wanted int64
+}
+
+type claimKey struct {
+	kind Kind
+	id   chunk.ID
+}
+
+type claim struct {
+	link    LinkID
+	lane    wire.Lane
+	at      time.Time // last progress
+	storing int       // stores under way for this payload
+	// linkGone: the link went down while its payload was being stored;
+	// the claim lasts only until the store ends.
+	linkGone bool
+}
+
+// link is the engine's state of a link that is up.
+type link struct {
+	id      LinkID
+	mode    Mode
+	windows [2]*window // by Kind.index()
+	recv    receiver
+}
+
+// New returns an engine with no link up.
+func New(cfg Config) *Engine {
+	if cfg.Timing == (Timing{}) {
+		cfg.Timing = DefaultTiming()
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	return &Engine{cfg: cfg, st: cfg.Storage, links: map[LinkID]*link{}, stats: map[LinkID]*LinkStats{},
+		claims: map[claimKey]*claim{}, q: newQueries()}
+}
+
+// Step applies one event.
+func (e *Engine) Step(ev Event) {
+	if t := ev.at(); t.After(e.now) {
+		e.now = t
+	}
+	switch ev := ev.(type) {
+	case Tick:
+		e.tick()
+	case LinkUp:
+		e.linkUp(ev.Link, ev.Mode)
+	case LinkDown:
+		e.linkDown(ev.Link)
+	case Received:
+		e.received(ev.Link, ev.Msg)
+	case LogGrew:
+	case StoreDone:
+		e.storeDone(ev)
+	case ShipSent:
+		if l := e.links[ev.Link]; l != nil {
+			if k, ok := KindOfLane(ev.Lane); ok {
+				l.windows[k.index()].sent(ev.ID, e.now)
+			}
+		}
+	case ShipFailed:
+		e.shipFailed(ev)
+	case Ask:
+		e.ask(ev)
+	case Fetch:
+		e.fetch(ev)
+	case Cancel:
+		e.cancel(ev.Req)
+	case Track:
+		e.track(ev.ID)
+	}
+	e.pumpAll()
+}
+
+// Ready returns what to do and forgets it.
+func (e *Engine) Ready() Ready {
+	rd := e.rd
+	e.rd = Ready{}
+	return rd
+}
+
+// HasReady reports whether Ready has anything.
+func (e *Engine) HasReady() bool { return !e.rd.Empty() }
+
+// NextWake returns when the engine next needs a Tick (a timeout falls
+// due), or the zero time if nothing waits on time.
+func (e *Engine) NextWake() time.Time {
+	var at time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	for _, l := range e.links {
+		for _, w := range l.windows {
+			earliest(w.wake())
+		}
+		earliest(l.recv.wake(e.cfg.Timing))
+	}
+	for _, c := range e.claims {
+		if c.storing == 0 {
+			earliest(c.at.Add(e.cfg.Timing.ClaimTTL))
+		}
+	}
+	earliest(e.q.wake(e.cfg.Timing))
+	return at
+}
+
+func (e *Engine) send(l LinkID, lane wire.Lane, m *wire.Message) {
+	e.rd.Messages = append(e.rd.Messages, Send{Link: l, Lane: lane, Msg: m})
+}
+
+func (e *Engine) note(warn bool, l LinkID, msg string, id chunk.ID, err error) {
+	e.rd.Notes = append(e.rd.Notes, Note{Warn: warn, Link: l, Msg: msg, ID: id, Err: err})
+}
+
+func (e *Engine) reject(l LinkID, reason string) {
+	e.rd.Rejects = append(e.rd.Rejects, Reject{Link: l, Reason: reason})
+}
+
+func (e *Engine) statsOf(l LinkID) *LinkStats {
+	s := e.stats[l]
+	if s == nil {
+		s = &LinkStats{}
+		e.stats[l] = s
+	}
+	return s
+}
+
+func (e *Engine) linkUp(id LinkID, mode Mode) {
+	if e.links[id] != nil {
+		e.linkDown(id) // a new handshake: what was in flight is lost
+	}
+	l := &link{id: id, mode: mode, recv: newReceiver()}
+	for _, k := range Kinds {
+		cur, err := e.st.Cursor(k, id)
+		if err != nil {
+			e.note(false, id, "read cursor; starting from 0", chunk.ID{}, err)
+		}
+		l.windows[k.index()] = newWindow(id, cur, e.cfg.Timing)
+	}
+	e.links[id] = l
+	e.statsOf(id)
+}
+
+func (e *Engine) linkDown(id LinkID) {
+	if e.links[id] == nil {
+		return
+	}
+	delete(e.links, id)
+	for _, key := range e.sortedClaims() {
+		if c := e.claims[key]; c != nil && c.link == id {
+			e.releaseClaim(key, id)
+		}
+	}
+	e.q.linkDown(e, id)
+}
+
+// Up reports the links that are up, sorted.
+func (e *Engine) Up() []LinkID {
+	out := make([]LinkID, 0, len(e.links))
+	for id := range e.links {
+		out = append(out, id)
+	}
+	sortLinks(out)
+	return out
+}
+
+func sortLinks(ls []LinkID) {
+	sort.Slice(ls, func(i, j int) bool {
+		if ls[i].Peer != ls[j].Peer {
+			return ls[i].Peer < ls[j].Peer
+		}
+		return ls[i].Dir < ls[j].Dir
+	})
+}
+
+// Stats returns the counters of a link.
+func (e *Engine) Stats(id LinkID) LinkStats {
+	if s := e.stats[id]; s != nil {
+		return *s
+	}
+	return LinkStats{}
+}
+
+// Progress is where a link's sender stands in one log.
+type Progress struct {
+	Cursor uint64 // confirmed by the peer
+	Oldest uint64 // oldest entry loaded and not confirmed (0: none)
+}
+
+// Progress returns a link's position in the log of kind k, if it is up.
+func (e *Engine) Progress(id LinkID, k Kind) (Progress, bool) {
+	l := e.links[id]
+	if l == nil {
+		return Progress{}, false
+	}
+	w := l.windows[k.index()]
+	p := Progress{Cursor: w.cursor}
+	if s, ok := w.oldest(); ok {
+		p.Oldest = s
+	}
+	return p, true
+}
+
+// ClaimView is one claim, for invariant checks.
+type ClaimView struct {
+	Kind    Kind
+	ID      chunk.ID
+	Link    LinkID
+	At      time.Time
+	Storing bool
+}
+
+// Claims lists the claims held now.
+func (e *Engine) Claims() []ClaimView {
+	var out []ClaimView
+	for k, c := range e.claims {
+		out = append(out, ClaimView{Kind: k.kind, ID: k.id, Link: c.link, At: c.at, Storing: c.storing > 0 || c.linkGone})
+	}
+	return out
+}
+
+// Confirmed returns the sites other than this one that confirmed
+// manifest id, sorted.
+func (e *Engine) Confirmed(id chunk.ID) []string {
+	var out []string
+	for s := range e.q.confirms[id] {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (e *Engine) sortedClaims() []claimKey {
+	keys := make([]claimKey, 0, len(e.claims))
+	for k := range e.claims {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b claimKey) int {
+		if a.kind != b.kind {
+			return int(a.kind) - int(b.kind)
+		}
+		return bytes.Compare(a.id[:], b.id[:])
+	})
+	return keys
+}
+
+func (e *Engine) tick() {
+	for _, key := range e.sortedClaims() {
+		if c := e.claims[key]; c != nil && c.storing == 0 && e.now.Sub(c.at) >= e.cfg.Timing.ClaimTTL {
+			e.releaseClaim(key, c.link)
+		}
+	}
+	for _, id := range e.Up() {
+		e.expireAssemblies(e.links[id])
+	}
+	e.q.tick(e)
+	e.checkComplete()
+}
+
+// pumpAll loads, offers and advances on every link that is up.
+func (e *Engine) pumpAll() {
+	for _, id := range e.Up() {
+		l := e.links[id]
+		for _, k := range Kinds {
+			e.pump(l, k)
+		}
+	}
+}
+
+func (e *Engine) pump(l *link, k Kind) {
+	w := l.windows[k.index()]
+	lim := e.cfg.Limits
+	if room := lim.MaxLoaded - len(w.entries); room > 0 && w.loaded < e.st.Head(k) {
+		as, err := e.st.ReadLog(k, w.loaded, room)
+		if err != nil {
+			e.note(false, l.id, "read arrival log", chunk.ID{}, err)
+		} else {
+			w.load(as, e.now)
+		}
+	}
+	batchMax, awaitMax := lim.ChunkOfferBatch, lim.MaxAwaitingChunks
+	if k == KindManifest {
+		batchMax, awaitMax = lim.ManifestOfferBatch, lim.MaxAwaitingMani
+	}
+	for room := awaitMax - w.outstanding(); room > 0; room = awaitMax - w.outstanding() {
+		if l.mode == ModeFlood {
+			ids := w.nextPush(room, e.now)
+			if len(ids) == 0 {
+				break
+			}
+			for _, id := range ids {
+				e.rd.Ships = append(e.rd.Ships, Ship{Link: l.id, Lane: k.Lane(), Kind: k, ID: id, Flood: true})
+			}
+			continue
+		}
+		batch, ids := w.nextOffer(min(room, batchMax), e.now)
+		if len(ids) == 0 {
+			break
+		}
+		raw := make([][32]byte, len(ids))
+		for i, id := range ids {
+			raw[i] = id
+		}
+		e.statsOf(l.id).Offered += int64(len(ids))
+		e.send(l.id, wire.LaneControl, &wire.Message{Type: wire.MsgOffer, Offer: &wire.Offer{Lane: k.Lane(), Batch: batch, IDs: raw}})
+	}
+	if w.advance() {
+		e.rd.Cursors = append(e.rd.Cursors, CursorMove{Link: l.id, Kind: k, Seq: w.cursor})
+	}
+}
+
+func (e *Engine) received(from LinkID, m *wire.Message) {
+	l := e.links[from]
+	if l == nil {
+		return // not up: the handshake comes first
+	}
+	switch m.Type {
+	case wire.MsgOffer:
+		e.onOffer(l, m.Offer)
+	case wire.MsgAnswer:
+		e.onAnswer(l, m.Answer)
+	case wire.MsgData:
+		e.onData(l, m.Data)
+	case wire.MsgAck:
+		e.onAck(l, m.Ack)
+	case wire.MsgQuery:
+		e.onQuery(l, m.Query)
+	case wire.MsgReply:
+		e.onReply(l, m.Reply)
+	}
+}
+
+func (e *Engine) onAnswer(l *link, a *wire.AnswerMsg) {
+	k, ok := KindOfLane(a.Lane)
+	if !ok {
+		return
+	}
+	send := l.windows[k.index()].onAnswer(a.Batch, a.Answers, e.now)
+	e.statsOf(l.id).Wanted += int64(len(send))
+	for _, id := range send {
+		e.rd.Ships = append(e.rd.Ships, Ship{Link: l.id, Lane: k.Lane(), Kind: k, ID: id})
+	}
+}
+
+func (e *Engine) onAck(l *link, a *wire.Ack) {
+	k, ok := KindOfLane(a.Lane)
+	if !ok {
+		return
+	}
+	var done, again []chunk.ID
+	for i, id := range a.IDs {
+		if a.Status[i] == wire.AckResend {
+			again = append(again, id)
+		} else {
+			done = append(done, id)
+		}
+	}
+	w := l.windows[k.index()]
+	w.onAck(done)
+	w.requeue(again)
+}
+
+func (e *Engine) shipFailed(ev ShipFailed) {
+	e.note(false, ev.Link, "cannot ship "+ev.Kind.String()+"; skipping it on this link", ev.ID, nil)
+	l := e.links[ev.Link]
+	if l == nil {
+		return
+	}
+	if k, ok := KindOfLane(ev.Lane); ok {
+		l.windows[k.index()].skip(ev.ID)
+	}
+}

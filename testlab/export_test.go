@@ -1,4 +1,0 @@
-package testlab
-
-// FileTail exposes fileTail to the package's external tests.
-var FileTail = fileTail
