@@ -9,7 +9,6 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward/wire"
-	"github.com/skyfed/skyfed/manifest"
 )
 
 // Config sets up an engine.
@@ -18,10 +17,11 @@ type Config struct {
 	Storage Storage
 	Timing  Timing
 	Limits  Limits
-	// Signer signs this site's confirmations.
-	Signer manifest.Signer
-	// PeerKey returns the trusted key of a site, to verify confirmations.
-	PeerKey func(site string) (manifest.PublicKey, bool)
+	// Sign signs this site's confirmations.
+	Sign func(msg []byte) []byte
+	// Verify checks a signature by a site's trusted key: known says
+	// whether the site is trusted here at all.
+	Verify func(site string, msg, sig []byte) (ok, known bool)
 	// Rand supplies query IDs.
 	Rand io.Reader
 }
@@ -66,7 +66,7 @@ type claim struct {
 type link struct {
 	id      LinkID
 	mode    Mode
-	windows [2]*window // by Kind.index()
+	windows [2]*window // by Kind.Index()
 	recv    receiver
 }
 
@@ -102,7 +102,7 @@ func (e *Engine) Step(ev Event) {
 	case ShipSent:
 		if l := e.links[ev.Link]; l != nil {
 			if k, ok := KindOfLane(ev.Lane); ok {
-				l.windows[k.index()].sent(ev.ID, e.now)
+				l.windows[k.Index()].sent(ev.ID, e.now)
 			}
 		}
 	case ShipFailed:
@@ -184,7 +184,7 @@ func (e *Engine) linkUp(id LinkID, mode Mode) {
 		if err != nil {
 			e.note(false, id, "read cursor; starting from 0", chunk.ID{}, err)
 		}
-		l.windows[k.index()] = newWindow(id, cur, e.cfg.Timing)
+		l.windows[k.Index()] = newWindow(id, cur, e.cfg.Timing)
 	}
 	e.links[id] = l
 	e.statsOf(id)
@@ -242,7 +242,7 @@ func (e *Engine) Progress(id LinkID, k Kind) (Progress, bool) {
 	if l == nil {
 		return Progress{}, false
 	}
-	w := l.windows[k.index()]
+	w := l.windows[k.Index()]
 	p := Progress{Cursor: w.cursor}
 	if s, ok := w.oldest(); ok {
 		p.Oldest = s
@@ -317,7 +317,7 @@ func (e *Engine) pumpAll() {
 }
 
 func (e *Engine) pump(l *link, k Kind) {
-	w := l.windows[k.index()]
+	w := l.windows[k.Index()]
 	lim := e.cfg.Limits
 	if room := lim.MaxLoaded - len(w.entries); room > 0 && w.loaded < e.st.Head(k) {
 		as, err := e.st.ReadLog(k, w.loaded, room)
@@ -384,7 +384,7 @@ func (e *Engine) onAnswer(l *link, a *wire.AnswerMsg) {
 	if !ok {
 		return
 	}
-	send := l.windows[k.index()].onAnswer(a.Batch, a.Answers, e.now)
+	send := l.windows[k.Index()].onAnswer(a.Batch, a.Answers, e.now)
 	e.statsOf(l.id).Wanted += int64(len(send))
 	for _, id := range send {
 		e.rd.Ships = append(e.rd.Ships, Ship{Link: l.id, Lane: k.Lane(), Kind: k, ID: id})
@@ -404,7 +404,7 @@ func (e *Engine) onAck(l *link, a *wire.Ack) {
 			done = append(done, id)
 		}
 	}
-	w := l.windows[k.index()]
+	w := l.windows[k.Index()]
 	w.onAck(done)
 	w.requeue(again)
 }
@@ -416,6 +416,6 @@ func (e *Engine) shipFailed(ev ShipFailed) {
 		return
 	}
 	if k, ok := KindOfLane(ev.Lane); ok {
-		l.windows[k.index()].skip(ev.ID)
+		l.windows[k.Index()].skip(ev.ID)
 	}
 }

@@ -327,6 +327,9 @@ func (e *Engine) advanceFetch(f *fetch) {
 			delete(e.claims, claimKey{KindChunk, f.id})
 		}
 	}
+	if c := e.claims[claimKey{KindChunk, f.id}]; c != nil {
+		return // on its way here from a link: wait for it, or for its claim to end
+	}
 	for len(f.holders) > 0 {
 		h := f.holders[0]
 		f.holders = f.holders[1:]
@@ -428,11 +431,11 @@ func (e *Engine) checkConfirm(l *link, q *wire.Query) bool {
 	if q.Origin == e.cfg.Site {
 		return false
 	}
-	key, ok := e.cfg.PeerKey(q.Origin)
-	if !ok {
+	ok, known := e.cfg.Verify(q.Origin, wire.ConfirmMessage(q.Origin, q.Key), q.Sig)
+	if !known {
 		return true
 	}
-	if !key.Verify(wire.ConfirmMessage(q.Origin, q.Key), q.Sig) {
+	if !ok {
 		e.reject(l.id, "confirm")
 		e.note(true, l.id, "forged confirmation refused from "+q.Origin, q.Key, nil)
 		return false
@@ -496,7 +499,7 @@ func (e *Engine) checkOne(id chunk.ID, inc *incomplete) {
 // its chunks durably.
 func (e *Engine) confirm(id chunk.ID) {
 	q := &wire.Query{ID: e.newQueryID(), Hops: DefaultHops, Kind: wire.QueryConfirm, Key: id, Origin: e.cfg.Site,
-		Sig: e.cfg.Signer.Sign(wire.ConfirmMessage(e.cfg.Site, id))}
+		Sig: e.cfg.Sign(wire.ConfirmMessage(e.cfg.Site, id))}
 	e.q.seen[q.ID] = e.now
 	e.flood(q, Local)
 }

@@ -39,7 +39,8 @@ func (k Kind) Lane() wire.Lane {
 	return wire.LaneBulk
 }
 
-func (k Kind) index() int {
+// Index is 0 for manifests and 1 for chunks, for arrays by kind.
+func (k Kind) Index() int {
 	if k == KindManifest {
 		return 0
 	}
