@@ -64,7 +64,6 @@ type Reply struct {
 	Found     bool     // the site holds what was asked
 	Seen      bool     // the site had seen the query already (no answer of its own)
 	Manifests [][]byte // canonical manifest encodings (verified by the asker)
-
 }
 
 const (
