@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/skyfed/skyfed/forward/engine"
 	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 )
@@ -48,7 +49,7 @@ func (l *Link) connect() error {
 		return err
 	}
 	conn, err := nats.Connect(l.url, auth,
-		nats.Name("skyfed "+l.node.site+" → "+l.peer),
+		nats.Name("skyfed "+l.node.site+" → "+l.id.Peer),
 		nats.ReconnectBufSize(-1), // never buffer into a link that is down
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
@@ -74,7 +75,7 @@ func (l *Link) connect() error {
 	if old := l.connP.Swap(conn); old != nil {
 		old.Close()
 	}
-	if err := l.subscribe(); err != nil {
+	if err := l.subscribe(conn, l.pair.Down()); err != nil {
 		conn.Close()
 		return err
 	}
@@ -108,13 +109,9 @@ func (l *Link) sendHello() {
 		l.nonces = l.nonces[1:]
 	}
 	l.mu.Unlock()
-	mode := byte(0)
-	if l.mode == ModeFlood {
-		mode = 1
-	}
-	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Nonce: nonce, Key: l.node.signer.Signer.PublicKey(), Mode: mode, MaxRate: l.lim.Rate()}
+	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Nonce: nonce, Key: l.node.cfg.Signer.PublicKey(), Mode: byte(l.mode), MaxRate: l.lim.Rate()}
 	body := (&wire.Message{Type: wire.MsgHello, Hello: h}).Encode()
-	if err := conn.Publish(helloSubject(l.node.site, l.peer), body); err != nil {
+	if err := conn.Publish(l.pair.Hello(), body); err != nil {
 		l.log.Warn("hello not sent", "err", err)
 		return
 	}
@@ -126,11 +123,10 @@ func (l *Link) sendHello() {
 // the dialer only as the nkey user of a trusted key, with permission to
 // publish only under its own pair's subjects; the hello must agree.
 func (n *Node) onHello(m *nats.Msg) {
-	parts := strings.Split(m.Subject, ".")
-	if len(parts) != 5 {
+	peer, ok := wire.DialerOfHello(m.Subject)
+	if !ok {
 		return
 	}
-	peer := parts[1]
 	msg, err := wire.DecodeMessage(m.Data)
 	if err != nil || msg.Type != wire.MsgHello {
 		n.refusedHandshake(peer, "malformed hello")
@@ -149,40 +145,40 @@ func (n *Node) onHello(m *nats.Msg) {
 		n.refusedHandshake(peer, "key not trusted for this site ID")
 		return
 	}
-	mode := ModeOffer
-	if h.Mode == 1 {
-		mode = ModeFlood
+	mode := engine.ModeOffer
+	if h.Mode == byte(engine.ModeFlood) {
+		mode = engine.ModeFlood
 	}
-	name := "in:" + peer
+	id := engine.LinkID{Peer: peer, Dir: engine.DirIn}
 	n.mu.Lock()
-	old := n.links[name]
-	delete(n.links, name)
+	old := n.links[id]
+	delete(n.links, id)
 	n.mu.Unlock()
 	if old != nil {
 		old.stop()
 	}
-	l := newLink(n, name, peer, DirIn, mode, h.MaxRate)
+	l := newLink(n, id, mode, h.MaxRate)
 	l.peerKey = key
 	if old != nil {
 		l.c = old.c
 	}
-	l.tx, l.rx = "sf."+peer+"."+n.site+".dn", "sf."+peer+"."+n.site+".up"
+	l.pair = wire.Pair{Dialer: peer, Acceptor: n.site}
 	l.connP.Store(n.local)
-	if err := l.subscribe(); err != nil {
+	if err := l.subscribe(n.local, l.pair.Up()); err != nil {
 		n.log.Error("accept link", "peer", peer, "err", err)
 		return
 	}
 	nonce := n.issueNonce(peer)
 	n.mu.Lock()
-	n.links[name] = l
+	n.links[id] = l
 	n.mu.Unlock()
 	l.start(n.ctx)
 	l.lastHeard.Store(time.Now().UnixNano())
 	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
 	l.c.messages.Add(1)
-	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Nonce: nonce, Key: n.signer.Signer.PublicKey(),
-		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.signer.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor))}
-	l.sendControl(&wire.Message{Type: wire.MsgHelloAck, Hello: ack})
+	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Nonce: nonce, Key: n.cfg.Signer.PublicKey(),
+		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor))}
+	l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgHelloAck, Hello: ack}, 0)
 }
 
 // onHandshake handles a hello-ack (on a dialed link) or a proof (on an
@@ -193,31 +189,29 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 		return // an answer to an earlier hello, or a repeated proof
 	}
 	switch {
-	case msg.Type == wire.MsgHelloAck && l.dir == DirOut:
-		key, trusted := n.peerKey(l.peer)
+	case msg.Type == wire.MsgHelloAck && l.id.Dir == engine.DirOut:
+		key, trusted := n.peerKey(l.id.Peer)
 		switch {
-		case h.Site != l.peer:
+		case h.Site != l.id.Peer:
 			l.refuse("peer answered as site " + h.Site)
 		case h.Proto != wire.ProtocolVersion:
 			l.refuse("protocol version mismatch")
 		case trusted && manifest.PublicKey(h.Key) != key:
 			l.refuse("peer's key differs from the trusted one")
-		case !provesAny(manifest.PublicKey(h.Key), l.recentNonces(), l.peer, n.site, RoleAcceptor, h.Sig):
+		case !provesAny(manifest.PublicKey(h.Key), l.recentNonces(), l.id.Peer, n.site, RoleAcceptor, h.Sig):
 			l.refuse("peer's proof of key failed")
 		default:
-			proof := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Key: n.signer.Signer.PublicKey(),
-				Sig: n.signer.Signer.Sign(ProofMessage(h.Nonce, n.site, l.peer, RoleDialer))}
-			l.resetWindows()
-			l.sendControl(&wire.Message{Type: wire.MsgProof, Hello: proof})
+			proof := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Key: n.cfg.Signer.PublicKey(),
+				Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, l.id.Peer, RoleDialer))}
+			l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgProof, Hello: proof}, 0)
 			l.setState(StateUp)
 		}
-	case msg.Type == wire.MsgProof && l.dir == DirIn:
-		key, _ := n.peerKey(l.peer)
-		if !provesAny(key, n.recentNonces(l.peer), l.peer, n.site, RoleDialer, h.Sig) {
+	case msg.Type == wire.MsgProof && l.id.Dir == engine.DirIn:
+		key, _ := n.peerKey(l.id.Peer)
+		if !provesAny(key, n.recentNonces(l.id.Peer), l.id.Peer, n.site, RoleDialer, h.Sig) {
 			l.refuse("dialer's proof of key failed")
 			return
 		}
-		l.resetWindows()
 		l.setState(StateUp)
 	}
 }
@@ -263,7 +257,7 @@ func (n *Node) recentNonces(peer string) [][32]byte {
 }
 
 func (l *Link) refuse(why string) {
-	l.node.refusedHandshake(l.peer, why)
+	l.node.refusedHandshake(l.id.Peer, why)
 	l.c.rejected.Add(1)
 	l.setState(StateRefused)
 }

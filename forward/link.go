@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,8 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/engine"
 	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
 )
 
 // Link states as status shows them.
@@ -22,123 +25,84 @@ const (
 	StateRefused = "refused"
 )
 
-// Modes of a link.
 const (
-	ModeOffer = "offer"
-	ModeFlood = "flood"
+	pingEvery = 2 * time.Second
+	deadAfter = 10 * time.Second
 )
 
-// Directions of a link, as seen from this site.
-const (
-	DirOut = "out" // this site dialed
-	DirIn  = "in"  // the peer dialed
-)
-
-// wire.Lane subjects under a link's prefix.
-var laneSubject = map[wire.Lane]string{wire.LaneControl: "ctl", wire.LaneManifest: "man", wire.LaneLookup: "look", wire.LaneBulk: "bulk"}
-
-const (
-	chunkOfferBatch    = 16
-	manifestOfferBatch = 256
-	maxLoaded          = 4096 // entries loaded into one window at a time
-	maxAwaitingChunks  = 32   // chunk payloads sent and not yet acked (fills the bandwidth-delay product)
-	maxAwaitingMani    = 512
-	pingEvery          = 2 * time.Second
-	deadAfter          = 10 * time.Second
-	maxAssemblies      = 64
-)
-
-// counters of one link; exported through Status and metrics.
+// counters of one link; exported through status and metrics.
 type counters struct {
 	sentChunks, receivedChunks         atomic.Int64
 	sentManifests, receivedManifests   atomic.Int64
 	sentRaw, sentWire                  atomic.Int64
 	receivedRaw, receivedWire          atomic.Int64
-	offered, wanted, duplicates        atomic.Int64
+	duplicates                         atomic.Int64
 	duplicateBytes, rejected, messages atomic.Int64
 	duplicateChunks                    atomic.Int64
 	sentMessages                       atomic.Int64
-	sentPayload                        atomic.Int64 // bytes of wire.Data payloads sent (the rest of sentWire is control)
+	sentPayload                        atomic.Int64 // bytes of Data payloads sent (the rest of sentWire is control)
 	sendRate, receiveRate              atomic.Int64 // wire bytes/s over the last sampling interval
 }
 
-// Link is one end of a link: the pumps that send this site's arrivals to
-// the peer and the receiver of what the peer sends.
+// Link is one end of a link in the shell: its NATS connection and
+// subscriptions, the lanes it publishes within its rate, the shippers
+// that read and frame payloads, and the store worker that verifies and
+// stores what arrives. Every decision is the engine's.
 type Link struct {
 	node    *Node
-	name    string // "out:<peer>" or "in:<peer>", the From of what arrives on it
-	peer    string
-	dir     string
-	mode    string
+	id      engine.LinkID
+	mode    engine.Mode
 	url     string // dialed links: the peer's NATS URL
 	connP   atomic.Pointer[nats.Conn]
-	tx, rx  string             // subject prefixes to publish on and to receive on
+	pair    wire.Pair
 	nonces  [][32]byte         // dialed links: nonces of the recent hellos, for the peer's proof
 	peerKey manifest.PublicKey // accepted links: the key the peer was admitted with
 	lim     *Limiter
 	log     *slog.Logger
 	c       *counters // shared by the in-links that replace each other, so counters never go back
 
-	state     atomic.Value // string
-	upSince   atomic.Int64
+	mu        sync.Mutex
+	state     string
+	session   uint64 // incremented at each link-up; what was queued for an earlier one is dropped
+	upSince   time.Time
 	lastHeard atomic.Int64 // unix nanos of the last message from the peer
 
-	queues  [4]chan outMsg
-	wake    [2]chan struct{} // the manifest and chunk pumps: something changed
-	mu      sync.Mutex
-	windows map[Kind]*Window
-	toSend  map[Kind][]chunk.ID
-	subs    []*nats.Subscription
-	// cbMu is held (read) by every subscription callback; stop takes it
-	// to wait for callbacks under way, so none touches the stores after.
-	cbMu     sync.RWMutex
+	queues   [4]chan outMsg
+	ships    [4]*workQueue[engine.Ship] // by lane
+	stores   *workQueue[engine.Store]
+	subs     []*nats.Subscription
+	cbMu     sync.RWMutex // held (read) by subscription callbacks; stop waits for them
 	closed   bool
-	asmMu    sync.Mutex
-	asm      map[chunk.ID]*assembly
-	asmBytes int
-	current  map[wire.Lane]chunk.ID   // per lane, the payload whose frames are arriving
-	wanted   map[wire.Lane][]chunk.ID // per lane, what this side wanted, in the order the peer ships it
-	heard    map[wire.Lane]time.Time  // per lane, when its last frame came
-	wantedAt map[wire.Lane]time.Time  // per lane, when this side last wanted something
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	frameLim int
 }
 
 type outMsg struct {
+	session uint64
 	lane    wire.Lane
 	body    []byte
-	raw     int64 // raw payload bytes this message completes (for counters)
-	payload int   // payload bytes in this message
-	kind    Kind
-	last    bool // last frame of a payload
+	payload int          // payload bytes in this message
+	last    *engine.Ship // set on the last frame of a payload
+	raw     int64
 }
 
-type assembly struct {
-	kind   Kind
-	codec  chunk.Codec
-	rawLen uint32
-	total  uint32
-	buf    []byte
-	flood  bool
-	at     time.Time // last frame
-}
-
-func newLink(n *Node, name, peer, dir, mode string, rate uint64) *Link {
+func newLink(n *Node, id engine.LinkID, mode engine.Mode, rate uint64) *Link {
 	l := &Link{
-		node: n, name: name, peer: peer, dir: dir, mode: mode,
-		lim:  NewLimiter(rate, nil),
-		log:  n.log.With("link", name),
-		wake: [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
-		c:    &counters{},
+		node: n, id: id, mode: mode, state: StateDown,
+		lim: NewLimiter(rate, nil),
+		log: n.log.With("link", id.String()),
+		c:   &counters{}, frameLim: wire.FrameSize,
 	}
-	l.state.Store(StateDown)
 	for i := range l.queues {
 		l.queues[i] = make(chan outMsg, 256)
 	}
 	l.queues[wire.LaneBulk] = make(chan outMsg, bulkQueueFrames(rate))
-	l.resetWindows()
+	for _, lane := range []wire.Lane{wire.LaneManifest, wire.LaneLookup, wire.LaneBulk} {
+		l.ships[lane] = newWorkQueue[engine.Ship]()
+	}
+	l.stores = newWorkQueue[engine.Store]()
 	return l
 }
 
@@ -150,74 +114,59 @@ func bulkQueueFrames(rate uint64) int {
 	return max(2, min(256, int(rate/wire.FrameSize)))
 }
 
-func (l *Link) resetWindows() {
+// State returns up, down or refused.
+func (l *Link) State() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.windows = map[Kind]*Window{}
-	for _, k := range []Kind{KindManifest, KindChunk} {
-		cur, err := l.node.stores.Log.Cursor(k, l.name)
-		if err != nil {
-			l.log.Error("read cursor; starting from 0", "kind", k, "err", err)
-		}
-		l.windows[k] = NewWindow(l.name, cur, l.node.timing)
-	}
-	l.toSend = map[Kind][]chunk.ID{}
-	l.mu.Unlock()
-	l.asmMu.Lock()
-	l.asm = map[chunk.ID]*assembly{}
-	l.asmBytes = 0
-	l.current = map[wire.Lane]chunk.ID{}
-	l.wanted = map[wire.Lane][]chunk.ID{}
-	l.heard = map[wire.Lane]time.Time{}
-	l.wantedAt = map[wire.Lane]time.Time{}
-	l.asmMu.Unlock()
+	return l.state
+}
+
+func (l *Link) currentSession() uint64 {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.session
 }
 
-// State returns up, down or refused.
-func (l *Link) State() string { return l.state.Load().(string) }
-
+// setState records a new state and tells the engine of a link going up
+// or down.
 func (l *Link) setState(s string) {
-	if old := l.state.Swap(s); old != s {
-		l.log.Info("link "+s, "peer", l.peer)
-		if s == StateUp {
-			l.upSince.Store(time.Now().UnixNano())
-		} else {
-			l.node.releaseClaims(l.name)
+	l.mu.Lock()
+	old := l.state
+	l.state = s
+	if s == StateUp && old != StateUp {
+		l.session++
+		l.upSince = time.Now()
+	}
+	l.mu.Unlock()
+	if old == s {
+		return
+	}
+	l.log.Info("link "+s, "peer", l.id.Peer)
+	now := time.Now()
+	switch {
+	case s == StateUp:
+		l.lastHeard.Store(now.UnixNano())
+		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode})
+	case old == StateUp:
+		for _, q := range l.ships {
+			if q != nil {
+				q.clear()
+			}
 		}
-		l.poke()
+		l.node.post(engine.LinkDown{Now: now, Link: l.id})
 	}
 }
 
-// poke wakes both pumps.
-func (l *Link) poke() {
-	for _, k := range kinds {
-		l.pokeKind(k)
-	}
-}
-
-func (l *Link) wakeOf(k Kind) chan struct{} {
-	if k == KindManifest {
-		return l.wake[0]
-	}
-	return l.wake[1]
-}
-
-func (l *Link) pokeKind(k Kind) {
-	select {
-	case l.wakeOf(k) <- struct{}{}:
-	default:
-	}
-}
-
-// start runs the link's sender, pump and liveness goroutines.
+// start runs the link's sender, shippers, store worker and liveness.
 func (l *Link) start(ctx context.Context) {
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	ctx = l.ctx
-	l.wg.Add(4)
+	l.wg.Add(6)
 	go func() { defer l.wg.Done(); l.sendLoop(ctx) }()
-	go func() { defer l.wg.Done(); l.pumpLoop(ctx, KindManifest) }()
-	go func() { defer l.wg.Done(); l.pumpLoop(ctx, KindChunk) }()
+	for _, lane := range []wire.Lane{wire.LaneManifest, wire.LaneLookup, wire.LaneBulk} {
+		go func() { defer l.wg.Done(); l.shipLoop(ctx, lane) }()
+	}
+	go func() { defer l.wg.Done(); l.storeLoop(ctx) }()
 	go func() { defer l.wg.Done(); l.pingLoop(ctx) }()
 }
 
@@ -241,9 +190,9 @@ func (l *Link) stop() {
 }
 
 // subscribe listens on the link's receive lanes.
-func (l *Link) subscribe() error {
-	for lane, name := range laneSubject {
-		sub, err := l.connP.Load().Subscribe(l.rx+"."+name, func(m *nats.Msg) {
+func (l *Link) subscribe(conn *nats.Conn, prefix string) error {
+	for _, lane := range wire.Lanes {
+		sub, err := conn.Subscribe(prefix+"."+lane.Subject(), func(m *nats.Msg) {
 			l.cbMu.RLock()
 			defer l.cbMu.RUnlock()
 			if !l.closed {
@@ -251,7 +200,7 @@ func (l *Link) subscribe() error {
 			}
 		})
 		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", l.rx, err)
+			return fmt.Errorf("subscribe %s: %w", prefix, err)
 		}
 		sub.SetPendingLimits(1<<16, 512<<20)
 		l.mu.Lock()
@@ -261,57 +210,84 @@ func (l *Link) subscribe() error {
 	return nil
 }
 
-// send queues a message on its lane; bulk blocks while its lane is full.
-func (l *Link) send(ctx context.Context, m outMsg) error {
-	select {
-	case l.queues[m.lane] <- m:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+// onMessage decodes one message from the peer; the handshake is the
+// shell's, everything else goes to the engine.
+func (l *Link) onMessage(lane wire.Lane, data []byte) {
+	now := time.Now()
+	l.lastHeard.Store(now.UnixNano())
+	l.c.receivedWire.Add(int64(len(data)))
+	l.c.messages.Add(1)
+	msg, err := wire.DecodeMessage(data)
+	if err != nil {
+		l.c.rejected.Add(1)
+		l.node.rejected("malformed_message")
+		l.log.Warn("malformed message refused", "lane", lane, "err", err)
+		return
 	}
+	switch msg.Type {
+	case wire.MsgHelloAck, wire.MsgProof:
+		l.node.onHandshake(l, msg)
+		return
+	case wire.MsgPing, wire.MsgHello:
+		return
+	}
+	if l.State() != StateUp {
+		return
+	}
+	l.node.postCtx(l.ctx, engine.Received{Now: now, Link: l.id, Msg: msg})
 }
 
-// sendControl queues a small control message without blocking the
-// receiver; if the control lane is full, the message is dropped and the
-// peer's timeouts recover.
-func (l *Link) sendControl(msg *wire.Message) {
+// sendControl queues a small message on the control or lookup lane
+// without blocking; when the lane is full it is dropped and the engine's
+// timeouts recover.
+func (l *Link) sendSmall(lane wire.Lane, msg *wire.Message, session uint64) {
 	select {
-	case l.queues[wire.LaneControl] <- outMsg{lane: wire.LaneControl, body: msg.Encode()}:
+	case l.queues[lane] <- outMsg{session: session, lane: lane, body: msg.Encode()}:
 	default:
-		l.log.Warn("control lane full; message dropped", "type", msg.Type)
+		l.log.Warn("lane full; message dropped", "lane", lane, "type", msg.Type)
 	}
 }
 
 // sendLoop publishes queued messages, control first, then manifests,
 // lookups, bulk, within the link's rate. Nothing is published while the
-// link is down: such messages are dropped and offered again later.
+// link is down or for an earlier session.
 func (l *Link) sendLoop(ctx context.Context) {
 	for {
 		m, ok := l.nextOut(ctx)
 		if !ok {
 			return
 		}
+		if m.session != 0 && m.session != l.currentSession() {
+			continue
+		}
 		if err := l.lim.Wait(ctx, len(m.body)); err != nil {
 			return
 		}
 		conn := l.connP.Load()
-		if conn == nil || !conn.IsConnected() || (m.lane != wire.LaneControl && l.State() != StateUp) {
+		up := l.State() == StateUp
+		if conn == nil || !conn.IsConnected() || (m.lane != wire.LaneControl && !up) {
 			continue
 		}
-		if err := conn.Publish(l.tx+"."+laneSubject[m.lane], m.body); err != nil {
+		subject := l.pair.UpLane(m.lane)
+		if l.id.Dir == engine.DirIn {
+			subject = l.pair.DownLane(m.lane)
+		}
+		if err := conn.Publish(subject, m.body); err != nil {
 			l.log.Warn("publish failed", "err", err)
-			continue
+		} else {
+			l.c.sentWire.Add(int64(len(m.body)))
+			l.c.sentMessages.Add(1)
+			l.c.sentPayload.Add(int64(m.payload))
 		}
-		l.c.sentWire.Add(int64(len(m.body)))
-		l.c.sentMessages.Add(1)
-		l.c.sentPayload.Add(int64(m.payload))
-		if m.last {
+		if m.last != nil {
 			l.c.sentRaw.Add(m.raw)
-			if m.kind == KindChunk {
+			if m.last.Kind == engine.KindChunk {
 				l.c.sentChunks.Add(1)
 			} else {
 				l.c.sentManifests.Add(1)
 			}
+			s := *m.last
+			l.node.postCtx(ctx, engine.ShipSent{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID})
 		}
 	}
 }
@@ -338,6 +314,83 @@ func (l *Link) nextOut(ctx context.Context) (outMsg, bool) {
 	}
 }
 
+// shipLoop reads, frames and queues the payloads the engine ships on
+// one lane, in order.
+func (l *Link) shipLoop(ctx context.Context, lane wire.Lane) {
+	q := l.ships[lane]
+	for {
+		s, session, ok := q.next(ctx)
+		if !ok {
+			return
+		}
+		if session != l.currentSession() {
+			continue
+		}
+		if err := l.shipOne(ctx, s, session); err != nil && ctx.Err() == nil {
+			l.log.Warn("ship failed", "id", s.ID.Short(), "err", err)
+		}
+	}
+}
+
+func (l *Link) shipOne(ctx context.Context, s engine.Ship, session uint64) error {
+	codec, payload, rawLen, err := l.node.stores.Payload(s.Kind, s.ID)
+	if errors.Is(err, chunk.ErrNotFound) || errors.Is(err, naming.ErrNotFound) || errors.Is(err, chunk.ErrCorrupt) {
+		l.log.Error("cannot ship; skipping", "kind", s.Kind, "id", s.ID.Short(), "err", err)
+		l.node.postCtx(ctx, engine.ShipFailed{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID})
+		return nil
+	}
+	if err != nil {
+		l.node.postCtx(ctx, engine.ShipFailed{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID})
+		return err
+	}
+	frames := engine.Frames(s, codec, payload, rawLen, l.frameLim)
+	for i, d := range frames {
+		m := outMsg{session: session, lane: s.Lane, body: (&wire.Message{Type: wire.MsgData, Data: d}).Encode(), payload: len(d.Payload)}
+		if i == len(frames)-1 {
+			m.last, m.raw = &s, int64(rawLen)
+		}
+		select {
+		case l.queues[s.Lane] <- m:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if l.currentSession() != session {
+			return nil // the link went down: the engine offers it again
+		}
+	}
+	return nil
+}
+
+// storeLoop verifies and stores what arrived whole, in arrival order,
+// and tells the engine.
+func (l *Link) storeLoop(ctx context.Context) {
+	for {
+		s, _, ok := l.stores.next(ctx)
+		if !ok {
+			return
+		}
+		res, why := l.node.stores.Store(s)
+		switch res {
+		case engine.Stored:
+			l.c.receivedRaw.Add(int64(s.RawLen))
+			if s.Kind == engine.KindChunk {
+				l.c.receivedChunks.Add(1)
+			} else {
+				l.c.receivedManifests.Add(1)
+			}
+		case engine.Duplicate:
+			l.c.duplicates.Add(1)
+			l.c.duplicateBytes.Add(int64(s.RawLen))
+			if s.Kind == engine.KindChunk {
+				l.c.duplicateChunks.Add(1)
+			}
+		case engine.Failed:
+			l.log.Error("store failed", "kind", s.Kind, "id", s.ID.Short(), "err", why)
+		}
+		l.node.postCtx(ctx, engine.StoreDone{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID, Result: res, Reason: why})
+	}
+}
+
 func (l *Link) pingLoop(ctx context.Context) {
 	t := time.NewTicker(pingEvery)
 	defer t.Stop()
@@ -355,8 +408,7 @@ func (l *Link) pingLoop(ctx context.Context) {
 			lastT, lastSent, lastRecv = now, sent, recv
 		}
 		seq++
-		l.expireAssemblies()
-		if st := l.State(); l.dir == DirOut && (st == StateDown || st == StateRefused && seq%5 == 0) {
+		if st := l.State(); l.id.Dir == engine.DirOut && (st == StateDown || st == StateRefused && seq%5 == 0) {
 			// A hello can be lost (the peer's server took the connection
 			// before its site listened for hellos): say it again.
 			if c := l.connP.Load(); c != nil && c.IsConnected() {
@@ -364,14 +416,65 @@ func (l *Link) pingLoop(ctx context.Context) {
 			}
 		}
 		if l.State() == StateUp {
-			l.sendControl(&wire.Message{Type: wire.MsgPing, Ping: &wire.Ping{Seq: seq}})
+			l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgPing, Ping: &wire.Ping{Seq: seq}}, 0)
 			if time.Since(time.Unix(0, l.lastHeard.Load())) > deadAfter {
 				l.log.Warn("peer silent; link down until it speaks again", "after", deadAfter)
 				l.setState(StateDown)
-				if l.dir == DirOut {
-					l.redial()
+				if l.id.Dir == engine.DirOut {
+					l.sendHello()
 				}
 			}
+		}
+	}
+}
+
+// workQueue is an unbounded FIFO one goroutine drains; the engine bounds
+// what it puts in flight, so the queue never grows without bound, and
+// the engine's loop never blocks on it.
+type workQueue[T any] struct {
+	mu    sync.Mutex
+	items []queued[T]
+	wake  chan struct{}
+}
+
+type queued[T any] struct {
+	v       T
+	session uint64
+}
+
+func newWorkQueue[T any]() *workQueue[T] { return &workQueue[T]{wake: make(chan struct{}, 1)} }
+
+func (q *workQueue[T]) push(v T, session uint64) {
+	q.mu.Lock()
+	q.items = append(q.items, queued[T]{v, session})
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *workQueue[T]) clear() {
+	q.mu.Lock()
+	q.items = nil
+	q.mu.Unlock()
+}
+
+func (q *workQueue[T]) next(ctx context.Context) (T, uint64, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			it := q.items[0]
+			q.items = q.items[1:]
+			q.mu.Unlock()
+			return it.v, it.session, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			var zero T
+			return zero, 0, false
 		}
 	}
 }

@@ -10,24 +10,17 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/engine"
 )
 
-// Kind says which log an arrival is in: manifests and chunks keep
-// separate logs and cursors, so bulk data never holds back names.
-type Kind byte
+// Kind says which log an arrival is in (the engine's kinds).
+type Kind = engine.Kind
 
 // The two logs.
 const (
-	KindManifest Kind = 'm'
-	KindChunk    Kind = 'c'
+	KindManifest = engine.KindManifest
+	KindChunk    = engine.KindChunk
 )
-
-func (k Kind) String() string {
-	if k == KindManifest {
-		return "manifest"
-	}
-	return "chunk"
-}
 
 // FromLocal marks arrivals that were put at this site.
 const FromLocal = "local"

@@ -95,3 +95,11 @@ func FuzzDecodeArrival(f *testing.F) {
 		}
 	})
 }
+
+func ids(n ...byte) []chunk.ID {
+	out := make([]chunk.ID, len(n))
+	for i, b := range n {
+		out[i] = chunk.ID{b}
+	}
+	return out
+}

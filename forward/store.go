@@ -9,6 +9,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/engine"
+	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 )
@@ -171,4 +173,87 @@ func isStorageError(err error) bool {
 	return !errors.Is(err, manifest.ErrMalformed) && !errors.Is(err, manifest.ErrBadSignature) &&
 		!errors.Is(err, naming.ErrForbidden) && !errors.Is(err, naming.ErrUntrusted) &&
 		!errors.Is(err, naming.ErrConflict) && !errors.Is(err, naming.ErrBadName) && !errors.Is(err, naming.ErrFuture)
+}
+
+// Store verifies and stores a payload the engine assembled, logging it
+// as arrived on its link.
+func (s *Stores) Store(st engine.Store) (engine.StoreResult, string) {
+	isNew, err := s.Put(st.Kind, st.ID, st.Codec, st.Payload, st.RawLen, st.Link.String())
+	switch {
+	case errors.Is(err, ErrRejected):
+		return engine.Rejected, err.Error()
+	case err != nil:
+		return engine.Failed, err.Error()
+	case !isNew:
+		return engine.Duplicate, ""
+	}
+	return engine.Stored, ""
+}
+
+// storage is what the engine reads of the site: Pebble through the
+// stores and the arrival log.
+type storage struct{ s *Stores }
+
+var _ engine.Storage = storage{}
+
+func (st storage) Has(k engine.Kind, id chunk.ID) (bool, error) { return st.s.Has(k, id) }
+func (st storage) Head(k engine.Kind) uint64                    { return st.s.Log.Head(k) }
+
+func (st storage) ReadLog(k engine.Kind, after uint64, max int) ([]engine.Arrival, error) {
+	as, err := st.s.Log.Read(k, after, max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]engine.Arrival, len(as))
+	for i, a := range as {
+		// A name other than a link's ("local", "lookup:<site>") is
+		// relayed over every link.
+		from, _ := engine.ParseLinkID(a.From)
+		out[i] = engine.Arrival{Seq: a.Seq, Kind: a.Kind, ID: a.ID, From: from, At: a.At}
+	}
+	return out, nil
+}
+
+func (st storage) Cursor(k engine.Kind, link engine.LinkID) (uint64, error) {
+	return st.s.Log.Cursor(k, link.String())
+}
+
+func (st storage) Lookup(kind wire.QueryKind, key [32]byte) ([][]byte, error) {
+	var ms []*manifest.Manifest
+	var err error
+	switch kind {
+	case wire.QueryLatest:
+		var m *manifest.Manifest
+		if m, err = st.s.Objects.NewestByHash(naming.Hash(key)); err == nil {
+			ms = append(ms, m)
+		}
+	case wire.QueryVersions:
+		ms, err = st.s.Objects.HistoryByHash(naming.Hash(key))
+	case wire.QueryContent:
+		var m *manifest.Manifest
+		if m, err = st.s.Objects.BySHA256(key); err == nil {
+			ms = append(ms, m)
+		}
+	case wire.QueryFetchManifest:
+		var m *manifest.Manifest
+		if m, err = st.s.Objects.Manifest(key); err == nil {
+			ms = append(ms, m)
+		}
+	}
+	if errors.Is(err, naming.ErrNotFound) {
+		err = nil
+	}
+	out := make([][]byte, len(ms))
+	for i, m := range ms {
+		out[i] = m.Encode()
+	}
+	return out, err
+}
+
+func (st storage) ManifestChunks(id chunk.ID) ([]chunk.ID, error) {
+	m, err := st.s.Objects.Manifest(id)
+	if err != nil {
+		return nil, err
+	}
+	return m.Chunks, nil
 }

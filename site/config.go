@@ -16,6 +16,7 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/forward/engine"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 )
@@ -70,8 +71,8 @@ func (l Link) validate() error {
 			return fmt.Errorf("%w: link %s: %w", ErrBadConfig, l.Peer, err)
 		}
 	}
-	if l.Mode != "" && l.Mode != forward.ModeOffer && l.Mode != forward.ModeFlood {
-		return fmt.Errorf("%w: link %s mode %q must be offer or flood", ErrBadConfig, l.Peer, l.Mode)
+	if _, err := engine.ParseMode(l.Mode); err != nil {
+		return fmt.Errorf("%w: link %s: %w", ErrBadConfig, l.Peer, err)
 	}
 	return nil
 }
@@ -81,10 +82,7 @@ func (c *Config) linkConfigs() []forward.LinkConfig {
 	out := make([]forward.LinkConfig, 0, len(c.Links))
 	for _, l := range c.Links {
 		rate, _ := forward.ParseRate(l.MaxRate) // validated
-		mode := l.Mode
-		if mode == "" {
-			mode = forward.ModeOffer
-		}
+		mode, _ := engine.ParseMode(l.Mode)     // validated
 		out = append(out, forward.LinkConfig{Peer: l.Peer, URL: l.URL, MaxRate: rate, Mode: mode})
 	}
 	return out
