@@ -21,6 +21,7 @@ import (
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
+	"github.com/skyfed/skyfed/site/client"
 )
 
 // Handler returns the site's HTTP API.
@@ -157,18 +158,6 @@ func (s *Site) serveObject(w http.ResponseWriter, r *http.Request, escaped strin
 	}
 }
 
-// putAnswer is the JSON answer to a put.
-type putAnswer struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	SHA256  string `json:"sha256"`
-	Size    int64  `json:"size"`
-	Chunks  int    `json:"chunks"`
-	// Confirmed counts the sites (this one included) holding the version
-	// durably when the put asked to wait for them.
-	Confirmed int `json:"confirmed,omitempty"`
-}
-
 // waitOptions reads ?wait_sites=K&timeout=D of a put.
 func waitOptions(r *http.Request) (int, time.Duration, error) {
 	q := r.URL.Query()
@@ -214,7 +203,7 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 	s.metrics.putSeconds.Observe(time.Since(start).Seconds())
 	s.metrics.ingestBytes.Add(float64(m.Size))
 	s.metrics.ingestObjs.Inc()
-	answer := putAnswer{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks)}
+	answer := client.PutResult{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks)}
 	if got, err := s.waitSites(r.Context(), m, want, timeout); err != nil {
 		s.metrics.requests.WithLabelValues("put", "504").Inc()
 		writeJSON(w, http.StatusGatewayTimeout, map[string]any{

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
@@ -24,13 +25,17 @@ const (
 // askFederation floods a query and indexes every valid manifest the
 // replies carry; forged ones are refused and counted. An incomplete
 // answer (a site did not answer in time) is not an error: the newest
-// version heard of wins.
+// version heard of wins, and skyfed_federation_lookups_incomplete_total
+// counts it.
 func (s *Site) askFederation(ctx context.Context, kind wire.QueryKind, key [32]byte, wantName string) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	start := time.Now()
 	replies, err := s.node.Ask(ctx, kind, key)
 	s.metrics.fedLookup.Observe(time.Since(start).Seconds())
+	if errors.Is(err, forward.ErrIncomplete) {
+		s.metrics.incomplete.Inc()
+	}
 	if err != nil {
 		s.log.Info("federation lookup incomplete", "err", err, "replies", len(replies))
 	}

@@ -16,6 +16,7 @@ type metrics struct {
 	putSeconds   prometheus.Histogram
 	lookupSecond prometheus.Histogram
 	fedLookup    prometheus.Histogram
+	incomplete   prometheus.Counter
 	fetched      prometheus.Counter
 }
 
@@ -49,13 +50,16 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 		Name: "skyfed_federation_lookup_duration_seconds", Help: "Time of lookups asked across the federation.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 	})
+	m.incomplete = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skyfed_federation_lookups_incomplete_total", Help: "Lookups asked across the federation that ended (at their deadline) before every reached site answered; the newest version heard of was used.",
+	})
 	m.fetched = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "skyfed_fetched_chunks_total", Help: "Chunks a read had to wait for and fetch through the links (read-through), apart from replication.",
 	})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.fedLookup, m.fetched, m.requests, m.rejected, m.ingestBytes, m.ingestObjs, m.servedBytes, m.putSeconds, m.lookupSecond,
+	reg.MustRegister(m.fedLookup, m.incomplete, m.fetched, m.requests, m.rejected, m.ingestBytes, m.ingestObjs, m.servedBytes, m.putSeconds, m.lookupSecond,
 		gauge("skyfed_stored_chunks", "Unique chunks stored.", func() float64 { return float64(s.chunks.Stats().Chunks) }),
 		gauge("skyfed_stored_bytes", "Chunk payload bytes on disk (after dedup and compression).", func() float64 { return float64(s.chunks.Stats().StoredBytes) }),
 		gauge("skyfed_raw_bytes", "Raw bytes of the unique chunks stored.", func() float64 { return float64(s.chunks.Stats().RawBytes) }),

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/site/client"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -107,7 +108,7 @@ func TestObjectLifecycle(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
 	}
-	put := decode[putAnswer](t, body)
+	put := decode[client.PutResult](t, body)
 	sum := sha256.Sum256(data)
 	if put.SHA256 != hex.EncodeToString(sum[:]) || put.Size != int64(len(data)) || put.Chunks != 5 || put.Name != path[3:] {
 		t.Fatalf("PUT answer %+v", put)

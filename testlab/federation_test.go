@@ -179,7 +179,10 @@ func TestFederationNewSiteJoins(t *testing.T) {
 	f := testlab.NewFederation(t, testlab.FedOptions{N: 4, Topology: "ring"})
 	putConcurrently(t, f, []int{0, 2}, 2*mib, 400)
 	mustConverge(t, f)
-	k := f.AddSite(1, 3)
+	k, err := f.AddSite(1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustConverge(t, f)
 	total, _ := f.UniqueChunks()
 	if got := f.Receipts(k); got != int64(total) {

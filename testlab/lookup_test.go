@@ -515,6 +515,7 @@ type lkLiar struct {
 	ghosts    []string // site IDs to forge confirmations as (with a signature by the liar's key)
 	holdAll   bool     // answer every chunk fetch "found", never ship
 	heldFetch int      // chunk fetches answered so
+	mute      bool     // answer no query at all
 }
 
 // lkDialLiar trusts a new key for domain at every site, dials site at as
@@ -571,6 +572,10 @@ func (l *lkLiar) onLookup(m *nats.Msg) {
 	q := msg.Query
 	r := &wire.Reply{ID: q.ID, Site: "liar"}
 	l.mu.Lock()
+	if l.mute {
+		l.mu.Unlock()
+		return
+	}
 	switch q.Kind {
 	case wire.QueryLatest, wire.QueryVersions, wire.QueryContent:
 		r.Manifests = l.forged
@@ -743,6 +748,31 @@ func TestLookupFetchSurvivesAHolderThatNeverShips(t *testing.T) {
 	}
 }
 
+// TestLookupIncompleteIsCounted: a fresh lookup that a linked peer never
+// answers ends at its deadline; the site answers with the newest version
+// it heard of and counts the lookup as incomplete.
+func TestLookupIncompleteIsCounted(t *testing.T) {
+	f := lkLab(t, testlab.FedOptions{N: 2, Topology: "line"})
+	const incomplete = "skyfed_federation_lookups_incomplete_total"
+	m := lkPut(t, f, 1, "mute/frame.fits", 10<<10, 4901)
+	if code := lkGet(t, f, 0, "/o/"+m.Name+"?fresh=1", m); code != http.StatusOK {
+		t.Fatalf("fresh GET at s0: %d", code)
+	}
+	if n := lkMetric(t, f, 0, incomplete); n != 0 {
+		t.Fatalf("%s %v after a lookup every site answered, want 0", incomplete, n)
+	}
+	l := lkDialLiar(t, f, 0, "liar.test")
+	l.mu.Lock()
+	l.mute = true
+	l.mu.Unlock()
+	if code := lkGet(t, f, 0, "/o/"+m.Name+"?fresh=1", m); code != http.StatusOK {
+		t.Errorf("fresh GET at s0 with a peer that never answers: %d", code)
+	}
+	if n := lkMetric(t, f, 0, incomplete); n != 1 {
+		t.Errorf("%s %v after a lookup a peer never answered, want 1", incomplete, n)
+	}
+}
+
 // lkLog keeps the sites' log lines in memory.
 type lkLog struct {
 	mu  sync.Mutex
@@ -823,8 +853,12 @@ func TestLookupCubeOfEight(t *testing.T) {
 	if err := f.WaitConverged(lkWait); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(logs.lines("federation lookup incomplete")); n != 0 {
-		t.Errorf("%d lookups ended before every site answered, on a federation with every link up", n)
+	var incomplete float64
+	for i := range 8 {
+		incomplete += lkMetric(t, f, i, "skyfed_federation_lookups_incomplete_total")
+	}
+	if incomplete != 0 {
+		t.Errorf("%v lookups ended before every site answered, on a federation with every link up", incomplete)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/skyfed/skyfed/chunk/crashpoint"
 	"github.com/skyfed/skyfed/site"
+	"github.com/skyfed/skyfed/site/client"
 	"github.com/skyfed/skyfed/testlab"
 )
 
@@ -138,17 +139,8 @@ func (s *procSite) cleanup() {
 	s.log.Close()
 }
 
-// putAnswer is the JSON answer of PUT /o/{name}.
-type putAnswer struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	SHA256  string `json:"sha256"`
-	Size    int64  `json:"size"`
-	Chunks  int    `json:"chunks"`
-}
-
-func (s *procSite) put(name string, body io.Reader, size int64) (putAnswer, error) {
-	var ans putAnswer
+func (s *procSite) put(name string, body io.Reader, size int64) (client.PutResult, error) {
+	var ans client.PutResult
 	req, err := http.NewRequest(http.MethodPut, s.url+"/o/"+name, body)
 	if err != nil {
 		return ans, err
@@ -169,7 +161,7 @@ func (s *procSite) put(name string, body io.Reader, size int64) (putAnswer, erro
 	return ans, nil
 }
 
-func (s *procSite) mustPut(o procObj) putAnswer {
+func (s *procSite) mustPut(o procObj) client.PutResult {
 	s.t.Helper()
 	ans, err := s.put(o.name, o.body(), o.size)
 	if err != nil {

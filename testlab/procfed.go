@@ -1,6 +1,7 @@
 package testlab
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,21 +11,20 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/site"
+	"github.com/skyfed/skyfed/site/client"
 )
 
 // ProcessFederation is a lab federation whose sites are `skyfed site run`
 // processes, linked through one Proxy per link, for tests that kill
 // sites. It has the shape of Federation; puts and checks go over HTTP.
-// Create it with NewProcessFederation; it stops itself when the test ends.
+// Create it with StartProcessFederation and end it with Close.
 type ProcessFederation struct {
 	lab
 	bin   string
@@ -37,33 +37,33 @@ type ProcessFederation struct {
 // procHTTPTimeout bounds one HTTP request to a site process.
 const procHTTPTimeout = 60 * time.Second
 
-// NewProcessFederation builds the skyfed binary (once per test binary),
+// StartProcessFederation builds the skyfed binary (once per process),
 // creates opts.N site dirs with trust and links set up, and starts one
-// process per site. It fails t if the federation cannot be built.
-func NewProcessFederation(t testing.TB, opts FedOptions) *ProcessFederation {
-	t.Helper()
-	opts = opts.withDefaults()
-	edges, err := Topology(opts.Topology, opts.N, opts.Seed)
-	if err != nil {
-		t.Fatalf("lab: %v", err)
+// process per site, its output to Dir/<its ID>.log. On error it closes
+// what it started. HTTPAddr, NATSAddr and Direct are not for process
+// federations.
+func StartProcessFederation(opts FedOptions) (*ProcessFederation, error) {
+	if opts.HTTPAddr != nil || opts.NATSAddr != nil || opts.Direct {
+		return nil, errors.New("lab: process sites pick their own ports and link through proxies")
 	}
 	bin, err := Binary()
 	if err != nil {
-		t.Fatalf("lab: %v", err)
+		return nil, fmt.Errorf("lab: %w", err)
 	}
-	f := &ProcessFederation{lab: lab{t: t, opts: opts}, bin: bin,
-		hc: &http.Client{Timeout: procHTTPTimeout}}
-	t.Cleanup(f.close)
-	if err := f.build(edges, f.initMember, f.Start); err != nil {
-		t.Fatal(err)
+	f := &ProcessFederation{bin: bin, hc: &http.Client{Timeout: procHTTPTimeout}}
+	if err := f.setUp(opts); err != nil {
+		return nil, err
 	}
-	return f
+	if err := f.build(f.initMember, f.Start); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (f *ProcessFederation) initMember(i int) error {
-	base := f.t.TempDir()
-	dir := filepath.Join(base, SiteID(i))
-	u, key, err := InitSite(f.bin, dir, SiteID(i), Domain)
+	id, dir := f.id(i), f.memberDir(i)
+	u, key, err := InitSite(f.bin, dir, id, f.opts.Domain)
 	if err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
@@ -72,18 +72,18 @@ func (f *ProcessFederation) initMember(i int) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("lab: set chunk size of %s: %w", SiteID(i), err)
+		return fmt.Errorf("lab: set chunk size of %s: %w", id, err)
 	}
 	cfg, err := site.LoadConfig(dir)
 	if err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
-	logf, err := os.Create(filepath.Join(base, SiteID(i)+".log"))
+	logf, err := os.Create(dir + ".log")
 	if err != nil {
-		return fmt.Errorf("lab: log of %s: %w", SiteID(i), err)
+		return fmt.Errorf("lab: log of %s: %w", id, err)
 	}
 	f.mu.Lock()
-	f.members = append(f.members, member{id: SiteID(i), dir: dir, nats: cfg.NATS, http: cfg.HTTP, key: key})
+	f.members = append(f.members, member{id: id, dir: dir, key: key, cfg: cfg, nats: cfg.NATS})
 	f.urls = append(f.urls, u)
 	f.logs = append(f.logs, logf)
 	f.procs = append(f.procs, nil)
@@ -111,7 +111,7 @@ func (f *ProcessFederation) Start(i int) error {
 	if f.Process(i) != nil {
 		return nil
 	}
-	p, err := StartProcess(f.t.Context(), f.bin, f.Dir(i), f.logs[i])
+	p, err := StartProcess(context.Background(), f.bin, f.Dir(i), f.logs[i])
 	if err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
@@ -147,36 +147,28 @@ func (f *ProcessFederation) take(i int) *Process {
 	return p
 }
 
-// putAnswer is the JSON answer of PUT /o/{name}.
-type putAnswer struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	SHA256  string `json:"sha256"`
-	Size    int64  `json:"size"`
-}
-
-// Put stores data under path (in Domain) at site i through its HTTP API
-// and records it (with its chunk list, from ?hashmap).
+// Put stores data under path (in the federation's domain) at site i
+// through its HTTP API and records it (with its chunk list, from ?hashmap).
 func (f *ProcessFederation) Put(i int, path string, data io.Reader) (Object, error) {
 	if f.Process(i) == nil {
-		return Object{}, fmt.Errorf("lab: put at %s: %w", SiteID(i), ErrStopped)
+		return Object{}, fmt.Errorf("lab: put at %s: %w", f.ID(i), ErrStopped)
 	}
-	name := FullName(path)
+	name := fullName(f.opts.Domain, path)
 	req, err := http.NewRequest(http.MethodPut, f.URL(i)+"/o/"+escapeName(name), data)
 	if err != nil {
 		return Object{}, fmt.Errorf("lab: put %s: %w", name, err)
 	}
-	var ans putAnswer
+	var ans client.PutResult
 	if err := f.do(req, http.StatusCreated, &ans); err != nil {
-		return Object{}, fmt.Errorf("lab: put %s at %s: %w", name, SiteID(i), err)
+		return Object{}, fmt.Errorf("lab: put %s at %s: %w", name, f.ID(i), err)
 	}
 	o := Object{Site: i, Name: ans.Name, Version: ans.Version, Size: ans.Size}
 	if _, err := hex.Decode(o.SHA256[:], []byte(ans.SHA256)); err != nil {
-		return Object{}, fmt.Errorf("lab: put %s at %s: answer's sha256 %q: %w", name, SiteID(i), ans.SHA256, err)
+		return Object{}, fmt.Errorf("lab: put %s at %s: answer's sha256 %q: %w", name, f.ID(i), ans.SHA256, err)
 	}
 	hm, err := f.hashmap(i, name, ans.Version)
 	if err != nil {
-		return Object{}, fmt.Errorf("lab: put %s at %s: %w", name, SiteID(i), err)
+		return Object{}, fmt.Errorf("lab: put %s at %s: %w", name, f.ID(i), err)
 	}
 	o.Chunks = hm
 	f.record(o)
@@ -230,7 +222,7 @@ func (f *ProcessFederation) get(u string, v any) error {
 func (f *ProcessFederation) Status(i int) (site.Status, error) {
 	var st site.Status
 	if f.Process(i) == nil {
-		return st, fmt.Errorf("lab: %s: %w", SiteID(i), ErrStopped)
+		return st, fmt.Errorf("lab: %s: %w", f.ID(i), ErrStopped)
 	}
 	err := f.get(f.URL(i)+"/api/status", &st)
 	return st, err
@@ -248,14 +240,14 @@ func (f *ProcessFederation) Receipts(i int) int64 { return receipts(f.Links, i) 
 
 // WaitLinksUp waits until every link is up at both its ends.
 func (f *ProcessFederation) WaitLinksUp(timeout time.Duration) error {
-	return PollUntil(timeout, func() error { return linksUp(f.Edges(), f.Links) })
+	return PollUntil(timeout, func() error { return f.linksUp(f.Links) })
 }
 
 // Inventory reads site i's inventory over HTTP: chunk count from
 // /api/status, latest versions from /ls, every name's versions from
 // ?versions.
 func (f *ProcessFederation) Inventory(i int) (Inventory, error) {
-	inv := Inventory{Site: SiteID(i), Versions: map[string][]string{}, Latest: map[string]string{}}
+	inv := Inventory{Site: f.ID(i), Versions: map[string][]string{}, Latest: map[string]string{}}
 	st, err := f.Status(i)
 	if err != nil {
 		return inv, err
@@ -316,11 +308,11 @@ func (f *ProcessFederation) Converged() error {
 	}
 	for i := range invs {
 		if err := f.hasChunks(i, puts); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrNotConverged, SiteID(i), err)
+			return fmt.Errorf("%w: %s: %w", ErrNotConverged, f.ID(i), err)
 		}
 		for _, name := range sampleNames(invs[0].Latest, 3) {
 			if err := f.verifyRead(i, name); err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrNotConverged, SiteID(i), err)
+				return fmt.Errorf("%w: %s: %w", ErrNotConverged, f.ID(i), err)
 			}
 		}
 	}
@@ -376,46 +368,25 @@ func (f *ProcessFederation) verifyRead(i int, name string) error {
 	return nil
 }
 
-// close stops every process and proxy; it runs as the test's cleanup.
-func (f *ProcessFederation) close() {
+// Close stops every process and proxy, and removes the data dirs unless
+// they are in FedOptions.Dir. A process that does not exit cleanly on
+// SIGTERM is an error.
+func (f *ProcessFederation) Close() error {
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	for i := range f.N() {
+	errs := make([]error, f.N())
+	for i := range errs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.Stop(i); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
+			errs[i] = f.Stop(i)
 		}()
 	}
 	wg.Wait()
-	f.closeProxies()
 	f.hc.CloseIdleConnections()
-	if err := errors.Join(errs...); err != nil {
-		f.t.Errorf("lab cleanup: %v", err)
-	}
-	for i, lf := range f.logs {
-		if f.t.Failed() {
-			f.t.Logf("tail of %s's log:\n%s", SiteID(i), fileTail(lf, 3<<10))
-		}
+	f.mu.Lock()
+	for _, lf := range f.logs {
 		lf.Close()
 	}
-}
-
-// fileTail returns the last n bytes of f.
-func fileTail(f *os.File, n int64) string {
-	st, err := f.Stat()
-	if err != nil {
-		return err.Error()
-	}
-	off := max(0, st.Size()-n)
-	b := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
-		return err.Error()
-	}
-	return string(b)
+	f.mu.Unlock()
+	return errors.Join(append(errs, f.close())...)
 }

@@ -38,8 +38,8 @@ type Proxy struct {
 type ProxyStats struct {
 	Accepted  int64 // connections accepted and forwarded
 	Refused   int64 // connections closed at once (cut, target down, closing)
-	BytesUp   int64 // bytes forwarded client → target
-	BytesDown int64 // bytes forwarded target → client
+	BytesUp   int64 // bytes forwarded client → target (counted as they are written)
+	BytesDown int64 // bytes forwarded target → client (counted as they are written)
 	Dropped   int64 // bytes dropped by the blackhole, both ways
 }
 
@@ -339,9 +339,13 @@ func (p *Proxy) writeSegments(ctx context.Context, dst net.Conn, q <-chan segmen
 			p.dropped.Add(int64(len(s.b)))
 			continue
 		}
-		if _, err := dst.Write(s.b); err != nil {
+		// Counted before the write, so that whoever got the bytes (or an
+		// answer to them) sees them counted; what the write did not
+		// deliver is taken back.
+		count.Add(int64(len(s.b)))
+		if n, err := dst.Write(s.b); err != nil {
+			count.Add(int64(n - len(s.b)))
 			return
 		}
-		count.Add(int64(len(s.b)))
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/site"
@@ -58,15 +59,12 @@ func (c *DemoCmd) Run(app *App) error {
 		ctx, cancel = context.WithTimeout(ctx, c.For)
 		defer cancel()
 	}
-	sites, err := c.startFederation(ctx, app, dir)
-	defer func() {
-		for _, s := range sites {
-			s.Stop()
-		}
-	}()
+	fed, err := c.startFederation(app, dir)
 	if err != nil {
 		return err
 	}
+	defer fed.Close()
+	sites := fed.Sites()
 	want, source, err := c.putFrames(ctx, sites)
 	if err != nil {
 		return err
@@ -87,32 +85,17 @@ func (c *DemoCmd) Run(app *App) error {
 
 // startFederation creates (or reuses) the site dirs, makes every site
 // trust every other, links them by the topology and starts them.
-func (c *DemoCmd) startFederation(ctx context.Context, app *App, base string) ([]*site.Site, error) {
-	edges, err := testlab.Topology(c.Topology, c.Sites, 1)
-	if err != nil {
-		return nil, err
+func (c *DemoCmd) startFederation(app *App, base string) (*testlab.Federation, error) {
+	fed, err := testlab.StartFederation(testlab.FedOptions{
+		N: c.Sites, Topology: c.Topology, Seed: 1, Dir: base, IDs: demoSiteNames[:c.Sites], Domain: demoDomain,
+		ChunkSize: chunk.DefaultSize, Logger: app.Log, Direct: true,
+		HTTPAddr: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort+i)) },
+		NATSAddr: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NATSPort+i)) },
+	})
+	if errors.Is(err, testlab.ErrStart) {
+		return nil, fmt.Errorf("%w (another demo running? use --http-port/--nats-port)", err)
 	}
-	spec := testlab.Spec{
-		Base: base, IDs: demoSiteNames[:c.Sites], Domain: demoDomain, Edges: edges,
-		HTTP: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort+i)) },
-		NATS: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NATSPort+i)) },
-	}
-	if _, err := testlab.InitFederation(spec); err != nil {
-		return nil, err
-	}
-	var sites []*site.Site
-	for i := range c.Sites {
-		s, err := site.Open(spec.Dir(i), site.Options{Logger: app.Log})
-		if err != nil {
-			return sites, err
-		}
-		if err := s.Start(ctx); err != nil {
-			s.Close()
-			return sites, fmt.Errorf("start %s: %w (another demo running? use --http-port/--nats-port)", spec.IDs[i], err)
-		}
-		sites = append(sites, s)
-	}
-	return sites, nil
+	return fed, err
 }
 
 // putFrames puts frames at two sites at once, as two telescopes would.

@@ -5,19 +5,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
+	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/site"
 	"github.com/skyfed/skyfed/testlab"
@@ -76,7 +74,7 @@ type LookupResult struct {
 	Diameter   int
 	Rows       []LookupRow
 	Fetched    int64 // chunks the reading sites fetched (skyfed_fetched_chunks_total)
-	Incomplete int64 // federation lookups that ended at their deadline, not by every answer
+	Incomplete int64 // federation lookups that ended at their deadline, not by every answer (skyfed_federation_lookups_incomplete_total)
 }
 
 func (c *LookupConfig) defaults() {
@@ -104,21 +102,24 @@ func (c *LookupConfig) defaults() {
 // chunk yet), and local lookups.
 func RunLookup(ctx context.Context, cfg LookupConfig) (*LookupResult, error) {
 	cfg.defaults()
-	edges, err := testlab.Topology(cfg.Topology, cfg.Sites, 1)
-	if err != nil {
-		return nil, err
-	}
 	scratch, err := os.MkdirTemp(cfg.Dir, "skyfed-bench-lookup-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(scratch)
-	fed, err := startLookupFederation(ctx, scratch, cfg, edges)
-	defer fed.close()
+	fed, err := testlab.StartFederation(testlab.FedOptions{N: cfg.Sites, Topology: cfg.Topology, Seed: 1,
+		Dir: scratch, Domain: benchDomain, ChunkSize: chunk.DefaultSize})
 	if err != nil {
 		return nil, err
 	}
-	run := &lookupRun{cfg: cfg, fed: fed, dist: graphDistances(cfg.Sites, edges)}
+	defer fed.Close()
+	edges := fed.Edges()
+	for _, e := range edges {
+		fed.Proxy(e[0], e[1]).SetLatency(cfg.Latency)
+	}
+	run := &lookupRun{cfg: cfg, sites: fed.Sites(), dist: graphDistances(cfg.Sites, edges),
+		http: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
+	defer run.http.CloseIdleConnections()
 	res := &LookupResult{Machine: describeMachine(scratch), Config: cfg, Links: len(edges)}
 	res.Machine.LoadStart = loadAverage()
 	for _, d := range run.dist {
@@ -126,7 +127,7 @@ func RunLookup(ctx context.Context, cfg LookupConfig) (*LookupResult, error) {
 	}
 	fmt.Fprintf(cfg.Progress, "lookup: %d sites (%s, %d links), %s one way per link; waiting for the links...\n",
 		cfg.Sites, cfg.Topology, len(edges), cfg.Latency)
-	if err := waitLinksUp(ctx, fed.sites, len(edges)); err != nil {
+	if err := waitLinksUp(ctx, run.sites, len(edges)); err != nil {
 		return nil, err
 	}
 	rows, err := run.measure(ctx)
@@ -134,78 +135,16 @@ func RunLookup(ctx context.Context, cfg LookupConfig) (*LookupResult, error) {
 		return nil, err
 	}
 	res.Rows = rows
-	res.Fetched, res.Incomplete = run.fetched, fed.incomplete.Load()
+	res.Fetched = run.fetched
+	for i := range run.sites {
+		n, err := run.metricAt(ctx, i, "skyfed_federation_lookups_incomplete_total")
+		if err != nil {
+			return nil, err
+		}
+		res.Incomplete += n
+	}
 	res.Machine.LoadEnd = loadAverage()
 	return res, nil
-}
-
-// lookupFederation is the sites of a run and the proxies of their links.
-type lookupFederation struct {
-	sites      []*site.Site
-	proxies    []*testlab.Proxy
-	http       *http.Client
-	incomplete atomic.Int64
-}
-
-// startLookupFederation starts the sites unlinked (embedded NATS on random
-// ports), then puts a proxy with the added latency in front of each
-// link's acceptor and configures the link through it.
-func startLookupFederation(ctx context.Context, dir string, cfg LookupConfig, edges [][2]int) (*lookupFederation, error) {
-	fed := &lookupFederation{http: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
-	ids := make([]string, cfg.Sites)
-	for i := range ids {
-		ids[i] = testlab.SiteID(i)
-	}
-	anyPort := func(int) string { return "127.0.0.1:0" } // NATS: Options.NATSPort -1 picks one
-	spec := testlab.Spec{Base: dir, IDs: ids, Domain: benchDomain, HTTP: anyPort, NATS: anyPort}
-	if _, err := testlab.InitFederation(spec); err != nil {
-		return fed, err
-	}
-	logger := slog.New(slog.NewTextHandler(&phraseCounter{phrase: "federation lookup incomplete", n: &fed.incomplete}, nil))
-	for i := range ids {
-		s, err := site.Open(spec.Dir(i), site.Options{Logger: logger, NATSPort: -1, ReloadEvery: 50 * time.Millisecond})
-		if err != nil {
-			return fed, err
-		}
-		if err := s.Start(ctx); err != nil {
-			s.Close()
-			return fed, err
-		}
-		fed.sites = append(fed.sites, s)
-	}
-	for _, e := range edges {
-		p, err := testlab.NewProxy(strings.TrimPrefix(fed.sites[e[1]].NATSURL(), "nats://"))
-		if err != nil {
-			return fed, err
-		}
-		fed.proxies = append(fed.proxies, p)
-		p.SetLatency(cfg.Latency)
-		if err := site.LinkTo(spec.Dir(e[0]), site.Link{Peer: ids[e[1]], URL: "nats://" + p.Addr()}); err != nil {
-			return fed, err
-		}
-	}
-	return fed, nil
-}
-
-func (f *lookupFederation) close() {
-	f.http.CloseIdleConnections()
-	for _, s := range f.sites {
-		s.Stop()
-	}
-	for _, p := range f.proxies {
-		p.Close()
-	}
-}
-
-// phraseCounter counts log lines holding a phrase and drops the rest.
-type phraseCounter struct {
-	phrase string
-	n      *atomic.Int64
-}
-
-func (c *phraseCounter) Write(p []byte) (int, error) {
-	c.n.Add(int64(bytes.Count(p, []byte(c.phrase))))
-	return len(p), nil
 }
 
 // graphDistances returns the hop counts between every pair of sites (BFS).
@@ -238,7 +177,8 @@ func graphDistances(n int, edges [][2]int) [][]int {
 // lookupRun is one run in progress.
 type lookupRun struct {
 	cfg     LookupConfig
-	fed     *lookupFederation
+	sites   []*site.Site
+	http    *http.Client
 	dist    [][]int
 	fetched int64
 }
@@ -306,7 +246,7 @@ func summarizeByHops(name string, ss []sample, rtt time.Duration) []LookupRow {
 // site holds all of them, so lookups of them measure the lookup alone.
 func (r *lookupRun) putOnePerSite(ctx context.Context) ([]naming.Name, error) {
 	var names []naming.Name
-	for i, s := range r.fed.sites {
+	for i, s := range r.sites {
 		name := naming.MustParseName(fmt.Sprintf("%s/lookup/%s.fits", benchDomain, testlab.SiteID(i)))
 		if _, err := s.Objects().Put(ctx, name, testlab.RandomStream(uint64(i+1), 4<<10), naming.PutOptions{}); err != nil {
 			return nil, err
@@ -315,7 +255,7 @@ func (r *lookupRun) putOnePerSite(ctx context.Context) ([]naming.Name, error) {
 	}
 	fmt.Fprintf(r.cfg.Progress, "lookup: one object put at each site; waiting for replication...\n")
 	return names, poll(ctx, "replication of the lookup objects", func() bool {
-		for _, s := range r.fed.sites {
+		for _, s := range r.sites {
 			for _, n := range names {
 				if _, err := s.Objects().Latest(n); err != nil {
 					return false
@@ -329,7 +269,7 @@ func (r *lookupRun) putOnePerSite(ctx context.Context) ([]naming.Name, error) {
 // lookups times HEAD requests at every site in turn for names put at
 // the other sites, fresh (across the federation) or local.
 func (r *lookupRun) lookups(ctx context.Context, names []naming.Name, fresh bool) ([]sample, error) {
-	n := len(r.fed.sites)
+	n := len(r.sites)
 	query, what := "", "local"
 	if fresh {
 		query, what = "?fresh=1", "fresh"
@@ -362,11 +302,11 @@ func (r *lookupRun) progress(what string, k int) {
 // SHA-256; anything but 200 is an error.
 func (r *lookupRun) request(ctx context.Context, method string, i int, path string) ([32]byte, error) {
 	var sum [32]byte
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.fed.sites[i].HTTPAddr()+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.sites[i].HTTPAddr()+path, nil)
 	if err != nil {
 		return sum, err
 	}
-	resp, err := r.fed.http.Do(req)
+	resp, err := r.http.Do(req)
 	if err != nil {
 		return sum, err
 	}
@@ -400,7 +340,7 @@ func (r *lookupRun) farthest(o int) []int {
 // the reader yet) and fetch its chunk (the reader's fetched-chunks counter
 // moved), or only one of them.
 func (r *lookupRun) readsAfterPut(ctx context.Context) (map[string][]sample, error) {
-	n := len(r.fed.sites)
+	n := len(r.sites)
 	out := map[string][]sample{}
 	for k := range r.cfg.Lookups {
 		o := k % n
@@ -412,11 +352,11 @@ func (r *lookupRun) readsAfterPut(ctx context.Context) (map[string][]sample, err
 		if err != nil {
 			return nil, err
 		}
-		m, err := r.fed.sites[o].Objects().Put(ctx, name, bytes.NewReader(data), naming.PutOptions{})
+		m, err := r.sites[o].Objects().Put(ctx, name, bytes.NewReader(data), naming.PutOptions{})
 		if err != nil {
 			return nil, err
 		}
-		_, known := r.fed.sites[at].Objects().Latest(name)
+		_, known := r.sites[at].Objects().Latest(name)
 		start := time.Now()
 		sum, err := r.request(ctx, http.MethodGet, at, "/o/"+name.String())
 		took := time.Since(start)
@@ -455,11 +395,16 @@ func classify(indexed, fetched bool, ecc, dist int) (string, int) {
 
 // fetchedAt reads skyfed_fetched_chunks_total from site i's /metrics.
 func (r *lookupRun) fetchedAt(ctx context.Context, i int) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.fed.sites[i].HTTPAddr()+"/metrics", nil)
+	return r.metricAt(ctx, i, "skyfed_fetched_chunks_total")
+}
+
+// metricAt reads a counter without labels from site i's /metrics.
+func (r *lookupRun) metricAt(ctx context.Context, i int, name string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.sites[i].HTTPAddr()+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := r.fed.http.Do(req)
+	resp, err := r.http.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -467,7 +412,7 @@ func (r *lookupRun) fetchedAt(ctx context.Context, i int) (int64, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "skyfed_fetched_chunks_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			return int64(f), err
 		}
@@ -475,7 +420,7 @@ func (r *lookupRun) fetchedAt(ctx context.Context, i int) (int64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errors.New("no skyfed_fetched_chunks_total in /metrics")
+	return 0, fmt.Errorf("no %s in /metrics of %s", name, testlab.SiteID(i))
 }
 
 // summarize turns samples into a row: nearest-rank percentiles of the

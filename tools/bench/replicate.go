@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/site"
@@ -100,7 +100,7 @@ func RunReplicate(ctx context.Context, cfg ReplicateConfig) (*ReplicateResult, e
 	for _, topo := range cfg.Topologies {
 		for _, mode := range cfg.Modes {
 			fmt.Fprintf(cfg.Progress, "replicate: %s of %d, %s...\n", topo, cfg.Sites, mode)
-			row, err := replicateOnce(ctx, cfg, scratch, topo, cfg.Sites, mode, "", frames)
+			row, err := replicateOnce(ctx, scratch, topo, cfg.Sites, mode, "", frames)
 			if err != nil {
 				return nil, fmt.Errorf("%s/%s: %w", topo, mode, err)
 			}
@@ -108,7 +108,7 @@ func RunReplicate(ctx context.Context, cfg ReplicateConfig) (*ReplicateResult, e
 		}
 	}
 	fmt.Fprintf(cfg.Progress, "replicate: rate-limited link at %s...\n", cfg.RateLink)
-	row, err := replicateOnce(ctx, cfg, scratch, "line", 2, forward.ModeOffer, cfg.RateLink, frames)
+	row, err := replicateOnce(ctx, scratch, "line", 2, forward.ModeOffer, cfg.RateLink, frames)
 	if err != nil {
 		return nil, fmt.Errorf("rate row: %w", err)
 	}
@@ -168,26 +168,29 @@ type replicateRun struct {
 	wireBytes int64
 }
 
-func replicateOnce(ctx context.Context, cfg ReplicateConfig, scratch, topo string, n int, mode, rate string, frames [][]byte) (replicateRun, error) {
-	edges, err := testlab.Topology(topo, n, 1)
-	if err != nil {
-		return replicateRun{}, err
-	}
+func replicateOnce(ctx context.Context, scratch, topo string, n int, mode, rate string, frames [][]byte) (replicateRun, error) {
 	dir, err := os.MkdirTemp(scratch, topo+"-")
 	if err != nil {
 		return replicateRun{}, err
 	}
 	defer os.RemoveAll(dir)
-	sites, err := startBenchFederation(ctx, dir, n, edges, mode, rate)
-	defer func() {
-		for _, s := range sites {
-			s.Stop()
+	// Links dial the sites' NATS servers directly: no proxy in the way of
+	// what is measured.
+	nats := make([]string, n)
+	for i := range nats {
+		if nats[i], err = testlab.FreeAddr(); err != nil {
+			return replicateRun{}, err
 		}
-	}()
+	}
+	fed, err := testlab.StartFederation(testlab.FedOptions{N: n, Topology: topo, Seed: 1, Mode: mode, MaxRate: rate,
+		Dir: dir, Domain: "bench.test", ChunkSize: chunk.DefaultSize,
+		NATSAddr: func(i int) string { return nats[i] }, Direct: true})
 	if err != nil {
 		return replicateRun{}, err
 	}
-	if err := waitLinksUp(ctx, sites, len(edges)); err != nil {
+	defer fed.Close()
+	sites, links := fed.Sites(), len(fed.Edges())
+	if err := waitLinksUp(ctx, sites, links); err != nil {
 		return replicateRun{}, err
 	}
 	start := time.Now()
@@ -198,7 +201,7 @@ func replicateOnce(ctx context.Context, cfg ReplicateConfig, scratch, topo strin
 	if err := waitReplicated(ctx, sites, unique, int64(len(frames))); err != nil {
 		return replicateRun{}, err
 	}
-	run := replicateRun{ReplicateRow: ReplicateRow{Topology: topo, Sites: n, Links: len(edges), Mode: mode, UniqueChunks: unique, Converge: time.Since(start)}}
+	run := replicateRun{ReplicateRow: ReplicateRow{Topology: topo, Sites: n, Links: links, Mode: mode, UniqueChunks: unique, Converge: time.Since(start)}}
 	var wire, payload, raw int64
 	for _, s := range sites {
 		for _, l := range s.Links() {
@@ -213,40 +216,6 @@ func replicateOnce(ctx context.Context, cfg ReplicateConfig, scratch, topo strin
 	run.WireRatio = float64(wire) / float64(max(raw, 1))
 	run.RawBytesMoved, run.wireBytes = raw, wire
 	return run, nil
-}
-
-func startBenchFederation(ctx context.Context, dir string, n int, edges [][2]int, mode, rate string) ([]*site.Site, error) {
-	ids := make([]string, n)
-	addrs := make([][2]string, n)
-	for i := range n {
-		ids[i] = fmt.Sprintf("s%d", i)
-		for j := range 2 {
-			a, err := testlab.FreeAddr()
-			if err != nil {
-				return nil, err
-			}
-			addrs[i][j] = a
-		}
-	}
-	spec := testlab.Spec{Base: dir, IDs: ids, Domain: "bench.test", Edges: edges, Mode: mode, MaxRate: rate,
-		HTTP: func(i int) string { return addrs[i][0] }, NATS: func(i int) string { return addrs[i][1] }}
-	if _, err := testlab.InitFederation(spec); err != nil {
-		return nil, err
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var sites []*site.Site
-	for i := range n {
-		s, err := site.Open(spec.Dir(i), site.Options{Logger: quiet})
-		if err != nil {
-			return sites, err
-		}
-		if err := s.Start(ctx); err != nil {
-			s.Close()
-			return sites, err
-		}
-		sites = append(sites, s)
-	}
-	return sites, nil
 }
 
 // poll calls done every 50 ms until it reports true, ctx ends or a
