@@ -146,7 +146,7 @@ func (e *Engine) NextWake() time.Time {
 	}
 	for _, c := range e.claims {
 		if c.storing == 0 {
-			earliest(c.at.Add(e.cfg.Timing.ClaimTTL))
+			earliest(c.at.Add(e.claimTTL(c)))
 		}
 	}
 	earliest(e.q.wake(e.cfg.Timing))
@@ -279,6 +279,17 @@ func (e *Engine) Confirmed(id chunk.ID) []string {
 	return out
 }
 
+// claimTTL is how long a claim lasts without progress. A pull's claim
+// lasts no longer than a lane may stay silent: the fetcher moves on to
+// the next holder well before, and a relay must not make the offers of
+// other links wait on a pull that was lost.
+func (e *Engine) claimTTL(c *claim) time.Duration {
+	if c.lane == wire.LaneLookup {
+		return min(e.cfg.Timing.ClaimTTL, e.cfg.Timing.AssemblyIdle)
+	}
+	return e.cfg.Timing.ClaimTTL
+}
+
 func (e *Engine) sortedClaims() []claimKey {
 	keys := make([]claimKey, 0, len(e.claims))
 	for k := range e.claims {
@@ -295,7 +306,7 @@ func (e *Engine) sortedClaims() []claimKey {
 
 func (e *Engine) tick() {
 	for _, key := range e.sortedClaims() {
-		if c := e.claims[key]; c != nil && c.storing == 0 && e.now.Sub(c.at) >= e.cfg.Timing.ClaimTTL {
+		if c := e.claims[key]; c != nil && c.storing == 0 && e.now.Sub(c.at) >= e.claimTTL(c) {
 			e.releaseClaim(key, c.link)
 		}
 	}
@@ -331,7 +342,7 @@ func (e *Engine) pump(l *link, k Kind) {
 	if k == KindManifest {
 		batchMax, awaitMax = lim.ManifestOfferBatch, lim.MaxAwaitingMani
 	}
-	for room := awaitMax - w.outstanding(); room > 0; room = awaitMax - w.outstanding() {
+	for room := awaitMax - w.outstanding(e.now); room > 0; room = awaitMax - w.outstanding(e.now) {
 		if l.mode == ModeFlood {
 			ids := w.nextPush(room, e.now)
 			if len(ids) == 0 {

@@ -283,12 +283,14 @@ func (w *window) dropID(e *entry) {
 	}
 }
 
-// outstanding counts the entries offered or wanted and not yet answered
-// or acked.
-func (w *window) outstanding() int {
+// outstanding counts the entries offered or wanted whose answer or ack
+// is still awaited: one that timed out is due again and no longer holds
+// a place in flight (else lost ones could fill every place and never be
+// offered again).
+func (w *window) outstanding(now time.Time) int {
 	n := 0
 	for _, e := range w.entries {
-		if e.state == stateWanted || e.state == stateOffered {
+		if (e.state == stateWanted || e.state == stateOffered) && !w.due(e, now) {
 			n++
 		}
 	}

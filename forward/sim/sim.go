@@ -30,8 +30,17 @@ type Options struct {
 	Seed  uint64
 	Sites int       // 2..16; 0: drawn from the seed
 	Trace io.Writer // if set, every event and Ready, one line each
-	// Scenario, if set, replaces the random fault plan (for directed tests).
+	// Scenario, if set, replaces the random workload and fault plan (for
+	// directed tests).
 	Scenario func(w *World)
+	// Edges, if set, is the topology: (dialer, acceptor) site indexes.
+	Edges [][2]int
+	// Bandwidth (bytes/s) and Delay of every link, if set.
+	Bandwidth float64
+	Delay     time.Duration
+	// HealAt is when every fault ends (default 30 s); convergence is
+	// measured from then.
+	HealAt time.Duration
 }
 
 // Result describes a finished run.
@@ -185,6 +194,9 @@ func (w *World) topology() {
 	for e := range edges {
 		list = append(list, e)
 	}
+	if w.opts.Edges != nil {
+		list = append([][2]int(nil), w.opts.Edges...)
+	}
 	slices.SortFunc(list, func(x, y [2]int) int {
 		if x[0] != y[0] {
 			return x[0] - y[0]
@@ -195,6 +207,12 @@ func (w *World) topology() {
 		a, b := w.sites[e[0]], w.sites[e[1]]
 		l := &simLink{a: a, b: b, delay: time.Duration(1+w.rng.IntN(50)) * time.Millisecond,
 			bw: float64(50_000 + w.rng.IntN(5_000_000))}
+		if w.opts.Bandwidth > 0 {
+			l.bw = w.opts.Bandwidth
+		}
+		if w.opts.Delay > 0 {
+			l.delay = w.opts.Delay
+		}
 		l.idOf[0] = engine.LinkID{Peer: b.name, Dir: engine.DirOut} // as a sees it
 		l.idOf[1] = engine.LinkID{Peer: a.name, Dir: engine.DirIn}  // as b sees it
 		l.pipes[0] = &pipe{l: l, from: a, to: b, side: 0}
@@ -263,6 +281,9 @@ func (w *World) run() {
 	}
 	w.heartbeat()
 	healAt := epoch.Add(workload)
+	if w.opts.HealAt > 0 {
+		healAt = epoch.Add(w.opts.HealAt)
+	}
 	done := false
 	for w.queue.Len() > 0 && w.err == nil {
 		it := heap.Pop(&w.queue).(*item)
@@ -281,6 +302,10 @@ func (w *World) run() {
 		}
 	}
 	if w.err != nil {
+		return
+	}
+	if done && w.res.Converged > healBound() {
+		w.failf("converged only %s after the heal, want within %s", w.res.Converged, healBound())
 		return
 	}
 	if !done {
@@ -449,7 +474,12 @@ func (s *site) step(ev engine.Event) {
 		io.WriteString(s.w.opts.Trace, rd.String())
 	}
 	s.carryOut(rd)
-	if wake := s.eng.NextWake(); !wake.IsZero() && (s.wakeAt.IsZero() || wake.Before(s.wakeAt) || !s.wakeAt.After(s.w.now)) {
+	wake := s.eng.NextWake()
+	if _, tick := ev.(engine.Tick); tick && !wake.IsZero() && !wake.After(s.w.now) {
+		s.w.failf("%s: the engine wants a tick at %s right after one: a timeout it cannot act on", s.name, wake.Sub(epoch))
+		return
+	}
+	if !wake.IsZero() && (s.wakeAt.IsZero() || wake.Before(s.wakeAt) || !s.wakeAt.After(s.w.now)) {
 		s.wakeAt = wake
 		gen := s.gen
 		s.w.at(wake, func() {
@@ -777,7 +807,12 @@ func (w *World) put() {
 
 // PutAt puts a version of a random name at site i with n chunks, a
 // tombstone if tomb; it returns the manifest ID.
-func (w *World) PutAt(i, n int, tomb bool) chunk.ID {
+func (w *World) PutAt(i, n int, tomb bool) chunk.ID { return w.putAt(i, n, tomb, 0) }
+
+// PutSized is PutAt with chunks of size bytes each.
+func (w *World) PutSized(i, n, size int) chunk.ID { return w.putAt(i, n, false, size) }
+
+func (w *World) putAt(i, n int, tomb bool, size int) chunk.ID {
 	s := w.sites[i]
 	w.res.Puts++
 	w.stamp++
@@ -786,11 +821,14 @@ func (w *World) PutAt(i, n int, tomb bool) chunk.ID {
 	if !tomb {
 		for range n {
 			var raw []byte
-			if w.rng.IntN(10) == 0 && len(w.all) > 0 {
+			if size == 0 && w.rng.IntN(10) == 0 && len(w.all) > 0 {
 				raw = w.anyChunk()
 			}
 			if raw == nil {
-				raw = make([]byte, 1+w.rng.IntN(3000))
+				if size == 0 {
+					size = 1 + w.rng.IntN(3000)
+				}
+				raw = make([]byte, size)
 				w.fill(raw)
 			}
 			id := chunk.Sum(raw)
@@ -938,3 +976,15 @@ func (q *eventQueue) Pop() any {
 	*q = old[:len(old)-1]
 	return it
 }
+
+// healBound is how soon after every fault ends the federation must
+// hold everything: lost frames are found within AssemblyIdle, an offer
+// or ack lost for good is repeated within AnswerTimeout or AckTimeout.
+func healBound() time.Duration {
+	t := engine.DefaultTiming()
+	return 2*t.AssemblyIdle + max(t.AnswerTimeout, t.AckTimeout)
+}
+
+// DefaultAssemblyIdle is the engine's idle bound on a lane with wanted
+// payloads, which bounds how long lost frames stall a link.
+func DefaultAssemblyIdle() time.Duration { return engine.DefaultTiming().AssemblyIdle }
