@@ -486,11 +486,15 @@ func TestFederationBlackholeUntilLinkDown(t *testing.T) {
 // TestFederationLostFramesRecoverBeforeClaimTTL drops a burst of whole
 // messages on a link that stays up (the site paces its sends, so a short
 // blackhole usually falls between messages and the NATS stream stays
-// valid). The receiver keeps its claim on the chunks whose frames were
-// lost, answering "later" to every other link, until claimTTL (1 min); the
-// sender re-offers only after AckTimeout (2 min). The bound below is far
-// above what the whole transfer needs (about 1 s), far below claimTTL.
-// Known to fail: see /work/notes/bugs.md, "lost frames stall".
+// valid), and wants the federation converged long before the claim
+// timeout (1 min). What saves it, in the engine (forward/engine): the
+// receiver finds lost payloads by want order and by a lane silent for
+// AssemblyIdle (10 s) and asks for them again, releasing its claims; the
+// sender re-offers an offer whose answer never came, or a payload sent
+// in full but unacked, once a later answer or ack shows it was lost (at
+// once) or after AnswerTimeout / AckTimeout (10 s). The simulation proves
+// the bound of 2 × AssemblyIdle over many cases (forward/sim
+// TestLostFramesResume).
 func TestFederationLostFramesRecoverBeforeClaimTTL(t *testing.T) {
 	labNoLeaks(t)
 	f := testlab.NewFederation(t, testlab.FedOptions{N: 3, Topology: "ring", MaxRate: "4MB/s"})

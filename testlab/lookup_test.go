@@ -210,7 +210,39 @@ func TestLookupFetchedChunkCrossesOnce(t *testing.T) {
 		dups += l.DuplicateChunks
 	}
 	if dups != 0 {
-		t.Errorf("s1 received %d duplicate chunks reading %d chunks: every holder shipped its copy (see bugs.md L1)", dups, len(twinA.Chunks))
+		t.Errorf("s1 received %d duplicate chunks reading %d chunks: every holder shipped its copy", dups, len(twinA.Chunks))
+	}
+}
+
+// TestLookupReadThroughDuringCatchUpCrossesOnce: s1 comes back while the
+// bulk stream of a large object is still on its way, and reads the object
+// at once; the read fetches the chunks the stream has not brought yet,
+// and each chunk must cross into s1 once: by the stream or by the fetch,
+// never both (a fetch waits for a chunk the stream already brings, and
+// the stream hears "later" for one a fetch is pulling).
+func TestLookupReadThroughDuringCatchUpCrossesOnce(t *testing.T) {
+	f := lkLab(t, testlab.FedOptions{N: 2, Topology: "line", LinkRates: map[[2]int]string{{0, 1}: "4MB/s"}})
+	if err := f.StopSite(1); err != nil {
+		t.Fatal(err)
+	}
+	big := lkPut(t, f, 0, "catchup/big.fits", 16<<20, 4111)
+	if err := f.RestartSite(1); err != nil {
+		t.Fatal(err)
+	}
+	lkHasVersion(t, f, big, 1)
+	if code := lkGet(t, f, 1, "/o/"+big.Name, big); code != http.StatusOK {
+		t.Fatalf("GET at s1: %d", code)
+	}
+	if err := f.WaitConverged(convergeTimeout); err != nil {
+		t.Fatal(err)
+	}
+	var dups int64
+	ls, _ := f.Links(1)
+	for _, l := range ls {
+		dups += l.DuplicateChunks
+	}
+	if got, want := f.Receipts(1), int64(len(big.Chunks)); dups != 0 || got != want {
+		t.Errorf("s1 received %d chunk payloads (%d duplicates) for %d chunks: some crossed twice", got, dups, want)
 	}
 }
 
@@ -490,7 +522,7 @@ func TestLookupWaitSitesCountsSiteThatLookedUpFirst(t *testing.T) {
 	})
 	if r.err != nil || r.res.Confirmed < 3 {
 		t.Errorf("put waiting for 3 sites: %+v, %v; s2 learnt the version from a lookup, then holds it with "+
-			"every chunk, but never confirms it (see bugs.md L3)", r.res, r.err)
+			"every chunk, but never confirms it", r.res, r.err)
 	}
 }
 
@@ -705,7 +737,7 @@ func TestLookupLyingPeer(t *testing.T) {
 		var ae *client.APIError
 		if !errors.As(err, &ae) || ae.Status != http.StatusGatewayTimeout {
 			t.Errorf("put waiting for 6 sites of 3 (+ a liar): %+v, %v; want 504: confirmations the liar "+
-				"forged for sites that do not exist were counted (see bugs.md L4)", res, err)
+				"forged for sites that do not exist were counted", res, err)
 		}
 		if n := lkMetric(t, f, 1, "skyfed_rejected_total", "reason=confirm") - forgedBefore; n < 1 {
 			t.Errorf("s1 refused %v confirmations forged in s2's name, want at least 1", n)
@@ -741,7 +773,7 @@ func TestLookupFetchSurvivesAHolderThatNeverShips(t *testing.T) {
 	l.mu.Unlock()
 	if err != nil {
 		t.Errorf("GET at s1 with a holder that never ships (it answered %d fetches): %v; want the bytes from s0 "+
-			"(see bugs.md L8)", held, err)
+			"", held, err)
 	}
 	if held == 0 {
 		t.Error("the liar was never asked for a chunk: the test proves nothing")

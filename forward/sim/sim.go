@@ -47,8 +47,9 @@ type Options struct {
 type Result struct {
 	Seed                     uint64
 	Sites, Links             int
-	Clean                    bool // no message lost, no crash: nothing may cross twice
+	Clean                    bool // no message lost, no crash, offer mode: nothing may cross twice
 	Lossy, Crashes, Cuts     bool
+	Flood                    bool // some links flood: duplicates are expected
 	Puts, Lookups, Fetches   int
 	FetchesOK, LookupsExact  int
 	Converged                time.Duration // simulated time from the heal to convergence (0: converged by then)
@@ -104,8 +105,14 @@ type site struct {
 	entered map[chunk.ID]int // payloads that crossed into the site
 	asks    map[uint64]*pendingAsk
 	fetches map[uint64]chunk.ID
+	pending map[uint64]pendingReq // asks and fetches not answered yet
 	seenCf  map[[2]string]bool
 	storeAt map[engine.LinkID]time.Time // per link, when its last store finishes
+}
+
+type pendingReq struct {
+	deadline time.Time
+	gen      int // the site's life it was asked in
 }
 
 type pendingAsk struct {
@@ -121,6 +128,7 @@ type simLink struct {
 	delay   time.Duration
 	bw      float64 // bytes per second
 	up      bool
+	mode    engine.Mode
 	cut     bool // held down by a fault
 	loss    float64
 	gen     int
@@ -164,7 +172,7 @@ func newWorld(opts Options) *World {
 	for i := range n {
 		s := &site{w: w, idx: i, name: fmt.Sprintf("s%d", i), st: newStore(), links: map[engine.LinkID]*simLink{},
 			downAt: map[engine.LinkID]time.Time{}, entered: map[chunk.ID]int{}, asks: map[uint64]*pendingAsk{},
-			fetches: map[uint64]chunk.ID{}, seenCf: map[[2]string]bool{}, storeAt: map[engine.LinkID]time.Time{}}
+			fetches: map[uint64]chunk.ID{}, pending: map[uint64]pendingReq{}, seenCf: map[[2]string]bool{}, storeAt: map[engine.LinkID]time.Time{}}
 		w.sites = append(w.sites, s)
 	}
 	w.topology()
@@ -271,13 +279,13 @@ func (w *World) run() {
 	for _, s := range w.sites {
 		s.start()
 	}
-	for _, l := range w.links {
-		w.linkUp(l)
-	}
 	if w.opts.Scenario != nil {
 		w.opts.Scenario(w)
 	} else {
 		w.plan()
+	}
+	for _, l := range w.links {
+		w.linkUp(l)
 	}
 	w.heartbeat()
 	healAt := epoch.Add(workload)
@@ -380,6 +388,14 @@ func (w *World) missing() string {
 }
 
 func (w *World) finalChecks() {
+	for _, s := range w.sites {
+		for req, p := range s.pending {
+			if p.gen == s.gen && w.now.After(p.deadline) {
+				w.failf("%s: request #%d never ended (deadline %s)", s.name, req, p.deadline.Sub(epoch))
+				return
+			}
+		}
+	}
 	if !w.res.Clean {
 		return
 	}
@@ -507,11 +523,16 @@ func (s *site) carryOut(rd engine.Ready) {
 		s.ship(sh)
 	}
 	for _, q := range rd.Queries {
+		delete(s.pending, q.Req)
 		s.queryDone(q)
 	}
 	for _, f := range rd.Fetches {
+		delete(s.pending, f.Req)
 		id := s.fetches[f.Req]
 		delete(s.fetches, f.Req)
+		if f.Err != nil && w.res.Clean && w.opts.Scenario == nil {
+			w.failf("%s: fetch of %s failed in a run without faults: %v", s.name, id.Short(), f.Err)
+		}
 		if f.Err == nil {
 			if !s.st.has(engine.KindChunk, id) {
 				w.failf("%s: fetch of %s said done, chunk not here", s.name, id.Short())
@@ -707,10 +728,10 @@ func (w *World) linkUp(l *simLink) {
 	w.trace("link %s-%s up", l.a.name, l.b.name)
 	// The dialer is up when the acceptor's proof arrives; the acceptor
 	// one link delay later, when the dialer's proof does.
-	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: engine.ModeOffer})
+	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode})
 	w.after(l.delay, func() {
 		if l.gen == gen && l.up {
-			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: engine.ModeOffer})
+			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode})
 		}
 	})
 }
@@ -740,7 +761,17 @@ func (w *World) plan() {
 	w.res.Lossy = r.IntN(10) < 3
 	w.res.Crashes = r.IntN(10) < 3
 	w.res.Cuts = r.IntN(10) < 4
-	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts
+	if r.IntN(10) < 2 {
+		// Flood on some links: the seed's literal rule, duplicates
+		// dropped on arrival.
+		for _, l := range w.links {
+			if r.IntN(2) == 0 {
+				l.mode = engine.ModeFlood
+				w.res.Flood = true
+			}
+		}
+	}
+	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts && !w.res.Flood
 	puts := 5 + r.IntN(20)
 	for range puts {
 		w.after(time.Duration(r.Int64N(int64(workload*9/10))), w.put)
@@ -873,6 +904,7 @@ func (w *World) lookup() {
 	}
 	a.local = s.st.latest(name)
 	s.asks[req] = a
+	s.pending[req] = pendingReq{a.deadline, s.gen}
 	w.res.Lookups++
 	s.step(engine.Ask{Now: w.now, Req: req, Kind: wire.QueryLatest, Key: name, Deadline: a.deadline})
 }
@@ -917,6 +949,7 @@ func (w *World) fetch() {
 			if !s.st.has(engine.KindChunk, id) {
 				w.nextReq++
 				s.fetches[w.nextReq] = id
+				s.pending[w.nextReq] = pendingReq{w.now.Add(10 * time.Second), s.gen}
 				w.res.Fetches++
 				s.step(engine.Fetch{Now: w.now, Req: w.nextReq, ID: id, Deadline: w.now.Add(10 * time.Second)})
 				return

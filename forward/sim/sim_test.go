@@ -65,7 +65,7 @@ func TestSimulation(t *testing.T) {
 			n = 100
 		}
 	}
-	var clean, converged int
+	var clean, converged, flood, lookups, exact, fetches, fetched int
 	var worst time.Duration
 	var worstSeed uint64
 	for _, seed := range regressions {
@@ -76,6 +76,10 @@ func TestSimulation(t *testing.T) {
 		if res.Clean {
 			clean++
 		}
+		if res.Flood {
+			flood++
+		}
+		lookups, exact, fetches, fetched = lookups+res.Lookups, exact+res.LookupsExact, fetches+res.Fetches, fetched+res.FetchesOK
 		if !t.Failed() {
 			converged++
 			if res.Converged > worst {
@@ -83,8 +87,9 @@ func TestSimulation(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d seeds from %d: %d clean (nothing may cross twice), %d converged, slowest convergence after the heal %s (seed %d)",
-		n, *firstFlag, clean, converged, worst, worstSeed)
+	t.Logf("%d seeds from %d: %d clean (nothing may cross twice), %d with flood links, %d converged, slowest convergence after the heal %s (seed %d); "+
+		"lookups %d (%d checked for the newest stamp), fetches %d (%d done)",
+		n, *firstFlag, clean, flood, converged, worst, worstSeed, lookups, exact, fetches, fetched)
 }
 
 // TestSimulationReplaysExactly: two runs of one seed write identical
