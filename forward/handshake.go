@@ -93,9 +93,6 @@ func (l *Link) closeConn() {
 	}
 }
 
-// redial restarts the handshake of a dialed link whose peer fell silent.
-func (l *Link) redial() { l.sendHello() }
-
 // sendHello starts (or restarts) the handshake of a dialed link.
 func (l *Link) sendHello() {
 	conn := l.connP.Load()

@@ -87,18 +87,27 @@ func (e *Engine) Step(ev Event) {
 	if t := ev.at(); t.After(e.now) {
 		e.now = t
 	}
+	all := false   // every link's windows may have moved
+	var one LinkID // this link's windows may have moved
 	switch ev := ev.(type) {
 	case Tick:
 		e.tick()
+		all = true
 	case LinkUp:
 		e.linkUp(ev.Link, ev.Mode)
+		one = ev.Link
 	case LinkDown:
 		e.linkDown(ev.Link)
 	case Received:
 		e.received(ev.Link, ev.Msg)
+		if t := ev.Msg.Type; t == wire.MsgAnswer || t == wire.MsgAck {
+			one = ev.Link
+		}
 	case LogGrew:
+		all = true
 	case StoreDone:
 		e.storeDone(ev)
+		all = ev.Result == Stored // the log grew
 	case ShipSent:
 		if l := e.links[ev.Link]; l != nil {
 			if k, ok := KindOfLane(ev.Lane); ok {
@@ -107,6 +116,7 @@ func (e *Engine) Step(ev Event) {
 		}
 	case ShipFailed:
 		e.shipFailed(ev)
+		one = ev.Link
 	case Ask:
 		e.ask(ev)
 	case Fetch:
@@ -116,7 +126,16 @@ func (e *Engine) Step(ev Event) {
 	case Track:
 		e.track(ev.ID)
 	}
-	e.pumpAll()
+	switch {
+	case all:
+		for _, id := range e.Up() {
+			e.pumpLink(e.links[id])
+		}
+	case !one.IsLocal():
+		if l := e.links[one]; l != nil {
+			e.pumpLink(l)
+		}
+	}
 }
 
 // Ready returns what to do and forgets it.
@@ -317,13 +336,10 @@ func (e *Engine) tick() {
 	e.checkComplete()
 }
 
-// pumpAll loads, offers and advances on every link that is up.
-func (e *Engine) pumpAll() {
-	for _, id := range e.Up() {
-		l := e.links[id]
-		for _, k := range Kinds {
-			e.pump(l, k)
-		}
+// pumpLink loads, offers and advances both logs of a link.
+func (e *Engine) pumpLink(l *link) {
+	for _, k := range Kinds {
+		e.pump(l, k)
 	}
 }
 
