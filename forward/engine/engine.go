@@ -203,7 +203,12 @@ func (e *Engine) linkUp(id LinkID, mode Mode) {
 		if err != nil {
 			e.note(false, id, "read cursor; starting from 0", chunk.ID{}, err)
 		}
-		l.windows[k.Index()] = newWindow(id, cur, e.cfg.Timing)
+		w := newWindow(id, cur, e.cfg.Timing)
+		// Batch numbers never repeat across sessions of a link, so an
+		// answer to an offer of an earlier session, arriving late, can
+		// never be taken for an answer to one of this session.
+		w.batch = uint64(e.now.UnixNano())
+		l.windows[k.Index()] = w
 	}
 	e.links[id] = l
 	e.statsOf(id)

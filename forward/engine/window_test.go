@@ -248,3 +248,47 @@ func FuzzParseLinkID(f *testing.F) {
 		}
 	})
 }
+
+// An answer from an earlier session of a link must not be taken for an
+// answer of this one: batch numbers never repeat across link-ups.
+func TestStaleAnswerAfterReconnect(t *testing.T) {
+	st := &memStorage{}
+	st.log = arrivals(Local, 1, 1, 2)
+	for i := range st.log {
+		st.log[i].Kind = KindChunk
+	}
+	e := New(Config{Site: "a", Storage: st})
+	e.Step(LinkUp{Now: t0, Link: linkB})
+	first := e.Ready().Messages[0].Msg.Offer
+	e.Step(LinkDown{Now: t0.Add(time.Second), Link: linkB})
+	e.Step(LinkUp{Now: t0.Add(2 * time.Second), Link: linkB})
+	second := e.Ready().Messages[0].Msg.Offer
+	if first.Batch == second.Batch {
+		t.Fatalf("batch %d offered in both sessions", first.Batch)
+	}
+	e.Step(Received{Now: t0.Add(3 * time.Second), Link: linkB, Msg: &wire.Message{Type: wire.MsgAnswer,
+		Answer: &wire.AnswerMsg{Lane: wire.LaneBulk, Batch: first.Batch, Answers: []wire.Answer{wire.AnswerHave, wire.AnswerHave}}}})
+	if rd := e.Ready(); len(rd.Cursors) != 0 {
+		t.Fatalf("a stale answer moved the cursor: %+v", rd.Cursors)
+	}
+}
+
+// memStorage is a chunk log in memory, for tests of the engine alone.
+type memStorage struct{ log []Arrival }
+
+func (m *memStorage) Has(Kind, chunk.ID) (bool, error) { return false, nil }
+func (m *memStorage) Head(k Kind) uint64 {
+	if k == KindChunk {
+		return uint64(len(m.log))
+	}
+	return 0
+}
+func (m *memStorage) ReadLog(k Kind, after uint64, max int) ([]Arrival, error) {
+	if k != KindChunk || after >= uint64(len(m.log)) {
+		return nil, nil
+	}
+	return m.log[after:min(uint64(len(m.log)), after+uint64(max))], nil
+}
+func (m *memStorage) Cursor(Kind, LinkID) (uint64, error)               { return 0, nil }
+func (m *memStorage) Lookup(wire.QueryKind, [32]byte) ([][]byte, error) { return nil, nil }
+func (m *memStorage) ManifestChunks(chunk.ID) ([]chunk.ID, error)       { return nil, nil }

@@ -49,6 +49,7 @@ type Result struct {
 	Sites, Links             int
 	Clean                    bool // no message lost, no crash, offer mode: nothing may cross twice
 	Lossy, Crashes, Cuts     bool
+	Stalls                   bool // links given up for silence while their connection lived on
 	Flood                    bool // some links flood: duplicates are expected
 	Puts, Lookups, Fetches   int
 	FetchesOK, LookupsExact  int
@@ -131,8 +132,11 @@ type simLink struct {
 	mode    engine.Mode
 	cut     bool // held down by a fault
 	loss    float64
-	gen     int
-	pipes   [2]*pipe // a→b, b→a
+	gen     int // the session: incremented at each link-up and link-down
+	conn    int // the connection: incremented when it dies, and what is in flight with it
+	stalled bool
+	held    [2][][]byte // by pipe: messages of an earlier session, delivered into the next one
+	pipes   [2]*pipe    // a→b, b→a
 	idOf    [2]engine.LinkID
 	dropped int
 }
@@ -687,10 +691,10 @@ func (p *pipe) transmit() {
 		return
 	}
 	p.busy = true
-	gen := l.gen
+	conn := l.conn
 	ser := time.Duration(float64(len(f.body)) / l.bw * float64(time.Second))
 	w.after(ser, func() {
-		if l.gen != gen {
+		if l.conn != conn {
 			return
 		}
 		if f.ship != nil {
@@ -702,18 +706,28 @@ func (p *pipe) transmit() {
 			l.dropped++
 		}
 		w.after(l.delay, func() {
-			if l.gen != gen || lost {
+			if l.conn != conn || lost {
 				return
 			}
-			msg, err := wire.DecodeMessage(f.body)
-			if err != nil {
-				w.failf("a message did not decode: %v", err)
+			if !l.up {
+				if l.stalled {
+					l.held[p.side] = append(l.held[p.side], f.body)
+				}
 				return
 			}
-			p.to.step(engine.Received{Now: w.now, Link: l.idOf[1-p.side], Msg: msg})
+			p.deliver(f.body)
 		})
 		p.transmit()
 	})
+}
+
+func (p *pipe) deliver(body []byte) {
+	msg, err := wire.DecodeMessage(body)
+	if err != nil {
+		p.from.w.failf("a message did not decode: %v", err)
+		return
+	}
+	p.to.step(engine.Received{Now: p.from.w.now, Link: p.l.idOf[1-p.side], Msg: msg})
 }
 
 // ---- links ----
@@ -725,6 +739,10 @@ func (w *World) linkUp(l *simLink) {
 	l.up = true
 	l.gen++
 	gen := l.gen
+	if !l.stalled {
+		l.held = [2][][]byte{}
+	}
+	l.stalled = false
 	w.trace("link %s-%s up", l.a.name, l.b.name)
 	// The dialer is up when the acceptor's proof arrives; the acceptor
 	// one link delay later, when the dialer's proof does.
@@ -732,19 +750,50 @@ func (w *World) linkUp(l *simLink) {
 	w.after(l.delay, func() {
 		if l.gen == gen && l.up {
 			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode})
+			// What a stalled link still carried arrives now, into the
+			// new session.
+			for side, p := range l.pipes {
+				held := l.held[side]
+				l.held[side] = nil
+				for _, body := range held {
+					if l.up && l.gen == gen {
+						p.deliver(body)
+					}
+				}
+			}
 		}
 	})
+}
+
+// stall takes a link down at both ends as a silent peer does (the
+// liveness check gives up on it) while its connection lives on: what is
+// in flight is delivered when the link comes back, into a new session.
+func (w *World) stall(l *simLink) {
+	if !l.up {
+		return
+	}
+	l.stalled = true
+	w.takeDown(l)
 }
 
 func (w *World) linkDown(l *simLink) {
 	if !l.up {
 		return
 	}
-	l.up = false
-	l.gen++ // what is in flight is lost
+	l.conn++ // the connection died: what is in flight is lost
+	l.stalled = false
+	l.held = [2][][]byte{}
 	for _, p := range l.pipes {
-		p.lanes = [4][]frame{}
 		p.busy = false
+	}
+	w.takeDown(l)
+}
+
+func (w *World) takeDown(l *simLink) {
+	l.up = false
+	l.gen++
+	for _, p := range l.pipes {
+		p.lanes = [4][]frame{} // nothing queued is published into a link that is down
 	}
 	w.trace("link %s-%s down", l.a.name, l.b.name)
 	for side, s := range []*site{l.a, l.b} {
@@ -761,6 +810,7 @@ func (w *World) plan() {
 	w.res.Lossy = r.IntN(10) < 3
 	w.res.Crashes = r.IntN(10) < 3
 	w.res.Cuts = r.IntN(10) < 4
+	w.res.Stalls = r.IntN(10) < 3
 	if r.IntN(10) < 2 {
 		// Flood on some links: the seed's literal rule, duplicates
 		// dropped on arrival.
@@ -771,7 +821,18 @@ func (w *World) plan() {
 			}
 		}
 	}
-	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts && !w.res.Flood
+	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts && !w.res.Stalls && !w.res.Flood
+	if w.res.Stalls {
+		for range 1 + r.IntN(4) {
+			l := w.links[r.IntN(len(w.links))]
+			start := time.Duration(r.Int64N(int64(workload)))
+			w.after(start, func() {
+				w.faulty = true
+				w.stall(l)
+			})
+			w.after(start+time.Duration(r.IntN(3000))*time.Millisecond, func() { w.linkUp(l) })
+		}
+	}
 	puts := 5 + r.IntN(20)
 	for range puts {
 		w.after(time.Duration(r.Int64N(int64(workload*9/10))), w.put)
