@@ -52,6 +52,9 @@ var ErrIncomplete = engine.ErrIncomplete
 // tickEvery is how often the engine hears the time.
 const tickEvery = 100 * time.Millisecond
 
+// maxBatch bounds the events stepped before a Ready is carried out.
+const maxBatch = 64
+
 // Node runs a site's forwarding engine over NATS and Pebble: it owns the
 // links (dialed and accepted), feeds the engine their events from one
 // loop, and carries out what the engine decides.
@@ -181,12 +184,14 @@ func (n *Node) loop() {
 		}
 		n.engMu.Lock()
 		n.eng.Step(ev)
-		for more := true; more; {
+		// Take what else is waiting, up to a bound, so a busy link's
+		// frames cannot hold back what the engine decided.
+		for more := maxBatch; more > 0; more-- {
 			select {
 			case ev = <-n.events:
 				n.eng.Step(ev)
 			default:
-				more = false
+				more = 0
 			}
 		}
 		rd := n.eng.Ready()
