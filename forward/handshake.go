@@ -29,7 +29,7 @@ func (l *Link) dialLoop() {
 			return
 		}
 		if isAuthError(err) {
-			l.setState(StateRefused)
+			l.setState(linkRefused)
 			l.log.Warn("peer refused this site; is this site's key trusted there? (skyfed site trust on the peer)", "url", l.url, "err", err)
 		} else {
 			l.log.Info("dial failed; retrying", "url", l.url, "err", err, "in", backoff)
@@ -55,12 +55,12 @@ func (l *Link) connect() error {
 		nats.ReconnectWait(time.Second),
 		nats.PingInterval(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			l.setState(StateDown)
+			l.setState(linkDown)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { l.sendHello() }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if isAuthError(err) || strings.Contains(err.Error(), "Permissions Violation") {
-				l.setState(StateRefused)
+				l.setState(linkRefused)
 			}
 			l.log.Warn("NATS error on link", "err", err)
 		}),
@@ -182,7 +182,7 @@ func (n *Node) onHello(m *nats.Msg) {
 // accepted link): the other side proves it holds its key.
 func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 	h := msg.Hello
-	if l.State() == StateUp {
+	if l.currentState() == linkUp {
 		return // an answer to an earlier hello, or a repeated proof
 	}
 	switch {
@@ -201,7 +201,7 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 			proof := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Key: n.cfg.Signer.PublicKey(),
 				Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, l.id.Peer, RoleDialer))}
 			l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgProof, Hello: proof}, 0)
-			l.setState(StateUp)
+			l.setState(linkUp)
 		}
 	case msg.Type == wire.MsgProof && l.id.Dir == engine.DirIn:
 		key, _ := n.peerKey(l.id.Peer)
@@ -209,7 +209,7 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 			l.refuse("dialer's proof of key failed")
 			return
 		}
-		l.setState(StateUp)
+		l.setState(linkUp)
 	}
 }
 
@@ -256,5 +256,5 @@ func (n *Node) recentNonces(peer string) [][32]byte {
 func (l *Link) refuse(why string) {
 	l.node.refusedHandshake(l.id.Peer, why)
 	l.c.rejected.Add(1)
-	l.setState(StateRefused)
+	l.setState(linkRefused)
 }

@@ -18,12 +18,25 @@ import (
 	"github.com/skyfed/skyfed/naming"
 )
 
-// Link states as status shows them.
+// Link states as status shows them (LinkStatus.State).
 const (
 	StateDown    = "down"
 	StateUp      = "up"
 	StateRefused = "refused"
 )
+
+// linkState is a link's state in the shell; String gives the status form.
+type linkState byte
+
+const (
+	linkDown linkState = iota
+	linkUp
+	linkRefused
+)
+
+func (s linkState) String() string {
+	return [...]string{linkDown: StateDown, linkUp: StateUp, linkRefused: StateRefused}[s]
+}
 
 const (
 	pingEvery = 2 * time.Second
@@ -62,7 +75,7 @@ type Link struct {
 	c       *counters // shared by the in-links that replace each other, so counters never go back
 
 	mu        sync.Mutex
-	state     string
+	state     linkState
 	session   uint64 // incremented at each link-up; what was queued for an earlier one is dropped
 	upSince   time.Time
 	lastHeard atomic.Int64 // unix nanos of the last message from the peer
@@ -90,7 +103,7 @@ type outMsg struct {
 
 func newLink(n *Node, id engine.LinkID, mode engine.Mode, rate uint64) *Link {
 	l := &Link{
-		node: n, id: id, mode: mode, state: StateDown,
+		node: n, id: id, mode: mode, state: linkDown,
 		lim: NewLimiter(rate, nil),
 		log: n.log.With("link", id.String()),
 		c:   &counters{}, frameLim: wire.FrameSize,
@@ -114,8 +127,7 @@ func bulkQueueFrames(rate uint64) int {
 	return max(2, min(256, int(rate/wire.FrameSize)))
 }
 
-// State returns up, down or refused.
-func (l *Link) State() string {
+func (l *Link) currentState() linkState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.state
@@ -129,11 +141,11 @@ func (l *Link) currentSession() uint64 {
 
 // setState records a new state and tells the engine of a link going up
 // or down.
-func (l *Link) setState(s string) {
+func (l *Link) setState(s linkState) {
 	l.mu.Lock()
 	old := l.state
 	l.state = s
-	if s == StateUp && old != StateUp {
+	if s == linkUp && old != linkUp {
 		l.session++
 		l.upSince = time.Now()
 	}
@@ -141,13 +153,13 @@ func (l *Link) setState(s string) {
 	if old == s {
 		return
 	}
-	l.log.Info("link "+s, "peer", l.id.Peer)
+	l.log.Info("link "+s.String(), "peer", l.id.Peer)
 	now := time.Now()
 	switch {
-	case s == StateUp:
+	case s == linkUp:
 		l.lastHeard.Store(now.UnixNano())
 		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode})
-	case old == StateUp:
+	case old == linkUp:
 		for _, q := range l.ships {
 			if q != nil {
 				q.clear()
@@ -186,7 +198,7 @@ func (l *Link) stop() {
 	l.closed = true
 	l.cbMu.Unlock()
 	l.wg.Wait()
-	l.setState(StateDown)
+	l.setState(linkDown)
 }
 
 // subscribe listens on the link's receive lanes.
@@ -231,7 +243,7 @@ func (l *Link) onMessage(lane wire.Lane, data []byte) {
 	case wire.MsgPing, wire.MsgHello:
 		return
 	}
-	if l.State() != StateUp {
+	if l.currentState() != linkUp {
 		return
 	}
 	l.node.postCtx(l.ctx, engine.Received{Now: now, Link: l.id, Msg: msg})
@@ -264,7 +276,7 @@ func (l *Link) sendLoop(ctx context.Context) {
 			return
 		}
 		conn := l.connP.Load()
-		up := l.State() == StateUp
+		up := l.currentState() == linkUp
 		if conn == nil || !conn.IsConnected() || (m.lane != wire.LaneControl && !up) {
 			continue
 		}
@@ -408,18 +420,18 @@ func (l *Link) pingLoop(ctx context.Context) {
 			lastT, lastSent, lastRecv = now, sent, recv
 		}
 		seq++
-		if st := l.State(); l.id.Dir == engine.DirOut && (st == StateDown || st == StateRefused && seq%5 == 0) {
+		if st := l.currentState(); l.id.Dir == engine.DirOut && (st == linkDown || st == linkRefused && seq%5 == 0) {
 			// A hello can be lost (the peer's server took the connection
 			// before its site listened for hellos): say it again.
 			if c := l.connP.Load(); c != nil && c.IsConnected() {
 				l.sendHello()
 			}
 		}
-		if l.State() == StateUp {
+		if l.currentState() == linkUp {
 			l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgPing, Ping: &wire.Ping{Seq: seq}}, 0)
 			if time.Since(time.Unix(0, l.lastHeard.Load())) > deadAfter {
 				l.log.Warn("peer silent; link down until it speaks again", "after", deadAfter)
-				l.setState(StateDown)
+				l.setState(linkDown)
 				if l.id.Dir == engine.DirOut {
 					l.sendHello()
 				}

@@ -86,7 +86,7 @@ func (n *Node) Links() []LinkStatus {
 
 func (n *Node) status(l *Link) LinkStatus {
 	st := LinkStatus{
-		Peer: l.id.Peer, Direction: l.id.Dir.String(), State: l.State(), Mode: l.mode.String(), MaxRate: l.lim.Rate(),
+		Peer: l.id.Peer, Direction: l.id.Dir.String(), State: l.currentState().String(), Mode: l.mode.String(), MaxRate: l.lim.Rate(),
 		SentChunks: l.c.sentChunks.Load(), ReceivedChunks: l.c.receivedChunks.Load(),
 		SentManifests: l.c.sentManifests.Load(), ReceivedManifests: l.c.receivedManifests.Load(),
 		SentRawBytes: l.c.sentRaw.Load(), SentWireBytes: l.c.sentWire.Load(), SentPayloadBytes: l.c.sentPayload.Load(),
