@@ -218,7 +218,9 @@ type scriptStorage struct {
 	log []Arrival
 }
 
-func (m *scriptStorage) Has(k Kind, id chunk.ID) (bool, error) { return k == KindChunk && m.has[id], nil }
+func (m *scriptStorage) Has(k Kind, id chunk.ID) (bool, error) {
+	return k == KindChunk && m.has[id], nil
+}
 func (m *scriptStorage) Head(k Kind) uint64 {
 	if k == KindChunk {
 		return uint64(len(m.log))
