@@ -252,7 +252,44 @@ func FuzzParseLinkID(f *testing.F) {
 // An answer from an earlier session of a link must not be taken for an
 // answer of this one: batch numbers never repeat across link-ups.
 func TestStaleAnswerAfterReconnect(t *testing.T) {
-	st := &memStorage{}
+	st := &scriptStorage{has: map[chunk.ID]bool{}}
+	st.log = arrivals(Local, 1, 1, 2)
+	for i := range st.log {
+		st.log[i].Kind = KindChunk
+	}
+	e := New(Config{Site: "a", Storage: st})
+	e.Step(LinkUp{Now: t0, Link: linkB})
+	first := e.Ready().Messages[0].Msg.Offer
+	e.Step(LinkDown{Now: t0.Add(time.Second), Link: linkB})
+	e.Step(LinkUp{Now: t0.Add(2 * time.Second), Link: linkB})
+	second := e.Ready().Messages[0].Msg.Offer
+	if first.Batch == second.Batch {
+		t.Fatalf("batch %d offered in both sessions", first.Batch)
+	}
+	e.Step(Received{Now: t0.Add(3 * time.Second), Link: linkB, Msg: &wire.Message{Type: wire.MsgAnswer,
+		Answer: &wire.AnswerMsg{Lane: wire.LaneBulk, Batch: first.Batch, Answers: []wire.Answer{wire.AnswerHave, wire.AnswerHave}}}})
+	if rd := e.Ready(); len(rd.Cursors) != 0 {
+		t.Fatalf("a stale answer moved the cursor: %+v", rd.Cursors)
+	}
+}
+
+// FuzzParseLinkID: link names come from the arrival log on disk.
+func FuzzParseLinkID(f *testing.F) {
+	for _, s := range []string{"out:alpha", "in:b", "local", "lookup:x", ":", "out:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseLinkID(s)
+		if err == nil && l.String() != s {
+			t.Fatalf("ParseLinkID(%q) = %v, which prints as %q", s, l, l.String())
+		}
+	})
+}
+
+// An answer from an earlier session of a link must not be taken for an
+// answer of this one: batch numbers never repeat across link-ups.
+func TestStaleAnswerAfterReconnect(t *testing.T) {
+	st := &scriptStorage{has: map[chunk.ID]bool{}}
 	st.log = arrivals(Local, 1, 1, 2)
 	for i := range st.log {
 		st.log[i].Kind = KindChunk
