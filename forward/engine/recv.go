@@ -81,12 +81,21 @@ func (e *Engine) onOffer(l *link, o *wire.Offer) {
 		id := chunk.ID(raw)
 		c := e.claims[claimKey{k, id}]
 		have := false
-		if c == nil || (c.storing == 0 && c.link == l.id && c.lane == o.Lane) {
+		if c == nil || c.storing == 0 {
 			var err error
 			if have, err = e.st.Has(k, id); err != nil {
 				e.note(false, l.id, "offer: look-up failed; answering later", id, err)
 				answers[i] = wire.AnswerLater
 				continue
+			}
+		}
+		if have && c != nil {
+			// Here by another way (a local put of the same bytes): what
+			// waited for the claimed copy has it now.
+			delete(e.claims, claimKey{k, id})
+			c = nil
+			if k == KindChunk {
+				e.chunkArrived(id)
 			}
 		}
 		answers[i] = decideAnswer(have, c, l.id, o.Lane)
