@@ -76,20 +76,18 @@ type Link struct {
 
 	mu        sync.Mutex
 	state     linkState
-	session   uint64 // incremented at each link-up; what was queued for an earlier one is dropped
-	upSince   time.Time
+	session   uint64       // incremented at each link-up; what was queued for an earlier one is dropped
 	lastHeard atomic.Int64 // unix nanos of the last message from the peer
 
-	queues   [4]chan outMsg
-	ships    [4]*workQueue[engine.Ship] // by lane
-	stores   *workQueue[engine.Store]
-	subs     []*nats.Subscription
-	cbMu     sync.RWMutex // held (read) by subscription callbacks; stop waits for them
-	closed   bool
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	frameLim int
+	queues [4]chan outMsg
+	ships  [4]*workQueue[engine.Ship] // by lane
+	stores *workQueue[engine.Store]
+	subs   []*nats.Subscription
+	cbMu   sync.RWMutex // held (read) by subscription callbacks; stop waits for them
+	closed bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type outMsg struct {
@@ -106,7 +104,7 @@ func newLink(n *Node, id engine.LinkID, mode engine.Mode, rate uint64) *Link {
 		node: n, id: id, mode: mode, state: linkDown,
 		lim: NewLimiter(rate, nil),
 		log: n.log.With("link", id.String()),
-		c:   &counters{}, frameLim: wire.FrameSize,
+		c:   &counters{},
 	}
 	for i := range l.queues {
 		l.queues[i] = make(chan outMsg, 256)
@@ -147,7 +145,6 @@ func (l *Link) setState(s linkState) {
 	l.state = s
 	if s == linkUp && old != linkUp {
 		l.session++
-		l.upSince = time.Now()
 	}
 	l.mu.Unlock()
 	if old == s {
@@ -249,7 +246,7 @@ func (l *Link) onMessage(lane wire.Lane, data []byte) {
 	l.node.postCtx(l.ctx, engine.Received{Now: now, Link: l.id, Msg: msg})
 }
 
-// sendControl queues a small message on the control or lookup lane
+// sendSmall queues a small message on the control or lookup lane
 // without blocking; when the lane is full it is dropped and the engine's
 // timeouts recover.
 func (l *Link) sendSmall(lane wire.Lane, msg *wire.Message, session uint64) {
@@ -355,7 +352,7 @@ func (l *Link) shipOne(ctx context.Context, s engine.Ship, session uint64) error
 		l.node.postCtx(ctx, engine.ShipFailed{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID})
 		return err
 	}
-	frames := engine.Frames(s, codec, payload, rawLen, l.frameLim)
+	frames := engine.Frames(s, codec, payload, rawLen, wire.FrameSize)
 	for i, d := range frames {
 		m := outMsg{session: session, lane: s.Lane, body: (&wire.Message{Type: wire.MsgData, Data: d}).Encode(), payload: len(d.Payload)}
 		if i == len(frames)-1 {

@@ -56,10 +56,7 @@ type claim struct {
 	link    LinkID
 	lane    wire.Lane
 	at      time.Time // last progress
-	storing int       // stores under way for this payload
-	// linkGone: the link went down while its payload was being stored;
-	// the claim lasts only until the store ends.
-	linkGone bool
+	storing int       // stores under way for this payload; the last one to end ends the claim
 }
 
 // link is the engine's state of a link that is up.
@@ -224,7 +221,7 @@ func (e *Engine) linkDown(id LinkID) {
 			e.releaseClaim(key, id)
 		}
 	}
-	e.q.linkDown(e, id)
+	e.q.linkDown(id)
 }
 
 // Up reports the links that are up, sorted.
@@ -287,7 +284,7 @@ type ClaimView struct {
 func (e *Engine) Claims() []ClaimView {
 	var out []ClaimView
 	for k, c := range e.claims {
-		out = append(out, ClaimView{Kind: k.kind, ID: k.id, Link: c.link, At: c.at, Storing: c.storing > 0 || c.linkGone})
+		out = append(out, ClaimView{Kind: k.kind, ID: k.id, Link: c.link, At: c.at, Storing: c.storing > 0})
 	}
 	return out
 }

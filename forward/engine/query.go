@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -504,10 +503,12 @@ func (e *Engine) confirm(id chunk.ID) {
 	e.flood(q, Local)
 }
 
-func (q *queries) linkDown(e *Engine, id LinkID) {
-	for _, cid := range sortedIDs(q.fetchers) {
-		delete(q.fetchers[cid], id)
-		if len(q.fetchers[cid]) == 0 {
+// linkDown forgets the fetches a link asked of this site (nothing is
+// sent, so the order does not matter).
+func (q *queries) linkDown(id LinkID) {
+	for cid, links := range q.fetchers {
+		delete(links, id)
+		if len(links) == 0 {
 			delete(q.fetchers, cid)
 		}
 	}
@@ -623,7 +624,3 @@ func kindName(k wire.QueryKind) string {
 	}
 	return "confirm"
 }
-
-// IsIncomplete reports whether err says a query ended before every site
-// answered.
-func IsIncomplete(err error) bool { return errors.Is(err, ErrIncomplete) }

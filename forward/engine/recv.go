@@ -181,7 +181,7 @@ func (e *Engine) assemble(l *link, k Kind, id chunk.ID, d *wire.Data) (*assembly
 	a.at = e.now
 	r.heard[d.Lane] = e.now
 	r.asmBytes += len(d.Payload)
-	if c := e.claims[claimKey{k, id}]; c != nil && c.link == l.id && !c.linkGone {
+	if c := e.claims[claimKey{k, id}]; c != nil && c.link == l.id {
 		c.at = e.now // progress keeps the claim alive
 	}
 	if len(a.buf) < int(a.total) {
@@ -333,8 +333,7 @@ func (e *Engine) releaseClaim(key claimKey, link LinkID) {
 		return
 	}
 	if c.storing > 0 {
-		c.linkGone = true // the store under way still holds it; it ends when the store does
-		return
+		return // the store under way holds it; storeDone ends it
 	}
 	delete(e.claims, key)
 	e.claimReleased(key)

@@ -1,5 +1,7 @@
 package wire
 
+import "strings"
+
 // The NATS subject scheme of links. It is a security invariant: a site's
 // NATS server lets a dialing peer publish only under its own pair's "up"
 // subjects and subscribe only to its pair's "dn" subjects, so a peer can
@@ -46,21 +48,12 @@ func HelloWildcard(acceptor string) string {
 
 // DialerOfHello returns the dialer named by a hello subject.
 func DialerOfHello(subject string) (string, bool) {
-	const head = subjectRoot + "."
-	if len(subject) <= len(head) || subject[:len(head)] != head {
+	rest, ok := strings.CutPrefix(subject, subjectRoot+".")
+	dialer, _, dotted := strings.Cut(rest, ".")
+	if !ok || !dotted || dialer == "" {
 		return "", false
 	}
-	rest := subject[len(head):]
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '.' {
-			dialer := rest[:i]
-			if dialer == "" {
-				return "", false
-			}
-			return dialer, true
-		}
-	}
-	return "", false
+	return dialer, true
 }
 
 // Permissions returns what a dialer's NATS user may publish and subscribe
