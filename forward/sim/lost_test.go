@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/skyfed/skyfed/forward/engine"
 )
 
 // TestLostFramesResume: a link that stays up but loses every message
@@ -12,7 +14,7 @@ import (
 // line (the lossy link is the only path) and on a ring (another path
 // offers the same payloads while the lossy link's claims hold them).
 func TestLostFramesResume(t *testing.T) {
-	bound := 2 * DefaultAssemblyIdle()
+	bound := 2 * engine.DefaultTiming().AssemblyIdle
 	for _, tc := range []struct {
 		name  string
 		edges [][2]int

@@ -87,7 +87,6 @@ type World struct {
 	names    [][32]byte
 	stamp    uint64
 	nextReq  uint64
-	lossy    bool // messages may be dropped on links that stay up
 	faulty   bool // some fault is in effect right now
 	healedAt time.Time
 }
@@ -138,7 +137,6 @@ type simLink struct {
 	held    [2][][]byte // by pipe: messages of an earlier session, delivered into the next one
 	pipes   [2]*pipe    // a→b, b→a
 	idOf    [2]engine.LinkID
-	dropped int
 }
 
 type pipe struct {
@@ -702,9 +700,6 @@ func (p *pipe) transmit() {
 			p.from.step(engine.ShipSent{Now: w.now, Link: sh.Link, Lane: sh.Lane, Kind: sh.Kind, ID: sh.ID})
 		}
 		lost := l.loss > 0 && w.rng.Float64() < l.loss
-		if lost {
-			l.dropped++
-		}
 		w.after(l.delay, func() {
 			if l.conn != conn || lost {
 				return
@@ -823,15 +818,11 @@ func (w *World) plan() {
 	}
 	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts && !w.res.Stalls && !w.res.Flood
 	if w.res.Stalls {
-		for range 1 + r.IntN(4) {
-			l := w.links[r.IntN(len(w.links))]
-			start := time.Duration(r.Int64N(int64(workload)))
-			w.after(start, func() {
-				w.faulty = true
-				w.stall(l)
+		w.faults(1+r.IntN(4), workload, func() time.Duration { return time.Duration(r.IntN(3000)) * time.Millisecond },
+			func() (begin, end func()) {
+				l := w.links[r.IntN(len(w.links))]
+				return func() { w.stall(l) }, func() { w.linkUp(l) }
 			})
-			w.after(start+time.Duration(r.IntN(3000))*time.Millisecond, func() { w.linkUp(l) })
-		}
 	}
 	puts := 5 + r.IntN(20)
 	for range puts {
@@ -844,46 +835,47 @@ func (w *World) plan() {
 		w.after(time.Duration(r.Int64N(int64(workload))), w.fetch)
 	}
 	if w.res.Lossy {
-		for range 1 + r.IntN(3) {
-			l := w.links[r.IntN(len(w.links))]
-			start := time.Duration(r.Int64N(int64(workload / 2)))
-			w.after(start, func() {
-				w.faulty = true
-				l.loss = 0.01 + r.Float64()*0.2
-				w.trace("link %s-%s loses %.0f%%", l.a.name, l.b.name, l.loss*100)
+		w.faults(1+r.IntN(3), workload/2, func() time.Duration { return time.Duration(1+r.IntN(10)) * time.Second },
+			func() (begin, end func()) {
+				l := w.links[r.IntN(len(w.links))]
+				return func() {
+					l.loss = 0.01 + r.Float64()*0.2
+					w.trace("link %s-%s loses %.0f%%", l.a.name, l.b.name, l.loss*100)
+				}, func() { l.loss = 0 }
 			})
-			w.after(start+time.Duration(1+r.IntN(10))*time.Second, func() { l.loss = 0 })
-		}
 	}
 	if w.res.Cuts {
-		for range 1 + r.IntN(4) {
-			l := w.links[r.IntN(len(w.links))]
-			start := time.Duration(r.Int64N(int64(workload)))
-			w.after(start, func() {
-				w.faulty = true
-				l.cut = true
-				w.linkDown(l)
+		w.faults(1+r.IntN(4), workload, func() time.Duration { return time.Duration(1+r.IntN(10)) * time.Second },
+			func() (begin, end func()) {
+				l := w.links[r.IntN(len(w.links))]
+				return func() { l.cut = true; w.linkDown(l) }, func() { l.cut = false; w.linkUp(l) }
 			})
-			w.after(start+time.Duration(1+r.IntN(10))*time.Second, func() {
-				l.cut = false
-				w.linkUp(l)
-			})
-		}
 	}
 	if w.res.Crashes {
-		for range 1 + r.IntN(3) {
-			s := w.sites[r.IntN(len(w.sites))]
-			start := time.Duration(r.Int64N(int64(workload)))
-			w.after(start, func() {
-				w.faulty = true
-				s.crash()
-			})
-			w.after(start+time.Duration(1+r.IntN(8))*time.Second, func() {
-				if !s.up {
-					s.restart()
+		w.faults(1+r.IntN(3), workload, func() time.Duration { return time.Duration(1+r.IntN(8)) * time.Second },
+			func() (begin, end func()) {
+				s := w.sites[r.IntN(len(w.sites))]
+				return s.crash, func() {
+					if !s.up {
+						s.restart()
+					}
 				}
 			})
-		}
+	}
+}
+
+// faults schedules n faults: pick chooses where each strikes, it begins
+// at a random moment before within and ends after length. The draws
+// happen in this order, so a seed replays exactly.
+func (w *World) faults(n int, within time.Duration, length func() time.Duration, pick func() (begin, end func())) {
+	for range n {
+		begin, end := pick()
+		start := time.Duration(w.rng.Int64N(int64(within)))
+		w.after(start, func() {
+			w.faulty = true
+			begin()
+		})
+		w.after(start+length(), end)
 	}
 }
 
@@ -894,16 +886,15 @@ func (w *World) put() {
 	if !s.up {
 		return
 	}
-	w.PutAt(s.idx, 1+w.rng.IntN(4), w.rng.IntN(10) == 0)
+	w.putAt(s.idx, 1+w.rng.IntN(4), w.rng.IntN(10) == 0, 0)
 }
 
-// PutAt puts a version of a random name at site i with n chunks, a
-// tombstone if tomb; it returns the manifest ID.
-func (w *World) PutAt(i, n int, tomb bool) chunk.ID { return w.putAt(i, n, tomb, 0) }
-
-// PutSized is PutAt with chunks of size bytes each.
+// PutSized puts a version of a random name at site i with n chunks of
+// size bytes each (for directed scenarios); it returns the manifest ID.
 func (w *World) PutSized(i, n, size int) chunk.ID { return w.putAt(i, n, false, size) }
 
+// putAt puts a version at site i: n chunks of size bytes (random sizes,
+// some shared with earlier puts, when size is 0), or a tombstone.
 func (w *World) putAt(i, n int, tomb bool, size int) chunk.ID {
 	s := w.sites[i]
 	w.res.Puts++
@@ -959,7 +950,7 @@ func (w *World) lookup() {
 	name := w.names[w.rng.IntN(len(w.names))]
 	w.nextReq++
 	req := w.nextReq
-	a := &pendingAsk{name: name, deadline: w.now.Add(time.Duration(1+w.rng.IntN(5)) * time.Second), clean: !w.faulty && !w.lossy}
+	a := &pendingAsk{name: name, deadline: w.now.Add(time.Duration(1+w.rng.IntN(5)) * time.Second), clean: !w.faulty && !w.res.Lossy}
 	for _, o := range w.sites {
 		a.best = max(a.best, o.st.latest(name))
 	}
@@ -1019,9 +1010,6 @@ func (w *World) fetch() {
 	}
 }
 
-// Cut holds link i down until Heal (for directed scenarios).
-func (w *World) Cut(i int) { w.links[i].cut = true; w.faulty = true; w.linkDown(w.links[i]) }
-
 // Blackhole makes link i lose every message while it stays up, from
 // start for d.
 func (w *World) Blackhole(i int, start, d time.Duration) {
@@ -1032,18 +1020,6 @@ func (w *World) Blackhole(i int, start, d time.Duration) {
 
 // After runs fn at simulated time t after the start.
 func (w *World) After(t time.Duration, fn func()) { w.at(epoch.Add(t), fn) }
-
-// Links returns the links as (dialer, acceptor) site indexes.
-func (w *World) Links() [][2]int {
-	var out [][2]int
-	for _, l := range w.links {
-		out = append(out, [2]int{l.a.idx, l.b.idx})
-	}
-	return out
-}
-
-// Now returns the simulated time since the start.
-func (w *World) Now() time.Duration { return w.now.Sub(epoch) }
 
 // ---- the event queue ----
 
@@ -1078,7 +1054,3 @@ func healBound() time.Duration {
 	t := engine.DefaultTiming()
 	return 2*t.AssemblyIdle + max(t.AnswerTimeout, t.AckTimeout)
 }
-
-// DefaultAssemblyIdle is the engine's idle bound on a lane with wanted
-// payloads, which bounds how long lost frames stall a link.
-func DefaultAssemblyIdle() time.Duration { return engine.DefaultTiming().AssemblyIdle }
