@@ -19,13 +19,18 @@ import (
 // The layout of Hello must never change: peers of different versions read
 // each other's Hello to find the protocol version and refuse politely.
 //
-//	Hello, HelloAck  site(uvarint len + bytes) proto(u16) caps(u32) nonce[32] key[32] mode(u8) maxRate(u64) sig(uvarint len + bytes)
+//	Hello, HelloAck  site(uvarint len + bytes) proto(u16) caps(u32) nonce[32] key[32] mode(u8) maxRate(u64) sig(uvarint len + bytes) [clock(u64)]
 //	Proof            sig[64]
 //	Offer            lane(u8) batch(u64) n(uvarint) n×id[32]
 //	Answer           lane(u8) batch(u64) n(uvarint) n×answer(u8)
 //	Data             lane(u8) id[32] codec(u8) rawLen(u32) total(u32) offset(u32) flags(u8: bit 0 flood) payload(uvarint len + bytes)
 //	Ack              lane(u8) n(uvarint) n×id[32] n×status(u8)
-//	Ping             seq(u64)
+//	Ping             seq(u64) [clock(u64)]
+//
+// A field in brackets is optional and trailing: absent when its value is
+// zero. Decoders of this package accept it present or absent, but
+// decoders older than it refuse any trailing byte, so a site sends it
+// only to a peer that announced CapClock (see CapClock).
 
 // Protocol limits.
 const (
@@ -39,6 +44,16 @@ const (
 	FrameSize = 128 << 10
 	// MaxBatch bounds the IDs of one Offer, Answer or Ack.
 	MaxBatch = 1024
+)
+
+// Capability bits of Hello.Caps.
+const (
+	// CapClock says the sender reads the optional trailing clock of
+	// Hello, HelloAck and Ping. A site sends that field only to peers
+	// that announced it: a site from before the field refuses a message
+	// with trailing bytes as malformed, so old and new sites interoperate
+	// (without clock measurement) under protocol version 1.
+	CapClock uint32 = 1 << 0
 )
 
 // ErrBadMessage reports a link message that does not decode or breaks a
@@ -162,6 +177,10 @@ type Hello struct {
 	Mode    byte     // 0 offer, 1 flood
 	MaxRate uint64   // bytes/s announced by the dialer, 0 unlimited
 	Sig     []byte   // empty in Hello; 64 bytes in HelloAck and Proof: sender's signature over the peer's nonce
+	// Clock is the sender's wall clock in unix milliseconds when it sent
+	// the message, for the peer to measure the clock offset; 0 means
+	// absent (optional trailing field; only to peers with CapClock).
+	Clock int64
 }
 
 // Offer announces IDs available on a lane; Batch pairs it with its Answer.
@@ -200,6 +219,8 @@ type Ack struct {
 // Ping is a keepalive; the peer echoes Seq.
 type Ping struct {
 	Seq uint64
+	// Clock is as in Hello: the sender's wall clock in unix ms, 0 absent.
+	Clock int64
 }
 
 // Message is one link message: exactly one of the pointers is non-nil,
@@ -260,6 +281,7 @@ func (m *Message) AppendEncode(dst []byte) []byte {
 		}
 	case m.Type == MsgPing && m.Ping != nil:
 		dst = binary.BigEndian.AppendUint64(dst, m.Ping.Seq)
+		dst = appendClock(dst, m.Ping.Clock)
 	case m.Type == MsgQuery && m.Query != nil:
 		dst = m.Query.appendTo(dst)
 	case m.Type == MsgReply && m.Reply != nil:
@@ -278,7 +300,16 @@ func (h *Hello) appendTo(dst []byte) []byte {
 	dst = append(dst, h.Mode)
 	dst = binary.BigEndian.AppendUint64(dst, h.MaxRate)
 	dst = binary.AppendUvarint(dst, uint64(len(h.Sig)))
-	return append(dst, h.Sig...)
+	dst = append(dst, h.Sig...)
+	return appendClock(dst, h.Clock)
+}
+
+// appendClock appends the optional trailing clock field: nothing for 0.
+func appendClock(dst []byte, ms int64) []byte {
+	if ms == 0 {
+		return dst
+	}
+	return binary.BigEndian.AppendUint64(dst, uint64(ms))
 }
 
 func (d *Data) appendTo(dst []byte) []byte {
@@ -348,6 +379,7 @@ func DecodeMessage(b []byte) (*Message, error) {
 		m.Ack = r.ack()
 	case MsgPing:
 		m.Ping = &Ping{Seq: r.uint64()}
+		m.Ping.Clock = r.clock()
 	case MsgQuery:
 		m.Query = r.query()
 	case MsgReply:
@@ -512,7 +544,21 @@ func (r *wireReader) hello() *Hello {
 	h.Mode = r.byte()
 	h.MaxRate = r.uint64()
 	h.Sig = r.copyBytes(r.length(wireSigLen))
+	h.Clock = r.clock()
 	return h
+}
+
+// clock reads the optional trailing clock field: absent when no bytes
+// are left. A present zero would re-encode as absent, so it is refused.
+func (r *wireReader) clock() int64 {
+	if r.err != nil || len(r.b) == 0 {
+		return 0
+	}
+	ms := int64(r.uint64())
+	if r.err == nil && ms == 0 {
+		r.fail("clock field present but zero")
+	}
+	return ms
 }
 
 // wireSiteIDMax is the longest site ID manifest.ValidSiteID accepts.
@@ -646,7 +692,7 @@ func (h *Hello) validateProof() error {
 		return fmt.Errorf("signature of %d bytes, want %d", len(h.Sig), wireSigLen)
 	}
 	if h.Site != "" || h.Proto != 0 || h.Caps != 0 || h.Nonce != [32]byte{} ||
-		h.Key != [32]byte{} || h.Mode != 0 || h.MaxRate != 0 {
+		h.Key != [32]byte{} || h.Mode != 0 || h.MaxRate != 0 || h.Clock != 0 {
 		return errors.New("a proof carries only a signature")
 	}
 	return nil
