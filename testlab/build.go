@@ -61,6 +61,10 @@ type FedOptions struct {
 	// "" is Domain.
 	Domain string
 
+	// Binary is the skyfed binary a process federation runs; "" builds
+	// one from this module (Binary). Ignored by in-process federations.
+	Binary string
+
 	// The options below are for in-process federations only.
 
 	// HTTPAddr and NATSAddr return the fixed listen addresses of new site
@@ -351,17 +355,11 @@ func (l *lab) mustProxy(i, j int) *Proxy {
 // dialing site's config; the site restarts the link within its reload
 // period.
 func (l *lab) SetMaxRate(i, j int, rate string) error {
+	lk, err := l.labLink(i, j)
+	if err != nil {
+		return err
+	}
 	l.mu.Lock()
-	var lk *labLink
-	for _, x := range l.links {
-		if x.from == i && x.to == j || x.from == j && x.to == i {
-			lk = x
-		}
-	}
-	if lk == nil {
-		l.mu.Unlock()
-		return fmt.Errorf("lab: sites %d and %d are not linked", i, j)
-	}
 	dir, to := l.members[lk.from].dir, l.members[lk.to]
 	l.mu.Unlock()
 	url := "nats://" + to.cfg.NATS

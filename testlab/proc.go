@@ -314,6 +314,7 @@ func (p *Process) Stop() error {
 		_ = p.Kill()
 		return fmt.Errorf("stop site process %d: %w", p.Pid(), err)
 	}
+	_ = p.Resume() // a paused process acts on SIGTERM only once continued
 	t := time.NewTimer(stopTimeout)
 	defer t.Stop()
 	select {
@@ -324,6 +325,23 @@ func (p *Process) Stop() error {
 	}
 	if p.waitErr != nil {
 		return fmt.Errorf("stop site process %d (%s): unclean exit: %w", p.Pid(), p.Dir, p.waitErr)
+	}
+	return nil
+}
+
+// Pause stops the process with SIGSTOP: it holds its sockets and answers
+// nothing, like a hung peer, until Resume.
+func (p *Process) Pause() error { return p.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process with SIGCONT (a no-op otherwise).
+func (p *Process) Resume() error { return p.signal(syscall.SIGCONT) }
+
+func (p *Process) signal(sig syscall.Signal) error {
+	if p.exited() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal %v to site process %d: %w", sig, p.Pid(), err)
 	}
 	return nil
 }

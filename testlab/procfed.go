@@ -32,6 +32,7 @@ type ProcessFederation struct {
 	urls  []string
 	logs  []*os.File
 	procs []*Process // nil while not running
+	env   [][]string // extra environment of each site's process
 }
 
 // procHTTPTimeout bounds one HTTP request to a site process.
@@ -46,9 +47,12 @@ func StartProcessFederation(opts FedOptions) (*ProcessFederation, error) {
 	if opts.HTTPAddr != nil || opts.NATSAddr != nil || opts.Direct {
 		return nil, errors.New("lab: process sites pick their own ports and link through proxies")
 	}
-	bin, err := Binary()
-	if err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = Binary(); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
 	}
 	f := &ProcessFederation{bin: bin, hc: &http.Client{Timeout: procHTTPTimeout}}
 	if err := f.setUp(opts); err != nil {
@@ -87,6 +91,7 @@ func (f *ProcessFederation) initMember(i int) error {
 	f.urls = append(f.urls, u)
 	f.logs = append(f.logs, logf)
 	f.procs = append(f.procs, nil)
+	f.env = append(f.env, nil)
 	f.mu.Unlock()
 	return nil
 }
@@ -111,7 +116,10 @@ func (f *ProcessFederation) Start(i int) error {
 	if f.Process(i) != nil {
 		return nil
 	}
-	p, err := StartProcess(context.Background(), f.bin, f.Dir(i), f.logs[i])
+	f.mu.Lock()
+	env := f.env[i]
+	f.mu.Unlock()
+	p, err := StartProcess(context.Background(), f.bin, f.Dir(i), f.logs[i], env...)
 	if err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
