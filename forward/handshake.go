@@ -1,7 +1,8 @@
 package forward
 
 import (
-	"strings"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,37 +18,53 @@ const (
 	RoleAcceptor = "acceptor"
 )
 
-// dialLoop connects a dialed link to the peer's NATS server, retrying
-// until it succeeds or the link stops; nats.go then reconnects by itself
-// and each (re)connect starts a new handshake.
+// dialLoop keeps a dialed link connected to the peer's NATS server for
+// as long as the link runs. nats.go reconnects a connection by itself,
+// but gives up on it for good after the server refuses the credentials
+// twice in a row (the peer untrusted this site) and closes it: then
+// this loop dials again, with backoff, so the link comes back once the
+// peer trusts this site again. Each (re)connect starts a new handshake.
 func (l *Link) dialLoop() {
 	ctx := l.ctx
-	backoff := 500 * time.Millisecond
+	var b backoff
 	for {
-		err := l.connect()
+		closed, err := l.connect()
 		if err == nil {
-			return
-		}
-		if isAuthError(err) {
-			l.setState(linkRefused)
-			l.log.Warn("peer refused this site; is this site's key trusted there? (skyfed site trust on the peer)", "url", l.url, "err", err)
+			b.reset()
+			select {
+			case <-ctx.Done():
+				return
+			case <-closed:
+				// nats.go gave up on the connection; its last error
+				// (recorded by the handlers) says why.
+			}
 		} else {
-			l.log.Info("dial failed; retrying", "url", l.url, "err", err, "in", backoff)
+			reason := classifyDialError(err)
+			if reason == ReasonRefused {
+				l.setStateWhy(linkRefused, reason, fmt.Errorf("dial %s: %w", l.url, err))
+				l.log.Warn("peer refused this site; is this site's key trusted there? (skyfed site trust on the peer)", "url", l.url, "err", err)
+			} else {
+				l.setStateWhy(linkDown, reason, fmt.Errorf("dial %s: %w", l.url, err))
+				l.log.Info("dial failed; retrying", "url", l.url, "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(b.wait()):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
-func (l *Link) connect() error {
+// connect dials the peer's NATS server, subscribes to the link's lanes
+// and sends a hello. The channel returned is closed when nats.go closes
+// the connection for good.
+func (l *Link) connect() (<-chan struct{}, error) {
 	auth, err := l.node.nkeyOption()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	closed := make(chan struct{})
 	conn, err := nats.Connect(l.url, auth,
 		nats.Name("skyfed "+l.node.site+" → "+l.id.Peer),
 		nats.ReconnectBufSize(-1), // never buffer into a link that is down
@@ -55,36 +72,40 @@ func (l *Link) connect() error {
 		nats.ReconnectWait(time.Second),
 		nats.PingInterval(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			l.setState(linkDown)
+			if err != nil {
+				err = fmt.Errorf("connection to %s lost: %w", l.url, err)
+			}
+			l.setStateWhy(linkDown, ReasonDial, err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { l.sendHello() }),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if isAuthError(err) || strings.Contains(err.Error(), "Permissions Violation") {
-				l.setState(linkRefused)
+			if reason := classifyDialError(err); reason == ReasonRefused {
+				l.setStateWhy(linkRefused, reason, err)
 			}
 			l.log.Warn("NATS error on link", "err", err)
 		}),
 	)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if l.ctx.Err() != nil {
 		conn.Close()
-		return nil
+		return closed, nil
 	}
 	if old := l.connP.Swap(conn); old != nil {
 		old.Close()
 	}
 	if err := l.subscribe(conn, l.pair.Down()); err != nil {
 		conn.Close()
-		return err
+		return nil, err
 	}
 	if err := conn.Flush(); err != nil {
 		conn.Close()
-		return err
+		return nil, err
 	}
 	l.sendHello()
-	return nil
+	return closed, nil
 }
 
 func (l *Link) closeConn() {
@@ -102,11 +123,13 @@ func (l *Link) sendHello() {
 	l.mu.Lock()
 	nonce := newNonce()
 	l.nonces = append(l.nonces, nonce)
+	l.helloAt = append(l.helloAt, time.Now())
 	if len(l.nonces) > maxNonces {
-		l.nonces = l.nonces[1:]
+		l.nonces, l.helloAt = l.nonces[1:], l.helloAt[1:]
 	}
 	l.mu.Unlock()
-	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Nonce: nonce, Key: l.node.cfg.Signer.PublicKey(), Mode: byte(l.mode), MaxRate: l.lim.Rate()}
+	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Caps: wire.CapClock, Nonce: nonce, Key: l.node.cfg.Signer.PublicKey(),
+		Mode: byte(l.mode), MaxRate: l.lim.Rate(), Clock: l.clockForPeer()}
 	body := (&wire.Message{Type: wire.MsgHello, Hello: h}).Encode()
 	if err := conn.Publish(l.pair.Hello(), body); err != nil {
 		l.log.Warn("hello not sent", "err", err)
@@ -156,6 +179,10 @@ func (n *Node) onHello(m *nats.Msg) {
 	}
 	l := newLink(n, id, mode, h.MaxRate)
 	l.peerKey = key
+	l.setPeerCaps(h.Caps)
+	if h.Clock != 0 {
+		l.measureClock(h.Clock, 0)
+	}
 	if old != nil {
 		l.c = old.c
 	}
@@ -173,8 +200,8 @@ func (n *Node) onHello(m *nats.Msg) {
 	l.lastHeard.Store(time.Now().UnixNano())
 	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
 	l.c.messages.Add(1)
-	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Nonce: nonce, Key: n.cfg.Signer.PublicKey(),
-		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor))}
+	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Caps: wire.CapClock, Nonce: nonce, Key: n.cfg.Signer.PublicKey(),
+		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor)), Clock: l.clockForPeer()}
 	l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgHelloAck, Hello: ack}, 0)
 }
 
@@ -188,6 +215,8 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 	switch {
 	case msg.Type == wire.MsgHelloAck && l.id.Dir == engine.DirOut:
 		key, trusted := n.peerKey(l.id.Peer)
+		nonces, sentAt := l.recentHellos()
+		answered := proves(manifest.PublicKey(h.Key), nonces, l.id.Peer, n.site, RoleAcceptor, h.Sig)
 		switch {
 		case h.Site != l.id.Peer:
 			l.refuse("peer answered as site " + h.Site)
@@ -195,9 +224,15 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 			l.refuse("protocol version mismatch")
 		case trusted && manifest.PublicKey(h.Key) != key:
 			l.refuse("peer's key differs from the trusted one")
-		case !provesAny(manifest.PublicKey(h.Key), l.recentNonces(), l.id.Peer, n.site, RoleAcceptor, h.Sig):
+		case answered < 0:
 			l.refuse("peer's proof of key failed")
 		default:
+			l.setPeerCaps(h.Caps)
+			if h.Clock != 0 {
+				// The hello-ack answers the hello whose nonce it signed:
+				// from that hello's sending, the round trip.
+				l.measureClock(h.Clock, time.Since(sentAt[answered]))
+			}
 			proof := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Key: n.cfg.Signer.PublicKey(),
 				Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, l.id.Peer, RoleDialer))}
 			l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgProof, Hello: proof}, 0)
@@ -219,18 +254,25 @@ const maxNonces = 4
 
 // provesAny reports whether sig proves key's holder signed one of nonces.
 func provesAny(key manifest.PublicKey, nonces [][32]byte, signer, other, role string, sig []byte) bool {
-	for _, nonce := range nonces {
-		if key.Verify(ProofMessage(nonce, signer, other, role), sig) {
-			return true
-		}
-	}
-	return false
+	return proves(key, nonces, signer, other, role, sig) >= 0
 }
 
-func (l *Link) recentNonces() [][32]byte {
+// proves returns the index of the nonce sig proves key's holder signed,
+// or -1.
+func proves(key manifest.PublicKey, nonces [][32]byte, signer, other, role string, sig []byte) int {
+	for i, nonce := range nonces {
+		if key.Verify(ProofMessage(nonce, signer, other, role), sig) {
+			return i
+		}
+	}
+	return -1
+}
+
+// recentHellos returns the nonces of the recent hellos and when each was sent.
+func (l *Link) recentHellos() ([][32]byte, []time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([][32]byte(nil), l.nonces...)
+	return append([][32]byte(nil), l.nonces...), append([]time.Time(nil), l.helloAt...)
 }
 
 // issueNonce returns a fresh nonce for a hello-ack to peer and remembers
@@ -256,5 +298,5 @@ func (n *Node) recentNonces(peer string) [][32]byte {
 func (l *Link) refuse(why string) {
 	l.node.refusedHandshake(l.id.Peer, why)
 	l.c.rejected.Add(1)
-	l.setState(linkRefused)
+	l.setStateWhy(linkRefused, ReasonAuth, errors.New("handshake: "+why))
 }

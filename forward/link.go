@@ -69,6 +69,7 @@ type Link struct {
 	connP   atomic.Pointer[nats.Conn]
 	pair    wire.Pair
 	nonces  [][32]byte         // dialed links: nonces of the recent hellos, for the peer's proof
+	helloAt []time.Time        // dialed links: when each of nonces was sent, for the round trip
 	peerKey manifest.PublicKey // accepted links: the key the peer was admitted with
 	lim     *Limiter
 	log     *slog.Logger
@@ -76,6 +77,7 @@ type Link struct {
 
 	mu        sync.Mutex
 	state     linkState
+	health    linkHealth
 	session   uint64       // incremented at each link-up; what was queued for an earlier one is dropped
 	lastHeard atomic.Int64 // unix nanos of the last message from the peer
 
@@ -101,7 +103,7 @@ type outMsg struct {
 
 func newLink(n *Node, id engine.LinkID, mode engine.Mode, rate uint64) *Link {
 	l := &Link{
-		node: n, id: id, mode: mode, state: linkDown,
+		node: n, id: id, mode: mode, state: linkDown, health: linkHealth{since: time.Now()},
 		lim: NewLimiter(rate, nil),
 		log: n.log.With("link", id.String()),
 		c:   &counters{},
@@ -139,18 +141,40 @@ func (l *Link) currentSession() uint64 {
 
 // setState records a new state and tells the engine of a link going up
 // or down.
-func (l *Link) setState(s linkState) {
+func (l *Link) setState(s linkState) { l.setStateWhy(s, "", nil) }
+
+// setStateWhy records a new state, and for a link not up the reason
+// (one of the Reason constants; "" keeps the earlier one) and the error
+// behind it (nil keeps the earlier one), then tells the engine of a link
+// going up or down.
+func (l *Link) setStateWhy(s linkState, reason string, err error) {
 	l.mu.Lock()
 	old := l.state
 	l.state = s
 	if s == linkUp && old != linkUp {
 		l.session++
 	}
+	if s != old {
+		l.health.since = time.Now()
+	}
+	switch {
+	case s == linkUp:
+		l.health.reason = ""
+	case reason != "":
+		l.health.reason = reason
+	}
+	if err != nil {
+		l.health.lastErr = redactURL(err.Error(), l.url)
+	}
 	l.mu.Unlock()
 	if old == s {
 		return
 	}
-	l.log.Info("link "+s.String(), "peer", l.id.Peer)
+	if s == linkUp {
+		l.log.Info("link up", "peer", l.id.Peer)
+	} else {
+		l.log.Info("link "+s.String(), "peer", l.id.Peer, "reason", reason, "err", err)
+	}
 	now := time.Now()
 	switch {
 	case s == linkUp:
@@ -237,7 +261,12 @@ func (l *Link) onMessage(lane wire.Lane, data []byte) {
 	case wire.MsgHelloAck, wire.MsgProof:
 		l.node.onHandshake(l, msg)
 		return
-	case wire.MsgPing, wire.MsgHello:
+	case wire.MsgPing:
+		if msg.Ping.Clock != 0 {
+			l.measureClock(msg.Ping.Clock, 0)
+		}
+		return
+	case wire.MsgHello:
 		return
 	}
 	if l.currentState() != linkUp {
@@ -378,7 +407,11 @@ func (l *Link) storeLoop(ctx context.Context) {
 		if !ok {
 			return
 		}
-		res, why := l.node.stores.Store(s)
+		res, err := l.node.stores.store(s)
+		why := ""
+		if err != nil {
+			why = err.Error()
+		}
 		switch res {
 		case engine.Stored:
 			l.c.receivedRaw.Add(int64(s.RawLen))
@@ -392,6 +425,10 @@ func (l *Link) storeLoop(ctx context.Context) {
 			l.c.duplicateBytes.Add(int64(s.RawLen))
 			if s.Kind == engine.KindChunk {
 				l.c.duplicateChunks.Add(1)
+			}
+		case engine.Rejected:
+			if errors.Is(err, naming.ErrFuture) {
+				l.refusedFuture(err)
 			}
 		case engine.Failed:
 			l.log.Error("store failed", "kind", s.Kind, "id", s.ID.Short(), "err", why)
@@ -422,18 +459,30 @@ func (l *Link) pingLoop(ctx context.Context) {
 			// before its site listened for hellos): say it again.
 			if c := l.connP.Load(); c != nil && c.IsConnected() {
 				l.sendHello()
+				l.noteUnanswered()
 			}
 		}
 		if l.currentState() == linkUp {
-			l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgPing, Ping: &wire.Ping{Seq: seq}}, 0)
+			l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgPing, Ping: &wire.Ping{Seq: seq, Clock: l.clockForPeer()}}, 0)
 			if time.Since(time.Unix(0, l.lastHeard.Load())) > deadAfter {
 				l.log.Warn("peer silent; link down until it speaks again", "after", deadAfter)
-				l.setState(linkDown)
+				l.setStateWhy(linkDown, ReasonSilent, fmt.Errorf("nothing heard from the peer for %s", deadAfter))
 				if l.id.Dir == engine.DirOut {
 					l.sendHello()
 				}
 			}
 		}
+	}
+}
+
+// noteUnanswered marks a dialed link that is connected but down for
+// longer than deadAfter as ReasonSilent: its hellos go unanswered.
+func (l *Link) noteUnanswered() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state == linkDown && time.Since(l.health.since) > deadAfter && l.health.reason != ReasonSilent {
+		l.health.reason = ReasonSilent
+		l.health.lastErr = fmt.Sprintf("connected to %s, but no answer to this site's hellos for %s (is the peer site running?)", redactURL(l.url, l.url), deadAfter)
 	}
 }
 

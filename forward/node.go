@@ -44,6 +44,14 @@ type NodeConfig struct {
 	// server admitted it (bad handshakes, malformed messages, payloads
 	// that fail verification), by reason.
 	OnReject func(reason string)
+	// Now is the site's wall clock (stamps, expiry, the skew check): the
+	// node sends it to peers and measures their clocks against it; nil
+	// means time.Now. Timeouts and liveness use the real clock.
+	Now func() time.Time
+	// MaxSkew is how far ahead of this site's clock a peer's stamps may
+	// be (naming's Config.MaxSkew); 0 means DefaultMaxSkew. Links whose
+	// peer's clock is off by more show ReasonClockSkew.
+	MaxSkew time.Duration
 }
 
 // ErrIncomplete means a query ended (deadline) before every reached site answered.
@@ -77,15 +85,24 @@ type Node struct {
 	engMu sync.Mutex // the engine is single-threaded: the loop steps it, status reads it
 	eng   *engine.Engine
 
-	mu       sync.Mutex
-	links    map[engine.LinkID]*Link
-	dialed   map[string]LinkConfig
-	refusals map[string]int64      // in-link refusals by claimed peer
-	rejects  map[string]int64      // refused inputs by kind
-	nonces   map[string][][32]byte // per dialing peer, the nonces of recent hello-acks
-	nextReq  uint64
-	waiting  map[uint64]chan any // local asks and fetches: their answers
-	cwait    map[chunk.ID][]chan struct{}
+	mu        sync.Mutex
+	links     map[engine.LinkID]*Link
+	dialed    map[string]LinkConfig
+	refusals  map[string]int64      // in-link refusals by claimed peer
+	refusedAt map[string]refusal    // per claimed peer, the last refusal
+	rejects   map[string]int64      // refused inputs by kind
+	nonces    map[string][][32]byte // per dialing peer, the nonces of recent hello-acks
+	nextReq   uint64
+	waiting   map[uint64]chan any // local asks and fetches: their answers
+	cwait     map[chunk.ID][]chan struct{}
+
+	warnings *noteLimiter // rate-limits the engine's repeated notes and counts them all
+}
+
+// refusal is the last time a dialer was refused here, and why.
+type refusal struct {
+	at  time.Time
+	why string
 }
 
 // NewNode returns a node; Serve starts accepting links and the engine's
@@ -94,12 +111,16 @@ func NewNode(cfg NodeConfig) *Node {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		site: cfg.Site, cfg: cfg, stores: cfg.Stores, log: cfg.Logger, peerKey: cfg.PeerKey,
 		ctx: ctx, cancel: cancel, events: make(chan engine.Event, 4096),
-		links: map[engine.LinkID]*Link{}, dialed: map[string]LinkConfig{}, refusals: map[string]int64{}, rejects: map[string]int64{},
-		nonces: map[string][][32]byte{}, waiting: map[uint64]chan any{}, cwait: map[chunk.ID][]chan struct{}{},
+		links: map[engine.LinkID]*Link{}, dialed: map[string]LinkConfig{}, refusals: map[string]int64{}, refusedAt: map[string]refusal{}, rejects: map[string]int64{},
+		warnings: newNoteLimiter(warnEvery),
+		nonces:   map[string][][32]byte{}, waiting: map[uint64]chan any{}, cwait: map[chunk.ID][]chan struct{}{},
 	}
 	n.eng = engine.New(engine.Config{
 		Site: cfg.Site, Storage: storage{cfg.Stores}, Timing: cfg.Timing,
@@ -271,18 +292,7 @@ func (n *Node) carryOut(rd engine.Ready) {
 		n.rejected(r.Reason)
 	}
 	for _, note := range rd.Notes {
-		args := []any{"link", note.Link.String()}
-		if !note.ID.IsZero() {
-			args = append(args, "id", note.ID.Short())
-		}
-		if note.Err != nil {
-			args = append(args, "err", note.Err)
-		}
-		if note.Warn {
-			n.log.Warn(note.Msg, args...)
-		} else {
-			n.log.Error(note.Msg, args...)
-		}
+		n.logNote(note)
 	}
 }
 
@@ -468,6 +478,7 @@ func (n *Node) Refused(peer, why string) {
 	}
 	n.mu.Lock()
 	n.refusals[peer]++
+	n.refusedAt[peer] = refusal{at: time.Now(), why: why}
 	n.mu.Unlock()
 	n.log.Warn("link refused", "peer", peer, "why", why)
 }

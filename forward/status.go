@@ -48,6 +48,19 @@ type LinkStatus struct {
 	ReceivedMessages  int64   `json:"received_messages"`
 	Rejected          int64   `json:"rejected"`
 	Refused           int64   `json:"refused"`
+	// Reason says why the link is not up, one of the Reason constants;
+	// empty when up, except ReasonClockSkew, which an up link shows
+	// while its peer's clock is off by more than the allowed skew.
+	Reason string `json:"reason"`
+	// Since is when the state last changed (RFC 3339 in JSON).
+	Since time.Time `json:"since"`
+	// LastError is the text of the last error the link saw (kept after
+	// it recovers); passwords in URLs are redacted.
+	LastError string `json:"last_error"`
+	// ClockOffsetSeconds is the peer's clock minus this site's, measured
+	// at the handshake and at each ping; null until measured (a peer from
+	// before the measurement never sends its clock).
+	ClockOffsetSeconds *float64 `json:"clock_offset_seconds"`
 }
 
 // Links returns the status of every link, sorted by peer and direction,
@@ -62,6 +75,10 @@ func (n *Node) Links() []LinkStatus {
 	for p, c := range n.refusals {
 		refusals[p] = c
 	}
+	lastRefusal := make(map[string]refusal, len(n.refusedAt))
+	for p, r := range n.refusedAt {
+		lastRefusal[p] = r
+	}
 	n.mu.Unlock()
 	out := []LinkStatus{}
 	for _, l := range links {
@@ -73,7 +90,8 @@ func (n *Node) Links() []LinkStatus {
 		out = append(out, st)
 	}
 	for p, c := range refusals {
-		out = append(out, LinkStatus{Peer: p, Direction: engine.DirIn.String(), State: StateRefused, Refused: c})
+		out = append(out, LinkStatus{Peer: p, Direction: engine.DirIn.String(), State: StateRefused, Refused: c,
+			Reason: ReasonAuth, Since: lastRefusal[p].at, LastError: lastRefusal[p].why})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Peer != out[j].Peer {
@@ -85,8 +103,10 @@ func (n *Node) Links() []LinkStatus {
 }
 
 func (n *Node) status(l *Link) LinkStatus {
+	state, h := l.healthNow()
 	st := LinkStatus{
-		Peer: l.id.Peer, Direction: l.id.Dir.String(), State: l.currentState().String(), Mode: l.mode.String(), MaxRate: l.lim.Rate(),
+		Peer: l.id.Peer, Direction: l.id.Dir.String(), State: state.String(), Mode: l.mode.String(), MaxRate: l.lim.Rate(),
+		Reason: h.reason, Since: h.since, LastError: h.lastErr,
 		SentChunks: l.c.sentChunks.Load(), ReceivedChunks: l.c.receivedChunks.Load(),
 		SentManifests: l.c.sentManifests.Load(), ReceivedManifests: l.c.receivedManifests.Load(),
 		SentRawBytes: l.c.sentRaw.Load(), SentWireBytes: l.c.sentWire.Load(), SentPayloadBytes: l.c.sentPayload.Load(),
@@ -105,6 +125,10 @@ func (n *Node) status(l *Link) LinkStatus {
 	}
 	n.engMu.Unlock()
 	st.Offered, st.Wanted = stats.Offered, stats.Wanted
+	if h.measured {
+		secs := h.offset.Seconds()
+		st.ClockOffsetSeconds = &secs
+	}
 	oldest := time.Time{}
 	for _, k := range engine.Kinds {
 		p := progress[k.Index()]
@@ -131,8 +155,16 @@ func (n *Node) status(l *Link) LinkStatus {
 	return st
 }
 
-// Describe implements prometheus.Collector.
-func (n *Node) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(n, ch) }
+// Describe implements prometheus.Collector. It lists every metric Collect
+// may send, so the registry checks them whether or not links exist yet.
+func (n *Node) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descUp, descBacklog, descLag, descSendRate, descRecvRate, descClockOffset, descWarnings} {
+		ch <- d
+	}
+	for _, d := range descCounters {
+		ch <- d
+	}
+}
 
 var linkLabels = []string{"peer", "direction"}
 
@@ -146,7 +178,9 @@ var (
 	descLag      = linkDesc("lag_seconds", "Age of the oldest entry not yet confirmed by the peer.")
 	descSendRate = linkDesc("send_rate_bytes_per_second", "Wire bytes per second sent over the last few seconds.")
 	descRecvRate = linkDesc("receive_rate_bytes_per_second", "Wire bytes per second received over the last few seconds.")
-	descCounters = map[string]*prometheus.Desc{
+	// descClockOffset is sent only for links whose peer's clock was measured.
+	descClockOffset = linkDesc("clock_offset_seconds", "The peer's clock minus this site's, as last measured on the link.")
+	descCounters    = map[string]*prometheus.Desc{
 		"sent_chunks":         linkDesc("sent_chunks_total", "Chunk payloads sent."),
 		"received_chunks":     linkDesc("received_chunks_total", "Chunk payloads received and stored."),
 		"sent_manifests":      linkDesc("sent_manifests_total", "Manifests sent."),
@@ -180,6 +214,9 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, st.LagSeconds, labels...)
 		ch <- prometheus.MustNewConstMetric(descSendRate, prometheus.GaugeValue, float64(st.SendRate), labels...)
 		ch <- prometheus.MustNewConstMetric(descRecvRate, prometheus.GaugeValue, float64(st.ReceiveRate), labels...)
+		if st.ClockOffsetSeconds != nil {
+			ch <- prometheus.MustNewConstMetric(descClockOffset, prometheus.GaugeValue, *st.ClockOffsetSeconds, labels...)
+		}
 		for name, v := range map[string]int64{
 			"sent_chunks": st.SentChunks, "received_chunks": st.ReceivedChunks,
 			"sent_manifests": st.SentManifests, "received_manifests": st.ReceivedManifests,
@@ -192,4 +229,5 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descCounters[name], prometheus.CounterValue, float64(v), labels...)
 		}
 	}
+	n.collectWarnings(ch)
 }

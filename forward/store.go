@@ -178,16 +178,26 @@ func isStorageError(err error) bool {
 // Store verifies and stores a payload the engine assembled, logging it
 // as arrived on its link.
 func (s *Stores) Store(st engine.Store) (engine.StoreResult, string) {
+	res, err := s.store(st)
+	if err != nil {
+		return res, err.Error()
+	}
+	return res, ""
+}
+
+// store is Store with the error itself, for the link to tell a manifest
+// refused for its stamp (naming.ErrFuture: clock skew) from others.
+func (s *Stores) store(st engine.Store) (engine.StoreResult, error) {
 	isNew, err := s.Put(st.Kind, st.ID, st.Codec, st.Payload, st.RawLen, st.Link.String())
 	switch {
 	case errors.Is(err, ErrRejected):
-		return engine.Rejected, err.Error()
+		return engine.Rejected, err
 	case err != nil:
-		return engine.Failed, err.Error()
+		return engine.Failed, err
 	case !isNew:
-		return engine.Duplicate, ""
+		return engine.Duplicate, nil
 	}
-	return engine.Stored, ""
+	return engine.Stored, nil
 }
 
 // storage is what the engine reads of the site: Pebble through the
