@@ -18,9 +18,21 @@ import (
 	"strings"
 )
 
-// ErrVerify is returned (wrapped) when bytes do not hash to the SHA-256
-// the site announced for them.
-var ErrVerify = errors.New("verification failed")
+// Sentinel errors, for callers to branch on.
+var (
+	// ErrVerify is returned (wrapped) when bytes do not hash to the
+	// SHA-256 the site announced for them.
+	ErrVerify = errors.New("verification failed")
+	// ErrNotSkyfed is returned (wrapped, by a *NotSkyfedError) when what
+	// answers at the site's address is not a skyfed site: an answer
+	// without SiteHeader, or no HTTP at all.
+	ErrNotSkyfed = errors.New("not a skyfed site")
+)
+
+// SiteHeader names the site on every answer a skyfed site gives. The
+// client refuses answers without it: a 404 from some other HTTP server
+// must not read as "no such object".
+const SiteHeader = "X-Skyfed-Site"
 
 // Limits on how much of a JSON answer the client reads.
 const (
@@ -52,6 +64,21 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
+// NotSkyfedError is returned when the server at the site's address is not
+// a skyfed site. It wraps ErrNotSkyfed.
+type NotSkyfedError struct {
+	Site string // base URL
+	Why  string // what gave it away
+}
+
+func (e *NotSkyfedError) Error() string { return ErrNotSkyfed.Error() + ": " + e.Site }
+func (e *NotSkyfedError) Unwrap() error { return ErrNotSkyfed }
+
+// Hint says what answered instead and what to check.
+func (e *NotSkyfedError) Hint() string {
+	return e.Why + "; check --site (or SKYFED_SITE): it must be the site's HTTP address (http in its skyfed.toml)"
+}
+
 // Client talks to one site. It is safe for concurrent use.
 type Client struct {
 	base  string // scheme://host[:port][/prefix], no trailing slash
@@ -67,6 +94,16 @@ func New(base, token string) *Client {
 		base = "http://" + base
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if strings.HasPrefix(base, "http://") { // under TLS the first bytes are a handshake
+		dial := tr.DialContext
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &httpOnlyConn{Conn: conn}, nil
+		}
+	}
 	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Transport: tr}}
 }
 
@@ -75,6 +112,35 @@ func (c *Client) Site() string { return c.base }
 
 // CloseIdleConnections closes connections kept alive for reuse.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// errNotHTTP is what a connection reads when the server's first bytes are
+// not an HTTP/1 status line.
+var errNotHTTP = errors.New("the server does not speak HTTP")
+
+// httpOnlyConn fails the first read of a connection whose server does not
+// start its answer with "HTTP/". A NATS port greets every connection with
+// "INFO {...}" before any request; left to net/http, that greeting is
+// either a "malformed HTTP response" or, when it arrives before the
+// request is written, a line logged to stderr and an error without a
+// cause. Failing the read instead gives one error to branch on and logs
+// nothing.
+type httpOnlyConn struct {
+	net.Conn
+	checked int // bytes of the "HTTP/" prefix seen so far
+}
+
+func (c *httpOnlyConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	const prefix = "HTTP/"
+	if c.checked < len(prefix) && n > 0 {
+		k := min(n, len(prefix)-c.checked)
+		if string(p[:k]) != prefix[c.checked:c.checked+k] {
+			return 0, errNotHTTP
+		}
+		c.checked += k
+	}
+	return n, err
+}
 
 // objectPath is /o/{name} with each segment of name path-escaped.
 func objectPath(name string) (string, error) {
@@ -105,7 +171,8 @@ func (c *Client) newRequest(ctx context.Context, method, path, rawQuery string, 
 }
 
 // do sends req. A non-2xx answer becomes an *APIError (and its body is
-// closed); a dial failure becomes an *UnreachableError.
+// closed); a dial failure becomes an *UnreachableError; an answer that
+// is not from a skyfed site becomes a *NotSkyfedError.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -113,7 +180,15 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 		if req.Context().Err() == nil && errors.As(err, &op) && op.Op == "dial" {
 			return nil, &UnreachableError{Site: c.base, Err: op}
 		}
+		if errors.Is(err, errNotHTTP) {
+			return nil, &NotSkyfedError{Site: c.base, Why: "it does not answer in HTTP (a NATS port greets with INFO)"}
+		}
 		return nil, err
+	}
+	if resp.Header.Get(SiteHeader) == "" {
+		resp.Body.Close()
+		return nil, &NotSkyfedError{Site: c.base,
+			Why: fmt.Sprintf("it answered HTTP %d without the %s header", resp.StatusCode, SiteHeader)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()

@@ -24,10 +24,14 @@ func sum(b string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// serve starts a test server with h and returns a client for it.
+// serve starts a test server with h, answering as site "alpha" does,
+// and returns a client for it.
 func serve(t *testing.T, h http.HandlerFunc) *Client {
 	t.Helper()
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(SiteHeader, "alpha")
+		h(w, r)
+	}))
 	c := New(srv.URL, "tok")
 	t.Cleanup(func() { c.CloseIdleConnections(); srv.Close() })
 	return c
