@@ -141,6 +141,7 @@ type siteView struct {
 	Site       int
 	Err        error // it did not answer
 	Backlog    uint64
+	Backlogs   []string // per link: "out s2 17"
 	LinksDown  []string
 	Chunks     int64
 	Duplicates int64
@@ -172,7 +173,7 @@ func judge(acks []ackEntry, maybe map[string][]maybeEntry, views []siteView) ver
 			continue
 		}
 		if sv.Backlog > 0 {
-			v.add("s%d: backlog %d", sv.Site, sv.Backlog)
+			v.add("s%d: backlog %d (%s)", sv.Site, sv.Backlog, strings.Join(sv.Backlogs, ", "))
 		}
 		if len(sv.LinksDown) > 0 {
 			v.add("s%d: links not up: %s", sv.Site, strings.Join(sv.LinksDown, ", "))
@@ -311,7 +312,13 @@ func (c *checker) view(ctx context.Context, i int) siteView {
 	}
 	sv.Chunks = st.Chunks
 	for _, l := range st.Links {
-		sv.Backlog += uint64(numberOf(l["backlog"]))
+		if l["peer"] == liarID {
+			continue // the liar comes and goes; its link is not the federation's
+		}
+		if b := numberOf(l["backlog"]); b > 0 {
+			sv.Backlog += uint64(b)
+			sv.Backlogs = append(sv.Backlogs, fmt.Sprintf("%v %v %d", l["direction"], l["peer"], b))
+		}
 		sv.Duplicates += numberOf(l["duplicate_chunks"])
 		if l["state"] != "up" && numberOf(l["refused"]) == 0 {
 			sv.LinksDown = append(sv.LinksDown, fmt.Sprintf("%v %v %v", l["direction"], l["peer"], l["state"]))

@@ -31,6 +31,7 @@ const (
 	chaosWaitTimeout = 10 * time.Second // a put's --wait-sites
 	chaosLinksUp     = 30 * time.Second // the links of a new federation
 	liarDomain       = "liar.net"
+	liarID           = "liar"
 )
 
 // scheduleRun is one schedule being run.
@@ -141,7 +142,7 @@ func (r *scheduleRun) trustLiar() error {
 	}
 	r.liar = k
 	for i := range r.fed.N() {
-		if err := site.Trust(r.fed.Dir(i), site.Peer{ID: "liar", Key: k.PublicKey().String(), Domains: []string{liarDomain}}); err != nil {
+		if err := site.Trust(r.fed.Dir(i), site.Peer{ID: liarID, Key: k.PublicKey().String(), Domains: []string{liarDomain}}); err != nil {
 			return fmt.Errorf("trust the liar at s%d: %w", i, err)
 		}
 	}
@@ -320,7 +321,7 @@ func (r *scheduleRun) restart(i int) error {
 // signature, one stamped an hour ahead, and a chunk whose bytes do not
 // hash to its ID. None may become visible anywhere.
 func (r *scheduleRun) lie(ctx context.Context, i int) error {
-	p, err := liar.Dial(liar.Config{URL: "nats://" + r.fed.NATSAddr(i), Site: "liar", Acceptor: r.fed.ID(i), Key: r.liar, Timeout: 3 * time.Second})
+	p, err := liar.Dial(liar.Config{URL: "nats://" + r.fed.NATSAddr(i), Site: liarID, Acceptor: r.fed.ID(i), Key: r.liar, Timeout: 3 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -343,7 +344,7 @@ func (r *scheduleRun) lie(ctx context.Context, i int) error {
 	}
 	var errs []error
 	for k, l := range lies {
-		o, err := liar.NewObject(l.name, randomBytes(uint64(k)+r.plan.Seed, 3000), 1024, liar.StampAt(l.at, "liar"), r.liar)
+		o, err := liar.NewObject(l.name, randomBytes(uint64(k)+r.plan.Seed, 3000), 1024, liar.StampAt(l.at, liarID), r.liar)
 		if err != nil {
 			return err
 		}
