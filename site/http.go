@@ -34,6 +34,10 @@ func (s *Site) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
 	s.registerDashboard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every answer says which site gave it, errors and the dashboard
+		// included, so a client pointed at some other HTTP server can tell
+		// "not a skyfed site" from "no such object".
+		w.Header().Set(client.SiteHeader, s.Config().ID)
 		// Object names are taken from the escaped path before any router
 		// cleaning: ServeMux would answer "//" with a redirect to another name.
 		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/o/"); ok {

@@ -59,6 +59,7 @@ func newFakeSite(t *testing.T) (*fakeSite, string) {
 	mux.HandleFunc("GET /ls", f.ls)
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, f.status) })
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(client.SiteHeader, "alpha")
 		f.mu.Lock()
 		code, block := f.forceCode, f.block
 		f.mu.Unlock()
@@ -522,6 +523,7 @@ func statusSeq(t *testing.T, fail ...int) string {
 	var mu sync.Mutex
 	n := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(client.SiteHeader, "alpha")
 		mu.Lock()
 		n++
 		i := n

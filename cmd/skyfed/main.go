@@ -97,6 +97,9 @@ func exitCodeOf(err error) int {
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
+	if errors.Is(err, client.ErrNotSkyfed) {
+		return exitError // whatever it answered (a 404 too) says nothing about the object
+	}
 	var ae *client.APIError
 	if errors.As(err, &ae) {
 		switch ae.Status {
