@@ -17,31 +17,39 @@ import (
 // carries that volume.
 const warnEvery = 10 * time.Second
 
-// noteKey is what repeats: one kind of note on one link.
+// noteKey is one link and either a note's whole message (what repeats,
+// for the log) or its kind (for the counter).
 type noteKey struct {
 	link engine.LinkID
-	kind string
+	msg  string
 }
 
-type noteCount struct {
-	total      int64     // every note of this kind on this link
+type noteLog struct {
 	suppressed int64     // notes not logged since the last line
 	logged     time.Time // when the last line was written
 }
 
+// maxNoteLogs bounds the messages remembered for rate limiting: some
+// messages embed a reason naming IDs, so there is no fixed set of them.
+// Past it, entries whose interval has run out are forgotten (their next
+// note is logged as a first one, which is what it would be anyway).
+const maxNoteLogs = 1024
+
 // noteLimiter decides which of the engine's notes are logged (the first
-// of each kind per link, then at most one per interval, saying how many
-// it stands for) and counts them all for skyfed_link_warnings_total.
+// of each message per link, then at most one per interval, saying how
+// many it stands for) and counts them all by kind for
+// skyfed_link_warnings_total.
 type noteLimiter struct {
 	every time.Duration
 	now   func() time.Time // the real clock; a test may step its own
 
 	mu     sync.Mutex
-	counts map[noteKey]*noteCount
+	logs   map[noteKey]*noteLog // by message
+	totals map[noteKey]int64    // by kind
 }
 
 func newNoteLimiter(every time.Duration) *noteLimiter {
-	return &noteLimiter{every: every, now: time.Now, counts: map[noteKey]*noteCount{}}
+	return &noteLimiter{every: every, now: time.Now, logs: map[noteKey]*noteLog{}, totals: map[noteKey]int64{}}
 }
 
 // noteKind is the stable part of a note's message: up to its first
@@ -55,24 +63,40 @@ func noteKind(msg string) string {
 }
 
 // allow counts a note and reports whether to log it, and if so how many
-// notes of its kind on its link went unlogged since the last line.
-func (w *noteLimiter) allow(link engine.LinkID, kind string) (ok bool, repeated int64) {
+// notes with its message on its link went unlogged since the last line.
+func (w *noteLimiter) allow(link engine.LinkID, msg string) (ok bool, repeated int64) {
 	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	k := noteKey{link, kind}
-	c := w.counts[k]
+	w.totals[noteKey{link, noteKind(msg)}]++
+	k := noteKey{link, msg}
+	c := w.logs[k]
 	if c == nil {
-		c = &noteCount{}
-		w.counts[k] = c
+		if len(w.logs) >= maxNoteLogs {
+			w.prune(now)
+		}
+		c = &noteLog{}
+		w.logs[k] = c
 	}
-	c.total++
 	if !c.logged.IsZero() && now.Sub(c.logged) < w.every {
 		c.suppressed++
 		return false, 0
 	}
 	repeated, c.suppressed, c.logged = c.suppressed, 0, now
 	return true, repeated
+}
+
+// prune forgets messages whose interval ran out; if all are within it,
+// it forgets them all rather than grow: the counter keeps every note.
+func (w *noteLimiter) prune(now time.Time) {
+	for k, c := range w.logs {
+		if now.Sub(c.logged) >= w.every {
+			delete(w.logs, k)
+		}
+	}
+	if len(w.logs) >= maxNoteLogs {
+		clear(w.logs)
+	}
 }
 
 // noteTotal is one row of the counter.
@@ -82,11 +106,11 @@ type noteTotal struct {
 	total int64
 }
 
-func (w *noteLimiter) totals() []noteTotal {
+func (w *noteLimiter) counted() []noteTotal {
 	w.mu.Lock()
-	out := make([]noteTotal, 0, len(w.counts))
-	for k, c := range w.counts {
-		out = append(out, noteTotal{k.link, k.kind, c.total})
+	out := make([]noteTotal, 0, len(w.totals))
+	for k, total := range w.totals {
+		out = append(out, noteTotal{k.link, k.msg, total})
 	}
 	w.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -101,7 +125,7 @@ func (w *noteLimiter) totals() []noteTotal {
 // logNote logs one of the engine's notes unless the limiter holds it
 // back; a line that stands for held-back ones says how many.
 func (n *Node) logNote(note engine.Note) {
-	ok, repeated := n.warnings.allow(note.Link, noteKind(note.Msg))
+	ok, repeated := n.warnings.allow(note.Link, note.Msg)
 	if !ok {
 		return
 	}
@@ -129,7 +153,7 @@ var descWarnings = prometheus.NewDesc("skyfed_link_warnings_total",
 // collectWarnings sends skyfed_link_warnings_total. Notes not tied to a
 // link (local reads, queries) have peer "local" and direction "".
 func (n *Node) collectWarnings(ch chan<- prometheus.Metric) {
-	for _, t := range n.warnings.totals() {
+	for _, t := range n.warnings.counted() {
 		peer, dir := t.link.Peer, t.link.Dir.String()
 		if t.link.IsLocal() {
 			peer, dir = "local", ""

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -47,6 +48,8 @@ func TestNotesRateLimited(t *testing.T) {
 			{Warn: true, Link: other, Msg: "too many payloads in flight; frame dropped (the sender offers it again)"},
 		}})
 	}
+	// Another reason is another message (logged at once), of the same kind.
+	n.carryOut(engine.Ready{Notes: []engine.Note{{Warn: true, Link: bad, Msg: "payload refused (chunk: corrupt); not stored, not relayed"}}})
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	count := map[string]int{}
@@ -71,8 +74,8 @@ func TestNotesRateLimited(t *testing.T) {
 	if repeated != count["flood"]-1 {
 		t.Errorf("%d of %d lines after the first say repeated=", repeated, count["flood"]-1)
 	}
-	if count["refused"] != 1 || count["other"] != 1 {
-		t.Errorf("other kind or link: %d and %d lines, want 1 each (the first is always logged)", count["refused"], count["other"])
+	if count["refused"] != 2 || count["other"] != 1 {
+		t.Errorf("other messages: %d lines of 2 refusal reasons, %d lines on another link; want 2 and 1 (the first of each is logged)", count["refused"], count["other"])
 	}
 
 	reg := prometheus.NewRegistry()
@@ -96,12 +99,34 @@ func TestNotesRateLimited(t *testing.T) {
 	}
 	want := map[string]float64{
 		"in:beta/too many payloads in flight":   flood,
-		"in:beta/payload refused":               3,
+		"in:beta/payload refused":               4,
 		"out:gamma/too many payloads in flight": 3,
 	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("skyfed_link_warnings_total %s = %v, want %v (all: %v)", k, got[k], v, got)
 		}
+	}
+}
+
+// TestNoteLimiterBounded checks that messages embedding IDs, each new,
+// do not grow the limiter without bound while the counter keeps them all.
+func TestNoteLimiterBounded(t *testing.T) {
+	w := newNoteLimiter(warnEvery)
+	clock := time.Unix(1_790_000_000, 0)
+	w.now = func() time.Time { return clock }
+	link := engine.LinkID{Peer: "beta", Dir: engine.DirIn}
+	for i := range 3 * maxNoteLogs {
+		msg := fmt.Sprintf("payload refused (manifest %d arrived as another); not stored", i)
+		if ok, _ := w.allow(link, msg); !ok {
+			t.Fatalf("note %d, a new message, was not logged", i)
+		}
+		if len(w.logs) > maxNoteLogs {
+			t.Fatalf("%d messages remembered, bound %d", len(w.logs), maxNoteLogs)
+		}
+		clock = clock.Add(time.Millisecond)
+	}
+	if got := w.counted(); len(got) != 1 || got[0].total != 3*maxNoteLogs || got[0].kind != "payload refused" {
+		t.Errorf("counted %+v, want one kind with %d", got, 3*maxNoteLogs)
 	}
 }

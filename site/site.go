@@ -41,6 +41,10 @@ type Options struct {
 	HTTPListener net.Listener
 	// NATSPort overrides the config's embedded NATS port (-1: random).
 	NATSPort int
+	// ClockOffset shifts the site's wall clock (stamps, expiry, the skew
+	// check, the clock it shows peers), for tests of clock skew only:
+	// `skyfed site run` reads it from SKYFED_TEST_CLOCK_OFFSET.
+	ClockOffset time.Duration
 }
 
 // Site is one running federation member.
@@ -106,6 +110,7 @@ func Open(dir string, opts Options) (*Site, error) {
 	s.node = forward.NewNode(forward.NodeConfig{
 		Site: cfg.ID, Signer: key, Stores: s.stores, PeerKey: s.trust.keyOf, Logger: s.log,
 		OnReject: func(reason string) { s.metrics.rejected.WithLabelValues(reason).Inc() },
+		Now:      s.now, MaxSkew: maxClockSkew,
 	})
 	opts.Registry.MustRegister(s.node)
 	return s, nil
@@ -130,7 +135,9 @@ func (s *Site) openStores(cfg Config) error {
 	stores := &forward.Stores{Chunks: chunks, Log: arrivals}
 	objects, err := naming.Open(db, chunks, naming.Config{
 		Signer:    s.key,
-		Clock:     manifest.NewClock(cfg.ID, nil),
+		Clock:     manifest.NewClock(cfg.ID, s.now),
+		Now:       s.now,
+		MaxSkew:   maxClockSkew,
 		Trust:     s.trust,
 		ChunkSize: cfg.ChunkSize,
 		Journal:   stores,
@@ -192,6 +199,9 @@ func (s *Site) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.watchConfig(ctx)
 	}()
+	if s.opts.ClockOffset != 0 {
+		s.log.Warn("this site's clock is shifted, for testing only: stamps, expiry and clock checks use the shifted clock", "offset", s.opts.ClockOffset)
+	}
 	s.log.Info("site running", "http", s.httpAddr, "nats", s.NATSURL(), "dir", s.dir, "key", s.key.PublicKey().String())
 	return nil
 }
