@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -46,8 +47,25 @@ type Config struct {
 	// Token is the bearer token writes need when HTTP listens on a
 	// non-loopback address.
 	Token string `toml:"token"`
-	Peers []Peer `toml:"peer"`
-	Links []Link `toml:"link"`
+	// HTTPBodyIdleTimeout bounds how long a request body (a put's upload)
+	// may stall between two reads before the site answers 408 and drops
+	// it: a Go duration, "60s" when absent.
+	HTTPBodyIdleTimeout string `toml:"http_body_idle_timeout,omitempty"`
+	Peers               []Peer `toml:"peer"`
+	Links               []Link `toml:"link"`
+}
+
+// DefaultBodyIdleTimeout is the body idle timeout of a config that sets none.
+const DefaultBodyIdleTimeout = 60 * time.Second
+
+// BodyIdleTimeout is the longest a request body may stall between two
+// reads (http_body_idle_timeout; validated).
+func (c *Config) BodyIdleTimeout() time.Duration {
+	d, err := time.ParseDuration(c.HTTPBodyIdleTimeout)
+	if c.HTTPBodyIdleTimeout == "" || err != nil {
+		return DefaultBodyIdleTimeout
+	}
+	return d
 }
 
 // Link is a link this site dials to a peer's NATS server.
@@ -111,6 +129,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: %s address %q: %w", ErrBadConfig, a.what, a.addr, err)
 		}
 	}
+	if v := c.HTTPBodyIdleTimeout; v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			return fmt.Errorf("%w: http_body_idle_timeout %q must be a positive duration such as \"60s\"", ErrBadConfig, v)
+		}
+	}
 	if c.ChunkSize <= 0 || c.ChunkSize > chunk.MaxSize {
 		return fmt.Errorf("%w: chunk_size %d must be 1..%d", ErrBadConfig, c.ChunkSize, chunk.MaxSize)
 	}
@@ -169,6 +192,9 @@ func Init(dir string, cfg Config) (manifest.PublicKey, error) {
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return manifest.PublicKey{}, fmt.Errorf("create site dir: %w", err)
+	}
+	if cfg.HTTPBodyIdleTimeout == "" {
+		cfg.HTTPBodyIdleTimeout = fmt.Sprintf("%ds", DefaultBodyIdleTimeout/time.Second) // "60s", not "1m0s"
 	}
 	if cfg.Token == "" {
 		var t [24]byte
@@ -231,7 +257,9 @@ func SaveConfig(dir string, c Config) error {
 		return err
 	}
 	var b strings.Builder
-	b.WriteString("# skyfed site config; edit with skyfed site trust/untrust, or by hand.\n")
+	b.WriteString("# skyfed site config; edit with skyfed site trust/untrust, or by hand.\n" +
+		"# http_body_idle_timeout: how long a request body (an upload) may stall between\n" +
+		"# two reads before the site answers 408 and drops it (default \"60s\").\n")
 	if err := toml.NewEncoder(&b).Encode(c); err != nil {
 		return fmt.Errorf("encode config: %w", err)
 	}

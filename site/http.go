@@ -1,6 +1,7 @@
 package site
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -37,7 +38,11 @@ func (s *Site) Handler() http.Handler {
 		// Every answer says which site gave it, errors and the dashboard
 		// included, so a client pointed at some other HTTP server can tell
 		// "not a skyfed site" from "no such object".
-		w.Header().Set(client.SiteHeader, s.Config().ID)
+		cfg := s.Config()
+		w.Header().Set(client.SiteHeader, cfg.ID)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = newIdleBody(w, r, cfg.BodyIdleTimeout(), s.metrics.bodyTimeouts.Inc)
+		}
 		// Object names are taken from the escaped path before any router
 		// cleaning: ServeMux would answer "//" with a redirect to another name.
 		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/o/"); ok {
@@ -62,12 +67,24 @@ func badRequest(err error, hint string) error {
 	return &apiError{status: http.StatusBadRequest, err: err, hint: hint}
 }
 
+// statusClientGone counts requests whose client went away before the
+// answer, which is therefore never sent (nginx's "client closed request").
+const statusClientGone = 499
+
 // statusOf maps an error to an HTTP status and a hint.
 func statusOf(err error) (int, string) {
 	var ae *apiError
+	var be *bodyError
+	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
 		return ae.status, ae.hint
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, ""
+	case errors.As(err, &be) && be.timedOut():
+		return http.StatusRequestTimeout, "the upload stalled; the site drops a body idle longer than http_body_idle_timeout in its " + ConfigFile
+	case errors.As(err, &be):
+		return http.StatusBadRequest, "the request body ended early or was malformed (shorter than its Content-Length, or truncated chunked encoding); nothing was stored, send it again"
 	case errors.Is(err, naming.ErrBadName):
 		return http.StatusBadRequest, "names are domain/path: UTF-8, at most 1024 bytes, no empty, . or .. segments"
 	case errors.Is(err, naming.ErrDeleted):
@@ -87,8 +104,19 @@ func statusOf(err error) (int, string) {
 }
 
 func (s *Site) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if clientGone(r, err) {
+		s.metrics.requests.WithLabelValues(op, strconv.Itoa(statusClientGone)).Inc()
+		s.log.Info("client went away; no answer sent", "op", op, "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler) // returning would have net/http send a 200
+	}
 	status, hint := statusOf(err)
+	var be *bodyError
 	switch {
+	case errors.As(err, &be):
+		// The client's doing, no alarm. The rest of the body is in an
+		// unknown state, so the connection is not reused.
+		w.Header().Set("Connection", "close")
+		s.log.Info("request body unusable", "op", op, "path", r.URL.Path, "status", status, "err", err)
 	case status >= 500:
 		s.log.Error("request failed", "op", op, "path", r.URL.Path, "err", err)
 	case status != http.StatusNotFound:
@@ -97,6 +125,18 @@ func (s *Site) fail(w http.ResponseWriter, r *http.Request, op string, err error
 	}
 	s.metrics.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
 	writeJSON(w, status, map[string]string{"error": err.Error(), "hint": hint})
+}
+
+// clientGone reports whether err means that the client went away, so that
+// no answer can reach it: its connection broke while the body was read,
+// or the request's context ended (net/http cancels it when the
+// connection closes) and that is what stopped the work.
+func clientGone(r *http.Request, err error) bool {
+	var be *bodyError
+	if errors.As(err, &be) {
+		return be.clientGone()
+	}
+	return r.Context().Err() != nil && errors.Is(err, context.Canceled)
 }
 
 func (s *Site) ok(w http.ResponseWriter, op string, status int, v any) {
@@ -302,6 +342,11 @@ func (s *Site) serveContent(w http.ResponseWriter, r *http.Request, op string, m
 	rd := &countingReader{r: naming.NewReader(readThrough{ctx: r.Context(), s: s}, m, 0, m.Size)}
 	http.ServeContent(w, r, "", m.Stamp.Time(), rd)
 	s.metrics.servedBytes.Add(float64(rd.n))
+	if rd.err != nil && clientGone(r, rd.err) {
+		s.metrics.requests.WithLabelValues(op, strconv.Itoa(statusClientGone)).Inc()
+		s.log.Info("client went away during a read", "name", m.Name, "version", m.Version(), "err", rd.err)
+		panic(http.ErrAbortHandler)
+	}
 	if rd.err != nil && !errors.Is(rd.err, io.EOF) {
 		status, _ := statusOf(rd.err)
 		s.metrics.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()

@@ -18,6 +18,7 @@ type metrics struct {
 	fedLookup    prometheus.Histogram
 	incomplete   prometheus.Counter
 	fetched      prometheus.Counter
+	bodyTimeouts prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
@@ -56,10 +57,13 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 	m.fetched = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "skyfed_fetched_chunks_total", Help: "Chunks a read had to wait for and fetch through the links (read-through), apart from replication.",
 	})
+	m.bodyTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skyfed_http_body_timeouts_total", Help: "Requests whose body stalled longer than http_body_idle_timeout between two reads; answered 408 and dropped.",
+	})
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.fedLookup, m.incomplete, m.fetched, m.requests, m.rejected, m.ingestBytes, m.ingestObjs, m.servedBytes, m.putSeconds, m.lookupSecond,
+	reg.MustRegister(m.fedLookup, m.incomplete, m.fetched, m.bodyTimeouts, m.requests, m.rejected, m.ingestBytes, m.ingestObjs, m.servedBytes, m.putSeconds, m.lookupSecond,
 		gauge("skyfed_stored_chunks", "Unique chunks stored.", func() float64 { return float64(s.chunks.Stats().Chunks) }),
 		gauge("skyfed_stored_bytes", "Chunk payload bytes on disk (after dedup and compression).", func() float64 { return float64(s.chunks.Stats().StoredBytes) }),
 		gauge("skyfed_raw_bytes", "Raw bytes of the unique chunks stored.", func() float64 { return float64(s.chunks.Stats().RawBytes) }),
