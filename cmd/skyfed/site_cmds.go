@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/manifest"
@@ -12,7 +14,7 @@ import (
 // SiteCmd groups the commands that create, run and configure a site.
 type SiteCmd struct {
 	Init    SiteInitCmd    `cmd:"" help:"Create a site: data dir, config file and signing key. Prints the public key."`
-	Run     SiteRunCmd     `cmd:"" help:"Run a site until SIGINT/SIGTERM."`
+	Run     SiteRunCmd     `cmd:"" help:"Run a site until SIGINT/SIGTERM. For tests only: SKYFED_TEST_CLOCK_OFFSET (a Go duration such as 10m or -10m) shifts the site's clock for stamps, expiry and clock checks, to reproduce clock skew; never set it in production."`
 	Key     SiteKeyCmd     `cmd:"" help:"Print the site's public key."`
 	Trust   SiteTrustCmd   `cmd:"" help:"Trust a peer's key to write under domains (replaces an earlier entry for the peer)."`
 	Untrust SiteUntrustCmd `cmd:"" help:"Remove a peer from the trust store."`
@@ -51,9 +53,30 @@ type SiteRunCmd struct {
 	Dir string `required:"" type:"existingdir" help:"The site's data dir."`
 }
 
+// testClockOffsetEnv shifts a site's clock, for tests of clock skew.
+const testClockOffsetEnv = "SKYFED_TEST_CLOCK_OFFSET"
+
+// testClockOffset reads testClockOffsetEnv: 0 when unset.
+func testClockOffset() (time.Duration, error) {
+	v := os.Getenv(testClockOffsetEnv)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, &ExitError{Code: exitUsage, Err: fmt.Errorf("%s=%q: want a Go duration such as 10m or -10m: %w", testClockOffsetEnv, v, err)}
+	}
+	return d, nil
+}
+
 // Run runs the site until the app's context ends.
 func (c *SiteRunCmd) Run(app *App) error {
-	s, err := site.Open(c.Dir, site.Options{Logger: app.Log})
+	offset, err := testClockOffset()
+	if err != nil {
+		return err
+	}
+	// site.Start warns in the log that the clock is shifted.
+	s, err := site.Open(c.Dir, site.Options{Logger: app.Log, ClockOffset: offset})
 	if err != nil {
 		return err
 	}

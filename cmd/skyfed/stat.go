@@ -26,8 +26,10 @@ type StatCmd struct {
 }
 
 // linkColumns are the link fields stat shows, in order, when present.
-var linkColumns = []string{"peer", "direction", "state", "mode", "backlog", "lag_seconds", "send_rate", "receive_rate",
-	"sent_chunks", "received_chunks", "duplicates", "rejected"}
+// The status fields that say why a link is not up come right after its
+// state, the time of the change and the error text (long) last.
+var linkColumns = []string{"peer", "direction", "state", "reason", "mode", "backlog", "lag_seconds", "send_rate", "receive_rate",
+	"sent_chunks", "received_chunks", "duplicates", "rejected", "clock_offset_seconds", "since", "last_error"}
 
 // rateColumns hold bytes per second and are shown in SI units, as --max-rate takes them.
 var rateColumns = map[string]bool{"send_rate": true, "receive_rate": true}
@@ -184,9 +186,15 @@ func printLinks(w io.Writer, links []map[string]any) error {
 	for _, l := range links {
 		cells := make([]string, len(cols))
 		for i, k := range cols {
-			cells[i] = cellText(l[k])
-			if rateColumns[k] {
+			switch {
+			case rateColumns[k]:
 				cells[i] = rateText(l[k])
+			case k == "since":
+				cells[i] = sinceText(l[k])
+			case k == "clock_offset_seconds":
+				cells[i] = offsetText(l[k])
+			default:
+				cells[i] = cellText(l[k])
 			}
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
@@ -210,6 +218,37 @@ func cellText(v any) string {
 		return "?"
 	}
 	return string(b)
+}
+
+// sinceText renders an RFC 3339 time to the second in UTC, which is
+// precise enough to line a state change up with logs; "-" if unset.
+func sinceText(v any) string {
+	s, ok := v.(string)
+	if !ok {
+		return cellText(v)
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return orDash(s)
+	}
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
+}
+
+// offsetText renders a clock offset in seconds with its sign and one
+// decimal (a measurement, not more precise than that); null is "-".
+func offsetText(v any) string {
+	n, ok := v.(json.Number)
+	if !ok {
+		return cellText(v)
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return n.String()
+	}
+	return fmt.Sprintf("%+.1f", f)
 }
 
 // rateText renders a bytes/s number in SI units: 0 B/s, 950 B/s, 1.2 MB/s.
