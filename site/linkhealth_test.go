@@ -164,3 +164,37 @@ func TestClockAhead(t *testing.T) {
 	lb, _ = linkTo(b, "alpha", forward.DirIn)
 	t.Logf("beta's link: reason %q last_error %q", lb.Reason, lb.LastError)
 }
+
+// TestDashboardShowsWhyLinkIsDown renders the page of a site whose link
+// is refused (the peer does not trust it) in Chromium: the link's row
+// shows the reason and the last error from /api/status.
+func TestDashboardShowsWhyLinkIsDown(t *testing.T) {
+	chromium := needTool(t, "chromium", "chromium")
+	a, b := startPeerSite(t, "alpha"), startPeerSite(t, "beta")
+	if err := Trust(a.dir, Peer{ID: "beta", Key: b.key.PublicKey().String(), Domains: []string{"gloria.eu"}}); err != nil {
+		t.Fatal(err)
+	}
+	linkSites(t, a, b, "", "")
+	waitFor(t, "alpha's link refused", func() bool {
+		l, _ := linkTo(a, "beta", forward.DirOut)
+		return l.Reason == forward.ReasonRefused
+	})
+	dom := string(runChromium(t, chromium, "--virtual-time-budget=2000", "--dump-dom", a.base+"/"))
+	var row string
+	for _, e := range elements(dom, "data-peer") {
+		if e.attrs["data-peer"] == "beta" && e.attrs["data-direction"] == forward.DirOut {
+			row = e.inner
+		}
+	}
+	if row == "" {
+		t.Fatal("no row for the link to beta")
+	}
+	fields := map[string]string{}
+	for _, f := range elements(row, "data-field") {
+		fields[f.attrs["data-field"]] = f.attrs["data-value"]
+	}
+	if fields["state"] != forward.StateRefused || fields["reason"] != forward.ReasonRefused ||
+		!strings.Contains(strings.ToLower(fields["last_error"]), "authorization") || fields["since"] == "" {
+		t.Errorf("row shows %v; want state refused, reason %q, the authorization error and since", fields, forward.ReasonRefused)
+	}
+}

@@ -187,7 +187,7 @@
       el('td', { class: 'who' },
         el('div', { class: 'peer' }, el('span', { class: 'arrow', title: dir }, arrow), ' ', el('b', null, l.peer)),
         el('div', { class: 'sub' }, (l.direction || 'in') + ' · ' + (l.mode || 'offer') + ' · ' + cap)),
-      el('td', null, el('span', { class: 'pill ' + stateOf(l), 'data-field': 'state', 'data-value': stateOf(l) }, stateOf(l))),
+      stateCell(l),
       el('td', { class: 'num' }, num('backlog', l.backlog || 0, fmtInt(l.backlog)), spark(h.map((s) => s.backlog), 'backlog', 86, 20)),
       el('td', { class: 'num' }, num('lag_seconds', l.lag_seconds || 0, fmtDur(l.lag_seconds)), spark(h.map((s) => s.lag), 'lag', 86, 20)),
       el('td', { class: 'num' }, num('send_rate', l.send_rate || 0, fmtRate(l.send_rate || 0)),
@@ -199,6 +199,27 @@
       el('td', { class: 'num' }, num('sent_manifests', l.sent_manifests || 0, fmtInt(l.sent_manifests)), ' · ', num('received_manifests', l.received_manifests || 0, fmtInt(l.received_manifests)),
         el('div', { class: 'sub' }, fmtInt(l.offered) + ' offered · ' + fmtInt(l.wanted) + ' wanted')),
       dup, rej);
+  }
+
+  // The state, then why it is not up (reason and the last error, whose
+  // full text is the tooltip), since when, and the peer's clock offset.
+  function stateCell(l) {
+    const td = el('td', { class: 'state-cell' }, el('span', { class: 'pill ' + stateOf(l), 'data-field': 'state', 'data-value': stateOf(l) }, stateOf(l)));
+    if (l.reason) td.append(el('div', { class: 'sub bad reason', 'data-field': 'reason', 'data-value': l.reason }, l.reason));
+    if (l.last_error && (l.reason || stateOf(l) !== 'up')) {
+      td.append(el('div', { class: 'sub last-error', 'data-field': 'last_error', 'data-value': l.last_error, title: l.last_error }, l.last_error));
+    }
+    const since = l.since ? new Date(l.since) : null;
+    if (since && since.getFullYear() > 1) {
+      const ago = Math.max(0, (Date.now() - since.getTime()) / 1000);
+      td.append(el('div', { class: 'sub', 'data-field': 'since', 'data-value': l.since, title: since.toISOString() }, 'since ' + fmtDur(ago) + ' ago'));
+    }
+    if (typeof l.clock_offset_seconds === 'number') {
+      const off = l.clock_offset_seconds;
+      td.append(el('div', { class: 'sub' + (l.reason === 'clock skew' ? ' bad' : ''), 'data-field': 'clock_offset_seconds', 'data-value': off,
+        title: "the peer's clock minus this site's" }, 'clock ' + (off >= 0 ? '+' : '−') + fmtDur(Math.abs(off))));
+    }
+    return td;
   }
 
   function renderLinks(st) {
