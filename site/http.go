@@ -43,6 +43,7 @@ func (s *Site) Handler() http.Handler {
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = newIdleBody(w, r, cfg.BodyIdleTimeout(), s.metrics.bodyTimeouts.Inc)
 		}
+		r = r.WithContext(context.WithValue(r.Context(), answerHeaderKey{}, w.Header()))
 		// Object names are taken from the escaped path before any router
 		// cleaning: ServeMux would answer "//" with a redirect to another name.
 		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/o/"); ok {

@@ -13,6 +13,7 @@ import (
 	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
+	"github.com/skyfed/skyfed/site/client"
 )
 
 // Bounds of requests that cross the federation.
@@ -26,20 +27,26 @@ const (
 // replies carry; forged ones are refused and counted. An incomplete
 // answer (a site did not answer in time) is not an error: the newest
 // version heard of wins, and skyfed_federation_lookups_incomplete_total
-// counts it.
+// counts it. The answer of the request that asked says how many sites
+// were asked and how many answered (see forward.Answer), so a client can
+// tell that a newer version may exist.
 func (s *Site) askFederation(ctx context.Context, kind wire.QueryKind, key [32]byte, wantName string) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	start := time.Now()
-	replies, err := s.node.Ask(ctx, kind, key)
+	ans, err := s.node.Ask(ctx, kind, key)
 	s.metrics.fedLookup.Observe(time.Since(start).Seconds())
 	if errors.Is(err, forward.ErrIncomplete) {
 		s.metrics.incomplete.Inc()
 	}
 	if err != nil {
-		s.log.Info("federation lookup incomplete", "err", err, "replies", len(replies))
+		s.log.Info("federation lookup incomplete", "err", err, "asked", ans.Asked, "answered", ans.Answered)
 	}
-	for _, r := range replies {
+	if h, ok := ctx.Value(answerHeaderKey{}).(http.Header); ok {
+		h.Set(client.AskedHeader, strconv.Itoa(ans.Asked))
+		h.Set(client.AnsweredHeader, strconv.Itoa(ans.Answered))
+	}
+	for _, r := range ans.Replies {
 		for _, enc := range r.Manifests {
 			if err := s.acceptFromLookup(enc, wantName, r.Site); err != nil {
 				s.metrics.rejected.WithLabelValues("lookup_manifest").Inc()
@@ -48,6 +55,11 @@ func (s *Site) askFederation(ctx context.Context, kind wire.QueryKind, key [32]b
 		}
 	}
 }
+
+// answerHeaderKey keys the header map of a request's answer in its
+// context, so that a lookup deep in resolving a request can say how it
+// went: every handler asks before it writes, so the headers still go out.
+type answerHeaderKey struct{}
 
 func (s *Site) acceptFromLookup(enc []byte, wantName, from string) error {
 	m, err := manifest.Decode(enc)

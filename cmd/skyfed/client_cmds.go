@@ -178,9 +178,11 @@ func (c *GetCmd) Run(app *App) error {
 	}
 	obj, err := cl.Get(ctx, c.Name, client.GetOptions{Version: c.Version, Fresh: c.Fresh, SHA256: c.SHA256})
 	if err != nil {
+		warnIncomplete(app, nil, err)
 		return err
 	}
 	defer obj.Body.Close()
+	warnIncomplete(app, obj.Federation, nil)
 	if !obj.Verified {
 		fmt.Fprintf(app.Stderr, "skyfed: warning: the site sent no SHA-256 (ETag) for %s; not verified\n", c.Name)
 	}
@@ -260,8 +262,10 @@ func (c *VersionsCmd) Run(app *App) error {
 	defer cl.CloseIdleConnections()
 	vl, err := cl.VersionsFresh(ctx, c.Name, c.Fresh)
 	if err != nil {
+		warnIncomplete(app, nil, err)
 		return err
 	}
+	warnIncomplete(app, vl.Federation, nil)
 	if c.JSON {
 		return printJSON(app.Stdout, vl)
 	}
@@ -275,6 +279,25 @@ func (c *VersionsCmd) Run(app *App) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, v.Origin, v.Size, orDash(v.SHA256), deleted, orDash(v.Expires))
 	}
 	return tw.Flush()
+}
+
+// warnIncomplete says on stderr when the site's lookup across the
+// federation heard from fewer sites than it asked, so that what it served
+// (f) or found missing (err) may not be the newest. The exit code stays
+// that of what was found.
+func warnIncomplete(app *App, f *client.Federation, err error) {
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		f = ae.Federation
+	}
+	if !f.Incomplete() {
+		return
+	}
+	what := "a newer version may exist"
+	if exitCodeOf(err) == exitNotFound {
+		what = "a site that did not answer may hold it"
+	}
+	fmt.Fprintf(app.Stderr, "skyfed: warning: only %d of %d sites answered; %s\n", f.Answered, f.Asked, what)
 }
 
 func orDash(s string) string {

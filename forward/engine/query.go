@@ -49,6 +49,34 @@ type asker struct {
 	fetch    *fetch
 }
 
+// IncompleteError ends a query that reached its deadline before every
+// site it was sent towards had answered; it wraps ErrIncomplete.
+//
+// What the asker knows is sends, not sites: it sent the query on each of
+// its links that was up, and every reply says on how many links the
+// replying site passed it on (its fan-out). Each send is answered once:
+// by a reply from a site not reached before (an answer) or by "seen"
+// from one that was. So the sites asked are the Answered ones plus one
+// for each send still Unanswered. An unanswered send may lead to a site
+// that already answered by another path (a loop), or on to sites never
+// heard of, so Asked is what the query is known to have reached or been
+// sent towards, not a count of the federation.
+type IncompleteError struct {
+	Kind       wire.QueryKind
+	Answered   int // sites that answered ("seen" replies not counted)
+	Unanswered int // sends of the query with no reply by the deadline
+}
+
+// Asked is the number of sites the query was sent towards: Answered plus
+// Unanswered.
+func (e *IncompleteError) Asked() int { return e.Answered + e.Unanswered }
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("%s query: %d of %d sites answered: %v", kindName(e.Kind), e.Answered, e.Asked(), ErrIncomplete)
+}
+
+func (e *IncompleteError) Unwrap() error { return ErrIncomplete }
+
 type fetch struct {
 	id        chunk.ID
 	reqs      map[uint64]time.Time // local Fetch → its deadline
@@ -524,7 +552,8 @@ func (q *queries) tick(e *Engine) {
 	}
 	slices.SortFunc(late, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
 	for _, qid := range late {
-		e.finishQuery(qid, fmt.Errorf("%s query: %w", kindName(q.askers[qid].kind), ErrIncomplete))
+		a := q.askers[qid]
+		e.finishQuery(qid, &IncompleteError{Kind: a.kind, Answered: len(a.replies), Unanswered: a.expected})
 	}
 	for _, id := range sortedIDs(q.fetches) {
 		f := q.fetches[id]

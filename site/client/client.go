@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -34,6 +35,16 @@ var (
 // must not read as "no such object".
 const SiteHeader = "X-Skyfed-Site"
 
+// Headers of an answer for which the site asked the federation (a fresh
+// get or versions, a name or version unknown there, a lookup by
+// SHA-256): how many sites the query was sent towards, and how many
+// answered. Fewer answers than sites asked means a newer version may
+// exist than the one served.
+const (
+	AskedHeader    = "X-Skyfed-Asked"
+	AnsweredHeader = "X-Skyfed-Answered"
+)
+
 // Limits on how much of a JSON answer the client reads.
 const (
 	maxJSONBytes  = 64 << 20
@@ -45,6 +56,30 @@ type APIError struct {
 	Status  int    // HTTP status code
 	Message string // the site's "error" field, or the status text
 	Hint    string // the site's "hint" field: what the operator can do
+	// Federation is how the site's lookup across the federation went, if
+	// it asked one: a 404 after an incomplete one may not be final.
+	Federation *Federation
+}
+
+// Federation is how a lookup across the federation went, from an
+// answer's AskedHeader and AnsweredHeader.
+type Federation struct {
+	Asked    int // sites the query was sent towards
+	Answered int // sites that answered
+}
+
+// Incomplete reports whether some site asked did not answer, so that a
+// newer version than the one served may exist.
+func (f *Federation) Incomplete() bool { return f != nil && f.Answered < f.Asked }
+
+// federationOf reads the lookup headers; nil if the site asked no lookup.
+func federationOf(h http.Header) *Federation {
+	asked, err1 := strconv.Atoi(h.Get(AskedHeader))
+	answered, err2 := strconv.Atoi(h.Get(AnsweredHeader))
+	if err1 != nil || err2 != nil || asked < 0 || answered < 0 {
+		return nil
+	}
+	return &Federation{Asked: asked, Answered: answered}
 }
 
 func (e *APIError) Error() string {
@@ -193,7 +228,9 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
-		return nil, parseError(resp.StatusCode, body)
+		e := parseError(resp.StatusCode, body)
+		e.Federation = federationOf(resp.Header)
+		return nil, e
 	}
 	return resp, nil
 }

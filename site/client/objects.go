@@ -150,6 +150,9 @@ type Object struct {
 	ContentType string
 	Partial     bool // a 206 answer to a Range request
 	Verified    bool
+	// Federation is how the site's lookup across the federation went,
+	// nil if it asked none (the version was known there).
+	Federation *Federation
 }
 
 // Get fetches name (or one version, or a range of it).
@@ -194,6 +197,7 @@ func (c *Client) get(ctx context.Context, name string, opts GetOptions) (*Object
 		Version:     resp.Header.Get("X-Skyfed-Version"),
 		ContentType: resp.Header.Get("Content-Type"),
 		Partial:     resp.StatusCode == http.StatusPartialContent,
+		Federation:  federationOf(resp.Header),
 	}
 	if obj.SHA256 != "" && !obj.Partial && opts.Range == "" {
 		obj.Body = &verifyingReader{rc: resp.Body, h: sha256.New(), want: obj.SHA256}
@@ -250,6 +254,9 @@ type VersionList struct {
 	Name     string    `json:"name"`
 	Latest   string    `json:"latest"`
 	Versions []Version `json:"versions"`
+	// Federation is how the site's lookup across the federation went,
+	// nil if it asked none.
+	Federation *Federation `json:"-"`
 }
 
 // Versions lists every version of name the site knows, newest first.
@@ -267,11 +274,29 @@ func (c *Client) VersionsFresh(ctx context.Context, name string, fresh bool) (Ve
 	}
 	if err == nil {
 		var vl VersionList
-		if err = c.getJSON(ctx, path, q, &vl); err == nil {
+		if vl, err = c.versions(ctx, path, q); err == nil {
 			return vl, nil
 		}
 	}
 	return VersionList{}, fmt.Errorf("versions %s: %w", name, err)
+}
+
+func (c *Client) versions(ctx context.Context, path, query string) (VersionList, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, path, query, nil)
+	if err != nil {
+		return VersionList{}, err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return VersionList{}, err
+	}
+	defer resp.Body.Close()
+	var vl VersionList
+	if err := decodeJSON(io.LimitReader(resp.Body, maxJSONBytes), &vl); err != nil {
+		return VersionList{}, err
+	}
+	vl.Federation = federationOf(resp.Header)
+	return vl, nil
 }
 
 // DeleteResult is the answer to a delete: the tombstone's version.
