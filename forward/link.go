@@ -401,7 +401,17 @@ func (l *Link) shipOne(ctx context.Context, s engine.Ship, session uint64) error
 
 // storeLoop verifies and stores what arrived whole, in arrival order,
 // and tells the engine.
+//
+// Every store the engine handed out ends in a StoreDone, posted with the
+// node's context rather than the link's: the engine's claim on the
+// payload lasts until it hears, so one lost here would make the site
+// answer "later" to that payload's every offer for as long as it runs.
 func (l *Link) storeLoop(ctx context.Context) {
+	defer func() {
+		for _, it := range l.stores.close() {
+			l.node.post(abandoned(it.v, time.Now()))
+		}
+	}()
 	for {
 		s, _, ok := l.stores.next(ctx)
 		if !ok {
@@ -433,7 +443,7 @@ func (l *Link) storeLoop(ctx context.Context) {
 		case engine.Failed:
 			l.log.Error("store failed", "kind", s.Kind, "id", s.ID.Short(), "err", why)
 		}
-		l.node.postCtx(ctx, engine.StoreDone{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID, Result: res, Reason: why})
+		l.node.post(engine.StoreDone{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID, Result: res, Reason: why})
 	}
 }
 
@@ -490,9 +500,10 @@ func (l *Link) noteUnanswered() {
 // what it puts in flight, so the queue never grows without bound, and
 // the engine's loop never blocks on it.
 type workQueue[T any] struct {
-	mu    sync.Mutex
-	items []queued[T]
-	wake  chan struct{}
+	mu     sync.Mutex
+	items  []queued[T]
+	closed bool // its worker has stopped: push refuses
+	wake   chan struct{}
 }
 
 type queued[T any] struct {
@@ -502,14 +513,30 @@ type queued[T any] struct {
 
 func newWorkQueue[T any]() *workQueue[T] { return &workQueue[T]{wake: make(chan struct{}, 1)} }
 
-func (q *workQueue[T]) push(v T, session uint64) {
+// push queues v for the worker; false if the worker has stopped.
+func (q *workQueue[T]) push(v T, session uint64) bool {
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
 	q.items = append(q.items, queued[T]{v, session})
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	return true
+}
+
+// close refuses further pushes and returns what was still queued.
+func (q *workQueue[T]) close() []queued[T] {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	left := q.items
+	q.items = nil
+	return left
 }
 
 func (q *workQueue[T]) clear() {

@@ -196,15 +196,24 @@ func (n *Node) postCtx(ctx context.Context, ev engine.Event) {
 // loop is the engine's one owner: it steps it with every event and
 // carries out its Ready, never blocking on a link.
 func (n *Node) loop() {
+	var own []engine.Event // events carryOut made, stepped before the next wait
 	for {
 		var ev engine.Event
-		select {
-		case <-n.ctx.Done():
-			return
-		case ev = <-n.events:
+		if len(own) == 0 {
+			select {
+			case <-n.ctx.Done():
+				return
+			case ev = <-n.events:
+			}
 		}
 		n.engMu.Lock()
-		n.eng.Step(ev)
+		for _, e := range own {
+			n.eng.Step(e)
+		}
+		own = own[:0]
+		if ev != nil {
+			n.eng.Step(ev)
+		}
 		// Take what else is waiting, up to a bound, so a busy link's
 		// frames cannot hold back what the engine decided.
 		for more := maxBatch; more > 0; more-- {
@@ -217,7 +226,7 @@ func (n *Node) loop() {
 		}
 		rd := n.eng.Ready()
 		n.engMu.Unlock()
-		n.carryOut(rd)
+		own = n.carryOut(rd, own)
 	}
 }
 
@@ -247,16 +256,21 @@ func (n *Node) logLoop() {
 	}
 }
 
-func (n *Node) carryOut(rd engine.Ready) {
+// carryOut does what the engine decided. A store whose link is gone is
+// answered at once as failed (appended to own): the engine holds a claim
+// on that payload until it hears how its store ended, and a claim that
+// never ends answers "later" to every other link's offer forever.
+func (n *Node) carryOut(rd engine.Ready, own []engine.Event) []engine.Event {
 	for _, c := range rd.Cursors {
 		if err := n.stores.Log.SetCursor(c.Kind, c.Link.String(), c.Seq); err != nil {
 			n.log.Error("persist cursor", "link", c.Link, "err", err)
 		}
 	}
 	for _, s := range rd.Stores {
-		if l := n.link(s.Link); l != nil {
-			l.stores.push(s, 0)
+		if l := n.link(s.Link); l != nil && l.stores.push(s, 0) {
+			continue
 		}
+		own = append(own, abandoned(s, time.Now()))
 	}
 	for _, m := range rd.Messages {
 		if l := n.link(m.Link); l != nil {
@@ -294,6 +308,14 @@ func (n *Node) carryOut(rd engine.Ready) {
 	for _, note := range rd.Notes {
 		n.logNote(note)
 	}
+	return own
+}
+
+// abandoned is how a store ends that was never tried: as a local
+// failure, so the engine acks nothing and the sender offers it again.
+func abandoned(s engine.Store, now time.Time) engine.StoreDone {
+	return engine.StoreDone{Now: now, Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID, Result: engine.Failed,
+		Reason: "the link closed before the payload was stored"}
 }
 
 func (n *Node) link(id engine.LinkID) *Link {

@@ -39,17 +39,17 @@ func TestNotesRateLimited(t *testing.T) {
 	step := 40 * time.Second / flood
 	for i := range flood {
 		n.carryOut(engine.Ready{Notes: []engine.Note{{Warn: true, Link: bad, ID: chunk.ID{byte(i), 1},
-			Msg: "too many payloads in flight; frame dropped (the sender offers it again)"}}})
+			Msg: "too many payloads in flight; frame dropped (the sender offers it again)"}}}, nil)
 		clock = clock.Add(step)
 	}
 	for range 3 {
 		n.carryOut(engine.Ready{Notes: []engine.Note{
 			{Warn: true, Link: bad, Msg: "payload refused (manifest: bad signature); not stored, not relayed"},
 			{Warn: true, Link: other, Msg: "too many payloads in flight; frame dropped (the sender offers it again)"},
-		}})
+		}}, nil)
 	}
 	// Another reason is another message (logged at once), of the same kind.
-	n.carryOut(engine.Ready{Notes: []engine.Note{{Warn: true, Link: bad, Msg: "payload refused (chunk: corrupt); not stored, not relayed"}}})
+	n.carryOut(engine.Ready{Notes: []engine.Note{{Warn: true, Link: bad, Msg: "payload refused (chunk: corrupt); not stored, not relayed"}}}, nil)
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	count := map[string]int{}
