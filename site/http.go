@@ -40,10 +40,14 @@ func (s *Site) Handler() http.Handler {
 		// "not a skyfed site" from "no such object".
 		cfg := s.Config()
 		w.Header().Set(client.SiteHeader, cfg.ID)
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = newIdleBody(w, r, cfg.BodyIdleTimeout(), s.metrics.bodyTimeouts.Inc)
-		}
+		// A copy: net/http decides by the type of the original request's
+		// body how to finish it, and must keep deciding so.
 		r = r.WithContext(context.WithValue(r.Context(), answerHeaderKey{}, w.Header()))
+		if r.Body != nil && r.Body != http.NoBody {
+			body := newIdleBody(w, r, cfg.BodyIdleTimeout(), s.metrics.bodyTimeouts.Inc)
+			defer body.handled()
+			r.Body = body
+		}
 		// Object names are taken from the escaped path before any router
 		// cleaning: ServeMux would answer "//" with a redirect to another name.
 		if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/o/"); ok {

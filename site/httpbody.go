@@ -49,6 +49,7 @@ type idleBody struct {
 	idle      time.Duration
 	onTimeout func()
 	err       error // sticky, as the body it wraps
+	eof       bool
 }
 
 func newIdleBody(w http.ResponseWriter, r *http.Request, idle time.Duration, onTimeout func()) *idleBody {
@@ -71,6 +72,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		// deadline left behind would end that watch, and cancel the
 		// request, once the handler took longer than idle.
 		_ = b.rc.SetReadDeadline(time.Time{})
+		b.eof = true
 	default:
 		be := &bodyError{err: err}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -84,3 +86,13 @@ func (b *idleBody) Read(p []byte) (int, error) {
 }
 
 func (b *idleBody) Close() error { return b.body.Close() }
+
+// handled is called when the handler has returned. If it left the body
+// unread (a put refused before its upload), net/http reads what is left
+// of a small body before it reuses the connection; the deadline bounds
+// that read too, so a client stalling there cannot hold the connection.
+func (b *idleBody) handled() {
+	if !b.eof && b.err == nil {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	}
+}

@@ -150,6 +150,13 @@ func TestStalledUploadsTimeOut(t *testing.T) {
 		t.Errorf("log:\n%s", l)
 	}
 
+	// A put refused before its upload is read: net/http reads what is
+	// left of a small body before answering, bounded the same way.
+	c := rawPut(t, ts, "gloria.eu/refused?expires=soon", "Content-Length: 100000\r\n", "zz")
+	if resp, body := readAnswer(t, c); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expires") {
+		t.Errorf("refused stalled put: HTTP %d %s; want 400", resp.StatusCode, body)
+	}
+
 	// A body that keeps coming is not cut, whatever the whole upload takes.
 	resp, body := ts.do(t, "PUT", "/o/gloria.eu/whole", bytes.NewReader(seeded(3, 300<<10)))
 	if resp.StatusCode != http.StatusCreated {
