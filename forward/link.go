@@ -436,12 +436,19 @@ func (l *Link) storeLoop(ctx context.Context) {
 			if s.Kind == engine.KindChunk {
 				l.c.duplicateChunks.Add(1)
 			}
-		case engine.Rejected:
+		case engine.Failed:
+			if !Deferred(err) {
+				l.log.Error("store failed", "kind", s.Kind, "id", s.ID.Short(), "err", why)
+				break
+			}
 			if errors.Is(err, naming.ErrFuture) {
 				l.refusedFuture(err)
 			}
-		case engine.Failed:
-			l.log.Error("store failed", "kind", s.Kind, "id", s.ID.Short(), "err", why)
+			// Refused all the same, this time: counted and logged as such.
+			l.c.rejected.Add(1)
+			l.node.rejected(s.Kind.String())
+			l.node.logNote(engine.Note{Warn: true, Link: s.Link, ID: s.ID,
+				Msg: "payload refused for now (" + deferReason(err) + "); not stored, not relayed, not acked: the sender offers it again", Err: err})
 		}
 		l.node.post(engine.StoreDone{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID, Result: res, Reason: why})
 	}
@@ -562,4 +569,13 @@ func (q *workQueue[T]) next(ctx context.Context) (T, uint64, bool) {
 			return zero, 0, false
 		}
 	}
+}
+
+// deferReason names why a manifest was deferred, in few words (the note
+// limiter keys on the message).
+func deferReason(err error) string {
+	if errors.Is(err, naming.ErrFuture) {
+		return "stamped beyond this site's clock: clock skew"
+	}
+	return "signer not in this site's trust store"
 }

@@ -167,6 +167,18 @@ func (s *Stores) Put(k Kind, id chunk.ID, c chunk.Codec, payload []byte, rawLen 
 	return len(added) > 0, nil
 }
 
+// Deferred reports whether a received manifest was refused for a reason
+// that passes by itself: its signer is not in this site's trust store
+// (yet, or again: an operator may trust it back), or its stamp is beyond
+// this site's clock plus the allowed skew (a clock behind). Such a
+// manifest is not refused for good, as a forged one is, but left
+// unacknowledged, so the sender offers it again until it is accepted.
+// Acking it as refused would let every cursor pass it, and the version
+// would be missing here for good once the trust or the clock is right.
+func Deferred(err error) bool {
+	return errors.Is(err, naming.ErrUntrusted) || errors.Is(err, naming.ErrFuture)
+}
+
 // isStorageError tells local failures (which say nothing about the
 // payload) from verification failures.
 func isStorageError(err error) bool {
@@ -190,6 +202,8 @@ func (s *Stores) Store(st engine.Store) (engine.StoreResult, string) {
 func (s *Stores) store(st engine.Store) (engine.StoreResult, error) {
 	isNew, err := s.Put(st.Kind, st.ID, st.Codec, st.Payload, st.RawLen, st.Link.String())
 	switch {
+	case Deferred(err):
+		return engine.Failed, err // not acked: the sender offers it again
 	case errors.Is(err, ErrRejected):
 		return engine.Rejected, err
 	case err != nil:

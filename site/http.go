@@ -104,6 +104,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusBadGateway, "stored data failed verification; run skyfed tools scrub"
 	case errors.Is(err, syscall.ENOSPC):
 		return http.StatusInsufficientStorage, "the site's disk is full; free space or move the data dir"
+	case errors.Is(err, ErrClockAhead):
+		return http.StatusServiceUnavailable, "fix this site's clock (NTP); skyfed stat shows each link's clock_offset_seconds"
 	}
 	return http.StatusInternalServerError, ""
 }
@@ -122,7 +124,7 @@ func (s *Site) fail(w http.ResponseWriter, r *http.Request, op string, err error
 		// unknown state, so the connection is not reused.
 		w.Header().Set("Connection", "close")
 		s.log.Info("request body unusable", "op", op, "path", r.URL.Path, "status", status, "err", err)
-	case status >= 500:
+	case status >= 500 && !errors.Is(err, ErrClockAhead):
 		s.log.Error("request failed", "op", op, "path", r.URL.Path, "err", err)
 	case status != http.StatusNotFound:
 		s.metrics.rejected.WithLabelValues(op + "_" + strconv.Itoa(status)).Inc()
@@ -233,7 +235,11 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 		s.fail(w, r, "put", err)
 		return
 	}
-	opts, err := putOptions(r)
+	if err := s.checkClock(); err != nil {
+		s.fail(w, r, "put", err)
+		return
+	}
+	opts, err := putOptions(r, s.now())
 	if err != nil {
 		s.fail(w, r, "put", err)
 		return
@@ -269,7 +275,7 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 
 const metaHeaderPrefix = "X-Skyfed-Meta-"
 
-func putOptions(r *http.Request) (naming.PutOptions, error) {
+func putOptions(r *http.Request, now time.Time) (naming.PutOptions, error) {
 	opts := naming.PutOptions{ContentType: r.Header.Get("Content-Type")}
 	for k, vs := range r.Header {
 		if key, ok := strings.CutPrefix(k, metaHeaderPrefix); ok && len(vs) > 0 {
@@ -282,13 +288,17 @@ func putOptions(r *http.Request) (naming.PutOptions, error) {
 		if err != nil || d <= 0 {
 			return opts, badRequest(fmt.Errorf("expires %q is not a positive duration", e), "use a Go duration such as 720h")
 		}
-		opts.Expires = time.Now().Add(d)
+		opts.Expires = now.Add(d)
 	}
 	return opts, nil
 }
 
 func (s *Site) serveDelete(w http.ResponseWriter, r *http.Request, name naming.Name) {
 	if err := s.authorizeWrite(r); err != nil {
+		s.fail(w, r, "delete", err)
+		return
+	}
+	if err := s.checkClock(); err != nil {
 		s.fail(w, r, "delete", err)
 		return
 	}
@@ -399,7 +409,7 @@ func (s *Site) serveVersions(w http.ResponseWriter, r *http.Request, name naming
 		Latest   string         `json:"latest"`
 		Versions []versionEntry `json:"versions"`
 	}{Name: name.String(), Latest: hist[0].Version(), Versions: []versionEntry{}}
-	now := time.Now()
+	now := s.now()
 	for _, m := range hist {
 		e := versionEntry{Version: m.Version(), Origin: m.Stamp.Origin, Size: m.Size, Deleted: m.Deleted(now)}
 		if !m.Tombstone {

@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/naming"
 )
 
 // startSiteShifted starts a site like startPeerSite, with its wall clock
@@ -111,13 +113,19 @@ func TestRefusedLinkComesBack(t *testing.T) {
 }
 
 // TestClockAhead is bug 2 of issue 9: alpha's clock runs 10 minutes
-// ahead. Both sites measure the offset on their link; alpha's
-// checkClock refuses, beta's does not; beta, which refuses alpha's
-// manifests as stamped in the future, says so on its link.
+// ahead. Both sites measure the offset on their link; alpha refuses puts
+// and deletes (503) while its clock is ahead, beta does not; beta, which
+// defers alpha's manifests as stamped in the future, says so on its
+// link, and the version stays in alpha's backlog rather than being lost.
 func TestClockAhead(t *testing.T) {
 	a, b := startSiteShifted(t, "alpha", 10*time.Minute), startPeerSite(t, "beta")
 	if err := a.checkClock(); err != nil {
 		t.Errorf("checkClock with no peer = %v, want nil", err)
+	}
+	// Alone, alpha cannot tell its clock is wrong: it takes a put, which
+	// is stamped 10 minutes ahead.
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/ahead.fits", bytes.NewReader(seeded(10, 10<<10))); resp.StatusCode != 201 {
+		t.Fatal(string(body))
 	}
 	trustEachOther(t, a, b)
 	linkSites(t, a, b, "", "")
@@ -151,16 +159,30 @@ func TestClockAhead(t *testing.T) {
 		t.Errorf("beta's link: state %s reason %q last_error %q; want up, clock skew, naming alpha's clock ahead", lb.State, lb.Reason, lb.LastError)
 	}
 
-	// A put at alpha is stamped 10 minutes ahead: beta refuses it, and
-	// says why on the link.
-	if resp, body := a.do(t, "PUT", "/o/gloria.eu/ahead.fits", bytes.NewReader(seeded(10, 10<<10))); resp.StatusCode != 201 {
-		t.Fatal(string(body))
+	// Linked, alpha refuses new writes with 503 and the fix.
+	for _, method := range []string{"PUT", "DELETE"} {
+		resp, body := a.do(t, method, "/o/gloria.eu/refused.fits", bytes.NewReader(seeded(11, 1<<10)))
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "clock") || !strings.Contains(string(body), "NTP") {
+			t.Errorf("%s at alpha: %d %s; want 503 naming the clock and the fix", method, resp.StatusCode, body)
+		}
 	}
-	waitFor(t, "beta refuses alpha's manifest as stamped in the future", func() bool {
+	if resp, body := b.do(t, "PUT", "/o/gloria.eu/behind.fits", bytes.NewReader(seeded(12, 1<<10))); resp.StatusCode != 201 {
+		t.Errorf("PUT at beta (behind, not ahead): %d %s", resp.StatusCode, body)
+	}
+
+	// The version alpha stamped alone reaches beta in the future: beta
+	// defers it (no ack), says why on the link, and alpha keeps it in
+	// its backlog instead of counting it delivered.
+	waitFor(t, "beta defers alpha's manifest as stamped in the future", func() bool {
 		l, _ := linkTo(b, "alpha", forward.DirIn)
-		return l.Rejected > 0 && l.Reason == forward.ReasonClockSkew &&
-			strings.Contains(l.LastError, "10m0s ahead") && strings.Contains(l.LastError, "stamped")
+		return l.Reason == forward.ReasonClockSkew && strings.Contains(l.LastError, "10m0s ahead") && strings.Contains(l.LastError, "stamped")
 	})
+	if _, err := b.Objects().Latest(naming.MustParseName("gloria.eu/ahead.fits")); err == nil {
+		t.Error("beta took a version stamped 10 minutes in its future")
+	}
+	if l, _ := linkTo(a, "beta", forward.DirOut); l.Backlog == 0 {
+		t.Error("alpha's backlog toward beta is 0 although beta deferred its version")
+	}
 	lb, _ = linkTo(b, "alpha", forward.DirIn)
 	t.Logf("beta's link: reason %q last_error %q", lb.Reason, lb.LastError)
 }

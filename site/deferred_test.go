@@ -1,0 +1,60 @@
+package site
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/skyfed/skyfed/forward"
+)
+
+// A version relayed to a site that does not trust its signer at that
+// moment is not lost: the site leaves it unacknowledged (deferred), the
+// relay offers it again, and once the site trusts the signer again it
+// arrives. Before, the relay took the refusal as final, its cursor
+// passed the version, and the site never got it (found by `skyfed
+// bench chaos`: an untrust and trust again of one peer lost versions
+// that peer wrote meanwhile and a third site relayed).
+func TestVersionRelayedWhileUntrustedArrivesOnceTrusted(t *testing.T) {
+	a, b, c := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
+	trustEachOther(t, a, b)
+	trustEachOther(t, b, c)
+	trustEachOther(t, a, c) // gamma knows alpha's key, but no link joins them: alpha's versions reach it through beta
+	linkSites(t, a, b, "", "")
+	linkSites(t, b, c, "", "")
+	waitFor(t, "links up", func() bool {
+		la, okA := linkTo(a, "beta", forward.DirOut)
+		lb, okB := linkTo(b, "gamma", forward.DirOut)
+		return okA && okB && la.State == forward.StateUp && lb.State == forward.StateUp
+	})
+
+	if err := Untrust(c.dir, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "gamma forgets alpha's key", func() bool { _, ok := c.trust.keyOf("alpha"); return !ok })
+
+	data := seeded(31, 150<<10)
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/while-untrusted.fits", bytes.NewReader(data)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	waitObject(t, b, "gloria.eu/while-untrusted.fits", data)
+	// Gamma has seen the manifest and turned it down (deferred now;
+	// refused for good before) before it trusts alpha again.
+	waitFor(t, "gamma turns alpha's manifest down", func() bool {
+		l, _ := linkTo(c, "beta", forward.DirIn)
+		_, body := c.do(t, "GET", "/metrics", nil)
+		return l.Rejected > 0 || bytes.Contains(body, []byte(`kind="payload refused for now"`))
+	})
+	if l, _ := linkTo(b, "gamma", forward.DirOut); l.Backlog == 0 {
+		t.Fatal("beta's backlog toward gamma is 0 although gamma does not hold alpha's version")
+	}
+
+	if err := Trust(c.dir, Peer{ID: "alpha", Key: a.key.PublicKey().String(), Domains: []string{"gloria.eu"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitWithin(t, 60*time.Second, "alpha's version at gamma", func() bool {
+		l, _ := linkTo(b, "gamma", forward.DirOut)
+		return l.Backlog == 0
+	})
+	waitObject(t, c, "gloria.eu/while-untrusted.fits", data)
+}
