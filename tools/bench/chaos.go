@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -182,10 +183,20 @@ func nonEmpty(s string) []string {
 	return []string{s}
 }
 
-// loadChaosFrames reads the FITS frames of dir (those of 100 KB to 50 MB).
+// loadChaosFrames reads the FITS frames of dir (those of 100 KB to
+// 50 MB); without a dir it makes synthetic 16-bit frames of 0.5, 2 and
+// 8 MiB, so the FITS path of the workload always runs.
 func loadChaosFrames(dir string) ([][]byte, error) {
 	if dir == "" {
-		return nil, nil
+		var frames [][]byte
+		for i, side := range []int{512, 1024, 2048} {
+			var b bytes.Buffer
+			if err := testlab.WriteSyntheticFrame(&b, uint64(i+1), side, side); err != nil {
+				return nil, fmt.Errorf("chaos: synthetic frame: %w", err)
+			}
+			frames = append(frames, b.Bytes())
+		}
+		return frames, nil
 	}
 	paths, err := testlab.FindFITS(dir, 100<<10)
 	if err != nil {
@@ -202,6 +213,9 @@ func loadChaosFrames(dir string) ([][]byte, error) {
 			return nil, fmt.Errorf("chaos: %w", err)
 		}
 		frames = append(frames, b)
+	}
+	if len(frames) == 0 {
+		return nil, fmt.Errorf("chaos: no FITS frames of 100 KB to 50 MB in %s", dir)
 	}
 	return frames, nil
 }
