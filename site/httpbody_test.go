@@ -3,15 +3,12 @@ package site
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,58 +16,6 @@ import (
 	"github.com/skyfed/skyfed/chunk/crashpoint"
 	"github.com/skyfed/skyfed/naming"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startSiteWith is startSite with the config edited before the site
-// opens, and its log kept.
-func startSiteWith(t *testing.T, edit func(*Config)) (*testSite, *syncBuffer) {
-	t.Helper()
-	dir := t.TempDir()
-	if _, err := Init(dir, Config{ID: "alpha", Domain: "gloria.eu", HTTP: "127.0.0.1:7401", NATS: "127.0.0.1:7402", ChunkSize: 64 << 10}); err != nil {
-		t.Fatal(err)
-	}
-	if err := EditConfig(dir, func(c *Config) error { edit(c); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	s, err := Open(dir, Options{
-		Logger:       slog.New(slog.NewTextHandler(logs, nil)),
-		HTTPListener: ln, NATSPort: -1, ReloadEvery: 50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return &testSite{Site: s, dir: dir, base: "http://" + s.HTTPAddr()}, logs
-}
 
 // rawPut opens a TCP connection to the site and writes a PUT's head and
 // the first part of its body, as a client would that then stalls,

@@ -34,16 +34,35 @@ type testSite struct {
 // listenHost) and stops it when the test ends.
 func startSite(t *testing.T, listenHost string) *testSite {
 	t.Helper()
+	s, _ := startSiteOn(t, listenHost, nil)
+	return s
+}
+
+// startSiteWith is startSite with the config edited before the site
+// opens, and its log kept.
+func startSiteWith(t *testing.T, edit func(*Config)) (*testSite, *logBuffer) {
+	t.Helper()
+	return startSiteOn(t, "127.0.0.1", edit)
+}
+
+func startSiteOn(t *testing.T, listenHost string, edit func(*Config)) (*testSite, *logBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := Init(dir, Config{ID: "alpha", Domain: "gloria.eu", HTTP: "127.0.0.1:7401", NATS: "127.0.0.1:7402", ChunkSize: 64 << 10}); err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		if err := EditConfig(dir, func(c *Config) error { edit(c); return nil }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := &logBuffer{}
 	s, err := Open(dir, Options{
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:       slog.New(slog.NewTextHandler(logs, nil)),
 		HTTPListener: ln, NATSPort: -1, ReloadEvery: 50 * time.Millisecond,
 	})
 	if err != nil {
@@ -58,7 +77,7 @@ func startSite(t *testing.T, listenHost string) *testSite {
 		}
 	})
 	_, port, _ := net.SplitHostPort(s.HTTPAddr())
-	return &testSite{Site: s, dir: dir, base: "http://127.0.0.1:" + port}
+	return &testSite{Site: s, dir: dir, base: "http://127.0.0.1:" + port}, logs
 }
 
 func (ts *testSite) do(t *testing.T, method, path string, body io.Reader, hdr ...string) (*http.Response, []byte) {

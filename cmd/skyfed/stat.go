@@ -240,26 +240,32 @@ func sinceText(v any) string {
 // offsetText renders a clock offset in seconds with its sign and one
 // decimal (a measurement, not more precise than that); null is "-".
 func offsetText(v any) string {
-	n, ok := v.(json.Number)
+	f, text, ok := jsonFloat(v)
 	if !ok {
-		return cellText(v)
-	}
-	f, err := n.Float64()
-	if err != nil {
-		return n.String()
+		return text
 	}
 	return fmt.Sprintf("%+.1f", f)
 }
 
-// rateText renders a bytes/s number in SI units: 0 B/s, 950 B/s, 1.2 MB/s.
-func rateText(v any) string {
+// jsonFloat reads a JSON number cell; when it is none, it returns the
+// cell's plain text instead.
+func jsonFloat(v any) (float64, string, bool) {
 	n, ok := v.(json.Number)
 	if !ok {
-		return cellText(v)
+		return 0, cellText(v), false
 	}
 	f, err := n.Float64()
 	if err != nil {
-		return n.String()
+		return 0, n.String(), false
+	}
+	return f, "", true
+}
+
+// rateText renders a bytes/s number in SI units: 0 B/s, 950 B/s, 1.2 MB/s.
+func rateText(v any) string {
+	f, text, ok := jsonFloat(v)
+	if !ok {
+		return text
 	}
 	units := []string{"B/s", "kB/s", "MB/s", "GB/s", "TB/s"}
 	i := 0
