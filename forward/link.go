@@ -577,5 +577,5 @@ func deferReason(err error) string {
 	if errors.Is(err, naming.ErrFuture) {
 		return "stamped beyond this site's clock: clock skew"
 	}
-	return "signer not in this site's trust store"
+	return "signer taken out of this site's trust store"
 }

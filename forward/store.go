@@ -168,15 +168,16 @@ func (s *Stores) Put(k Kind, id chunk.ID, c chunk.Codec, payload []byte, rawLen 
 }
 
 // Deferred reports whether a received manifest was refused for a reason
-// that passes by itself: its signer is not in this site's trust store
-// (yet, or again: an operator may trust it back), or its stamp is beyond
-// this site's clock plus the allowed skew (a clock behind). Such a
+// that may pass: its signer was taken out of this site's trust store
+// recently (an operator may trust it back: naming.ErrRevoked; a key
+// never trusted here is refused for good), or its stamp is beyond this
+// site's clock plus the allowed skew (a clock behind). Such a
 // manifest is not refused for good, as a forged one is, but left
 // unacknowledged, so the sender offers it again until it is accepted.
 // Acking it as refused would let every cursor pass it, and the version
 // would be missing here for good once the trust or the clock is right.
 func Deferred(err error) bool {
-	return errors.Is(err, naming.ErrUntrusted) || errors.Is(err, naming.ErrFuture)
+	return errors.Is(err, naming.ErrRevoked) || errors.Is(err, naming.ErrFuture)
 }
 
 // isStorageError tells local failures (which say nothing about the

@@ -21,6 +21,7 @@ var (
 	ErrDeleted   = errors.New("deleted")   // the latest version is a tombstone or has expired
 	ErrForbidden = errors.New("forbidden") // the signer may not write under the name's domain
 	ErrUntrusted = errors.New("untrusted") // the signer is not in the trust store
+	ErrRevoked   = errors.New("revoked")   // (with ErrUntrusted) the signer was taken out of the trust store recently
 	ErrConflict  = errors.New("conflict")  // a different manifest holds the same name and stamp
 	ErrFuture    = errors.New("stamp too far in the future")
 )
@@ -42,6 +43,13 @@ type Trust interface {
 	// MayWrite reports whether key is trusted at all and whether it may
 	// sign versions under domain.
 	MayWrite(key manifest.PublicKey, domain string) (known, allowed bool)
+}
+
+// Revocations is an optional part of a Trust: keys taken out of the
+// trust store recently. A version such a key signed is refused with
+// ErrRevoked beside ErrUntrusted, which tells "not now" from "never".
+type Revocations interface {
+	Revoked(key manifest.PublicKey) bool
 }
 
 // Config is what a Store needs besides its storage.
@@ -281,6 +289,9 @@ func (s *Store) Verify(m *manifest.Manifest) error {
 func (s *Store) checkWriter(key manifest.PublicKey, domain string) error {
 	known, allowed := s.cfg.Trust.MayWrite(key, domain)
 	if !known {
+		if r, ok := s.cfg.Trust.(Revocations); ok && r.Revoked(key) {
+			return fmt.Errorf("%w: %w: key %s was taken out of the trust store (skyfed site trust takes it back)", ErrUntrusted, ErrRevoked, key)
+		}
 		return fmt.Errorf("%w: key %s is not in the trust store (add it with skyfed site trust)", ErrUntrusted, key)
 	}
 	if !allowed {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -50,10 +51,28 @@ type Config struct {
 	// HTTPBodyIdleTimeout bounds how long a request body (a put's upload)
 	// may stall between two reads before the site answers 408 and drops
 	// it: a Go duration, "60s" when absent.
-	HTTPBodyIdleTimeout string `toml:"http_body_idle_timeout,omitempty"`
-	Peers               []Peer `toml:"peer"`
-	Links               []Link `toml:"link"`
+	HTTPBodyIdleTimeout string    `toml:"http_body_idle_timeout,omitempty"`
+	Peers               []Peer    `toml:"peer"`
+	Links               []Link    `toml:"link"`
+	Revoked             []Revoked `toml:"revoked,omitempty"`
 }
+
+// Revoked is a peer key `site untrust` took out of the trust store. For
+// RevocationGrace after that, versions it signed are refused for now,
+// not for good: left unacknowledged, so the peers that relay them offer
+// them again, and trusting the key again brings what it wrote meanwhile.
+// A key never trusted here is refused for good, so a federation where
+// some sites deliberately do not trust some writers does not retry
+// their versions forever.
+type Revoked struct {
+	ID  string    `toml:"id"`
+	Key string    `toml:"key"`
+	At  time.Time `toml:"at"`
+}
+
+// RevocationGrace is how long a revoked key's versions are refused only
+// for now.
+const RevocationGrace = 24 * time.Hour
 
 // DefaultBodyIdleTimeout is the body idle timeout of a config that sets none.
 const DefaultBodyIdleTimeout = 60 * time.Second
@@ -296,6 +315,7 @@ func Trust(dir string, p Peer) error {
 		return err
 	}
 	return EditConfig(dir, func(c *Config) error {
+		c.Revoked = slices.DeleteFunc(c.Revoked, func(r Revoked) bool { return r.Key == p.Key })
 		for i := range c.Peers {
 			if c.Peers[i].ID == p.ID {
 				c.Peers[i] = p
@@ -309,12 +329,18 @@ func Trust(dir string, p Peer) error {
 
 // Untrust removes peer id from dir's trust store.
 func Untrust(dir, id string) error {
+	now := time.Now()
 	return EditConfig(dir, func(c *Config) error {
-		for i := range c.Peers {
-			if c.Peers[i].ID == id {
-				c.Peers = append(c.Peers[:i], c.Peers[i+1:]...)
-				return nil
+		for i, p := range c.Peers {
+			if p.ID != id {
+				continue
 			}
+			c.Peers = append(c.Peers[:i], c.Peers[i+1:]...)
+			c.Revoked = slices.DeleteFunc(c.Revoked, func(r Revoked) bool {
+				return r.Key == p.Key || now.Sub(r.At) > RevocationGrace
+			})
+			c.Revoked = append(c.Revoked, Revoked{ID: p.ID, Key: p.Key, At: now.UTC().Truncate(time.Second)})
+			return nil
 		}
 		return fmt.Errorf("peer %q is not trusted: %w", id, ErrNoSuchPeer)
 	})

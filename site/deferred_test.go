@@ -58,3 +58,63 @@ func TestVersionRelayedWhileUntrustedArrivesOnceTrusted(t *testing.T) {
 	})
 	waitObject(t, c, "gloria.eu/while-untrusted.fits", data)
 }
+
+// A key never trusted here is refused for good: its versions are acked
+// as rejected, so the relays' backlogs drain instead of offering them
+// every few seconds forever (a federation may mean some sites not to
+// take some writers).
+func TestVersionOfANeverTrustedSignerIsRefusedForGood(t *testing.T) {
+	a, b, c := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
+	trustEachOther(t, a, b)
+	trustEachOther(t, b, c) // gamma never trusts alpha
+	linkSites(t, a, b, "", "")
+	linkSites(t, b, c, "", "")
+	waitFor(t, "links up", func() bool {
+		la, okA := linkTo(a, "beta", forward.DirOut)
+		lb, okB := linkTo(b, "gamma", forward.DirOut)
+		return okA && okB && la.State == forward.StateUp && lb.State == forward.StateUp
+	})
+	data := seeded(32, 20<<10)
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/not-for-gamma.fits", bytes.NewReader(data)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	waitObject(t, b, "gloria.eu/not-for-gamma.fits", data)
+	waitFor(t, "gamma refuses alpha's manifest and beta's backlog drains", func() bool {
+		lc, _ := linkTo(c, "beta", forward.DirIn)
+		lb, _ := linkTo(b, "gamma", forward.DirOut)
+		return lc.Rejected > 0 && lb.Backlog == 0
+	})
+}
+
+// site untrust remembers the key it took out (for RevocationGrace), and
+// site trust of the same key forgets it again.
+func TestUntrustRemembersTheRevokedKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(dir, Config{ID: "alpha", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	k := newKey(t).PublicKey()
+	if err := Trust(dir, Peer{ID: "beta", Key: k.String(), Domains: []string{"gloria.eu"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Untrust(dir, "beta"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Revoked) != 1 || cfg.Revoked[0].Key != k.String() || time.Since(cfg.Revoked[0].At) > time.Minute {
+		t.Fatalf("revoked after untrust: %+v", cfg.Revoked)
+	}
+	ts := newTrustStore(newKey(t).PublicKey(), cfg)
+	if known, _ := ts.MayWrite(k, "gloria.eu"); known || !ts.Revoked(k) {
+		t.Fatalf("trust store: known %v revoked %v, want false true", known, ts.Revoked(k))
+	}
+	if err := Trust(dir, Peer{ID: "beta", Key: k.String(), Domains: []string{"gloria.eu"}}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _ = LoadConfig(dir); len(cfg.Revoked) != 0 {
+		t.Fatalf("revoked after trust again: %+v", cfg.Revoked)
+	}
+}

@@ -469,10 +469,9 @@ type lie struct {
 	pl    liar.Payload
 	never []chunk.ID // IDs that must never be stored or logged anywhere
 	obj   string     // for manifests: the name that must not appear
-	// deferred: refused for now, not for good (an unknown signer, a stamp
-	// in this site's future): counted and logged as refused, but not
-	// acked, so an honest sender offers it again once trust or the clock
-	// is right (forward.Deferred).
+	// deferred: refused for now, not for good (a stamp in this site's
+	// future): counted and logged as refused, but not acked, so an honest
+	// sender offers it again once the clock is right (forward.Deferred).
 	deferred bool
 }
 
@@ -541,7 +540,7 @@ func manifestLies(t *testing.T, key, stranger *manifest.KeyPair) []lie {
 		manifestLie("bad signature", liar.BadSignature(object("liar.net/bad-signature.fits", now, key))),
 		manifestLie("domain the liar may not write", object("gloria.eu/forged.fits", now, key)),
 		deferredLie("stamp an hour ahead", object("liar.net/future.fits", now.Add(time.Hour), key)),
-		deferredLie("signed by an untrusted key", object("liar.net/stranger.fits", now, stranger)),
+		manifestLie("signed by an untrusted key", object("liar.net/stranger.fits", now, stranger)),
 		{name: "manifest under another ID", pl: wrongID, never: []chunk.ID{wrongID.ID, misfiled.ID()}, obj: misfiled.Name},
 		{name: "bytes that are not a manifest", pl: liar.Payload{Lane: wire.LaneManifest, ID: chunk.Sum(notManifest),
 			RawLen: uint32(len(notManifest)), Bytes: notManifest}, never: []chunk.ID{chunk.Sum(notManifest)}},

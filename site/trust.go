@@ -2,6 +2,7 @@ package site
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/skyfed/skyfed/manifest"
 )
@@ -9,8 +10,9 @@ import (
 // trustStore answers which keys may write which domains; the config
 // watcher swaps its contents while the site runs.
 type trustStore struct {
-	v     atomic.Pointer[map[manifest.PublicKey][]string]
-	peers atomic.Pointer[map[manifest.PublicKey]string]
+	v       atomic.Pointer[map[manifest.PublicKey][]string]
+	peers   atomic.Pointer[map[manifest.PublicKey]string]
+	revoked atomic.Pointer[map[manifest.PublicKey]time.Time] // key → when site untrust took it out
 }
 
 func newTrustStore(self manifest.PublicKey, cfg Config) *trustStore {
@@ -30,8 +32,24 @@ func (t *trustStore) update(self manifest.PublicKey, cfg Config) {
 		m[k] = append(m[k], p.Domains...)
 		peers[k] = p.ID
 	}
+	revoked := map[manifest.PublicKey]time.Time{}
+	for _, r := range cfg.Revoked {
+		if k, err := manifest.ParsePublicKey(r.Key); err == nil {
+			if _, trusted := m[k]; !trusted {
+				revoked[k] = r.At
+			}
+		}
+	}
 	t.v.Store(&m)
 	t.peers.Store(&peers)
+	t.revoked.Store(&revoked)
+}
+
+// Revoked implements naming.Revocations: key was taken out of the trust
+// store within RevocationGrace.
+func (t *trustStore) Revoked(key manifest.PublicKey) bool {
+	at, ok := (*t.revoked.Load())[key]
+	return ok && time.Since(at) < RevocationGrace
 }
 
 // MayWrite implements naming.Trust.
