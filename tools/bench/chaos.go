@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -306,5 +307,15 @@ func summarizeChaos(rs []ScheduleResult) string {
 		fmt.Fprintf(&b, ", convergence p50 %.1fs p99 %.1fs", percentile(conv, 50), percentile(conv, 99))
 	}
 	fmt.Fprintf(&b, ", %d acknowledged operations, %d lost, %d divergent, %d duplicate chunks", acked, lost, divergent, dups)
+	var loads []float64
+	for _, r := range rs {
+		if l, err := strconv.ParseFloat(r.Load, 64); err == nil {
+			loads = append(loads, l)
+		}
+	}
+	if len(loads) > 0 {
+		sort.Float64s(loads)
+		fmt.Fprintf(&b, "; 1-minute load average %.2f–%.2f (median %.2f)", loads[0], loads[len(loads)-1], percentile(loads, 50))
+	}
 	return b.String()
 }

@@ -150,12 +150,12 @@ func TestChaosJudge(t *testing.T) {
 
 func TestChaosSummary(t *testing.T) {
 	rs := []ScheduleResult{
-		{Seed: 1, Schedule: 1, Pass: true, Converged: true, ConvergeSeconds: 2, Acked: 10},
-		{Seed: 1, Schedule: 2, Pass: false, Converged: false, Acked: 5, Lost: 1},
-		{Seed: 1, Schedule: 3, Pass: true, Converged: true, ConvergeSeconds: 9, Acked: 7},
+		{Seed: 1, Schedule: 1, Pass: true, Converged: true, ConvergeSeconds: 2, Acked: 10, Load: "1.50"},
+		{Seed: 1, Schedule: 2, Pass: false, Converged: false, Acked: 5, Lost: 1, Load: "0.25"},
+		{Seed: 1, Schedule: 3, Pass: true, Converged: true, ConvergeSeconds: 9, Acked: 7, Load: "3.00"},
 	}
 	got := summarizeChaos(rs)
-	for _, want := range []string{"2/3 passed", "2/3 converged", "p50 2.0s p99 9.0s", "22 acknowledged operations", "1 lost"} {
+	for _, want := range []string{"2/3 passed", "2/3 converged", "p50 2.0s p99 9.0s", "22 acknowledged operations", "1 lost", "load average 0.25–3.00 (median 1.50)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary %q lacks %q", got, want)
 		}
