@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -134,11 +135,17 @@ func FreeAddr() (string, error) {
 	return addrs[0], nil
 }
 
-// freeAddrs returns n distinct free loopback addresses.
+// freeAddrs returns n distinct free loopback addresses. Their ports are
+// drawn below the kernel's ephemeral range: a site is told its ports at
+// init and binds them only when it starts (again after every restart),
+// and a port from the ephemeral range may meanwhile become the local
+// end of some outgoing connection, which then holds it ("address already
+// in use"). Ports below that range are never handed out that way.
 func freeAddrs(n int) ([]string, error) {
+	lo, hi := portsBelowEphemeral()
 	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for len(addrs) < n {
+		ln, err := listenBelowEphemeral(lo, hi)
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
 		}
@@ -146,6 +153,37 @@ func freeAddrs(n int) ([]string, error) {
 		addrs = append(addrs, ln.Addr().String())
 	}
 	return addrs, nil
+}
+
+// listenBelowEphemeral listens on a random free port in [lo, hi), or on
+// any port if none is found in a few tries.
+func listenBelowEphemeral(lo, hi int) (net.Listener, error) {
+	for range 64 {
+		if hi <= lo {
+			break
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+mrand.IntN(hi-lo))))
+		if err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// portsBelowEphemeral is the range of ports the lab picks from: from
+// 10000 up to the start of the kernel's ephemeral range.
+func portsBelowEphemeral() (lo, hi int) {
+	lo, hi = 10000, 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	if f := strings.Fields(string(b)); len(f) == 2 {
+		if start, err := strconv.Atoi(f[0]); err == nil {
+			hi = start
+		}
+	}
+	return lo, hi
 }
 
 // InitSite runs `bin site init` for a site with free HTTP and NATS ports
