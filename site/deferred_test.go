@@ -16,17 +16,9 @@ import (
 // bench chaos`: an untrust and trust again of one peer lost versions
 // that peer wrote meanwhile and a third site relayed).
 func TestVersionRelayedWhileUntrustedArrivesOnceTrusted(t *testing.T) {
-	a, b, c := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
-	trustEachOther(t, a, b)
-	trustEachOther(t, b, c)
-	trustEachOther(t, a, c) // gamma knows alpha's key, but no link joins them: alpha's versions reach it through beta
-	linkSites(t, a, b, "", "")
-	linkSites(t, b, c, "", "")
-	waitFor(t, "links up", func() bool {
-		la, okA := linkTo(a, "beta", forward.DirOut)
-		lb, okB := linkTo(b, "gamma", forward.DirOut)
-		return okA && okB && la.State == forward.StateUp && lb.State == forward.StateUp
-	})
+	// gamma knows alpha's key, but no link joins them: alpha's versions
+	// reach it through beta.
+	a, b, c := startRelayLine(t, true)
 
 	if err := Untrust(c.dir, "alpha"); err != nil {
 		t.Fatal(err)
@@ -64,16 +56,7 @@ func TestVersionRelayedWhileUntrustedArrivesOnceTrusted(t *testing.T) {
 // every few seconds forever (a federation may mean some sites not to
 // take some writers).
 func TestVersionOfANeverTrustedSignerIsRefusedForGood(t *testing.T) {
-	a, b, c := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
-	trustEachOther(t, a, b)
-	trustEachOther(t, b, c) // gamma never trusts alpha
-	linkSites(t, a, b, "", "")
-	linkSites(t, b, c, "", "")
-	waitFor(t, "links up", func() bool {
-		la, okA := linkTo(a, "beta", forward.DirOut)
-		lb, okB := linkTo(b, "gamma", forward.DirOut)
-		return okA && okB && la.State == forward.StateUp && lb.State == forward.StateUp
-	})
+	a, b, c := startRelayLine(t, false) // gamma never trusts alpha
 	data := seeded(32, 20<<10)
 	if resp, body := a.do(t, "PUT", "/o/gloria.eu/not-for-gamma.fits", bytes.NewReader(data)); resp.StatusCode != 201 {
 		t.Fatal(string(body))
@@ -117,4 +100,24 @@ func TestUntrustRemembersTheRevokedKey(t *testing.T) {
 	if cfg, _ = LoadConfig(dir); len(cfg.Revoked) != 0 {
 		t.Fatalf("revoked after trust again: %+v", cfg.Revoked)
 	}
+}
+
+// startRelayLine starts alpha → beta → gamma, linked and up; gamma
+// trusts alpha too if gammaTrustsAlpha.
+func startRelayLine(t *testing.T, gammaTrustsAlpha bool) (a, b, c *testSite) {
+	t.Helper()
+	a, b, c = startPeerSite(t, "alpha"), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
+	trustEachOther(t, a, b)
+	trustEachOther(t, b, c)
+	if gammaTrustsAlpha {
+		trustEachOther(t, a, c)
+	}
+	linkSites(t, a, b, "", "")
+	linkSites(t, b, c, "", "")
+	waitFor(t, "links up", func() bool {
+		la, okA := linkTo(a, "beta", forward.DirOut)
+		lb, okB := linkTo(b, "gamma", forward.DirOut)
+		return okA && okB && la.State == forward.StateUp && lb.State == forward.StateUp
+	})
+	return a, b, c
 }
