@@ -40,10 +40,13 @@ var allFaults = []faultKind{faultKill, faultHang, faultCut, faultBlackhole, faul
 	faultUntrust, faultUnlink, faultMaxRate, faultClock, faultLiar}
 
 // disruptive reports whether a fault may make a payload cross a link
-// twice in offer mode (a send whose answer or ack was lost).
+// twice in offer mode: it ends a process or a connection with payloads
+// in flight (a send whose answer or ack was lost). An untrust or unlink
+// closes the link's connection as a cut does (chaos seed 1, schedule
+// 115: one duplicate chunk after an untrust dropped a link mid-transfer).
 func (k faultKind) disruptive() bool {
 	switch k {
-	case faultKill, faultHang, faultCut, faultBlackhole, faultClock:
+	case faultKill, faultHang, faultCut, faultBlackhole, faultClock, faultUntrust, faultUnlink:
 		return true
 	}
 	return false

@@ -148,6 +148,27 @@ func TestChaosJudge(t *testing.T) {
 	}
 }
 
+// Duplicates are allowed only where a process or a connection ended with
+// payloads in flight.
+func TestChaosDuplicatesNeedADisruptiveFault(t *testing.T) {
+	calm := chaosPlan{Faults: []chaosFault{{Kind: faultLatency}, {Kind: faultSqueeze}, {Kind: faultMaxRate}, {Kind: faultLiar}}}
+	if calm.disruptive() {
+		t.Error("latency, squeeze, max-rate and the liar count as disruptive")
+	}
+	for _, k := range []faultKind{faultKill, faultHang, faultCut, faultBlackhole, faultClock, faultUntrust, faultUnlink} {
+		if !(chaosPlan{Faults: []chaosFault{{Kind: k}}}).disruptive() {
+			t.Errorf("%s does not count as disruptive", k)
+		}
+	}
+	r := ScheduleResult{Converged: true, Duplicates: 1}
+	if r.passed() {
+		t.Error("a duplicate without a disruptive fault passed")
+	}
+	if r.Disruptive = true; !r.passed() {
+		t.Error("a duplicate after a disruptive fault failed")
+	}
+}
+
 func TestChaosSummary(t *testing.T) {
 	rs := []ScheduleResult{
 		{Seed: 1, Schedule: 1, Pass: true, Converged: true, ConvergeSeconds: 2, Acked: 10, Load: "1.50"},
