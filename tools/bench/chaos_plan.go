@@ -43,10 +43,12 @@ var allFaults = []faultKind{faultKill, faultHang, faultCut, faultBlackhole, faul
 // twice in offer mode: it ends a process or a connection with payloads
 // in flight (a send whose answer or ack was lost). An untrust or unlink
 // closes the link's connection as a cut does (chaos seed 1, schedule
-// 115: one duplicate chunk after an untrust dropped a link mid-transfer).
+// 115: one duplicate chunk after an untrust dropped a link mid-transfer),
+// and so does a --max-rate change today: the site restarts a link whose
+// config changed (schedule 125: six duplicate chunks after four).
 func (k faultKind) disruptive() bool {
 	switch k {
-	case faultKill, faultHang, faultCut, faultBlackhole, faultClock, faultUntrust, faultUnlink:
+	case faultKill, faultHang, faultCut, faultBlackhole, faultClock, faultUntrust, faultUnlink, faultMaxRate:
 		return true
 	}
 	return false

@@ -151,11 +151,11 @@ func TestChaosJudge(t *testing.T) {
 // Duplicates are allowed only where a process or a connection ended with
 // payloads in flight.
 func TestChaosDuplicatesNeedADisruptiveFault(t *testing.T) {
-	calm := chaosPlan{Faults: []chaosFault{{Kind: faultLatency}, {Kind: faultSqueeze}, {Kind: faultMaxRate}, {Kind: faultLiar}}}
+	calm := chaosPlan{Faults: []chaosFault{{Kind: faultLatency}, {Kind: faultSqueeze}, {Kind: faultLiar}}}
 	if calm.disruptive() {
-		t.Error("latency, squeeze, max-rate and the liar count as disruptive")
+		t.Error("latency, squeeze and the liar count as disruptive")
 	}
-	for _, k := range []faultKind{faultKill, faultHang, faultCut, faultBlackhole, faultClock, faultUntrust, faultUnlink} {
+	for _, k := range []faultKind{faultKill, faultHang, faultCut, faultBlackhole, faultClock, faultUntrust, faultUnlink, faultMaxRate} {
 		if !(chaosPlan{Faults: []chaosFault{{Kind: k}}}).disruptive() {
 			t.Errorf("%s does not count as disruptive", k)
 		}
