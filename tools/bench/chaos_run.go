@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,7 +116,7 @@ func runSchedule(ctx context.Context, cfg ChaosConfig, plan chaosPlan, frames []
 	ops.Wait()
 	r.logf("every operation answered")
 
-	conv, final := r.awaitConvergence(ctx, healed)
+	conv, final, views := r.awaitConvergence(ctx, healed)
 	res.Converged = final.ok()
 	if res.Converged {
 		res.ConvergeSeconds = conv.Seconds()
@@ -127,7 +129,9 @@ func runSchedule(ctx context.Context, cfg ChaosConfig, plan chaosPlan, frames []
 	res.Puts, res.Acked, res.Indeterminate, res.Refused = r.lg.counts["puts"], r.lg.counts["acked"], r.lg.counts["indeterminate"], r.lg.counts["refused"]
 	res.Gets, res.Rms = r.lg.counts["gets"], r.lg.counts["rms"]
 	r.lg.mu.Unlock()
-	res.Duplicates = r.duplicates(ctx)
+	for _, sv := range views {
+		res.Duplicates += sv.Duplicates
+	}
 	res.Panics = r.panics()
 	keep = !res.passed()
 	return res
@@ -182,7 +186,7 @@ func (r *scheduleRun) runFaults(ctx context.Context) {
 			steps = append(steps, faultStep{at: f.Until, index: i, heal: true})
 		}
 	}
-	sortSteps(steps)
+	slices.SortStableFunc(steps, func(a, b faultStep) int { return cmp.Compare(a.at, b.at) })
 	for _, s := range steps {
 		if !sleepUntil(ctx, r.start.Add(s.at)) {
 			return
@@ -202,14 +206,6 @@ func (r *scheduleRun) runFaults(ctx context.Context) {
 			r.logf("%s %s: %v", verb, f, err)
 		} else {
 			r.logf("%s %s", verb, f)
-		}
-	}
-}
-
-func sortSteps(steps []faultStep) {
-	for i := 1; i < len(steps); i++ {
-		for j := i; j > 0 && steps[j].at < steps[j-1].at; j-- {
-			steps[j], steps[j-1] = steps[j-1], steps[j]
 		}
 	}
 }
@@ -585,8 +581,8 @@ func (r *scheduleRun) cli(ctx context.Context, stdin io.Reader, args ...string) 
 
 // awaitConvergence polls the federation until the checker passes or the
 // convergence limit passes; it returns how long after healing it passed,
-// and the last verdict.
-func (r *scheduleRun) awaitConvergence(ctx context.Context, healed time.Time) (time.Duration, verdict) {
+// the last verdict, and the sites' last answers.
+func (r *scheduleRun) awaitConvergence(ctx context.Context, healed time.Time) (time.Duration, verdict, []siteView) {
 	c := &checker{urls: make([]string, r.fed.N()), hc: &http.Client{Timeout: 30 * time.Second}, lg: r.lg}
 	defer c.hc.CloseIdleConnections()
 	for i := range c.urls {
@@ -604,29 +600,14 @@ func (r *scheduleRun) awaitConvergence(ctx context.Context, healed time.Time) (t
 		if last.ok() {
 			last = c.bytes(ctx, views, acks)
 			if last.ok() {
-				return time.Since(healed), last
+				return time.Since(healed), last, views
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return 0, last
+			return 0, last, views
 		}
 		sleepUntil(ctx, time.Now().Add(time.Second))
 	}
-}
-
-// duplicates sums the chunk duplicates every site's links counted.
-func (r *scheduleRun) duplicates(ctx context.Context) int64 {
-	var n int64
-	for i := range r.fed.N() {
-		st, err := client.New(r.fed.URL(i), "").Status(ctx)
-		if err != nil {
-			continue
-		}
-		for _, l := range st.Links {
-			n += numberOf(l["duplicate_chunks"])
-		}
-	}
-	return n
 }
 
 // panics lists the sites whose log shows a panic or a fatal runtime error.
