@@ -144,7 +144,7 @@ type siteView struct {
 	Backlogs   []string // per link: "out s2 17"
 	LinksDown  []string
 	Chunks     int64
-	Duplicates int64 // chunks its links received twice (the liar's link aside)
+	Duplicates int64                         // chunks its links received twice (the liar's link aside)
 	Names      map[string]client.VersionList // absent: the site knows no version
 	Liar       []string                      // liar names or chunks the site holds
 }
