@@ -65,9 +65,12 @@ func runSchedule(ctx context.Context, cfg ChaosConfig, plan chaosPlan, frames []
 	}
 	dir := filepath.Join(cfg.Dir, fmt.Sprintf("seed%d-schedule%d", plan.Seed, plan.Schedule))
 	os.RemoveAll(dir)
-	fed, err := testlab.StartProcessFederation(testlab.FedOptions{
-		N: plan.Sites, Topology: "random", Seed: plan.topoSeed, LinkRates: plan.Rates, Binary: cfg.Binary, Dir: dir,
-	})
+	opts := testlab.FedOptions{N: plan.Sites, Topology: "random", Seed: plan.topoSeed, LinkRates: plan.Rates, Binary: cfg.Binary, Dir: dir}
+	fed, err := testlab.StartProcessFederation(opts)
+	if err != nil { // setting up is not under test: one more try on fresh ports
+		os.RemoveAll(dir)
+		fed, err = testlab.StartProcessFederation(opts)
+	}
 	if err != nil {
 		res.Error = err.Error()
 		return res
