@@ -54,6 +54,9 @@ const (
 	// with trailing bytes as malformed, so old and new sites interoperate
 	// (without clock measurement) under protocol version 1.
 	CapClock uint32 = 1 << 0
+	// CapRecon says the sender takes MsgRecon: sessions of inventory
+	// reconciliation are only started with peers that announced it.
+	CapRecon uint32 = 1 << 1
 )
 
 // ErrBadMessage reports a link message that does not decode or breaks a
@@ -75,15 +78,17 @@ const (
 	MsgPing                        // keepalive / liveness both ways
 	MsgQuery                       // a request flooded map-free: lookup, fetch or confirmation (wire_query.go)
 	MsgReply                       // the answer to a query, routed back the way the query came
+	MsgRecon                       // one step of an inventory reconciliation (body encoded by forward/recon); only to peers with CapRecon
 )
 
 var wireTypeNames = [...]string{
 	MsgHello: "hello", MsgHelloAck: "hello-ack", MsgProof: "proof", MsgOffer: "offer",
 	MsgAnswer: "answer", MsgData: "data", MsgAck: "ack", MsgPing: "ping", MsgQuery: "query", MsgReply: "reply",
+	MsgRecon: "recon",
 }
 
 func (t MsgType) String() string {
-	if t >= MsgHello && t <= MsgReply {
+	if t >= MsgHello && t <= MsgRecon {
 		return wireTypeNames[t]
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
@@ -235,7 +240,20 @@ type Message struct {
 	Ping   *Ping
 	Query  *Query
 	Reply  *Reply
+	Recon  *Recon
 }
+
+// Recon carries one step of a reconciliation session between the two
+// ends of a link. The wire only frames it: Session pairs the steps of one
+// session, Body is decoded (strictly, and fuzzed) by forward/recon.
+type Recon struct {
+	Session uint64
+	Body    []byte // 1..MaxReconBody bytes
+}
+
+// MaxReconBody bounds a Recon body: reconciliation streams its symbols
+// in several messages rather than one large one.
+const MaxReconBody = 64 << 10
 
 const wireSigLen = ed25519.SignatureSize
 
@@ -286,6 +304,10 @@ func (m *Message) AppendEncode(dst []byte) []byte {
 		dst = m.Query.appendTo(dst)
 	case m.Type == MsgReply && m.Reply != nil:
 		dst = m.Reply.appendTo(dst)
+	case m.Type == MsgRecon && m.Recon != nil:
+		dst = binary.BigEndian.AppendUint64(dst, m.Recon.Session)
+		dst = binary.AppendUvarint(dst, uint64(len(m.Recon.Body)))
+		dst = append(dst, m.Recon.Body...)
 	}
 	return dst
 }
@@ -344,6 +366,8 @@ func (m *Message) sizeHint() int {
 		return fixed + len(m.Hello.Site) + len(m.Hello.Sig)
 	case m.Reply != nil:
 		return fixed + m.Reply.size()
+	case m.Recon != nil:
+		return fixed + len(m.Recon.Body)
 	}
 	return fixed
 }
@@ -384,6 +408,9 @@ func DecodeMessage(b []byte) (*Message, error) {
 		m.Query = r.query()
 	case MsgReply:
 		m.Reply = r.reply()
+	case MsgRecon:
+		m.Recon = &Recon{Session: r.uint64()}
+		m.Recon.Body = r.copyBytes(r.length(MaxReconBody))
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrBadMessage, b[0])
 	}
@@ -620,7 +647,7 @@ func (m *Message) Validate() error {
 
 func (m *Message) validate() error {
 	set := 0
-	for _, isSet := range []bool{m.Hello != nil, m.Offer != nil, m.Answer != nil, m.Data != nil, m.Ack != nil, m.Ping != nil, m.Query != nil, m.Reply != nil} {
+	for _, isSet := range []bool{m.Hello != nil, m.Offer != nil, m.Answer != nil, m.Data != nil, m.Ack != nil, m.Ping != nil, m.Query != nil, m.Reply != nil, m.Recon != nil} {
 		if isSet {
 			set++
 		}
@@ -643,6 +670,8 @@ func (m *Message) validate() error {
 		want = m.Query != nil
 	case MsgReply:
 		want = m.Reply != nil
+	case MsgRecon:
+		want = m.Recon != nil
 	default:
 		return errors.New("unknown type")
 	}
@@ -666,6 +695,10 @@ func (m *Message) validate() error {
 		return m.Query.validate()
 	case MsgReply:
 		return m.Reply.validate()
+	case MsgRecon:
+		if n := len(m.Recon.Body); n == 0 || n > MaxReconBody {
+			return fmt.Errorf("recon body of %d bytes, want 1..%d", n, MaxReconBody)
+		}
 	}
 	return nil
 }
