@@ -107,6 +107,27 @@ func maxPackInDir(fsys vfs.FS, dir string) (uint32, error) {
 	return top, nil
 }
 
+// packSizes returns the size of every pack file in dir by number.
+func packSizes(fsys vfs.FS, dir string) (map[uint32]int64, error) {
+	names, err := fsys.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list pack dir %s: %w", dir, err)
+	}
+	sizes := make(map[uint32]int64, len(names))
+	for _, name := range names {
+		n, ok := parsePackName(name)
+		if !ok {
+			continue
+		}
+		fi, err := fsys.Stat(fsys.PathJoin(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("stat pack %s: %w", name, err)
+		}
+		sizes[n] = fi.Size()
+	}
+	return sizes, nil
+}
+
 // mkdirAllSynced creates dir and makes its entry (and those of any parents it
 // created) durable, so pack files created in it survive a crash.
 func mkdirAllSynced(fsys vfs.FS, dir string) error {

@@ -24,6 +24,10 @@ type Stats struct {
 	StoredBytes  int64 // payload bytes on disk for them (after compression)
 	RawBytes     int64 // raw bytes of them
 	CorruptReads int64 // reads that failed verification
+	// LostAtOpen counts index entries Open dropped because their pack
+	// file was missing or too short to hold their record (a pack lost
+	// with a disk, or restored from an older copy).
+	LostAtOpen int64
 }
 
 // Options for Open.
@@ -61,6 +65,7 @@ type Store struct {
 	commitMu sync.Mutex // serializes index commits so Stats count each chunk once
 
 	chunks, storedBytes, rawBytes, corruptReads atomic.Int64
+	lostAtOpen                                  int64 // set once by Open
 }
 
 // Open opens the chunk store: it creates Dir, scans the 'c' index once to
@@ -113,8 +118,16 @@ func Open(db *pebble.DB, opts Options) (*Store, error) {
 
 // scanIndex reads every index entry once to rebuild the size counters and
 // returns the highest pack number the index refers to. Malformed entries are
-// logged and skipped here; reading such a chunk reports ErrCorrupt.
+// logged and skipped here; reading such a chunk reports ErrCorrupt. Entries
+// whose pack file is gone, or too short to hold their record, are dropped
+// from the index (logged, counted in Stats.LostAtOpen): the chunk is not
+// here any more, and saying so lets the site fetch it again from its peers
+// (reconciliation finds it missing) instead of failing every read of it.
 func (s *Store) scanIndex() (uint32, error) {
+	sizes, err := packSizes(s.fs, s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("scan chunk index: %w", err)
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{keyPrefix},
 		UpperBound: []byte{keyPrefix + 1},
@@ -124,10 +137,17 @@ func (s *Store) scanIndex() (uint32, error) {
 	}
 	var top uint32
 	var bad int
+	var lost [][]byte
+	lostPacks := map[uint32]int{}
 	for it.First(); it.Valid(); it.Next() {
 		e, err := decodeEntry(it.Value())
 		if err != nil || len(it.Key()) != 1+len(ID{}) {
 			bad++
+			continue
+		}
+		if size, ok := sizes[e.pack]; !ok || e.offset+headerSize+int64(e.storedLen) > size {
+			lost = append(lost, append([]byte(nil), it.Key()...))
+			lostPacks[e.pack]++
 			continue
 		}
 		top = max(top, e.pack)
@@ -141,7 +161,29 @@ func (s *Store) scanIndex() (uint32, error) {
 	if bad > 0 {
 		s.log.Error("chunk store: malformed index entries skipped; those chunks will read as corrupt", "count", bad)
 	}
+	if len(lost) > 0 {
+		if err := s.forget(lost); err != nil {
+			return 0, fmt.Errorf("scan chunk index: drop entries of lost packs: %w", err)
+		}
+		for num, n := range lostPacks {
+			s.log.Warn("chunk store: pack file missing or truncated; its chunks are forgotten here and will come back from peers (skyfed diff PEER shows what is missing)",
+				"pack", packName(num), "chunks", n)
+		}
+		s.lostAtOpen = int64(len(lost))
+	}
 	return top, nil
+}
+
+// forget deletes index keys in one synced batch.
+func (s *Store) forget(keys [][]byte) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, k := range keys {
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
 }
 
 // Close closes the pack files (not the DB). Later calls that need pack files fail.
@@ -291,6 +333,7 @@ func (s *Store) Stats() Stats {
 		StoredBytes:  s.storedBytes.Load(),
 		RawBytes:     s.rawBytes.Load(),
 		CorruptReads: s.corruptReads.Load(),
+		LostAtOpen:   s.lostAtOpen,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -334,13 +335,71 @@ func TestStoreMissingPackAndBadIndex(t *testing.T) {
 	if got := ts.Stats().CorruptReads; got != 2 {
 		t.Errorf("CorruptReads = %d, want 2", got)
 	}
-	ts.reopen(t) // the scan skips the bad entry, counts the other
-	if got := ts.Stats().Chunks; got != 1 {
-		t.Errorf("Chunks after reopen = %d, want 1", got)
+	ts.reopen(t) // the scan skips the bad entry and forgets the one whose pack is gone
+	if got := ts.Stats(); got.Chunks != 0 || got.LostAtOpen != 1 {
+		t.Errorf("after reopen: %d chunks, %d lost, want 0 and 1", got.Chunks, got.LostAtOpen)
 	}
-	put(t, ts.Store, randomBytes(33, 10)) // new packs are numbered past 999
-	if _, err := ts.fs.Stat(ts.fs.PathJoin(ts.opts.Dir, packName(1000))); err != nil {
-		t.Errorf("pack 1000: %v", err)
+	if has, err := ts.Has(Sum(a)); err != nil || has {
+		t.Errorf("Has(chunk of a lost pack) = %v, %v; want false", has, err)
+	}
+}
+
+func TestStoreForgetsChunksOfLostAndTruncatedPacks(t *testing.T) {
+	ts := newTestStore(t, vfs.NewMem(), Options{PackSize: 1})
+	// PackSize 1: every commit after the first record starts a new pack.
+	a, b, c := randomBytes(41, 5000), randomBytes(42, 5000), randomBytes(43, 5000)
+	for _, raw := range [][]byte{a, b, c} {
+		put(t, ts.Store, raw)
+	}
+	names, err := ts.fs.List(ts.opts.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var packs []string
+	for _, n := range names {
+		if _, ok := parsePackName(n); ok {
+			if fi, err := ts.fs.Stat(ts.fs.PathJoin(ts.opts.Dir, n)); err == nil && fi.Size() > 0 {
+				packs = append(packs, n)
+			}
+		}
+	}
+	slices.Sort(packs)
+	if len(packs) != 3 {
+		t.Fatalf("non-empty packs = %v, want 3", packs)
+	}
+	if err := ts.fs.Remove(ts.fs.PathJoin(ts.opts.Dir, packs[0])); err != nil {
+		t.Fatal(err)
+	}
+	truncated := ts.fs.PathJoin(ts.opts.Dir, packs[1])
+	head := make([]byte, 100)
+	r, err := ts.fs.Open(truncated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadAt(head, 0); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	w, err := ts.fs.Create(truncated, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(head); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	ts.reopen(t)
+	if got := ts.Stats(); got.Chunks != 1 || got.LostAtOpen != 2 {
+		t.Errorf("after reopen: %d chunks, %d lost; want 1 and 2", got.Chunks, got.LostAtOpen)
+	}
+	for raw, want := range map[*[]byte]bool{&a: false, &b: false, &c: true} {
+		if has, err := ts.Has(Sum(*raw)); err != nil || has != want {
+			t.Errorf("Has = %v, %v; want %v", has, err, want)
+		}
+	}
+	put(t, ts.Store, a) // a lost chunk can be stored again
+	if got, err := ts.Get(Sum(a), nil); err != nil || !bytes.Equal(got, a) {
+		t.Errorf("Get after storing a lost chunk again: %v", err)
 	}
 }
 
