@@ -356,3 +356,24 @@ func (s *Store) ForEach(fn func(ID) error) error {
 	}
 	return it.Error()
 }
+
+// FindPrefix returns a stored chunk whose ID starts with prefix and its
+// raw length (reconciliation names chunks by their first ID bytes); ok
+// is false when there is none. Of several, it returns the lowest ID.
+func (s *Store) FindPrefix(prefix []byte) (id ID, rawLen uint32, ok bool, err error) {
+	p := append([]byte{keyPrefix}, prefix...)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: []byte{keyPrefix + 1}})
+	if err != nil {
+		return ID{}, 0, false, err
+	}
+	defer it.Close()
+	if !it.First() || len(it.Key()) != 1+len(id) || string(it.Key()[:len(p)]) != string(p) {
+		return ID{}, 0, false, it.Error()
+	}
+	e, err := decodeEntry(it.Value())
+	if err != nil {
+		return ID{}, 0, false, fmt.Errorf("chunk %x: %w", it.Key()[1:], err)
+	}
+	copy(id[:], it.Key()[1:])
+	return id, e.rawLen, true, nil
+}
