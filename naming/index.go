@@ -19,6 +19,12 @@ const (
 	prefixVersion  = 'v' // 'v' + name hash + stamp key → manifest ID
 	prefixName     = 'n' // 'n' + name → nothing (listing by prefix)
 	prefixContent  = 's' // 's' + whole-object SHA-256 + manifest ID → nothing
+
+	// The incomplete-version tracker (incomplete.go): versions indexed
+	// here whose chunks are not all stored yet.
+	prefixWaiting    = 'w' // 'w' + chunk ID + manifest ID → bytes of that chunk's occurrences in that version (uint64 BE)
+	prefixIncomplete = 'i' // 'i' + manifest ID → chunks still missing (distinct, uint32 BE) + bytes still missing (uint64 BE)
+	prefixMeta       = 'x' // 'x' + "incomplete" → tracker format (one byte); absent or another format: rebuild at open
 )
 
 func manifestKey(id chunk.ID) []byte {

@@ -1,6 +1,7 @@
 package naming
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -71,6 +72,7 @@ type Store struct {
 	chunks   *chunk.Store
 	cfg      Config
 	versions atomic.Int64
+	track    tracker // versions lacking chunks here (incomplete.go)
 }
 
 // PutOptions are the optional fields of a new version.
@@ -100,6 +102,9 @@ func Open(db *pebble.DB, chunks *chunk.Store, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("count versions: %w", err)
 	}
 	s.versions.Store(n)
+	if err := s.openIncomplete(); err != nil {
+		return nil, fmt.Errorf("load incomplete versions: %w", err)
+	}
 	return s, nil
 }
 
@@ -219,30 +224,79 @@ func (s *Store) commit(b *chunk.Batch, m *manifest.Manifest) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	return s.commitVersion(b, m, FromLocal)
+	_, err := s.commitVersion(b, m, FromLocal)
+	return err
 }
 
 // commitVersion makes m visible with b's chunks in one commit, logging
-// what became new.
-func (s *Store) commitVersion(b *chunk.Batch, m *manifest.Manifest, from string) error {
+// what became new and updating the incomplete-version tracker for both.
+// It reports whether m was new: under the commit mutex it checks again
+// that m is not indexed yet (two receivers may Accept one manifest at
+// once) and that no other manifest holds its name and stamp.
+func (s *Store) commitVersion(b *chunk.Batch, m *manifest.Manifest, from string) (bool, error) {
 	enc := m.Encode()
+	id := chunk.ID(sha256.Sum256(enc))
+	var d delta
+	var isNew, logged bool
 	err := b.Commit(func(pb *pebble.Batch, added []chunk.ID) error {
-		if err := stageVersion(pb, m, enc); err != nil {
+		d = s.track.begin()
+		if err := s.stageArrived(pb, added, &d); err != nil {
 			return err
 		}
-		if s.cfg.Journal == nil {
+		known, err := s.HasManifest(id)
+		if err != nil {
+			return err
+		}
+		if !known {
+			if err := s.checkStamp(m, id); err != nil {
+				return err
+			}
+			if err := stageVersion(pb, m, enc); err != nil {
+				return err
+			}
+			if err := s.stageMissing(pb, m, id, added, &d); err != nil {
+				return err
+			}
+		}
+		isNew = !known
+		logID := id
+		if known {
+			logID = chunk.ID{} // logged once, by the commit that indexed it
+		}
+		if s.cfg.Journal == nil || (known && len(added) == 0) {
 			return nil
 		}
-		return s.cfg.Journal.Stage(pb, added, m.ID(), from)
+		logged = true
+		return s.cfg.Journal.Stage(pb, added, logID, from)
 	})
+	if err != nil {
+		return false, err
+	}
+	s.track.apply(d)
+	if isNew {
+		s.versions.Add(1)
+	}
+	if logged {
+		s.cfg.Journal.Committed()
+	}
+	return isNew, nil
+}
+
+// checkStamp refuses m if another manifest holds its name and stamp.
+func (s *Store) checkStamp(m *manifest.Manifest, id chunk.ID) error {
+	name, err := ParseName(m.Name)
 	if err != nil {
 		return err
 	}
-	s.versions.Add(1)
-	if s.cfg.Journal != nil {
-		s.cfg.Journal.Committed()
+	v, ok, err := getValue(s.db, versionKey(name.Hash(), m.Stamp))
+	if err != nil || !ok || bytes.Equal(v, id[:]) {
+		return err
 	}
-	return nil
+	other, err := manifestIDFrom(v)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s version %s already held by manifest %s", ErrConflict, m.Name, m.Stamp, other.Short())
 }
 
 // Accept verifies a manifest that came from elsewhere (from names the
@@ -264,10 +318,11 @@ func (s *Store) Accept(m *manifest.Manifest, from string) (bool, error) {
 		return false, fmt.Errorf("%w: %s version %s already held by manifest %s", ErrConflict, m.Name, m.Stamp, other.ID().Short())
 	}
 	s.cfg.Clock.Observe(m.Stamp)
-	if err := s.commitVersion(s.chunks.NewBatch(), m, from); err != nil {
+	isNew, err := s.commitVersion(s.chunks.NewBatch(), m, from)
+	if err != nil {
 		return false, fmt.Errorf("index manifest %s: %w", id.Short(), err)
 	}
-	return true, nil
+	return isNew, nil
 }
 
 // Verify checks m's structure, signature and that its signer may write
