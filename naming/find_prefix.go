@@ -50,4 +50,3 @@ func (s *Store) Refusal(m *manifest.Manifest) error {
 	}
 	return nil
 }
-

@@ -52,6 +52,11 @@ func seedKey(t testing.TB, b byte) *manifest.KeyPair {
 
 // openEnv opens a store on fs under dir; chunkSize is small so tests make many chunks.
 func openEnv(t testing.TB, fs vfs.FS, dir string) *testEnv {
+	return openEnvJournal(t, fs, dir, nil)
+}
+
+// openEnvJournal is openEnv with a journal.
+func openEnvJournal(t testing.TB, fs vfs.FS, dir string, j Journal) *testEnv {
 	t.Helper()
 	e := &testEnv{fs: fs, dir: dir, key: seedKey(t, 1), now: time.UnixMilli(1763700000000)}
 	var err error
@@ -69,6 +74,7 @@ func openEnv(t testing.TB, fs vfs.FS, dir string) *testEnv {
 		Trust:     staticTrust{e.key.PublicKey(): {"gloria.eu"}, seedKey(t, 2).PublicKey(): {"other.org"}},
 		ChunkSize: 4096,
 		Now:       func() time.Time { return e.now },
+		Journal:   j,
 	})
 	if err != nil {
 		t.Fatal(err)
