@@ -156,13 +156,20 @@ func (s *Stores) Put(k Kind, id chunk.ID, c chunk.Codec, payload []byte, rawLen 
 		return false, nil
 	}
 	var added []chunk.ID
+	var tracked func()
 	err = b.Commit(func(pb *pebble.Batch, ids []chunk.ID) error {
 		added = ids
+		apply, err := s.Objects.StageChunksArrived(pb, ids)
+		if err != nil {
+			return err
+		}
+		tracked = apply
 		return s.Log.Stage(pb, KindChunk, ids, from, time.Now())
 	})
 	if err != nil {
 		return false, err
 	}
+	tracked()
 	s.Log.Committed()
 	return len(added) > 0, nil
 }
