@@ -145,8 +145,12 @@ func (s *Store) Incomplete() (versions, missingBytes int64) { return s.track.tot
 // added, the tracker's updates for versions waiting on them. Call it
 // from the extra callback of every chunk.Batch.Commit of this site's
 // chunk store that does not go through this Store, and call apply once
-// that commit succeeded (not at all if it failed).
+// that commit succeeded (not at all if it failed). On a nil Store (a
+// chunk store without an object layer) it stages nothing.
 func (s *Store) StageChunksArrived(pb *pebble.Batch, added []chunk.ID) (apply func(), err error) {
+	if s == nil {
+		return func() {}, nil
+	}
 	d := s.track.begin()
 	if err := s.stageArrived(pb, added, &d); err != nil {
 		return nil, err
