@@ -128,7 +128,7 @@ func (l *Link) sendHello() {
 		l.nonces, l.helloAt = l.nonces[1:], l.helloAt[1:]
 	}
 	l.mu.Unlock()
-	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Caps: wire.CapClock, Nonce: nonce, Key: l.node.cfg.Signer.PublicKey(),
+	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Caps: l.node.caps(), Nonce: nonce, Key: l.node.cfg.Signer.PublicKey(),
 		Mode: byte(l.mode), MaxRate: l.lim.Rate(), Clock: l.clockForPeer()}
 	body := (&wire.Message{Type: wire.MsgHello, Hello: h}).Encode()
 	if err := conn.Publish(l.pair.Hello(), body); err != nil {
@@ -200,7 +200,7 @@ func (n *Node) onHello(m *nats.Msg) {
 	l.lastHeard.Store(time.Now().UnixNano())
 	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
 	l.c.messages.Add(1)
-	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Caps: wire.CapClock, Nonce: nonce, Key: n.cfg.Signer.PublicKey(),
+	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Caps: n.caps(), Nonce: nonce, Key: n.cfg.Signer.PublicKey(),
 		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor)), Clock: l.clockForPeer()}
 	l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgHelloAck, Hello: ack}, 0)
 }

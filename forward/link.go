@@ -179,7 +179,10 @@ func (l *Link) setStateWhy(s linkState, reason string, err error) {
 	switch {
 	case s == linkUp:
 		l.lastHeard.Store(now.UnixNano())
-		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode})
+		l.mu.Lock()
+		canRecon := l.health.peerCaps&wire.CapRecon != 0
+		l.mu.Unlock()
+		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode, Recon: canRecon})
 	case old == linkUp:
 		for _, q := range l.ships {
 			if q != nil {
@@ -430,6 +433,8 @@ func (l *Link) storeLoop(ctx context.Context) {
 			} else {
 				l.c.receivedManifests.Add(1)
 			}
+		case engine.Rejected:
+			l.node.noteRefused(s, err)
 		case engine.Duplicate:
 			l.c.duplicates.Add(1)
 			l.c.duplicateBytes.Add(int64(s.RawLen))

@@ -52,6 +52,9 @@ type NodeConfig struct {
 	// be (naming's Config.MaxSkew); 0 means DefaultMaxSkew. Links whose
 	// peer's clock is off by more show ReasonClockSkew.
 	MaxSkew time.Duration
+	// Inventory is the site's reconciliation table (OpenInventory); nil
+	// turns reconciliation off.
+	Inventory *Inventory
 }
 
 // ErrIncomplete means a query ended (deadline) before every reached site answered.
@@ -97,6 +100,9 @@ type Node struct {
 	cwait     map[chunk.ID][]chan struct{}
 
 	warnings *noteLimiter // rate-limits the engine's repeated notes and counts them all
+
+	inv    *Inventory
+	recons map[string]*reconStats // by peer
 }
 
 // refusal is the last time a dialer was refused here, and why.
@@ -121,11 +127,17 @@ func NewNode(cfg NodeConfig) *Node {
 		links: map[engine.LinkID]*Link{}, dialed: map[string]LinkConfig{}, refusals: map[string]int64{}, refusedAt: map[string]refusal{}, rejects: map[string]int64{},
 		warnings: newNoteLimiter(warnEvery),
 		nonces:   map[string][][32]byte{}, waiting: map[uint64]chan any{}, cwait: map[chunk.ID][]chan struct{}{},
+		inv: cfg.Inventory, recons: map[string]*reconStats{},
 	}
-	n.eng = engine.New(engine.Config{
+	ecfg := engine.Config{
 		Site: cfg.Site, Storage: storage{cfg.Stores}, Timing: cfg.Timing,
 		Sign: cfg.Signer.Sign, Verify: n.verify, Rand: rand.Reader,
-	})
+	}
+	if n.inv != nil {
+		ecfg.Storage = reconStorage{storage{cfg.Stores}, n.inv}
+		ecfg.Inventory = n.inv
+	}
+	n.eng = engine.New(ecfg)
 	return n
 }
 
@@ -156,6 +168,10 @@ func (n *Node) Serve(local *nats.Conn) error {
 	go func() { defer n.wg.Done(); n.loop() }()
 	go func() { defer n.wg.Done(); n.tickLoop() }()
 	go func() { defer n.wg.Done(); n.logLoop() }()
+	if n.inv != nil {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.syncLoop() }()
+	}
 	return nil
 }
 
@@ -179,6 +195,11 @@ func (n *Node) Close() {
 	}
 	n.cancel()
 	n.wg.Wait()
+	if n.inv != nil {
+		if err := n.inv.Sync(true); err != nil {
+			n.log.Warn("reconciliation: persist table at close", "err", err)
+		}
+	}
 }
 
 // post hands an event to the engine's loop.
@@ -307,6 +328,9 @@ func (n *Node) carryOut(rd engine.Ready, own []engine.Event) []engine.Event {
 	}
 	for _, note := range rd.Notes {
 		n.logNote(note)
+	}
+	for _, x := range rd.Recons {
+		n.reconEnded(x)
 	}
 	return own
 }

@@ -61,6 +61,13 @@ type LinkStatus struct {
 	// at the handshake and at each ping; null until measured (a peer from
 	// before the measurement never sends its clock).
 	ClockOffsetSeconds *float64 `json:"clock_offset_seconds"`
+	// The last reconciliation with the peer (either side started it),
+	// null until one ran since this site started: when, whether the two
+	// inventories matched, and what each side lacked then.
+	ReconciledAt *time.Time   `json:"reconciled_at"`
+	InSync       *bool        `json:"in_sync"`
+	PeerLacks    *ReconCounts `json:"peer_lacks"`
+	LocalLacks   *ReconCounts `json:"local_lacks"`
 }
 
 // Links returns the status of every link, sorted by peer and direction,
@@ -125,6 +132,9 @@ func (n *Node) status(l *Link) LinkStatus {
 	}
 	n.engMu.Unlock()
 	st.Offered, st.Wanted = stats.Offered, stats.Wanted
+	if rep, ok := n.LastRecon(l.id.Peer); ok {
+		st.ReconciledAt, st.InSync, st.PeerLacks, st.LocalLacks = &rep.ReconciledAt, &rep.InSync, &rep.PeerLacks, &rep.LocalLacks
+	}
 	if h.measured {
 		secs := h.offset.Seconds()
 		st.ClockOffsetSeconds = &secs
@@ -164,6 +174,7 @@ func (n *Node) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range descCounters {
 		ch <- d
 	}
+	n.describeRecon(ch)
 }
 
 var linkLabels = []string{"peer", "direction"}
@@ -230,4 +241,5 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	n.collectWarnings(ch)
+	n.collectRecon(ch)
 }

@@ -51,10 +51,14 @@ type Config struct {
 	// HTTPBodyIdleTimeout bounds how long a request body (a put's upload)
 	// may stall between two reads before the site answers 408 and drops
 	// it: a Go duration, "60s" when absent.
-	HTTPBodyIdleTimeout string    `toml:"http_body_idle_timeout,omitempty"`
-	Peers               []Peer    `toml:"peer"`
-	Links               []Link    `toml:"link"`
-	Revoked             []Revoked `toml:"revoked,omitempty"`
+	HTTPBodyIdleTimeout string `toml:"http_body_idle_timeout,omitempty"`
+	// ReconcileInterval is how often each link this site dials
+	// reconciles the two sites' inventories: a Go duration, "10m" when
+	// absent. Links also reconcile when they come up.
+	ReconcileInterval string    `toml:"reconcile_interval,omitempty"`
+	Peers             []Peer    `toml:"peer"`
+	Links             []Link    `toml:"link"`
+	Revoked           []Revoked `toml:"revoked,omitempty"`
 }
 
 // Revoked is a peer key `site untrust` took out of the trust store. For
@@ -83,6 +87,18 @@ func (c *Config) BodyIdleTimeout() time.Duration {
 	d, err := time.ParseDuration(c.HTTPBodyIdleTimeout)
 	if c.HTTPBodyIdleTimeout == "" || err != nil {
 		return DefaultBodyIdleTimeout
+	}
+	return d
+}
+
+// DefaultReconcileInterval is the reconcile interval of a config that sets none.
+const DefaultReconcileInterval = 10 * time.Minute
+
+// ReconInterval is how often dialed links reconcile (reconcile_interval; validated).
+func (c *Config) ReconInterval() time.Duration {
+	d, err := time.ParseDuration(c.ReconcileInterval)
+	if c.ReconcileInterval == "" || err != nil {
+		return DefaultReconcileInterval
 	}
 	return d
 }
@@ -151,6 +167,11 @@ func (c *Config) Validate() error {
 	if v := c.HTTPBodyIdleTimeout; v != "" {
 		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
 			return fmt.Errorf("%w: http_body_idle_timeout %q must be a positive duration such as \"60s\"", ErrBadConfig, v)
+		}
+	}
+	if v := c.ReconcileInterval; v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d < time.Second {
+			return fmt.Errorf("%w: reconcile_interval %q must be a duration of at least 1s such as \"10m\"", ErrBadConfig, v)
 		}
 	}
 	if c.ChunkSize <= 0 || c.ChunkSize > chunk.MaxSize {

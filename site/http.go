@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/site/client"
@@ -32,6 +33,8 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("GET /c/{id}", s.serveChunk)
 	mux.HandleFunc("GET /sha256/{hex}", s.serveBySHA256)
 	mux.HandleFunc("GET /api/status", s.serveStatus)
+	mux.HandleFunc("GET /api/diff/{peer}", s.serveDiff)
+	mux.HandleFunc("POST /api/resync/{peer}", s.serveResync)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
 	s.registerDashboard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +109,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusInsufficientStorage, "the site's disk is full; free space or move the data dir"
 	case errors.Is(err, ErrClockAhead):
 		return http.StatusServiceUnavailable, "fix this site's clock (NTP); skyfed stat shows each link's clock_offset_seconds"
+	case errors.Is(err, forward.ErrNoLink):
+		return http.StatusNotFound, "skyfed stat lists this site's links and their states"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, forward.ErrReconTimeout):
+		return http.StatusGatewayTimeout, "the peer did not answer in time; skyfed stat shows the link's state"
 	}
 	return http.StatusInternalServerError, ""
 }

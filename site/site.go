@@ -26,6 +26,7 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/forward/engine"
 	"github.com/skyfed/skyfed/manifest"
 	"github.com/skyfed/skyfed/naming"
 )
@@ -61,6 +62,7 @@ type Site struct {
 
 	arrivals *forward.Log
 	stores   *forward.Stores
+	inv      *forward.Inventory
 	node     *forward.Node
 	local    *nats.Conn
 
@@ -107,10 +109,12 @@ func Open(dir string, opts Options) (*Site, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(opts.Registry, s)
+	timing := engine.DefaultTiming()
+	timing.ReconInterval = cfg.ReconInterval()
 	s.node = forward.NewNode(forward.NodeConfig{
 		Site: cfg.ID, Signer: key, Stores: s.stores, PeerKey: s.trust.keyOf, Logger: s.log,
 		OnReject: func(reason string) { s.metrics.rejected.WithLabelValues(reason).Inc() },
-		Now:      s.now, MaxSkew: maxClockSkew,
+		Now:      s.now, MaxSkew: maxClockSkew, Timing: timing, Inventory: s.inv,
 	})
 	opts.Registry.MustRegister(s.node)
 	return s, nil
@@ -148,7 +152,13 @@ func (s *Site) openStores(cfg Config) error {
 		return err
 	}
 	stores.Objects = objects
-	s.db, s.chunks, s.objects, s.arrivals, s.stores = db, chunks, objects, arrivals, stores
+	inv, err := forward.OpenInventory(db, stores, s.log)
+	if err != nil {
+		chunks.Close()
+		db.Close()
+		return err
+	}
+	s.db, s.chunks, s.objects, s.arrivals, s.stores, s.inv = db, chunks, objects, arrivals, stores, inv
 	return nil
 }
 

@@ -35,6 +35,7 @@ const (
 	exitNotFound = 2
 	exitVerify   = 3
 	exitTimeout  = 4
+	exitDiffer   = 5
 	exitUsage    = 80
 )
 
@@ -44,7 +45,7 @@ Talk to a site with put, get, versions, ls, rm and stat (--site or SKYFED_SITE p
 
 Exit codes:
 
-    0 ok · 1 error · 2 not found (also deleted or expired) · 3 verification failed · 4 timeout · 80 usage`
+    0 ok · 1 error · 2 not found (also deleted or expired) · 3 verification failed · 4 timeout · 5 differ (diff) · 80 usage`
 
 // cli is the kong root.
 type cli struct {
@@ -54,6 +55,8 @@ type cli struct {
 	Ls       LsCmd       `cmd:"" help:"List objects by name prefix."`
 	Rm       RmCmd       `cmd:"" help:"Delete an object (writes a tombstone version)."`
 	Stat     StatCmd     `cmd:"" help:"Show a site's status and its links."`
+	Diff     DiffCmd     `cmd:"" help:"Reconcile this site with a linked peer now and say what either lacks (exit 5 when they differ)."`
+	Resync   ResyncCmd   `cmd:"" help:"Reconcile with a linked peer until the two are in sync, moving what is missing, with progress."`
 	Site     SiteCmd     `cmd:"" help:"Create, run and configure a site."`
 	Demo     DemoCmd     `cmd:"" help:"Run a small federation on this machine and show it replicating."`
 	Bench    BenchCmd    `cmd:"" help:"Measure ingest and replication against baselines."`

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/recon"
 	"github.com/skyfed/skyfed/forward/wire"
 )
 
@@ -22,8 +23,11 @@ type Config struct {
 	// Verify checks a signature by a site's trusted key: known says
 	// whether the site is trusted here at all.
 	Verify func(site string, msg, sig []byte) (ok, known bool)
-	// Rand supplies query IDs.
+	// Rand supplies query and session IDs.
 	Rand io.Reader
+	// Inventory is this site's side of reconciliation; nil turns it
+	// off: the engine neither starts sessions nor answers a peer's.
+	Inventory recon.Local
 }
 
 // Engine is one site's forwarding state machine. It is not safe for
@@ -38,6 +42,7 @@ type Engine struct {
 	// that every other link hears "later" and a payload crosses once.
 	claims map[claimKey]*claim
 	q      queries
+	rc     recons
 	rd     Ready
 }
 
@@ -64,7 +69,11 @@ type link struct {
 	id      LinkID
 	mode    Mode
 	windows [2]*window // by Kind.Index()
-	recv    receiver
+	// repair holds what a reconciliation found the peer lacks, offered
+	// after the log's entries; no cursor covers it.
+	repair [2]*window
+	recv   receiver
+	recon  bool // the peer reconciles
 }
 
 // New returns an engine with no link up.
@@ -75,8 +84,9 @@ func New(cfg Config) *Engine {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
+	cfg.Timing = cfg.Timing.withReconDefaults()
 	return &Engine{cfg: cfg, st: cfg.Storage, links: map[LinkID]*link{}, stats: map[LinkID]*LinkStats{},
-		claims: map[claimKey]*claim{}, q: newQueries()}
+		claims: map[claimKey]*claim{}, q: newQueries(), rc: newRecons()}
 }
 
 // Step applies one event.
@@ -91,7 +101,7 @@ func (e *Engine) Step(ev Event) {
 		e.tick()
 		all = true
 	case LinkUp:
-		e.linkUp(ev.Link, ev.Mode)
+		e.linkUp(ev.Link, ev.Mode, ev.Recon)
 		one = ev.Link
 	case LinkDown:
 		e.linkDown(ev.Link)
@@ -109,6 +119,7 @@ func (e *Engine) Step(ev Event) {
 		if l := e.links[ev.Link]; l != nil {
 			if k, ok := KindOfLane(ev.Lane); ok {
 				l.windows[k.Index()].sent(ev.ID, e.now)
+				l.repair[k.Index()].sent(ev.ID, e.now)
 			}
 		}
 	case ShipFailed:
@@ -122,6 +133,8 @@ func (e *Engine) Step(ev Event) {
 		e.cancel(ev.Req)
 	case Track:
 		e.track(ev.ID)
+	case Reconcile:
+		e.reconcile(ev)
 	}
 	switch {
 	case all:
@@ -158,8 +171,12 @@ func (e *Engine) NextWake() time.Time {
 		for _, w := range l.windows {
 			earliest(w.wake())
 		}
+		for _, w := range l.repair {
+			earliest(w.wake())
+		}
 		earliest(l.recv.wake(e.cfg.Timing))
 	}
+	earliest(e.reconWake())
 	for _, c := range e.claims {
 		if c.storing == 0 {
 			earliest(c.at.Add(e.claimTTL(c)))
@@ -190,11 +207,11 @@ func (e *Engine) statsOf(l LinkID) *LinkStats {
 	return s
 }
 
-func (e *Engine) linkUp(id LinkID, mode Mode) {
+func (e *Engine) linkUp(id LinkID, mode Mode, canRecon bool) {
 	if e.links[id] != nil {
 		e.linkDown(id) // a new handshake: what was in flight is lost
 	}
-	l := &link{id: id, mode: mode, recv: newReceiver()}
+	l := &link{id: id, mode: mode, recv: newReceiver(), recon: canRecon && e.cfg.Inventory != nil}
 	for _, k := range Kinds {
 		cur, err := e.st.Cursor(k, id)
 		if err != nil {
@@ -206,9 +223,13 @@ func (e *Engine) linkUp(id LinkID, mode Mode) {
 		// never be taken for an answer to one of this session.
 		w.batch = uint64(e.now.UnixNano())
 		l.windows[k.Index()] = w
+		r := newWindow(id, 0, e.cfg.Timing)
+		r.batch = w.batch + repairBatches // never mistaken for the log's batches
+		l.repair[k.Index()] = r
 	}
 	e.links[id] = l
 	e.statsOf(id)
+	e.reconLinkUp(l)
 }
 
 func (e *Engine) linkDown(id LinkID) {
@@ -216,6 +237,7 @@ func (e *Engine) linkDown(id LinkID) {
 		return
 	}
 	delete(e.links, id)
+	e.reconLinkDown(id)
 	for _, key := range e.sortedClaims() {
 		if c := e.claims[key]; c != nil && c.link == id {
 			e.releaseClaim(key, id)
@@ -336,6 +358,7 @@ func (e *Engine) tick() {
 	}
 	e.q.tick(e)
 	e.checkComplete()
+	e.reconTick()
 }
 
 // pumpLink loads, offers and advances both logs of a link.
@@ -356,13 +379,30 @@ func (e *Engine) pump(l *link, k Kind) {
 			w.load(as, e.now)
 		}
 	}
+	// The log's entries go first; what a reconciliation found missing
+	// fills the room they leave. Neither offers an ID the other has in
+	// flight, so one link never ships a payload twice at once.
+	r := l.repair[k.Index()]
+	e.offerFrom(l, k, w, func(id chunk.ID) bool { return r.inFlight(id) }, r)
+	e.offerFrom(l, k, r, func(id chunk.ID) bool { return w.pending(id) }, w)
+	if w.advance() {
+		e.rd.Cursors = append(e.rd.Cursors, CursorMove{Link: l.id, Kind: k, Seq: w.cursor})
+	}
+	r.drop()
+}
+
+// offerFrom offers (or pushes) w's due entries while the link has room,
+// leaving those skip names for later.
+func (e *Engine) offerFrom(l *link, k Kind, w *window, skip func(chunk.ID) bool, other *window) {
+	lim := e.cfg.Limits
 	batchMax, awaitMax := lim.ChunkOfferBatch, lim.MaxAwaitingChunks
 	if k == KindManifest {
 		batchMax, awaitMax = lim.ManifestOfferBatch, lim.MaxAwaitingMani
 	}
-	for room := awaitMax - w.outstanding(e.now); room > 0; room = awaitMax - w.outstanding(e.now) {
+	room := func() int { return awaitMax - w.outstanding(e.now) - other.outstanding(e.now) }
+	for n := room(); n > 0; n = room() {
 		if l.mode == ModeFlood {
-			ids := w.nextPush(room, e.now)
+			ids := w.nextPush(n, e.now, skip)
 			if len(ids) == 0 {
 				break
 			}
@@ -371,7 +411,7 @@ func (e *Engine) pump(l *link, k Kind) {
 			}
 			continue
 		}
-		batch, ids := w.nextOffer(min(room, batchMax), e.now)
+		batch, ids := w.nextOffer(min(n, batchMax), e.now, skip)
 		if len(ids) == 0 {
 			break
 		}
@@ -381,9 +421,6 @@ func (e *Engine) pump(l *link, k Kind) {
 		}
 		e.statsOf(l.id).Offered += int64(len(ids))
 		e.send(l.id, wire.LaneControl, &wire.Message{Type: wire.MsgOffer, Offer: &wire.Offer{Lane: k.Lane(), Batch: batch, IDs: raw}})
-	}
-	if w.advance() {
-		e.rd.Cursors = append(e.rd.Cursors, CursorMove{Link: l.id, Kind: k, Seq: w.cursor})
 	}
 }
 
@@ -405,6 +442,8 @@ func (e *Engine) received(from LinkID, m *wire.Message) {
 		e.onQuery(l, m.Query)
 	case wire.MsgReply:
 		e.onReply(l, m.Reply)
+	case wire.MsgRecon:
+		e.onRecon(l, m.Recon)
 	}
 }
 
@@ -413,7 +452,11 @@ func (e *Engine) onAnswer(l *link, a *wire.AnswerMsg) {
 	if !ok {
 		return
 	}
-	send := l.windows[k.Index()].onAnswer(a.Batch, a.Answers, e.now)
+	w := l.windows[k.Index()]
+	if _, ok := w.batches[a.Batch]; !ok {
+		w = l.repair[k.Index()]
+	}
+	send := w.onAnswer(a.Batch, a.Answers, e.now)
 	e.statsOf(l.id).Wanted += int64(len(send))
 	for _, id := range send {
 		e.rd.Ships = append(e.rd.Ships, Ship{Link: l.id, Lane: k.Lane(), Kind: k, ID: id})
@@ -433,9 +476,10 @@ func (e *Engine) onAck(l *link, a *wire.Ack) {
 			done = append(done, id)
 		}
 	}
-	w := l.windows[k.Index()]
-	w.onAck(done)
-	w.requeue(again)
+	for _, w := range []*window{l.windows[k.Index()], l.repair[k.Index()]} {
+		w.onAck(done)
+		w.requeue(again)
+	}
 }
 
 func (e *Engine) shipFailed(ev ShipFailed) {
@@ -446,5 +490,6 @@ func (e *Engine) shipFailed(ev ShipFailed) {
 	}
 	if k, ok := KindOfLane(ev.Lane); ok {
 		l.windows[k.Index()].skip(ev.ID)
+		l.repair[k.Index()].skip(ev.ID)
 	}
 }

@@ -24,6 +24,8 @@ type LinkUp struct {
 	Now  time.Time
 	Link LinkID
 	Mode Mode
+	// Recon says the peer takes reconciliation messages (wire.CapRecon).
+	Recon bool
 }
 
 // LinkDown: a link's connection ended or its peer fell silent; what was
@@ -110,6 +112,17 @@ type Cancel struct {
 	Req uint64
 }
 
+// Reconcile: reconcile this site's inventory with a peer's now, over
+// an up link to it (the one this site dialed if there are two); the
+// answer comes as a ReconEnded with Req. What either side lacks is then
+// offered at bulk priority.
+type Reconcile struct {
+	Now   time.Time
+	Req   uint64
+	Peer  string
+	Names bool // the result names the versions that differ
+}
+
 // Track: a manifest became known here from elsewhere (a lookup stored
 // it); confirm it to the federation once all its chunks are here.
 type Track struct {
@@ -129,6 +142,7 @@ func (e Ask) at() time.Time        { return e.Now }
 func (e Fetch) at() time.Time      { return e.Now }
 func (e Cancel) at() time.Time     { return e.Now }
 func (e Track) at() time.Time      { return e.Now }
+func (e Reconcile) at() time.Time  { return e.Now }
 
 func (e Tick) String() string     { return "tick" }
 func (e LinkUp) String() string   { return fmt.Sprintf("link-up %s %s", e.Link, e.Mode) }
@@ -150,6 +164,9 @@ func (e Ask) String() string {
 func (e Fetch) String() string  { return fmt.Sprintf("fetch #%d %s", e.Req, e.ID.Short()) }
 func (e Cancel) String() string { return fmt.Sprintf("cancel #%d", e.Req) }
 func (e Track) String() string  { return "track " + e.ID.Short() }
+func (e Reconcile) String() string {
+	return fmt.Sprintf("reconcile #%d %s names=%v", e.Req, e.Peer, e.Names)
+}
 
 // FormatMessage renders a message in one line for traces.
 func FormatMessage(m *wire.Message) string {
@@ -170,6 +187,8 @@ func FormatMessage(m *wire.Message) string {
 	case wire.MsgQuery:
 		q := m.Query
 		fmt.Fprintf(&b, " %x k%d h%d %s %x", q.ID[:4], q.Kind, q.Hops, q.Origin, q.Key[:4])
+	case wire.MsgRecon:
+		fmt.Fprintf(&b, " s%x %dB op%d", m.Recon.Session, len(m.Recon.Body), m.Recon.Body[0])
 	case wire.MsgReply:
 		p := m.Reply
 		fmt.Fprintf(&b, " %x %s fan%d found=%v seen=%v m%d", p.ID[:4], p.Site, p.Fanout, p.Found, p.Seen, len(p.Manifests))

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/recon"
 	"github.com/skyfed/skyfed/forward/wire"
 )
 
@@ -21,12 +22,13 @@ type Ready struct {
 	Confirmed []Confirmation
 	Rejects   []Reject
 	Notes     []Note
+	Recons    []ReconEnded
 }
 
 // Empty reports whether there is nothing to do.
 func (r *Ready) Empty() bool {
 	return len(r.Messages) == 0 && len(r.Ships) == 0 && len(r.Stores) == 0 && len(r.Cursors) == 0 &&
-		len(r.Queries) == 0 && len(r.Fetches) == 0 && len(r.Confirmed) == 0 && len(r.Rejects) == 0 && len(r.Notes) == 0
+		len(r.Queries) == 0 && len(r.Fetches) == 0 && len(r.Confirmed) == 0 && len(r.Rejects) == 0 && len(r.Notes) == 0 && len(r.Recons) == 0
 }
 
 // Send is a message to publish on a link's lane.
@@ -94,6 +96,20 @@ type Reject struct {
 	Reason string
 }
 
+// ReconEnded is how a reconciliation session ended: the answer to a
+// Reconcile (Req), or a session the engine started (Req 0) or the peer
+// started (Initiator false). Result is nil when Err is set.
+type ReconEnded struct {
+	Link      LinkID
+	Req       uint64
+	Initiator bool
+	Result    *recon.Result
+	Err       error
+	// SentBytes and ReceivedBytes count the session's messages as
+	// encoded on the wire, both for errors and results.
+	SentBytes, ReceivedBytes int64
+}
+
 // Note is something the shell should log.
 type Note struct {
 	Warn bool
@@ -132,6 +148,14 @@ func (r *Ready) String() string {
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "  note %s %s %s %v\n", n.Link, n.Msg, n.ID.Short(), n.Err)
+	}
+	for _, x := range r.Recons {
+		if x.Err != nil {
+			fmt.Fprintf(&b, "  recon-ended %s #%d init=%v err=%v\n", x.Link, x.Req, x.Initiator, x.Err)
+			continue
+		}
+		fmt.Fprintf(&b, "  recon-ended %s #%d init=%v in_sync=%v peer_lacks=%v local_lacks=%v send=%d\n",
+			x.Link, x.Req, x.Initiator, x.Result.InSync, x.Result.PeerLacks, x.Result.LocalLacks, len(x.Result.Send))
 	}
 	return b.String()
 }

@@ -169,6 +169,26 @@ type Timing struct {
 	QueryTTL      time.Duration // a query ID is remembered this long (dedupe, reply routes)
 	PullPatience  time.Duration // a fetch waits at least this long for a holder before the next
 	ConfirmPoll   time.Duration // how often incomplete manifests are checked for completeness
+	// Reconciliation (zero fields take the defaults below, so older
+	// configurations need not set them).
+	ReconInterval time.Duration // between automatic reconciliations of a link (10 min)
+	ReconDelay    time.Duration // from a link coming up to its first reconciliation (2 s)
+	ReconIdle     time.Duration // a session silent this long has failed (30 s)
+}
+
+// withReconDefaults fills the reconciliation timings left zero.
+func (t Timing) withReconDefaults() Timing {
+	d := DefaultTiming()
+	if t.ReconInterval <= 0 {
+		t.ReconInterval = d.ReconInterval
+	}
+	if t.ReconDelay <= 0 {
+		t.ReconDelay = d.ReconDelay
+	}
+	if t.ReconIdle <= 0 {
+		t.ReconIdle = d.ReconIdle
+	}
+	return t
 }
 
 // DefaultTiming suits WAN links.
@@ -182,6 +202,9 @@ func DefaultTiming() Timing {
 		QueryTTL:      2 * time.Minute,
 		PullPatience:  2 * time.Second,
 		ConfirmPoll:   200 * time.Millisecond,
+		ReconInterval: 10 * time.Minute,
+		ReconDelay:    2 * time.Second,
+		ReconIdle:     30 * time.Second,
 	}
 }
 
@@ -237,4 +260,10 @@ var (
 	ErrNoHolder = errors.New("no reachable site holds it")
 	// ErrDeadline: a fetch reached its deadline.
 	ErrDeadline = errors.New("deadline reached")
+	// ErrNoLink: no link to that peer is up (or it cannot reconcile).
+	ErrNoLink = errors.New("no link to that peer")
+	// ErrReconTimeout: a reconciliation session went silent.
+	ErrReconTimeout = errors.New("reconciliation timed out")
+	// ErrLinkDown: the link went down during a reconciliation.
+	ErrLinkDown = errors.New("link went down")
 )

@@ -71,13 +71,13 @@ func (w *window) load(as []Arrival, now time.Time) {
 
 // nextOffer picks up to max IDs to offer now and returns the batch
 // number the answer will carry, or no IDs.
-func (w *window) nextOffer(max int, now time.Time) (uint64, []chunk.ID) {
+func (w *window) nextOffer(max int, now time.Time, skip func(chunk.ID) bool) (uint64, []chunk.ID) {
 	var pick []*entry
 	for _, e := range w.entries {
 		if len(pick) == max {
 			break
 		}
-		if w.due(e, now) {
+		if w.due(e, now) && (skip == nil || !skip(e.id)) {
 			pick = append(pick, e)
 		}
 	}
@@ -95,13 +95,13 @@ func (w *window) nextOffer(max int, now time.Time) (uint64, []chunk.ID) {
 }
 
 // nextPush picks up to max IDs to push unasked (flood mode).
-func (w *window) nextPush(max int, now time.Time) []chunk.ID {
+func (w *window) nextPush(max int, now time.Time, skip func(chunk.ID) bool) []chunk.ID {
 	var ids []chunk.ID
 	for _, e := range w.entries {
 		if len(ids) == max {
 			break
 		}
-		if w.due(e, now) {
+		if w.due(e, now) && (skip == nil || !skip(e.id)) {
 			w.want(e, now)
 			ids = append(ids, e.id)
 		}
@@ -295,6 +295,65 @@ func (w *window) outstanding(now time.Time) int {
 		}
 	}
 	return n
+}
+
+// inFlight reports whether id is offered, wanted or waiting out a
+// "later" here.
+func (w *window) inFlight(id chunk.ID) bool {
+	for _, e := range w.byID[id] {
+		if e.state == stateOffered || e.state == stateWanted || e.state == stateLater {
+			return true
+		}
+	}
+	return false
+}
+
+// pending reports whether id is loaded here and not yet confirmed.
+func (w *window) pending(id chunk.ID) bool {
+	for _, e := range w.byID[id] {
+		if e.state != stateDone {
+			return true
+		}
+	}
+	return false
+}
+
+// addRepair queues IDs a reconciliation found the peer lacks (a repair
+// window: no log, no cursor), each at most once, up to limit entries.
+func (w *window) addRepair(ids []chunk.ID, limit int, now time.Time) (added int) {
+	for _, id := range ids {
+		if len(w.entries) >= limit {
+			break
+		}
+		if w.pending(id) {
+			continue
+		}
+		e := &entry{id: id, since: now}
+		w.byID[id] = append(w.byID[id], e)
+		w.entries = append(w.entries, e)
+		added++
+	}
+	return added
+}
+
+// drop forgets the confirmed entries of a repair window.
+func (w *window) drop() {
+	kept := w.entries[:0]
+	for _, e := range w.entries {
+		if e.state == stateDone {
+			w.dropID(e)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(w.entries[len(kept):])
+	w.entries = kept
+}
+
+// idle reports whether the window has loaded the log up to head and
+// everything loaded is confirmed.
+func (w *window) idle(head uint64) bool {
+	return w.loaded >= head && len(w.entries) == 0
 }
 
 // oldest returns the sequence of the oldest unconfirmed entry loaded.

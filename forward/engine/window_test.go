@@ -70,21 +70,21 @@ func TestWindowOfferWantHaveLater(t *testing.T) {
 		}, nil, 10},
 		{"offer all but the echo", func(w *window) []chunk.ID {
 			var got []chunk.ID
-			batch, got = w.nextOffer(10, t0)
+			batch, got = w.nextOffer(10, t0, nil)
 			return got
 		}, ids(1, 2, 4), 10},
-		{"nothing more to offer", func(w *window) []chunk.ID { _, got := w.nextOffer(10, t0); return got }, nil, 10},
+		{"nothing more to offer", func(w *window) []chunk.ID { _, got := w.nextOffer(10, t0, nil); return got }, nil, 10},
 		{"answers: want, have, later", func(w *window) []chunk.ID {
 			return w.onAnswer(batch, []wire.Answer{wire.AnswerWant, wire.AnswerHave, wire.AnswerLater}, t0)
 		}, ids(1), 10},
 		{"ack of 1 passes 1, 2 (have) and 3 (echo)", func(w *window) []chunk.ID { w.onAck(ids(1)); return nil }, nil, 13},
 		{"later waits its delay", func(w *window) []chunk.ID {
-			_, got := w.nextOffer(10, t0.Add(timing.LaterDelay-time.Millisecond))
+			_, got := w.nextOffer(10, t0.Add(timing.LaterDelay-time.Millisecond), nil)
 			return got
 		}, nil, 13},
 		{"later offered again", func(w *window) []chunk.ID {
 			var got []chunk.ID
-			batch, got = w.nextOffer(10, t0.Add(timing.LaterDelay))
+			batch, got = w.nextOffer(10, t0.Add(timing.LaterDelay), nil)
 			return got
 		}, ids(4), 13},
 		{"stale answer ignored", func(w *window) []chunk.ID { return w.onAnswer(batch-1, []wire.Answer{wire.AnswerWant}, t0) }, nil, 13},
@@ -97,11 +97,11 @@ func TestWindowOfferWantHaveLater(t *testing.T) {
 func TestWindowTimeouts(t *testing.T) {
 	w := newWindow(linkB, 0, timing)
 	w.load(arrivals(Local, 1, 1, 2), t0)
-	_, got := w.nextOffer(1, t0)
+	_, got := w.nextOffer(1, t0, nil)
 	if len(got) != 1 || got[0] != ids(1)[0] {
 		t.Fatalf("offer %v", got)
 	}
-	if _, again := w.nextOffer(5, t0.Add(time.Second)); len(again) != 1 || again[0] != ids(2)[0] {
+	if _, again := w.nextOffer(5, t0.Add(time.Second), nil); len(again) != 1 || again[0] != ids(2)[0] {
 		t.Fatalf("second offer %v", again)
 	}
 	if n := w.outstanding(t0.Add(time.Second)); n != 2 {
@@ -110,7 +110,7 @@ func TestWindowTimeouts(t *testing.T) {
 	if n := w.outstanding(t0.Add(timing.AnswerTimeout)); n != 1 {
 		t.Fatalf("an offer past its timeout still holds a place in flight: outstanding %d, want 1", n)
 	}
-	if _, again := w.nextOffer(5, t0.Add(timing.AnswerTimeout)); len(again) != 1 || again[0] != ids(1)[0] {
+	if _, again := w.nextOffer(5, t0.Add(timing.AnswerTimeout), nil); len(again) != 1 || again[0] != ids(1)[0] {
 		t.Fatalf("an unanswered offer must be offered again after the timeout, got %v", again)
 	}
 	if wake := w.wake(); !wake.Equal(t0.Add(time.Second + timing.AnswerTimeout)) {
@@ -121,17 +121,17 @@ func TestWindowTimeouts(t *testing.T) {
 func TestWindowWantedWaitsForItsLastFrame(t *testing.T) {
 	w := newWindow(linkB, 0, timing)
 	w.load(arrivals(Local, 1, 1), t0)
-	b, _ := w.nextOffer(5, t0)
+	b, _ := w.nextOffer(5, t0, nil)
 	w.onAnswer(b, []wire.Answer{wire.AnswerWant}, t0)
 	late := t0.Add(10 * timing.AckTimeout)
-	if _, got := w.nextOffer(5, late); len(got) != 0 {
+	if _, got := w.nextOffer(5, late, nil); len(got) != 0 {
 		t.Fatalf("a payload still queued on a slow link was offered again: %v", got)
 	}
 	w.sent(ids(1)[0], late)
-	if _, got := w.nextOffer(5, late.Add(timing.AckTimeout-time.Millisecond)); len(got) != 0 {
+	if _, got := w.nextOffer(5, late.Add(timing.AckTimeout-time.Millisecond), nil); len(got) != 0 {
 		t.Fatalf("offered again before the ack timeout: %v", got)
 	}
-	if _, got := w.nextOffer(5, late.Add(timing.AckTimeout)); len(got) != 1 {
+	if _, got := w.nextOffer(5, late.Add(timing.AckTimeout), nil); len(got) != 1 {
 		t.Fatalf("a payload sent and never acked must be offered again, got %v", got)
 	}
 }
@@ -142,18 +142,18 @@ func TestWindowWantedWaitsForItsLastFrame(t *testing.T) {
 func TestWindowFindsLostMessagesByOrder(t *testing.T) {
 	w := newWindow(linkB, 0, timing)
 	w.load(arrivals(Local, 1, 1, 2, 3), t0)
-	b1, _ := w.nextOffer(1, t0)
-	b2, _ := w.nextOffer(2, t0)
+	b1, _ := w.nextOffer(1, t0, nil)
+	b2, _ := w.nextOffer(2, t0, nil)
 	if send := w.onAnswer(b2, []wire.Answer{wire.AnswerWant, wire.AnswerWant}, t0); len(send) != 2 {
 		t.Fatalf("send %v", send)
 	}
-	if _, got := w.nextOffer(5, t0); len(got) != 1 || got[0] != ids(1)[0] {
+	if _, got := w.nextOffer(5, t0, nil); len(got) != 1 || got[0] != ids(1)[0] {
 		t.Fatalf("batch %d was answered after batch %d's loss: 1 must be offered again at once, got %v", b2, b1, got)
 	}
 	w.sent(ids(2)[0], t0)
 	w.sent(ids(3)[0], t0)
 	w.onAck(ids(3))
-	if _, got := w.nextOffer(5, t0); len(got) != 1 || got[0] != ids(2)[0] {
+	if _, got := w.nextOffer(5, t0, nil); len(got) != 1 || got[0] != ids(2)[0] {
 		t.Fatalf("2 was shipped before 3 and 3 was acked: 2 must be offered again, got %v", got)
 	}
 }
@@ -161,7 +161,7 @@ func TestWindowFindsLostMessagesByOrder(t *testing.T) {
 func TestWindowFlood(t *testing.T) {
 	w := newWindow(linkB, 0, timing)
 	w.load(arrivals(Local, 1, 1, 2), t0)
-	if pushed := w.nextPush(5, t0); len(pushed) != 2 {
+	if pushed := w.nextPush(5, t0, nil); len(pushed) != 2 {
 		t.Fatalf("flood push %v", pushed)
 	}
 	w.onAck(ids(2))
@@ -179,7 +179,7 @@ func TestWindowFlood(t *testing.T) {
 func TestWindowDuplicateIDsInLog(t *testing.T) {
 	w := newWindow(linkB, 0, timing)
 	w.load(arrivals(Local, 1, 7, 7), t0) // two commits raced on one chunk
-	b, got := w.nextOffer(5, t0)
+	b, got := w.nextOffer(5, t0, nil)
 	if len(got) != 2 {
 		t.Fatalf("offer %v", got)
 	}

@@ -49,6 +49,7 @@ type Result struct {
 	Sites, Links             int
 	Clean                    bool // no message lost, no crash, offer mode: nothing may cross twice
 	Lossy, Crashes, Cuts     bool
+	Losses                   bool // sites lose part of their stored payloads (only reconciliation heals that)
 	Stalls                   bool // links given up for silence while their connection lived on
 	Flood                    bool // some links flood: duplicates are expected
 	Puts, Lookups, Fetches   int
@@ -108,6 +109,7 @@ type site struct {
 	pending map[uint64]pendingReq // asks and fetches not answered yet
 	seenCf  map[[2]string]bool
 	storeAt map[engine.LinkID]time.Time // per link, when its last store finishes
+	lost    map[chunk.ID]bool           // payloads it lost (loseState): a peer may have confirmed them before
 }
 
 type pendingReq struct {
@@ -174,7 +176,8 @@ func newWorld(opts Options) *World {
 	for i := range n {
 		s := &site{w: w, idx: i, name: fmt.Sprintf("s%d", i), st: newStore(), links: map[engine.LinkID]*simLink{},
 			downAt: map[engine.LinkID]time.Time{}, entered: map[chunk.ID]int{}, asks: map[uint64]*pendingAsk{},
-			fetches: map[uint64]chunk.ID{}, pending: map[uint64]pendingReq{}, seenCf: map[[2]string]bool{}, storeAt: map[engine.LinkID]time.Time{}}
+			fetches: map[uint64]chunk.ID{}, pending: map[uint64]pendingReq{}, seenCf: map[[2]string]bool{}, storeAt: map[engine.LinkID]time.Time{},
+			lost: map[chunk.ID]bool{}}
 		w.sites = append(w.sites, s)
 	}
 	w.topology()
@@ -416,7 +419,8 @@ func (w *World) finalChecks() {
 func (s *site) start() {
 	s.up = true
 	s.eng = engine.New(engine.Config{Site: s.name, Storage: s.st, Timing: s.w.timing,
-		Limits: simLimits(), Sign: s.sign, Verify: s.w.verify, Rand: rngReader{rand.New(rand.NewPCG(s.w.rng.Uint64(), uint64(s.idx)))}})
+		Limits: simLimits(), Sign: s.sign, Verify: s.w.verify, Rand: rngReader{rand.New(rand.NewPCG(s.w.rng.Uint64(), uint64(s.idx)))},
+		Inventory: s.st})
 	s.wakeAt = time.Time{}
 }
 
@@ -544,6 +548,11 @@ func (s *site) carryOut(rd engine.Ready) {
 	}
 	for _, c := range rd.Confirmed {
 		key := [2]string{c.ID.String(), c.Site}
+		if by := w.siteNamed(c.Site); by != nil && len(by.lost) > 0 {
+			// It held the version when it confirmed, then lost part of
+			// it, and may confirm it again once reconciliation restored it.
+			continue
+		}
 		if s.seenCf[key] {
 			w.failf("%s: %s confirmed %s twice", s.name, c.Site, c.ID.Short())
 		}
@@ -574,7 +583,7 @@ func (s *site) checkCursor(c engine.CursorMove) {
 	log := s.st.logs[c.Kind.Index()]
 	for seq := old + 1; seq <= c.Seq && seq <= uint64(len(log)); seq++ {
 		a := log[seq-1]
-		if a.From != c.Link && !peer.st.has(c.Kind, a.ID) {
+		if a.From != c.Link && !peer.st.has(c.Kind, a.ID) && !peer.lost[a.ID] && !s.lost[a.ID] {
 			s.w.failf("%s: cursor of %s %s moved to %d past %s (seq %d), which %s lacks", s.name, c.Link, c.Kind, c.Seq, a.ID.Short(), seq, peer.name)
 			return
 		}
@@ -741,10 +750,10 @@ func (w *World) linkUp(l *simLink) {
 	w.trace("link %s-%s up", l.a.name, l.b.name)
 	// The dialer is up when the acceptor's proof arrives; the acceptor
 	// one link delay later, when the dialer's proof does.
-	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode})
+	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode, Recon: true})
 	w.after(l.delay, func() {
 		if l.gen == gen && l.up {
-			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode})
+			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode, Recon: true})
 			// What a stalled link still carried arrives now, into the
 			// new session.
 			for side, p := range l.pipes {
@@ -816,7 +825,8 @@ func (w *World) plan() {
 			}
 		}
 	}
-	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts && !w.res.Stalls && !w.res.Flood
+	w.res.Losses = r.IntN(10) < 3
+	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts && !w.res.Stalls && !w.res.Flood && !w.res.Losses
 	if w.res.Stalls {
 		w.faults(1+r.IntN(4), workload, func() time.Duration { return time.Duration(r.IntN(3000)) * time.Millisecond },
 			func() (begin, end func()) {
@@ -851,6 +861,17 @@ func (w *World) plan() {
 				return func() { l.cut = true; w.linkDown(l) }, func() { l.cut = false; w.linkUp(l) }
 			})
 	}
+	if w.res.Losses {
+		w.faults(1+r.IntN(3), workload, func() time.Duration { return time.Duration(1+r.IntN(8)) * time.Second },
+			func() (begin, end func()) {
+				s := w.sites[r.IntN(len(w.sites))]
+				return func() { s.crash(); w.loseState(s) }, func() {
+					if !s.up {
+						s.restart()
+					}
+				}
+			})
+	}
 	if w.res.Crashes {
 		w.faults(1+r.IntN(3), workload, func() time.Duration { return time.Duration(1+r.IntN(8)) * time.Second },
 			func() (begin, end func()) {
@@ -862,6 +883,43 @@ func (w *World) plan() {
 				}
 			})
 	}
+}
+
+// loseState makes a crashed site lose about a third of its stored
+// payloads, as a pack file lost with a disk or a restore from an older
+// backup does. Only payloads another site holds are lost (the rest
+// would be gone for good, which no protocol can heal). Its log and
+// cursors still say it had them, so its peers will not offer them
+// again from their logs: only reconciliation brings them back.
+func (w *World) loseState(s *site) {
+	var lost int
+	for _, k := range engine.Kinds {
+		var ids []chunk.ID
+		for id, kind := range w.all {
+			if kind == k && s.st.has(k, id) {
+				ids = append(ids, id)
+			}
+		}
+		slices.SortFunc(ids, func(a, b chunk.ID) int { return bytes.Compare(a[:], b[:]) })
+		for _, id := range ids {
+			if w.rng.IntN(3) != 0 || !w.heldElsewhere(s, k, id) {
+				continue
+			}
+			s.st.lose(k, id)
+			s.lost[id] = true
+			lost++
+		}
+	}
+	w.trace("%s lost %d payloads", s.name, lost)
+}
+
+func (w *World) heldElsewhere(s *site, k engine.Kind, id chunk.ID) bool {
+	for _, o := range w.sites {
+		if o != s && o.st.has(k, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // faults schedules n faults: pick chooses where each strikes, it begins

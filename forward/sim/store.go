@@ -7,6 +7,7 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward/engine"
+	"github.com/skyfed/skyfed/forward/recon"
 	"github.com/skyfed/skyfed/forward/wire"
 )
 
@@ -20,6 +21,10 @@ type store struct {
 	byName     map[[32]byte][]chunk.ID
 	logs       [2][]engine.Arrival
 	cursors    map[cursorKey]uint64
+	// The reconciliation table, kept as the real site keeps it: every
+	// ID toggled in as it is stored, out when it is lost.
+	table *recon.Table
+	keys  map[recon.Key]recon.Item
 }
 
 type cursorKey struct {
@@ -34,10 +39,69 @@ type simPayload struct {
 
 func newStore() *store {
 	return &store{chunks: map[chunk.ID][]byte{}, manifests: map[chunk.ID][]byte{}, byName: map[[32]byte][]chunk.ID{},
-		cursors: map[cursorKey]uint64{}}
+		cursors: map[cursorKey]uint64{}, table: recon.NewTable(), keys: map[recon.Key]recon.Item{}}
 }
 
-var _ engine.Storage = (*store)(nil)
+var (
+	_ engine.Storage = (*store)(nil)
+	_ recon.Local    = (*store)(nil)
+)
+
+func (s *store) Table() *recon.Table { return s.table }
+
+func (s *store) Resolve(k recon.Key) (recon.Item, recon.Info, bool) {
+	it, ok := s.keys[k]
+	if !ok {
+		return recon.Item{}, recon.Info{}, false
+	}
+	b := s.chunks[chunk.ID(it.ID)]
+	if engine.Kind(it.Kind) == engine.KindManifest {
+		b = s.manifests[chunk.ID(it.ID)]
+	}
+	return it, recon.Info{Bytes: int64(len(b))}, true
+}
+
+func (s *store) Refuses(recon.Key) bool { return false }
+
+// toggle adds or removes an item of the reconciliation table.
+func (s *store) toggle(k engine.Kind, id chunk.ID, add bool) {
+	s.table.Toggle(byte(k), id, add)
+	key := recon.KeyOf(byte(k), id)
+	if add {
+		s.keys[key] = recon.Item{Kind: byte(k), ID: id}
+	} else {
+		delete(s.keys, key)
+	}
+}
+
+// lose forgets a stored payload, as a lost pack file does: the log and
+// the cursors still say it was here, so only reconciliation brings it
+// back.
+func (s *store) lose(k engine.Kind, id chunk.ID) {
+	if !s.has(k, id) {
+		return
+	}
+	if k == engine.KindManifest {
+		m, _ := decodeSimManifest(s.manifests[id])
+		delete(s.manifests, id)
+		ids := s.byName[m.name]
+		for i, x := range ids {
+			if x == id {
+				s.byName[m.name] = append(ids[:i:i], ids[i+1:]...)
+				break
+			}
+		}
+	} else {
+		delete(s.chunks, id)
+		for i, x := range s.chunkOrder {
+			if x == id {
+				s.chunkOrder = append(s.chunkOrder[:i:i], s.chunkOrder[i+1:]...)
+				break
+			}
+		}
+	}
+	s.toggle(k, id, false)
+}
 
 func (s *store) has(k engine.Kind, id chunk.ID) bool {
 	if k == engine.KindManifest {
@@ -110,6 +174,7 @@ func (s *store) addChunk(id chunk.ID, raw []byte, from engine.LinkID, at time.Ti
 	s.chunks[id] = raw
 	s.chunkOrder = append(s.chunkOrder, id)
 	s.log(engine.KindChunk, id, from, at)
+	s.toggle(engine.KindChunk, id, true)
 	return true
 }
 
@@ -121,6 +186,7 @@ func (s *store) addManifest(id chunk.ID, enc []byte, from engine.LinkID, at time
 	s.manifests[id] = enc
 	s.byName[m.name] = append(s.byName[m.name], id)
 	s.log(engine.KindManifest, id, from, at)
+	s.toggle(engine.KindManifest, id, true)
 	return true
 }
 
