@@ -604,10 +604,11 @@ func parseRate(text string) (float64, error) {
 func checkCards(t *testing.T, dom string, statuses []Status) {
 	t.Helper()
 	cards := map[string]func(Status) float64{
-		"objects":      func(st Status) float64 { return float64(st.Objects) },
-		"chunks":       func(st Status) float64 { return float64(st.Chunks) },
-		"raw_bytes":    func(st Status) float64 { return float64(st.RawBytes) },
-		"stored_bytes": func(st Status) float64 { return float64(st.StoredBytes) },
+		"objects":             func(st Status) float64 { return float64(st.Objects) },
+		"chunks":              func(st Status) float64 { return float64(st.Chunks) },
+		"raw_bytes":           func(st Status) float64 { return float64(st.RawBytes) },
+		"stored_bytes":        func(st Status) float64 { return float64(st.StoredBytes) },
+		"incomplete_versions": func(st Status) float64 { return float64(st.IncompleteVersions) },
 	}
 	shown := map[string]string{}
 	for _, c := range elements(dom, "data-stat") {

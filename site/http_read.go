@@ -21,6 +21,10 @@ type Status struct {
 	StoredBytes int64                `json:"stored_bytes"`
 	RawBytes    int64                `json:"raw_bytes"`
 	Links       []forward.LinkStatus `json:"links"`
+	// Versions indexed here whose chunks are not all here yet, and the
+	// bytes of them not readable here yet (exact, not sampled).
+	IncompleteVersions int64 `json:"incomplete_versions"`
+	IncompleteBytes    int64 `json:"incomplete_bytes"`
 }
 
 // Status reports what the site holds.
@@ -31,10 +35,12 @@ func (s *Site) Status() (Status, error) {
 		return Status{}, err
 	}
 	cs := s.chunks.Stats()
+	incVersions, incBytes := s.objects.Incomplete()
 	return Status{
 		Site: cfg.ID, Domain: cfg.Domain, Key: s.key.PublicKey().String(),
 		Objects: objects, Versions: s.objects.Versions(),
 		Chunks: cs.Chunks, StoredBytes: cs.StoredBytes, RawBytes: cs.RawBytes,
+		IncompleteVersions: incVersions, IncompleteBytes: incBytes,
 		Links: s.node.Links(),
 	}, nil
 }

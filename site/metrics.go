@@ -68,6 +68,8 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 		gauge("skyfed_stored_bytes", "Chunk payload bytes on disk (after dedup and compression).", func() float64 { return float64(s.chunks.Stats().StoredBytes) }),
 		gauge("skyfed_raw_bytes", "Raw bytes of the unique chunks stored.", func() float64 { return float64(s.chunks.Stats().RawBytes) }),
 		gauge("skyfed_versions", "Versions indexed (tombstones included).", func() float64 { return float64(s.objects.Versions()) }),
+		gauge("skyfed_incomplete_versions", "Versions indexed here whose chunks are not all here yet (exact; names arrive before bytes).", func() float64 { v, _ := s.objects.Incomplete(); return float64(v) }),
+		gauge("skyfed_incomplete_bytes", "Bytes of those versions not readable here yet (their missing chunks, once per occurrence).", func() float64 { _, b := s.objects.Incomplete(); return float64(b) }),
 		gauge("skyfed_stored_objects", "Objects (names whose latest version is live), as /api/status counts them.", func() float64 { return float64(s.objectCount()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "skyfed_chunk_corrupt_reads_total", Help: "Chunk reads that failed hash verification (never served).",

@@ -147,6 +147,7 @@
     const maxLag = links.reduce((a, l) => Math.max(a, l.lag_seconds || 0), 0);
     const inRate = links.reduce((a, l) => a + (l.receive_rate || 0), 0);
     const outRate = links.reduce((a, l) => a + (l.send_rate || 0), 0);
+    const incomplete = st.incomplete_versions || 0; // versions known here whose chunks are not all here yet
     const ratio = st.stored_bytes > 0 ? st.raw_bytes / st.stored_bytes : 1;
     const saved = st.raw_bytes > 0 ? 1 - st.stored_bytes / st.raw_bytes : 0;
     const card = (key, label, value, text, sub, extra, cls) => el('div', { class: 'card ' + (cls || ''), 'data-stat': key, 'data-value': value },
@@ -161,6 +162,8 @@
       card('links_up', 'Links up', up, up + ' / ' + links.length, links.length ? (links.length - up) + ' not up' : 'no links', null,
         links.length && up < links.length ? 'warn' : ''),
       card('backlog', 'Backlog', backlog, fmtInt(backlog), 'max lag ' + fmtDur(maxLag), null, backlog > 0 ? 'busy' : ''),
+      card('incomplete_versions', 'Incomplete', incomplete, fmtInt(incomplete),
+        incomplete > 0 ? fmtBytes(st.incomplete_bytes || 0) + ' missing' : 'all versions readable', null, incomplete > 0 ? 'busy' : ''),
       card('receive_rate', 'Receiving', inRate, fmtRate(inRate), 'wire, all links', spark(siteHistory.map((s) => s.inRate), 'in', 120, 22)),
       card('send_rate', 'Sending', outRate, fmtRate(outRate), 'wire, all links', spark(siteHistory.map((s) => s.outRate), 'out', 120, 22)),
     ];
