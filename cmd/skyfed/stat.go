@@ -157,6 +157,7 @@ func (c *StatCmd) print(w io.Writer, st client.Status) error {
 	fmt.Fprintf(tw, "site\t%s\ndomain\t%s\n", st.Site, st.Domain)
 	fmt.Fprintf(tw, "objects\t%d\nversions\t%d\nchunks\t%d\n", st.Objects, st.Versions, st.Chunks)
 	fmt.Fprintf(tw, "stored bytes\t%s\nraw bytes\t%s\n", humanBytes(st.StoredBytes), humanBytes(st.RawBytes))
+	fmt.Fprintf(tw, "incomplete\t%s\n", incompleteText(st.IncompleteVersions, st.IncompleteBytes))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -165,6 +166,19 @@ func (c *StatCmd) print(w io.Writer, st client.Status) error {
 	}
 	fmt.Fprintln(w)
 	return printLinks(w, st.Links)
+}
+
+// incompleteText says how many versions known at the site still lack
+// chunks there: "0 versions", "3 versions (38.2 MiB) still missing chunks".
+func incompleteText(versions, missing int64) string {
+	noun := "versions"
+	if versions == 1 {
+		noun = "version"
+	}
+	if versions == 0 {
+		return "0 versions"
+	}
+	return fmt.Sprintf("%d %s (%s) still missing chunks", versions, noun, humanBytes(missing))
 }
 
 // printLinks prints one row per link with the known columns any link has.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/site/client"
 )
 
 // TestStatShowsWhyALinkIsDown prints links as /api/status encodes them
@@ -58,5 +59,28 @@ func TestStatShowsWhyALinkIsDown(t *testing.T) {
 	}
 	if got := offsetText(nil); got != "-" {
 		t.Errorf("unmeasured offset = %q, want -", got)
+	}
+}
+
+// TestStatShowsIncompleteVersions: the site summary says how many
+// versions known there still lack chunks, and how many bytes.
+func TestStatShowsIncompleteVersions(t *testing.T) {
+	cases := []struct {
+		versions, bytes int64
+		want            string
+	}{
+		{0, 0, "incomplete    0 versions\n"},
+		{1, 512, "incomplete    1 version (512 B) still missing chunks\n"},
+		{3, 40055603, "incomplete    3 versions (38.2 MiB) still missing chunks\n"},
+	}
+	for _, tc := range cases {
+		var out bytes.Buffer
+		st := client.Status{Site: "alpha", IncompleteVersions: tc.versions, IncompleteBytes: tc.bytes}
+		if err := (&StatCmd{}).print(&out, st); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("stat output lacks %q:\n%s", tc.want, out.String())
+		}
 	}
 }

@@ -300,6 +300,10 @@ type Status struct {
 	RawBytes    int64            `json:"raw_bytes"`
 	Links       []map[string]any `json:"links"` // numbers are json.Number
 	Raw         json.RawMessage  `json:"-"`     // the answer as received
+	// Versions known at the site whose chunks are not all there yet, and
+	// the bytes of them not readable there yet.
+	IncompleteVersions int64 `json:"incomplete_versions"`
+	IncompleteBytes    int64 `json:"incomplete_bytes"`
 }
 
 // Status fetches the site's status.
