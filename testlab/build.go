@@ -60,6 +60,9 @@ type FedOptions struct {
 	// Domain every site writes under and trusts every other site for;
 	// "" is Domain.
 	Domain string
+	// ReconcileInterval of every site (reconcile_interval, a Go
+	// duration); "" keeps the default (10m).
+	ReconcileInterval string
 
 	// Binary is the skyfed binary a process federation runs; "" builds
 	// one from this module (Binary). Ignored by in-process federations.

@@ -67,7 +67,8 @@ func StartFederation(opts FedOptions) (*Federation, error) {
 // proxies of the links to it follow (see RestartSite).
 func (f *Federation) initMember(i int) error {
 	id, dir := f.id(i), f.memberDir(i)
-	cfg := site.Config{ID: id, Domain: f.opts.Domain, HTTP: "127.0.0.1:0", NATS: "127.0.0.1:0", ChunkSize: f.opts.ChunkSize}
+	cfg := site.Config{ID: id, Domain: f.opts.Domain, HTTP: "127.0.0.1:0", NATS: "127.0.0.1:0", ChunkSize: f.opts.ChunkSize,
+		ReconcileInterval: f.opts.ReconcileInterval}
 	if f.opts.HTTPAddr != nil {
 		cfg.HTTP = f.opts.HTTPAddr(i)
 	}

@@ -73,6 +73,7 @@ func (f *ProcessFederation) initMember(i int) error {
 	}
 	err = site.EditConfig(dir, func(c *site.Config) error {
 		c.ChunkSize = f.opts.ChunkSize
+		c.ReconcileInterval = f.opts.ReconcileInterval
 		return nil
 	})
 	if err != nil {
