@@ -139,6 +139,8 @@ var (
 	ErrNoLink = engine.ErrNoLink
 	// ErrReconTimeout means the peer stopped answering during a session.
 	ErrReconTimeout = engine.ErrReconTimeout
+	// ErrCannotReconcile means the peer runs a skyfed from before reconciliation.
+	ErrCannotReconcile = engine.ErrCannotReconcile
 )
 
 // Reconcile reconciles this site's inventory with peer's now, over an up
@@ -148,6 +150,21 @@ func (n *Node) Reconcile(ctx context.Context, peer string, names bool) (ReconRep
 	if n.inv == nil {
 		return ReconReport{}, errors.New("reconciliation is off at this site")
 	}
+	for {
+		rep, err := n.reconcileOnce(ctx, peer, names)
+		if !errors.Is(err, ErrNoLink) || !n.linkedTo(peer) {
+			return rep, err
+		}
+		// Linked but not up now: wait for it as long as ctx allows.
+		select {
+		case <-ctx.Done():
+			return ReconReport{}, fmt.Errorf("reconcile with %s: the link is not up: %w", peer, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) reconcileOnce(ctx context.Context, peer string, names bool) (ReconReport, error) {
 	req, ch := n.request()
 	defer n.forget(req)
 	n.postCtx(ctx, engine.Reconcile{Now: time.Now(), Req: req, Peer: peer, Names: names})
@@ -163,6 +180,17 @@ func (n *Node) Reconcile(ctx context.Context, peer string, names bool) (ReconRep
 	case <-ctx.Done():
 		return ReconReport{}, fmt.Errorf("reconcile with %s: %w", peer, ctx.Err())
 	}
+}
+
+// linkedTo reports whether this site dials peer or peer has dialed it
+// (up or not).
+func (n *Node) linkedTo(peer string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.dialed[peer]; ok {
+		return true
+	}
+	return n.links[engine.LinkID{Peer: peer, Dir: engine.DirIn}] != nil
 }
 
 // LastRecon returns the last reconciliation with peer, if any ran since

@@ -109,6 +109,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusInsufficientStorage, "the site's disk is full; free space or move the data dir"
 	case errors.Is(err, ErrClockAhead):
 		return http.StatusServiceUnavailable, "fix this site's clock (NTP); skyfed stat shows each link's clock_offset_seconds"
+	case errors.Is(err, forward.ErrCannotReconcile):
+		return http.StatusConflict, "upgrade skyfed at the peer; until then its link replicates without reconciliation"
 	case errors.Is(err, forward.ErrNoLink):
 		return http.StatusNotFound, "skyfed stat lists this site's links and their states"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, forward.ErrReconTimeout):

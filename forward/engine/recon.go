@@ -85,8 +85,14 @@ func (e *Engine) reconLinkDown(id LinkID) {
 func (e *Engine) reconcile(ev Reconcile) {
 	l := e.reconLink(ev.Peer)
 	if l == nil {
+		err := ErrNoLink
+		for _, dir := range []Direction{DirOut, DirIn} {
+			if e.links[LinkID{Peer: ev.Peer, Dir: dir}] != nil {
+				err = ErrCannotReconcile
+			}
+		}
 		e.rd.Recons = append(e.rd.Recons, ReconEnded{Req: ev.Req, Initiator: true,
-			Link: LinkID{Peer: ev.Peer}, Err: fmt.Errorf("reconcile with %s: %w", ev.Peer, ErrNoLink)})
+			Link: LinkID{Peer: ev.Peer}, Err: fmt.Errorf("reconcile with %s: %w", ev.Peer, err)})
 		return
 	}
 	e.startSession(l, ev.Req, ev.Names)

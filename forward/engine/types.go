@@ -260,8 +260,11 @@ var (
 	ErrNoHolder = errors.New("no reachable site holds it")
 	// ErrDeadline: a fetch reached its deadline.
 	ErrDeadline = errors.New("deadline reached")
-	// ErrNoLink: no link to that peer is up (or it cannot reconcile).
+	// ErrNoLink: no link to that peer is up.
 	ErrNoLink = errors.New("no link to that peer")
+	// ErrCannotReconcile: the peer's link is up but the peer runs a
+	// skyfed from before reconciliation (no wire.CapRecon).
+	ErrCannotReconcile = errors.New("the peer does not reconcile (it runs an older skyfed)")
 	// ErrReconTimeout: a reconciliation session went silent.
 	ErrReconTimeout = errors.New("reconciliation timed out")
 	// ErrLinkDown: the link went down during a reconciliation.
