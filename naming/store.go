@@ -31,6 +31,8 @@ var (
 // and the manifest that became new at this site and where they came from
 // (the forwarding layer's arrival log).
 type Journal interface {
+	// Stage logs chunks and manifest; manifest is zero when the commit
+	// made only chunks new.
 	Stage(pb *pebble.Batch, chunks []chunk.ID, manifest chunk.ID, from string) error
 	// Committed is called after a commit that staged entries.
 	Committed()
