@@ -29,7 +29,7 @@ type StatCmd struct {
 // The status fields that say why a link is not up come right after its
 // state, the time of the change and the error text (long) last.
 var linkColumns = []string{"peer", "direction", "state", "reason", "mode", "backlog", "lag_seconds", "send_rate", "receive_rate",
-	"sent_chunks", "received_chunks", "duplicates", "rejected", "clock_offset_seconds", "since", "last_error"}
+	"sent_chunks", "received_chunks", "duplicates", "rejected", "clock_offset_seconds", "in_sync", "reconciled_at", "since", "last_error"}
 
 // rateColumns hold bytes per second and are shown in SI units, as --max-rate takes them.
 var rateColumns = map[string]bool{"send_rate": true, "receive_rate": true}
@@ -203,7 +203,7 @@ func printLinks(w io.Writer, links []map[string]any) error {
 			switch {
 			case rateColumns[k]:
 				cells[i] = rateText(l[k])
-			case k == "since":
+			case k == "since" || k == "reconciled_at":
 				cells[i] = sinceText(l[k])
 			case k == "clock_offset_seconds":
 				cells[i] = offsetText(l[k])
