@@ -43,7 +43,7 @@ func TestHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"--help"}, []string{
-			"0 ok · 1 error · 2 not found (also deleted or expired) · 3 verification failed · 4 timeout · 80 usage",
+			"0 ok · 1 error · 2 not found (also deleted or expired) · 3 verification failed · 4 timeout · 5 differ (diff) · 80 usage",
 			"put", "get", "versions", "ls", "rm", "stat", "site"}},
 		{[]string{"get", "--help"}, []string{"--version=V", "-o, --output=FILE", "$SKYFED_SITE", "$SKYFED_TOKEN"}},
 		{[]string{"put", "-h"}, []string{"--meta=KEY=VALUE", "--content-type=TYPE", "--timeout=0s"}},
