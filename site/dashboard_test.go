@@ -541,6 +541,18 @@ func checkLinkFields(t *testing.T, key, row string, statuses []Status, up bool) 
 	t.Helper()
 	seen := map[string]bool{}
 	moving := 0.0
+	recon := false
+	for _, f := range elements(row, "data-field") {
+		if f.attrs["data-field"] == "in_sync" {
+			recon = true
+			if v := f.attrs["data-value"]; v != "none" && v != "true" && v != "false" {
+				t.Errorf("%s: in_sync data-value %q", key, v)
+			}
+		}
+	}
+	if !recon {
+		t.Errorf("%s: the row does not say what the last reconciliation found", key)
+	}
 	for _, f := range elements(row, "data-field") {
 		name := f.attrs["data-field"]
 		get, ok := linkFields[name]

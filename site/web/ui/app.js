@@ -222,7 +222,26 @@
       td.append(el('div', { class: 'sub' + (l.reason === 'clock skew' ? ' bad' : ''), 'data-field': 'clock_offset_seconds', 'data-value': off,
         title: "the peer's clock minus this site's" }, 'clock ' + (off >= 0 ? '+' : '−') + fmtDur(Math.abs(off))));
     }
+    td.append(reconLine(l));
     return td;
+  }
+
+  // reconLine says what the last reconciliation with the peer found, and
+  // how long ago: "in sync", or what each side lacked.
+  function reconLine(l) {
+    const at = l.reconciled_at ? new Date(l.reconciled_at) : null;
+    if (!at || at.getFullYear() <= 1 || typeof l.in_sync !== 'boolean') {
+      return el('div', { class: 'sub', 'data-field': 'in_sync', 'data-value': 'none' }, 'not reconciled yet');
+    }
+    const ago = ' · ' + fmtDur(Math.max(0, (Date.now() - at.getTime()) / 1000)) + ' ago';
+    if (l.in_sync) {
+      return el('div', { class: 'sub', 'data-field': 'in_sync', 'data-value': 'true', title: at.toISOString() }, 'in sync' + ago);
+    }
+    const side = (c) => fmtInt(c.versions) + ' v, ' + fmtInt(c.chunks) + ' ch (' + fmtBytes(c.bytes) + ')';
+    const there = l.peer_lacks || { versions: 0, chunks: 0, bytes: 0 };
+    const here = l.local_lacks || { versions: 0, chunks: 0, bytes: 0 };
+    return el('div', { class: 'sub bad', 'data-field': 'in_sync', 'data-value': 'false', title: at.toISOString() },
+      'peer lacks ' + side(there) + ' · here ' + side(here) + ago);
   }
 
   function renderLinks(st) {
