@@ -11,7 +11,7 @@
 // SIGCOMM 2024), updated by Toggle at every arrival and removal, so a
 // session never scans the inventory: it copies a prefix of the symbols,
 // and the initiator subtracts the peer's prefix from its own and peels
-// the difference. A tug-of-war sketch of 128 counters (Alon, Matias,
+// the difference. A tug-of-war sketch of 256 counters (Alon, Matias,
 // Szegedy) estimates the difference in the first message, so the
 // responder sends about as many symbols as the difference needs, and
 // identical inventories are confirmed in one round trip.

@@ -15,11 +15,11 @@ func reencode(m *body, names bool) []byte {
 		return []byte{opInSync, msgVersion}
 	case opSymbols:
 		s := m.symbols
-		counts := make([]int32, len(s.counts))
-		for i, c := range s.counts {
-			counts[i] = int32(c)
+		syms := make([]symbol, len(s.syms))
+		for i, w := range s.syms {
+			syms[i] = symbol{key: w.key, check: w.check, count: int32(w.count)}
 		}
-		return appendSymbols(nil, s.last, s.limit, s.from, s.keys, s.checks, counts)
+		return appendSymbols(nil, s.last, s.limit, s.from, syms)
 	case opMore:
 		return m.more.append(nil)
 	case opResult:
@@ -35,7 +35,7 @@ func reencode(m *body, names bool) []byte {
 func seedBodies() [][]byte {
 	rng := rand.New(rand.NewPCG(1, 1))
 	a, _ := pair(randomEntries(rng, 50), nil, nil)
-	o := open{names: true, head: a.t.head()}
+	o := openOf(a.t.head(), true)
 	p := a.t.prefix(3)
 	r := result{last: true, refused: 1, chunks: 2, chunkBytes: 3 << 20, lacksHere: []Key{1, 2}, lacksThere: []lacking{{key: 3, bytes: 10, name: "n.example/x", version: "v"}}}
 	s := summary{last: true, lacks: Counts{1, 2, 3}, refusedHeld: 1, refusedThere: []Key{3}, names: []Diff{{LacksHere: true, Name: "n", Version: "v"}}}
@@ -43,7 +43,7 @@ func seedBodies() [][]byte {
 	return [][]byte{
 		o.append(nil),
 		{opInSync, msgVersion},
-		appendSymbols(nil, true, 100, 0, p.keys, p.checks, p.counts),
+		appendSymbols(nil, true, 100, 0, p),
 		m.append(nil),
 		r.append(nil, true),
 		r.append(nil, false),

@@ -35,7 +35,7 @@ const (
 // NewInitiator starts a session and returns it with its first body (Open).
 func NewInitiator(local Local, opts Options) (*Initiator, []byte) {
 	s := &Initiator{local: local, opts: opts}
-	o := open{names: opts.Names, head: local.Table().head()}
+	o := openOf(local.Table().head(), opts.Names)
 	b := o.append(nil)
 	s.res.SentBytes = int64(len(b))
 	s.res.RoundTrips = 1
@@ -102,7 +102,7 @@ func (s *Initiator) symbols(m *symbols) ([][]byte, error) {
 		s.ceiling = min(s.limit, 2*maxItems(s.opts)+1024)
 		s.dec = newDecoder(s.local.Table().prefix(s.limit), maxItems(s.opts))
 	}
-	end := m.from + len(m.keys)
+	end := m.from + len(m.syms)
 	switch {
 	case m.limit != s.limit || m.from != s.dec.received():
 		return nil, fmt.Errorf("%w: symbols [%d, %d) of %d after %d of %d", ErrProtocol, m.from, end, m.limit, s.dec.received(), s.limit)
@@ -111,7 +111,7 @@ func (s *Initiator) symbols(m *symbols) ([][]byte, error) {
 	case end > s.ceiling:
 		return nil, fmt.Errorf("%w: %d symbols do not decode", ErrTooManyDifferences, end)
 	}
-	s.res.Symbols += len(m.keys)
+	s.res.Symbols += len(m.syms)
 	if err := s.dec.add(m); err != nil {
 		return nil, err
 	}

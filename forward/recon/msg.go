@@ -50,10 +50,30 @@ const (
 
 // open is the first body:
 //
-//	op(1) ver(1) flags(u8) manifests(zigzag) chunks(zigzag) digest[16] 128 × counter(zigzag)
+//	op(1) ver(1) flags(u8) manifests(zigzag) chunks(zigzag) digest[16] 256 × counter mod 4096 (12 bits, packed big-endian, two in 3 bytes)
+//
+// Only the difference of two sides' counters matters and it is small for
+// any difference that fits a table, so 12 bits of each counter suffice; a
+// huge difference wraps and is underestimated, which costs a More round,
+// never a wrong result.
 type open struct {
-	names bool
-	head  head
+	names             bool
+	manifests, chunks int64
+	digest            [16]byte
+	tow               [towCounters]uint16 // mod towMod
+}
+
+const towMod = 1 << 12
+
+// maxOpenCount bounds the counts of an Open, so differences never overflow.
+const maxOpenCount = 1 << 60
+
+func openOf(h head, names bool) open {
+	o := open{names: names, manifests: h.manifests, chunks: h.chunks, digest: h.digest}
+	for j, c := range h.tow {
+		o.tow[j] = uint16(c) % towMod
+	}
+	return o
 }
 
 func (m *open) append(dst []byte) []byte {
@@ -62,7 +82,55 @@ func (m *open) append(dst []byte) []byte {
 		f = flagNames
 	}
 	dst = append(dst, opOpen, msgVersion, f)
-	return appendHead(dst, m.head.manifests, m.head.chunks, m.head.digest, &m.head.tow)
+	dst = binary.AppendVarint(dst, m.manifests)
+	dst = binary.AppendVarint(dst, m.chunks)
+	dst = append(dst, m.digest[:]...)
+	for j := 0; j < towCounters; j += 2 {
+		a, b := m.tow[j], m.tow[j+1]
+		dst = append(dst, byte(a>>4), byte(a<<4)|byte(b>>8), byte(b))
+	}
+	return dst
+}
+
+func decodeOpen(r *reader) *open {
+	f := r.byte()
+	if f&^flagNames != 0 {
+		r.fail("unknown open flags %#x", f)
+	}
+	m := &open{names: f&flagNames != 0, manifests: r.varint(), chunks: r.varint()}
+	if m.manifests < -maxOpenCount || m.manifests > maxOpenCount || m.chunks < -maxOpenCount || m.chunks > maxOpenCount {
+		r.fail("counts %d, %d out of range", m.manifests, m.chunks)
+	}
+	copy(m.digest[:], r.bytes(16))
+	packed := r.bytes(towCounters / 2 * 3)
+	if r.err != nil {
+		return nil
+	}
+	for j := 0; j < towCounters; j += 2 {
+		p := packed[j/2*3:]
+		m.tow[j] = uint16(p[0])<<4 | uint16(p[1]>>4)
+		m.tow[j+1] = uint16(p[1]&0x0f)<<8 | uint16(p[2])
+	}
+	return m
+}
+
+// sameAs reports whether the open describes the same inventory as h.
+func (m *open) sameAs(h head) bool {
+	return m.manifests == h.manifests && m.chunks == h.chunks && m.digest == h.digest && openOf(h, m.names).tow == m.tow
+}
+
+// estimate returns the estimated difference between h and the open's
+// inventory from the counters mod towMod.
+func (m *open) estimate(h head) int64 {
+	var sum int64
+	for j, c := range h.tow {
+		d := (int64(uint16(c)%towMod) - int64(m.tow[j]) + towMod) % towMod
+		if d >= towMod/2 {
+			d -= towMod
+		}
+		sum += d * d
+	}
+	return (sum + towCounters/2) / towCounters
 }
 
 // inSync confirms identical inventories: op(1) ver(1).
@@ -72,15 +140,20 @@ func (m *open) append(dst []byte) []byte {
 //
 //	op(3) ver(1) flags(u8: last) limit(uvarint) from(uvarint) n(uvarint) n × (keySum[8] check[4] count(u8))
 type symbols struct {
-	last   bool
-	limit  int
-	from   int
-	keys   []uint64
-	checks []uint32
-	counts []uint8
+	last  bool
+	limit int
+	from  int
+	syms  []wireSym
 }
 
-func appendSymbols(dst []byte, last bool, limit, from int, keys []uint64, checks []uint32, counts []int32) []byte {
+// wireSym is a symbol as sent: its count mod 256.
+type wireSym struct {
+	key   uint64
+	check uint32
+	count uint8
+}
+
+func appendSymbols(dst []byte, last bool, limit, from int, syms []symbol) []byte {
 	var f byte
 	if last {
 		f = flagLast
@@ -88,11 +161,11 @@ func appendSymbols(dst []byte, last bool, limit, from int, keys []uint64, checks
 	dst = append(dst, opSymbols, msgVersion, f)
 	dst = binary.AppendUvarint(dst, uint64(limit))
 	dst = binary.AppendUvarint(dst, uint64(from))
-	dst = binary.AppendUvarint(dst, uint64(len(keys)))
-	for i := range keys {
-		dst = binary.BigEndian.AppendUint64(dst, keys[i])
-		dst = binary.BigEndian.AppendUint32(dst, checks[i])
-		dst = append(dst, uint8(counts[i]))
+	dst = binary.AppendUvarint(dst, uint64(len(syms)))
+	for _, s := range syms {
+		dst = binary.BigEndian.AppendUint64(dst, s.key)
+		dst = binary.BigEndian.AppendUint32(dst, s.check)
+		dst = append(dst, uint8(s.count))
 	}
 	return dst
 }
@@ -221,11 +294,7 @@ func decodeBody(b []byte, names bool) (*body, error) {
 	}
 	switch m.op {
 	case opOpen:
-		f := r.byte()
-		if f&^flagNames != 0 {
-			r.fail("unknown open flags %#x", f)
-		}
-		m.open = &open{names: f&flagNames != 0, head: r.head()}
+		m.open = decodeOpen(&r)
 	case opInSync:
 	case opSymbols:
 		m.symbols = decodeSymbols(&r)
@@ -276,9 +345,9 @@ func decodeSymbols(r *reader) *symbols {
 	if r.err != nil {
 		return nil
 	}
-	m.keys, m.checks, m.counts = make([]uint64, n), make([]uint32, n), make([]uint8, n)
-	for i := range n {
-		m.keys[i], m.checks[i], m.counts[i] = r.uint64(), r.uint32(), r.byte()
+	m.syms = make([]wireSym, n)
+	for i := range m.syms {
+		m.syms[i] = wireSym{key: r.uint64(), check: r.uint32(), count: r.byte()}
 	}
 	return m
 }

@@ -15,7 +15,7 @@ type Responder struct {
 	res   Result
 	names bool // the initiator asked for names
 
-	pre    prefix
+	pre    []symbol
 	limit  int
 	served int // symbols sent
 
@@ -75,7 +75,7 @@ func (s *Responder) sent(out [][]byte) [][]byte {
 
 func (s *Responder) fail(err error) ([][]byte, *Result, error) {
 	s.state = rDone
-	s.pre = prefix{}
+	s.pre = nil
 	return s.sent([][]byte{appendAbort(nil, abortCode(err))}), nil, err
 }
 
@@ -84,15 +84,14 @@ func (s *Responder) open(o *open) ([][]byte, *Result, error) {
 	t := s.local.Table()
 	own := t.head()
 	s.res.RoundTrips = 1
-	if own == o.head {
+	if o.sameAs(own) {
 		s.state = rDone
 		s.res.InSync = true
 		out := s.sent([][]byte{{opInSync, msgVersion}})
 		r := s.res
 		return out, &r, nil
 	}
-	est := estimate(&own.tow, &o.head.tow)
-	est = max(est, abs(own.manifests-o.head.manifests)+abs(own.chunks-o.head.chunks), 1)
+	est := max(o.estimate(own), abs(own.manifests-o.manifests)+abs(own.chunks-o.chunks), 1)
 	if est > 2*int64(maxItems(s.opts)) {
 		return s.fail(fmt.Errorf("%w: about %d, at most %d", ErrTooManyDifferences, est, maxItems(s.opts)))
 	}
@@ -116,7 +115,7 @@ func (s *Responder) symbols(from, n int) [][]byte {
 	end := from + n
 	for i := from; i < end; i += symbolsPerBody {
 		j := min(i+symbolsPerBody, end)
-		out = append(out, appendSymbols(nil, j == end, s.limit, i, s.pre.keys[i:j], s.pre.checks[i:j], s.pre.counts[i:j]))
+		out = append(out, appendSymbols(nil, j == end, s.limit, i, s.pre[i:j]))
 	}
 	s.served = end
 	s.res.Symbols = end
@@ -133,7 +132,7 @@ func (s *Responder) more(m *more) ([][]byte, error) {
 
 func (s *Responder) result(m *result) ([][]byte, *Result, error) {
 	s.state = rResult
-	s.pre = prefix{} // no more symbols
+	s.pre = nil // no more symbols
 	if s.entries += len(m.lacksHere) + len(m.lacksThere); s.entries > maxItems(s.opts) {
 		return s.fail(fmt.Errorf("%w: the peer reports more than %d", ErrTooManyDifferences, maxItems(s.opts)))
 	}

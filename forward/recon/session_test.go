@@ -260,15 +260,15 @@ func TestReconSessionLyingResponder(t *testing.T) {
 	a, _ := pair(randomEntries(rng, 100), nil, nil)
 	in, _ := NewInitiator(a, Options{MaxItems: 1000})
 	n := 4000
-	keys, checks, counts := make([]uint64, n), make([]uint32, n), make([]int32, n)
-	for i := range keys {
+	syms := make([]symbol, n)
+	for i := range syms {
 		k := Key(rng.Uint64())
-		keys[i], checks[i], counts[i] = uint64(k), checkOf(k), 1
+		syms[i] = symbol{key: uint64(k), check: checkOf(k), count: 1}
 	}
 	var err error
 	var res *Result
 	for from := 0; from < n && err == nil && res == nil; from += 1000 {
-		b := appendSymbols(nil, from+1000 >= n, TableSymbols, from, keys[from:from+1000], checks[from:from+1000], counts[from:from+1000])
+		b := appendSymbols(nil, from+1000 >= n, TableSymbols, from, syms[from:from+1000])
 		_, res, err = in.Step(b)
 	}
 	if err == nil {

@@ -168,3 +168,14 @@ func TestReconLoadRejects(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkReconToggle(b *testing.B) {
+	t := NewTable()
+	rng := rand.New(rand.NewPCG(1, 1))
+	items := randomEntries(rng, 1<<16)
+	b.ResetTimer()
+	for i := range b.N {
+		e := items[i%len(items)]
+		t.Toggle(e.item.Kind, e.item.ID, true)
+	}
+}
