@@ -110,6 +110,9 @@ func (e *Engine) reconLink(peer string) *link {
 }
 
 func (e *Engine) startSession(l *link, req uint64, names bool) {
+	if l.id.Dir == DirOut {
+		e.rc.due[l.id] = e.now.Add(e.cfg.Timing.ReconInterval)
+	}
 	var b [8]byte
 	if _, err := e.cfg.Rand.Read(b[:]); err != nil {
 		e.rd.Recons = append(e.rd.Recons, ReconEnded{Link: l.id, Req: req, Initiator: true, Err: fmt.Errorf("reconcile: session ID: %w", err)})
@@ -118,9 +121,6 @@ func (e *Engine) startSession(l *link, req uint64, names bool) {
 	init, open := recon.NewInitiator(e.cfg.Inventory, reconOptions(names))
 	s := &session{key: reconKey{link: l.id, id: binary.BigEndian.Uint64(b[:]), mine: true}, req: req, init: init, last: e.now}
 	e.rc.sessions[s.key] = s
-	if l.id.Dir == DirOut {
-		e.rc.due[l.id] = e.now.Add(e.cfg.Timing.ReconInterval)
-	}
 	e.sendRecon(s, [][]byte{open})
 }
 
@@ -143,6 +143,7 @@ func (e *Engine) onRecon(l *link, m *wire.Recon) {
 		e.reject(l.id, "recon")
 		return
 	}
+	fresh := false
 	s := e.rc.sessions[reconKey{link: l.id, id: m.Session, mine: true}]
 	if s == nil {
 		key := reconKey{link: l.id, id: m.Session}
@@ -153,6 +154,7 @@ func (e *Engine) onRecon(l *link, m *wire.Recon) {
 			}
 			s = &session{key: key, resp: recon.NewResponder(e.cfg.Inventory, reconOptions(false)), last: e.now}
 			e.rc.sessions[key] = s
+			fresh = true
 		}
 	}
 	s.last = e.now
@@ -164,6 +166,14 @@ func (e *Engine) onRecon(l *link, m *wire.Recon) {
 		out, res, err = s.init.Step(m.Body)
 	} else {
 		out, res, err = s.resp.Step(m.Body)
+	}
+	if err != nil && fresh {
+		// Not the start of a session: a late step of one that ended here
+		// (or garbage). Answering it, even with an abort, could start an
+		// exchange of aborts between two sites that both forgot it.
+		delete(e.rc.sessions, s.key)
+		e.reject(l.id, "recon")
+		return
 	}
 	e.sendRecon(s, out)
 	if err != nil {
