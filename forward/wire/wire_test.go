@@ -43,6 +43,7 @@ func wireSamples() map[string]*Message {
 	frame := bytes.Repeat([]byte("fits"), FrameSize/4)
 	return map[string]*Message{
 		"hello":           {Type: MsgHello, Hello: &hello},
+		"recon":           {Type: MsgRecon, Recon: &Recon{Session: 0xfeedface, Body: []byte{1, 1, 0, 0}}},
 		"hello-ack":       {Type: MsgHelloAck, Hello: &ack},
 		"proof":           {Type: MsgProof, Hello: &Hello{Sig: wireSig()}},
 		"offer":           {Type: MsgOffer, Offer: &Offer{Lane: LaneBulk, Batch: 7, IDs: wireIDs(3)}},
@@ -380,6 +381,8 @@ func TestWireQueryReplyRoundTrip(t *testing.T) {
 		}
 	}
 	bad := []*Message{
+		{Type: MsgRecon, Recon: &Recon{Session: 1}},
+		{Type: MsgRecon, Recon: &Recon{Session: 1, Body: make([]byte, MaxReconBody+1)}},
 		{Type: MsgQuery, Query: &Query{Hops: 0, Kind: QueryLatest, Origin: "a"}},
 		{Type: MsgQuery, Query: &Query{Hops: MaxHops + 1, Kind: QueryLatest, Origin: "a"}},
 		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: 8, Origin: "a"}},
