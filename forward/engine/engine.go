@@ -72,8 +72,12 @@ type link struct {
 	// repair holds what a reconciliation found the peer lacks, offered
 	// after the log's entries; no cursor covers it.
 	repair [2]*window
-	recv   receiver
-	recon  bool // the peer reconciles
+	// repaired holds what repair windows delivered (acked) during this
+	// session of the link: a peer that claims to lack it again before
+	// the link reconnects is lying or broken, and is not sent it again.
+	repaired map[chunk.ID]struct{}
+	recv     receiver
+	recon    bool // the peer reconciles
 }
 
 // New returns an engine with no link up.
@@ -211,7 +215,7 @@ func (e *Engine) linkUp(id LinkID, mode Mode, canRecon bool) {
 	if e.links[id] != nil {
 		e.linkDown(id) // a new handshake: what was in flight is lost
 	}
-	l := &link{id: id, mode: mode, recv: newReceiver(), recon: canRecon && e.cfg.Inventory != nil}
+	l := &link{id: id, mode: mode, recv: newReceiver(), recon: canRecon && e.cfg.Inventory != nil, repaired: map[chunk.ID]struct{}{}}
 	for _, k := range Kinds {
 		cur, err := e.st.Cursor(k, id)
 		if err != nil {
@@ -476,7 +480,13 @@ func (e *Engine) onAck(l *link, a *wire.Ack) {
 			done = append(done, id)
 		}
 	}
-	for _, w := range []*window{l.windows[k.Index()], l.repair[k.Index()]} {
+	r := l.repair[k.Index()]
+	for _, id := range done {
+		if r.pending(id) && len(l.repaired) < maxRepaired {
+			l.repaired[id] = struct{}{}
+		}
+	}
+	for _, w := range []*window{l.windows[k.Index()], r} {
 		w.onAck(done)
 		w.requeue(again)
 	}

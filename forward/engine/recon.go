@@ -37,6 +37,9 @@ const maxRepair = 200000
 // maxResponders bounds the sessions a peer may have open here at once.
 const maxResponders = 4
 
+// maxRepaired bounds the IDs a link remembers as delivered by repair.
+const maxRepaired = 1 << 20
+
 type reconKey struct {
 	link LinkID
 	id   uint64
@@ -210,12 +213,20 @@ func (e *Engine) endSession(s *session, res *recon.Result, err error) {
 		return
 	}
 	var byKind [2][]chunk.ID
+	again := 0
 	for _, it := range res.Send {
 		k := Kind(it.Kind)
 		if k != KindManifest && k != KindChunk {
 			continue
 		}
+		if _, ok := l.repaired[chunk.ID(it.ID)]; ok {
+			again++
+			continue
+		}
 		byKind[k.Index()] = append(byKind[k.Index()], chunk.ID(it.ID))
+	}
+	if again > 0 {
+		e.note(true, l.id, fmt.Sprintf("reconciliation: the peer says it lacks %d items it acknowledged on this link already; not sending them again until the link reconnects", again), chunk.ID{}, nil)
 	}
 	for _, k := range Kinds {
 		if n := l.repair[k.Index()].addRepair(byKind[k.Index()], maxRepair, e.now); n < len(byKind[k.Index()]) {

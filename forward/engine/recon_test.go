@@ -59,6 +59,19 @@ func (r rngReader) Read(b []byte) (int, error) {
 // exchange carries the recon messages between two engines until both
 // are quiet, and returns every ReconEnded and the IDs each offered.
 func exchange(t *testing.T, a, b *Engine, ab, ba LinkID, now time.Time) (ended []ReconEnded, offered [2][]chunk.ID) {
+	ended, offers := exchangeOffers(t, a, b, ab, ba, now)
+	for side := range offers {
+		for _, o := range offers[side] {
+			for _, id := range o.IDs {
+				offered[side] = append(offered[side], chunk.ID(id))
+			}
+		}
+	}
+	return ended, offered
+}
+
+// exchangeOffers is exchange returning the offers themselves.
+func exchangeOffers(t *testing.T, a, b *Engine, ab, ba LinkID, now time.Time) (ended []ReconEnded, offers [2][]*wire.Offer) {
 	t.Helper()
 	pending := [2]Ready{a.Ready(), b.Ready()}
 	for round := 0; round < 100; round++ {
@@ -71,9 +84,7 @@ func exchange(t *testing.T, a, b *Engine, ab, ba LinkID, now time.Time) (ended [
 			}
 			for _, m := range rd.Messages {
 				if m.Msg.Type == wire.MsgOffer {
-					for _, id := range m.Msg.Offer.IDs {
-						offered[side] = append(offered[side], chunk.ID(id))
-					}
+					offers[side] = append(offers[side], m.Msg.Offer)
 					continue
 				}
 				if m.Msg.Type != wire.MsgRecon {
@@ -89,11 +100,11 @@ func exchange(t *testing.T, a, b *Engine, ab, ba LinkID, now time.Time) (ended [
 		}
 		pending = [2]Ready{a.Ready(), b.Ready()}
 		if !moved && pending[0].Empty() && pending[1].Empty() {
-			return ended, offered
+			return ended, offers
 		}
 	}
 	t.Fatal("the two engines kept talking")
-	return nil, offered
+	return nil, offers
 }
 
 func TestReconcileFindsAndOffersTheDifference(t *testing.T) {
@@ -226,5 +237,40 @@ func TestReconcileGarbageFromAPeer(t *testing.T) {
 	}
 	if n := e.responders(l); n > maxResponders {
 		t.Errorf("%d sessions open for one peer, want at most %d", n, maxResponders)
+	}
+}
+
+// TestReconcileDoesNotResendWhatThePeerAcked: a peer that acknowledged a
+// repaired payload and then claims to lack it again (lying, or broken)
+// is not sent it again on this link session.
+func TestReconcileDoesNotResendWhatThePeerAcked(t *testing.T) {
+	only := reconID(500)
+	sa, sb := newReconSite(reconID(1), only), newReconSite(reconID(1))
+	a, b := newReconEngine("a", sa, 1), newReconEngine("b", sb, 2)
+	ab, ba := LinkID{Peer: "b", Dir: DirOut}, LinkID{Peer: "a", Dir: DirIn}
+	now := time.Unix(1_800_000_000, 0)
+	a.Step(LinkUp{Now: now, Link: ab, Recon: true})
+	b.Step(LinkUp{Now: now, Link: ba, Recon: true})
+	a.Step(Reconcile{Now: now, Req: 1, Peer: "b"})
+	_, offers := exchangeOffers(t, a, b, ab, ba, now)
+	if len(offers[0]) != 1 {
+		t.Fatalf("a offered %d batches, want 1", len(offers[0]))
+	}
+	o := offers[0][0]
+	a.Step(Received{Now: now, Link: ab, Msg: &wire.Message{Type: wire.MsgAnswer, Answer: &wire.AnswerMsg{Lane: o.Lane, Batch: o.Batch, Answers: []wire.Answer{wire.AnswerWant}}}})
+	a.Step(Received{Now: now, Link: ab, Msg: &wire.Message{Type: wire.MsgAck, Ack: &wire.Ack{Lane: o.Lane, IDs: [][32]byte{only}, Status: []wire.AckStatus{wire.AckStored}}}})
+	a.Ready()
+	// b "lost" it again (never stored it here): the next session finds it missing.
+	a.Step(Reconcile{Now: now, Req: 2, Peer: "b"})
+	ended, offers := exchangeOffers(t, a, b, ab, ba, now)
+	var found bool
+	for _, x := range ended {
+		found = found || x.Initiator && x.Result != nil && x.Result.PeerLacks.Chunks == 1
+	}
+	if !found {
+		t.Fatalf("second session did not find b lacking it: %+v", ended)
+	}
+	if len(offers[0]) != 0 {
+		t.Errorf("a offered %v again after b acknowledged it", offers[0][0].IDs)
 	}
 }
