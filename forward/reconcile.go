@@ -236,6 +236,11 @@ func (n *Node) describeRecon(ch chan<- *prometheus.Desc) {
 func (n *Node) collectRecon(ch chan<- prometheus.Metric) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	// Every linked peer has its counters from the start, at zero, so a
+	// dashboard's rate() has a series before the first session ends.
+	for id := range n.links {
+		n.reconOf(id.Peer)
+	}
 	peers := make([]string, 0, len(n.recons))
 	for p := range n.recons {
 		peers = append(peers, p)
