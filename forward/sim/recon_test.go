@@ -87,3 +87,33 @@ func TestReconDuringCatchUpCrossesOnce(t *testing.T) {
 		t.Errorf("%d payloads entered the new site, want all of them", got)
 	}
 }
+
+// TestReconADayOfPeriodicSessions: five sites with nothing missing run a
+// simulated day of periodic reconciliation (every 10 minutes per link):
+// every session finds them in sync, at ≤ 1 KB per session both ways.
+func TestReconADayOfPeriodicSessions(t *testing.T) {
+	edges := [][2]int{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 0}}
+	res, err := Run(Options{Seed: 11, Sites: 5, Edges: edges, Bandwidth: 1_000_000, Delay: 40 * time.Millisecond,
+		HealAt: 20 * time.Second, Until: 24 * time.Hour,
+		Scenario: func(w *World) {
+			for i := range 5 {
+				w.After(time.Duration(1+i)*time.Second, func() { w.PutSized(i, 3, 2000) })
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions := res.ReconInSync + res.ReconDiffer + res.ReconFailed
+	t.Logf("a day: %d sessions (%d in sync, %d differ, %d failed), %d bytes, %.0f bytes per session",
+		sessions, res.ReconInSync, res.ReconDiffer, res.ReconFailed, res.ReconBytes, float64(res.ReconBytes)/float64(sessions))
+	// One at each link-up and one every 10 minutes after: 5 links × ~145.
+	if sessions < 5*140 {
+		t.Errorf("%d sessions in a day on 5 links, want about %d", sessions, 5*145)
+	}
+	if res.ReconFailed != 0 {
+		t.Errorf("%d sessions failed", res.ReconFailed)
+	}
+	if per := res.ReconBytes / int64(sessions); per > 1024 {
+		t.Errorf("%d bytes per session, want ≤ 1 KB", per)
+	}
+}

@@ -41,6 +41,10 @@ type Options struct {
 	// HealAt is when every fault ends (default 30 s); convergence is
 	// measured from then.
 	HealAt time.Duration
+	// Until, if set, keeps the world running to that simulated time even
+	// after it converged (for periodic work such as reconciliation); it
+	// must still hold everything everywhere then.
+	Until time.Duration
 }
 
 // Result describes a finished run.
@@ -56,6 +60,10 @@ type Result struct {
 	FetchesOK, LookupsExact  int
 	Converged                time.Duration // simulated time from the heal to convergence (0: converged by then)
 	Messages, PayloadEntries int
+	// Reconciliation sessions the initiators finished, by outcome, and
+	// their bytes on the wire (both ways, counted at the initiator).
+	ReconInSync, ReconDiffer, ReconFailed int
+	ReconBytes                            int64
 }
 
 // ErrInvariant marks a broken invariant; the error names the seed.
@@ -301,16 +309,18 @@ func (w *World) run() {
 	for w.queue.Len() > 0 && w.err == nil {
 		it := heap.Pop(&w.queue).(*item)
 		w.now = it.at
-		if !w.healedAt.IsZero() && w.now.Sub(w.healedAt) > convergeMax {
+		if !done && !w.healedAt.IsZero() && w.now.Sub(w.healedAt) > convergeMax {
 			break
 		}
 		it.fn()
 		if w.healedAt.IsZero() && !w.now.Before(healAt) {
 			w.heal()
 		}
-		if !w.healedAt.IsZero() && w.converged() {
+		if !w.healedAt.IsZero() && !done && w.converged() {
 			w.res.Converged = w.now.Sub(w.healedAt)
 			done = true
+		}
+		if done && !w.now.Before(epoch.Add(w.opts.Until)) {
 			break
 		}
 	}
@@ -323,6 +333,10 @@ func (w *World) run() {
 	}
 	if !done {
 		w.failf("not converged %s after the heal: %s", convergeMax, w.missing())
+		return
+	}
+	if !w.converged() {
+		w.failf("converged, then lost it by %s: %s", w.now.Sub(epoch), w.missing())
 		return
 	}
 	w.finalChecks()
@@ -544,6 +558,20 @@ func (s *site) carryOut(rd engine.Ready) {
 				w.failf("%s: fetch of %s said done, chunk not here", s.name, id.Short())
 			}
 			w.res.FetchesOK++
+		}
+	}
+	for _, x := range rd.Recons {
+		if !x.Initiator {
+			continue
+		}
+		w.res.ReconBytes += x.SentBytes + x.ReceivedBytes
+		switch {
+		case x.Err != nil:
+			w.res.ReconFailed++
+		case x.Result.InSync:
+			w.res.ReconInSync++
+		default:
+			w.res.ReconDiffer++
 		}
 	}
 	for _, c := range rd.Confirmed {
