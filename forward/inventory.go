@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -173,7 +174,11 @@ func (inv *Inventory) rebuild() error {
 		return err
 	}
 	m, c := inv.t.Counts()
-	inv.log.Info("reconciliation table rebuilt from the index", "manifests", m, "chunks", c, "took", time.Since(start).Round(time.Millisecond))
+	level := slog.LevelInfo
+	if m == 0 && c == 0 {
+		level = slog.LevelDebug // a new site: nothing to say
+	}
+	inv.log.Log(context.Background(), level, "reconciliation table rebuilt from the index", "manifests", m, "chunks", c, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

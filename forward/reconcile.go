@@ -94,7 +94,8 @@ func (n *Node) reconEnded(x engine.ReconEnded) {
 		}
 		n.mu.Unlock()
 		switch {
-		case rep != nil && !rep.InSync:
+		case rep != nil && !rep.InSync && x.Initiator:
+			// The responder learns the same; one line per session.
 			n.log.Info("reconciliation found differences", "peer", x.Link.Peer,
 				"peer_lacks_versions", rep.PeerLacks.Versions, "peer_lacks_chunks", rep.PeerLacks.Chunks,
 				"local_lacks_versions", rep.LocalLacks.Versions, "local_lacks_chunks", rep.LocalLacks.Chunks,
