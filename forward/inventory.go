@@ -253,8 +253,9 @@ func (inv *Inventory) Sync(force bool) error {
 }
 
 // Table implements recon.Local: the table with every arrival folded in.
-// Sessions copy what they need from it at once; it is only used from
-// the engine's loop.
+// Sessions copy what they need from it at once. Only the engine's loop
+// may call it, and Sync only from that loop too (or after it ended):
+// the table it returns is changed by the next fold.
 func (inv *Inventory) Table() *recon.Table {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()

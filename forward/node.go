@@ -101,8 +101,9 @@ type Node struct {
 
 	warnings *noteLimiter // rate-limits the engine's repeated notes and counts them all
 
-	inv    *Inventory
-	recons map[string]*reconStats // by peer
+	inv      *Inventory
+	recons   map[string]*reconStats // by peer
+	syncedAt time.Time              // when the loop last folded the log into the table
 }
 
 // refusal is the last time a dialer was refused here, and why.
@@ -168,10 +169,6 @@ func (n *Node) Serve(local *nats.Conn) error {
 	go func() { defer n.wg.Done(); n.loop() }()
 	go func() { defer n.wg.Done(); n.tickLoop() }()
 	go func() { defer n.wg.Done(); n.logLoop() }()
-	if n.inv != nil {
-		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.syncLoop() }()
-	}
 	return nil
 }
 
@@ -248,6 +245,7 @@ func (n *Node) loop() {
 		rd := n.eng.Ready()
 		n.engMu.Unlock()
 		own = n.carryOut(rd, own)
+		n.syncInventory()
 	}
 }
 

@@ -205,19 +205,19 @@ func (n *Node) LastRecon(peer string) (ReconReport, bool) {
 	return ReconReport{}, false
 }
 
-// syncLoop keeps the persisted reconciliation table close to the log.
-func (n *Node) syncLoop() {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			if err := n.inv.Sync(false); err != nil {
-				n.log.Warn("reconciliation: persist table", "err", err)
-			}
-		}
+// syncEvery is how often the loop folds the log into the table.
+const syncEvery = 5 * time.Second
+
+// syncInventory keeps the reconciliation table, and its persisted copy,
+// close to the log. It runs on the engine's loop, the only goroutine
+// whose sessions read the table, so a fold never changes it under them.
+func (n *Node) syncInventory() {
+	if n.inv == nil || time.Since(n.syncedAt) < syncEvery {
+		return
+	}
+	n.syncedAt = time.Now()
+	if err := n.inv.Sync(false); err != nil {
+		n.log.Warn("reconciliation: persist table", "err", err)
 	}
 }
 
