@@ -387,12 +387,13 @@ func (e *Engine) pump(l *link, k Kind) {
 	// fills the room they leave. Neither offers an ID the other has in
 	// flight, so one link never ships a payload twice at once.
 	r := l.repair[k.Index()]
+	r.drop()
+	r.loadRepair(lim.MaxLoaded, e.now)
 	e.offerFrom(l, k, w, func(id chunk.ID) bool { return r.inFlight(id) }, r)
 	e.offerFrom(l, k, r, func(id chunk.ID) bool { return w.pending(id) }, w)
 	if w.advance() {
 		e.rd.Cursors = append(e.rd.Cursors, CursorMove{Link: l.id, Kind: k, Seq: w.cursor})
 	}
-	r.drop()
 }
 
 // offerFrom offers (or pushes) w's due entries while the link has room,

@@ -229,7 +229,7 @@ func (e *Engine) endSession(s *session, res *recon.Result, err error) {
 		e.note(true, l.id, fmt.Sprintf("reconciliation: the peer says it lacks %d items it acknowledged on this link already; not sending them again until the link reconnects", again), chunk.ID{}, nil)
 	}
 	for _, k := range Kinds {
-		if n := l.repair[k.Index()].addRepair(byKind[k.Index()], maxRepair, e.now); n < len(byKind[k.Index()]) {
+		if n := l.repair[k.Index()].addRepair(byKind[k.Index()], maxRepair); n < len(byKind[k.Index()]) {
 			e.note(true, l.id, fmt.Sprintf("reconciliation: %d %ss the peer lacks are already queued or over the limit of %d", len(byKind[k.Index()])-n, k, maxRepair), chunk.ID{}, nil)
 		}
 	}
@@ -339,5 +339,5 @@ func (e *Engine) Repairs(id LinkID) (manifests, chunks int) {
 	if l == nil {
 		return 0, 0
 	}
-	return len(l.repair[KindManifest.Index()].entries), len(l.repair[KindChunk.Index()].entries)
+	return l.repair[KindManifest.Index()].held(), l.repair[KindChunk.Index()].held()
 }

@@ -43,6 +43,12 @@ type window struct {
 	byID    map[chunk.ID][]*entry
 	batch   uint64
 	shipSeq uint64
+	// A repair window's IDs not loaded yet, in order, and their set:
+	// only MaxLoaded of them are entries at a time, as only MaxLoaded of
+	// the log are, so the work per pump stays bounded however much a
+	// reconciliation found.
+	queue   []chunk.ID
+	inQueue map[chunk.ID]struct{}
 }
 
 func newWindow(link LinkID, cursor uint64, t Timing) *window {
@@ -319,22 +325,44 @@ func (w *window) pending(id chunk.ID) bool {
 }
 
 // addRepair queues IDs a reconciliation found the peer lacks (a repair
-// window: no log, no cursor), each at most once, up to limit entries.
-func (w *window) addRepair(ids []chunk.ID, limit int, now time.Time) (added int) {
+// window: no log, no cursor), each at most once, up to limit queued.
+func (w *window) addRepair(ids []chunk.ID, limit int) (added int) {
+	if w.inQueue == nil {
+		w.inQueue = map[chunk.ID]struct{}{}
+	}
 	for _, id := range ids {
-		if len(w.entries) >= limit {
+		if len(w.entries)+len(w.queue) >= limit {
 			break
 		}
-		if w.pending(id) {
+		if _, ok := w.inQueue[id]; ok || w.pending(id) {
 			continue
 		}
-		e := &entry{id: id, since: now}
-		w.byID[id] = append(w.byID[id], e)
-		w.entries = append(w.entries, e)
+		w.queue = append(w.queue, id)
+		w.inQueue[id] = struct{}{}
 		added++
 	}
 	return added
 }
+
+// loadRepair moves queued IDs into entries, up to max entries.
+func (w *window) loadRepair(max int, now time.Time) {
+	n := 0
+	for n < len(w.queue) && len(w.entries) < max {
+		id := w.queue[n]
+		delete(w.inQueue, id)
+		e := &entry{id: id, since: now}
+		w.byID[id] = append(w.byID[id], e)
+		w.entries = append(w.entries, e)
+		n++
+	}
+	if n > 0 {
+		clear(w.queue[:n])
+		w.queue = w.queue[n:]
+	}
+}
+
+// held counts a repair window's entries and queued IDs.
+func (w *window) held() int { return len(w.entries) + len(w.queue) }
 
 // drop forgets the confirmed entries of a repair window.
 func (w *window) drop() {
