@@ -22,7 +22,7 @@ func TestNewSiteJoins(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("SKYFED_JOIN_VERSIONS")); err == nil && v > 0 {
 		versions = v
 	}
-	timeout := 2*time.Minute + time.Duration(versions)*50*time.Millisecond
+	timeout := 2*time.Minute + time.Duration(versions)*100*time.Millisecond
 	f, err := testlab.StartFederation(testlab.FedOptions{N: 2, ChunkSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
