@@ -111,6 +111,13 @@ func newLink(n *Node, id engine.LinkID, mode engine.Mode, rate uint64) *Link {
 	for i := range l.queues {
 		l.queues[i] = make(chan outMsg, 256)
 	}
+	// Control carries an ack per stored payload and an answer per offer:
+	// a receiver storing a window of 512 manifests at once (log and
+	// repair windows together) must not drop its acks, which would cost
+	// re-offers and, racing them, duplicates (seen in a 10,000-version
+	// join). Its messages are small; a reconciliation's symbols, the
+	// largest, are bounded per session.
+	l.queues[wire.LaneControl] = make(chan outMsg, controlQueue)
 	l.queues[wire.LaneBulk] = make(chan outMsg, bulkQueueFrames(rate))
 	for _, lane := range []wire.Lane{wire.LaneManifest, wire.LaneLookup, wire.LaneBulk} {
 		l.ships[lane] = newWorkQueue[engine.Ship]()
@@ -281,6 +288,9 @@ func (l *Link) onMessage(lane wire.Lane, data []byte) {
 // sendSmall queues a small message on the control or lookup lane
 // without blocking; when the lane is full it is dropped and the engine's
 // timeouts recover.
+// controlQueue is the capacity of a link's control lane queue.
+const controlQueue = 4096
+
 func (l *Link) sendSmall(lane wire.Lane, msg *wire.Message, session uint64) {
 	select {
 	case l.queues[lane] <- outMsg{session: session, lane: lane, body: msg.Encode()}:

@@ -2,6 +2,7 @@ package testlab_test
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"testing"
@@ -23,7 +24,16 @@ func TestNewSiteJoins(t *testing.T) {
 		versions = v
 	}
 	timeout := 2*time.Minute + time.Duration(versions)*100*time.Millisecond
-	f, err := testlab.StartFederation(testlab.FedOptions{N: 2, ChunkSize: 1 << 20})
+	opts := testlab.FedOptions{N: 2, ChunkSize: 1 << 20}
+	if path := os.Getenv("SKYFED_JOIN_LOG"); path != "" {
+		lf, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lf.Close()
+		opts.Logger = slog.New(slog.NewTextHandler(lf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	f, err := testlab.StartFederation(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +106,8 @@ func TestNewSiteJoins(t *testing.T) {
 	}
 	l := links[0]
 	ratio := float64(l.ReceivedWireBytes) / float64(lacks)
-	t.Logf("new site: %d versions, %d chunks, %d stored bytes lacked; received %d wire bytes (%.4f×) and sent %d in %s; %d chunks received, %d duplicates",
-		versions, holder.Chunks, lacks, l.ReceivedWireBytes, ratio, l.SentWireBytes, took.Round(time.Millisecond), l.ReceivedChunks, l.Duplicates)
+	t.Logf("new site: %d versions, %d chunks, %d stored bytes lacked; received %d wire bytes (%.4f×) and sent %d in %s; %d chunks and %d manifests received, %d duplicates (%d chunks)",
+		versions, holder.Chunks, lacks, l.ReceivedWireBytes, ratio, l.SentWireBytes, took.Round(time.Millisecond), l.ReceivedChunks, l.ReceivedManifests, l.Duplicates, l.DuplicateChunks)
 	if ratio > 1.02 {
 		t.Errorf("received %d wire bytes for %d stored bytes lacked: %.4f×, want ≤ 1.02×", l.ReceivedWireBytes, lacks, ratio)
 	}
