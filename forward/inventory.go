@@ -290,9 +290,12 @@ func (inv *Inventory) Resolve(k recon.Key) (recon.Item, recon.Info, bool) {
 // Refuses implements recon.Local: whether this site refuses the
 // manifest with key k for good, as its trust store stands now.
 func (inv *Inventory) Refuses(k recon.Key) bool {
+	if !inv.anyRefused() {
+		return false
+	}
 	p := recon.Prefix(byte(KindManifest), k)
 	lo := append([]byte{prefixRefused}, p[:]...)
-	it, err := inv.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: append(append([]byte{}, lo...), 0xff)})
+	it, err := inv.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixUpperBound(lo)})
 	if err != nil {
 		return false
 	}
@@ -310,6 +313,9 @@ func (inv *Inventory) Refuses(k recon.Key) bool {
 // Refused reports whether manifest id was refused here for good and
 // still would be.
 func (inv *Inventory) Refused(id chunk.ID) bool {
+	if !inv.anyRefused() {
+		return false // the common case, on the offer path: no read at all
+	}
 	v, closer, err := inv.db.Get(append([]byte{prefixRefused}, id[:]...))
 	if err != nil {
 		return false
@@ -339,6 +345,24 @@ func (inv *Inventory) NoteRefused(m *manifest.Manifest, why error) {
 	if err := inv.db.Set(append([]byte{prefixRefused}, id[:]...), m.Encode(), pebble.NoSync); err != nil {
 		inv.log.Warn("reconciliation: cannot remember a refused manifest", "id", id.Short(), "err", err)
 	}
+}
+
+func (inv *Inventory) anyRefused() bool {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.refused > 0
+}
+
+// prefixUpperBound returns the least key above every key starting with p.
+func prefixUpperBound(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // every key
 }
 
 func (inv *Inventory) countRefused() error {

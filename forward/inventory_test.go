@@ -195,3 +195,16 @@ func TestInventoryRemembersRefusedManifests(t *testing.T) {
 	}
 	inv.NoteRefused(m, fmt.Errorf("%w: %w", naming.ErrUntrusted, naming.ErrRevoked)) // refused only for now: not noted
 }
+
+func TestPrefixUpperBound(t *testing.T) {
+	for _, tc := range []struct{ p, want []byte }{
+		{[]byte{'f', 1, 2}, []byte{'f', 1, 3}},
+		{[]byte{'f', 1, 0xff}, []byte{'f', 2}},
+		{[]byte{'f', 0xff, 0xff}, []byte{'g'}},
+		{[]byte{0xff}, nil},
+	} {
+		if got := prefixUpperBound(tc.p); !bytes.Equal(got, tc.want) {
+			t.Errorf("prefixUpperBound(%x) = %x, want %x", tc.p, got, tc.want)
+		}
+	}
+}

@@ -36,16 +36,17 @@ func (s *Store) ManifestByPrefix(prefix []byte) (*manifest.Manifest, error) {
 	return m, nil
 }
 
-// Refusal says why this site refuses a manifest for good, re-evaluated
-// against the trust store as it is now: ErrUntrusted (not revoked) or
-// ErrForbidden, or nil when it would be accepted (or refused only for
-// now) today.
+// Refusal says why this site refuses a manifest it refused for good
+// before, re-evaluated against the trust store as it is now:
+// ErrUntrusted (not revoked) or ErrForbidden, or nil when its signer may
+// write its domain today (or is refused only for now). Its signature
+// was checked when it was refused and is not checked again.
 func (s *Store) Refusal(m *manifest.Manifest) error {
-	err := s.Verify(m)
-	switch {
-	case err == nil, errors.Is(err, ErrRevoked):
+	name, err := ParseName(m.Name)
+	if err != nil {
 		return nil
-	case errors.Is(err, ErrUntrusted), errors.Is(err, ErrForbidden):
+	}
+	if err := s.checkWriter(m.Signer, name.Domain()); err != nil && !errors.Is(err, ErrRevoked) {
 		return err
 	}
 	return nil

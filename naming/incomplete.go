@@ -46,7 +46,7 @@ import (
 // older than the tracker) rebuilds the tracker at open.
 const trackerFormat = 1
 
-var trackerMarker = []byte{prefixMeta, 'i', 'n', 'c', 'o', 'm', 'p', 'l', 'e', 't', 'e'}
+var trackerMarker = append([]byte{prefixMeta}, "incomplete"...)
 
 func waitingPrefix(c chunk.ID) []byte {
 	return append([]byte{prefixWaiting}, c[:]...)

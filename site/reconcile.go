@@ -38,24 +38,25 @@ type ResyncProgress struct {
 // resyncEvery is how often a resync reconciles again to measure progress.
 const resyncEvery = 2 * time.Second
 
-// Resync reconciles with peer until the two sites are in sync or ctx
-// ends, reporting each round: each round also moves what it found.
-func (s *Site) Resync(ctx context.Context, peer string, progress func(ResyncProgress)) (forward.ReconReport, error) {
-	for {
-		rep, err := s.Diff(ctx, peer, false)
-		if err != nil {
-			return rep, err
-		}
-		if rep.InSync {
-			return rep, nil
-		}
+// Resync reconciles with peer again and again, from first (a round
+// already made), until the two sites are in sync or ctx ends, reporting
+// each round that still differs: each round also moves what it found.
+func (s *Site) Resync(ctx context.Context, peer string, first forward.ReconReport, progress func(ResyncProgress)) (forward.ReconReport, error) {
+	rep := first
+	for !rep.InSync {
 		progress(ResyncProgress{ReconReport: rep})
 		select {
 		case <-ctx.Done():
 			return rep, fmt.Errorf("resync with %s: %w", peer, ctx.Err())
 		case <-time.After(resyncEvery):
 		}
+		next, err := s.Diff(ctx, peer, false)
+		if err != nil {
+			return rep, err // the last round that answered
+		}
+		rep = next
 	}
+	return rep, nil
 }
 
 // requestTimeout reads ?timeout= (a Go duration), def when absent.
@@ -122,15 +123,7 @@ func (s *Site) serveResync(w http.ResponseWriter, r *http.Request) {
 			f.Flush()
 		}
 	}
-	rep := first
-	if !first.InSync {
-		flush(ResyncProgress{ReconReport: first})
-		select {
-		case <-ctx.Done():
-		case <-time.After(resyncEvery):
-		}
-		rep, err = s.Resync(ctx, peer, flush)
-	}
+	rep, err := s.Resync(ctx, peer, first, flush)
 	last := ResyncProgress{ReconReport: rep, Done: true}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, forward.ErrReconTimeout):

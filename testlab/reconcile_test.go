@@ -1,7 +1,6 @@
 package testlab_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,10 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/skyfed/skyfed/testlab"
 )
@@ -216,38 +216,35 @@ func scrapeRecon(t *testing.T, base string) map[string]reconMetrics {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	out := map[string]reconMetrics{}
-	get := func(peer string) reconMetrics {
-		m, ok := out[peer]
-		if !ok {
-			m = reconMetrics{runs: map[string]int64{}}
-		}
-		return m
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics of %s: %v", base, err)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "skyfed_reconcile_") {
-			continue
+	out := map[string]reconMetrics{}
+	for name, fam := range families {
+		for _, m := range fam.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			rm, ok := out[labels["peer"]]
+			if !ok {
+				rm = reconMetrics{runs: map[string]int64{}}
+			}
+			v := int64(m.GetCounter().GetValue())
+			switch name {
+			case "skyfed_reconcile_runs_total":
+				rm.runs[labels["result"]] = v
+			case "skyfed_reconcile_sent_bytes_total":
+				rm.sent = v
+			case "skyfed_reconcile_received_bytes_total":
+				rm.received = v
+			default:
+				continue
+			}
+			out[labels["peer"]] = rm
 		}
-		name, rest, _ := strings.Cut(line, "{")
-		labels, val, _ := strings.Cut(rest, "} ")
-		v, _ := strconv.ParseFloat(val, 64)
-		lv := map[string]string{}
-		for _, kv := range strings.Split(labels, ",") {
-			k, x, _ := strings.Cut(kv, "=")
-			lv[k] = strings.Trim(x, `"`)
-		}
-		m := get(lv["peer"])
-		switch name {
-		case "skyfed_reconcile_runs_total":
-			m.runs[lv["result"]] = int64(v)
-		case "skyfed_reconcile_sent_bytes_total":
-			m.sent = int64(v)
-		case "skyfed_reconcile_received_bytes_total":
-			m.received = int64(v)
-		}
-		out[lv["peer"]] = m
 	}
 	return out
 }
