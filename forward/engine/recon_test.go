@@ -56,6 +56,17 @@ func (r rngReader) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// linkedPair makes engines for sites a and b with a link up between
+// them, a the dialer.
+func linkedPair(sa, sb *reconSite) (a, b *Engine, ab, ba LinkID, now time.Time) {
+	a, b = newReconEngine("a", sa, 1), newReconEngine("b", sb, 2)
+	ab, ba = LinkID{Peer: "b", Dir: DirOut}, LinkID{Peer: "a", Dir: DirIn}
+	now = time.Unix(1_800_000_000, 0)
+	a.Step(LinkUp{Now: now, Link: ab, Recon: true})
+	b.Step(LinkUp{Now: now, Link: ba, Recon: true})
+	return a, b, ab, ba, now
+}
+
 // exchange carries the recon messages between two engines until both
 // are quiet, and returns every ReconEnded and the IDs each offered.
 func exchange(t *testing.T, a, b *Engine, ab, ba LinkID, now time.Time) (ended []ReconEnded, offered [2][]chunk.ID) {
@@ -114,11 +125,7 @@ func TestReconcileFindsAndOffersTheDifference(t *testing.T) {
 	}
 	onlyA, onlyB := reconID(1000), reconID(1001)
 	sa, sb := newReconSite(append(common, onlyA)...), newReconSite(append(common, onlyB)...)
-	a, b := newReconEngine("a", sa, 1), newReconEngine("b", sb, 2)
-	ab, ba := LinkID{Peer: "b", Dir: DirOut}, LinkID{Peer: "a", Dir: DirIn}
-	now := time.Unix(1_800_000_000, 0)
-	a.Step(LinkUp{Now: now, Link: ab, Recon: true})
-	b.Step(LinkUp{Now: now, Link: ba, Recon: true})
+	a, b, ab, ba, now := linkedPair(sa, sb)
 	a.Step(Reconcile{Now: now, Req: 7, Peer: "b"})
 	ended, offered := exchange(t, a, b, ab, ba, now)
 	if len(ended) != 2 {
@@ -149,11 +156,7 @@ func TestReconcileFindsAndOffersTheDifference(t *testing.T) {
 
 func TestReconcileInSyncInOneRoundTrip(t *testing.T) {
 	ids := []chunk.ID{reconID(1), reconID(2), reconID(3)}
-	a, b := newReconEngine("a", newReconSite(ids...), 1), newReconEngine("b", newReconSite(ids...), 2)
-	ab, ba := LinkID{Peer: "b", Dir: DirOut}, LinkID{Peer: "a", Dir: DirIn}
-	now := time.Unix(1_800_000_000, 0)
-	a.Step(LinkUp{Now: now, Link: ab, Recon: true})
-	b.Step(LinkUp{Now: now, Link: ba, Recon: true})
+	a, b, ab, ba, now := linkedPair(newReconSite(ids...), newReconSite(ids...))
 	a.Step(Reconcile{Now: now, Req: 1, Peer: "b"})
 	ended, offered := exchange(t, a, b, ab, ba, now)
 	for _, x := range ended {
@@ -246,11 +249,7 @@ func TestReconcileGarbageFromAPeer(t *testing.T) {
 func TestReconcileDoesNotResendWhatThePeerAcked(t *testing.T) {
 	only := reconID(500)
 	sa, sb := newReconSite(reconID(1), only), newReconSite(reconID(1))
-	a, b := newReconEngine("a", sa, 1), newReconEngine("b", sb, 2)
-	ab, ba := LinkID{Peer: "b", Dir: DirOut}, LinkID{Peer: "a", Dir: DirIn}
-	now := time.Unix(1_800_000_000, 0)
-	a.Step(LinkUp{Now: now, Link: ab, Recon: true})
-	b.Step(LinkUp{Now: now, Link: ba, Recon: true})
+	a, b, ab, ba, now := linkedPair(sa, sb)
 	a.Step(Reconcile{Now: now, Req: 1, Peer: "b"})
 	_, offers := exchangeOffers(t, a, b, ab, ba, now)
 	if len(offers[0]) != 1 {
