@@ -55,10 +55,20 @@ type Config struct {
 	// ReconcileInterval is how often each link this site dials
 	// reconciles the two sites' inventories: a Go duration, "10m" when
 	// absent. Links also reconcile when they come up.
-	ReconcileInterval string    `toml:"reconcile_interval,omitempty"`
-	Peers             []Peer    `toml:"peer"`
-	Links             []Link    `toml:"link"`
-	Revoked           []Revoked `toml:"revoked,omitempty"`
+	ReconcileInterval string `toml:"reconcile_interval,omitempty"`
+	// Self-healing and space (healconfig.go has their defaults and
+	// checks): how often the background scrub makes a full pass and how
+	// fast it may read, how long hidden versions and unreferenced chunks
+	// are kept before garbage collection reclaims them and how often it
+	// runs, and the free space puts leave on the disk.
+	ScrubInterval string    `toml:"scrub_interval,omitempty"`
+	ScrubRate     string    `toml:"scrub_rate,omitempty"`
+	GCGrace       string    `toml:"gc_grace,omitempty"`
+	GCInterval    string    `toml:"gc_interval,omitempty"`
+	DiskReserve   string    `toml:"disk_reserve,omitempty"`
+	Peers         []Peer    `toml:"peer"`
+	Links         []Link    `toml:"link"`
+	Revoked       []Revoked `toml:"revoked,omitempty"`
 }
 
 // Revoked is a peer key `site untrust` took out of the trust store. For
@@ -173,6 +183,9 @@ func (c *Config) Validate() error {
 		if d, err := time.ParseDuration(v); err != nil || d < time.Second {
 			return fmt.Errorf("%w: reconcile_interval %q must be a duration of at least 1s such as \"10m\"", ErrBadConfig, v)
 		}
+	}
+	if err := c.validateHealing(); err != nil {
+		return err
 	}
 	if c.ChunkSize <= 0 || c.ChunkSize > chunk.MaxSize {
 		return fmt.Errorf("%w: chunk_size %d must be 1..%d", ErrBadConfig, c.ChunkSize, chunk.MaxSize)
