@@ -35,6 +35,7 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("GET /api/status", s.serveStatus)
 	mux.HandleFunc("GET /api/diff/{peer}", s.serveDiff)
 	mux.HandleFunc("POST /api/resync/{peer}", s.serveResync)
+	s.registerHealing(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
 	s.registerDashboard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -209,6 +209,7 @@ func (s *Site) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.watchConfig(ctx)
 	}()
+	s.startHealing(ctx)
 	if s.opts.ClockOffset != 0 {
 		s.log.Warn("this site's clock is shifted, for testing only: stamps, expiry and clock checks use the shifted clock", "offset", s.opts.ClockOffset)
 	}
