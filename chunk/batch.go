@@ -18,6 +18,7 @@ type Batch struct {
 	staged map[ID]entry
 	order  []ID
 	ends   map[*packFile]int64 // per pack written to: end of the last record this batch wrote
+	reused []ID                // stored chunks this batch relies on, pinned until it ends
 	done   bool
 }
 
@@ -93,6 +94,11 @@ func (b *Batch) known(id ID) (bool, error) {
 	if _, ok := b.staged[id]; ok {
 		return true, nil
 	}
+	// Pinned before the look-up: a garbage collection sweeping the
+	// chunk right now either finishes first (then it is not here and is
+	// written again) or leaves it alone.
+	b.s.pin(id)
+	b.reused = append(b.reused, id)
 	has, err := b.s.Has(id)
 	if err != nil {
 		return false, fmt.Errorf("store chunk %s: %w", id, err)
@@ -118,6 +124,9 @@ func (b *Batch) append(id ID, c Codec, payload []byte, rawLen uint32) (bool, err
 	b.staged[id] = e
 	b.order = append(b.order, id)
 	end := e.offset + headerSize + int64(e.storedLen)
+	if _, ok := b.ends[p]; ok {
+		p.inflight.Add(-1) // appendRecord counts every record; a batch holds one claim per pack
+	}
 	b.ends[p] = max(b.ends[p], end)
 	p.startWriteback(e.offset, end)
 	return true, nil
@@ -137,6 +146,7 @@ func (b *Batch) Commit(extra func(pb *pebble.Batch, added []ID) error) error {
 		return fmt.Errorf("commit chunk batch: %w", errBatchDone)
 	}
 	b.done = true
+	defer b.release()
 	if err := b.syncPacks(); err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)
 	}
@@ -215,7 +225,18 @@ func (b *Batch) commitIndex(extra func(pb *pebble.Batch, added []ID) error) erro
 // unreferenced garbage. Abort after Commit does nothing.
 func (b *Batch) Abort() {
 	b.done = true
+	b.release()
 	b.staged = nil
 	b.order = nil
+}
+
+// release gives up the batch's claims on the packs it wrote to and on
+// the stored chunks it relied on.
+func (b *Batch) release() {
+	for p := range b.ends {
+		p.inflight.Add(-1)
+	}
 	b.ends = nil
+	b.s.unpin(b.reused)
+	b.reused = nil
 }

@@ -30,7 +30,22 @@ type packFile struct {
 	syncMu  sync.Mutex
 	synced  int64 // bytes known durable (syncMu)
 	syncErr error // sticky: after a failed fsync the file's state is unknown (syncMu)
+
+	// inflight counts batches that wrote here and have not committed
+	// or aborted: their index entries are still to come, so compaction
+	// leaves the pack alone. Raised under Store.appendMu while the pack
+	// is active, so a pack that is no longer active gains no new ones.
+	inflight atomic.Int32
+
+	// useMu is held shared by reads and exclusively by compaction when
+	// it retires the pack, so the file is never closed under a read.
+	useMu   sync.RWMutex
+	retired bool // useMu
 }
+
+// errRetired says that compaction removed the pack a read looked for:
+// the chunk moved, and a fresh index look-up finds where.
+var errRetired = errors.New("pack retired by compaction")
 
 // syncTo makes at least the first end bytes of the pack durable. Concurrent
 // batches share fsyncs: a sync covers everything appended before it began.
@@ -185,6 +200,9 @@ func (s *Store) packFor(num uint32) (*packFile, error) {
 	if p := s.packs[num]; p != nil {
 		return p, nil
 	}
+	if s.retired[num] {
+		return nil, errRetired
+	}
 	path := s.fs.PathJoin(s.dir, packName(num))
 	f, err := s.fs.Open(path, vfs.RandomReadsOption)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -234,6 +252,7 @@ func (s *Store) appendRecord(id ID, c Codec, payload []byte, rawLen uint32) (ent
 		}
 	}
 	p := s.active
+	p.inflight.Add(1) // the batch releases it when it commits or aborts
 	h := header{id: id, codec: c, storedLen: uint32(len(payload)), rawLen: rawLen,
 		payloadCRC: crc32.Checksum(payload, castagnoli)}
 	// One Write per record, from a buffer the FS may scribble on (vfs.File.Write may modify it).
@@ -259,6 +278,11 @@ func (s *Store) readRecord(id ID, e entry, dst []byte, checkCRC bool) ([]byte, e
 	p, err := s.packFor(e.pack)
 	if err != nil {
 		return dst[:0], err
+	}
+	p.useMu.RLock()
+	defer p.useMu.RUnlock()
+	if p.retired {
+		return dst[:0], errRetired
 	}
 	var hb [headerSize]byte
 	if err := readFull(p.f, hb[:], e.offset); err != nil {

@@ -17,6 +17,10 @@ const DefaultPackSize = 1 << 30
 
 var errClosed = errors.New("chunk store is closed")
 
+// maxRetiredRetries bounds how often a read looks a chunk up again after
+// compaction moved it: once is enough unless compaction runs back to back.
+const maxRetiredRetries = 4
+
 // Stats of a store. Counters are cumulative since Open; the sizes cover
 // everything stored.
 type Stats struct {
@@ -61,8 +65,15 @@ type Store struct {
 
 	packsMu sync.RWMutex
 	packs   map[uint32]*packFile
+	retired map[uint32]bool // packs compaction removed (packsMu)
 
-	commitMu sync.Mutex // serializes index commits so Stats count each chunk once
+	// pins are chunks a reader or an open batch relies on: a sweep
+	// leaves them alone (heal.go).
+	pinMu sync.Mutex
+	pins  map[ID]int
+
+	commitMu  sync.Mutex // serializes index commits so Stats count each chunk once
+	compactMu sync.Mutex // one Compact at a time
 
 	chunks, storedBytes, rawBytes, corruptReads atomic.Int64
 	lostAtOpen                                  int64 // set once by Open
@@ -85,6 +96,8 @@ func Open(db *pebble.DB, opts Options) (*Store, error) {
 		packSize: opts.PackSize,
 		log:      opts.Logger,
 		packs:    make(map[uint32]*packFile),
+		retired:  make(map[uint32]bool),
+		pins:     make(map[ID]int),
 	}
 	if s.fs == nil {
 		s.fs = vfs.Default
@@ -246,9 +259,15 @@ func (s *Store) Get(id ID, dst []byte) ([]byte, error) {
 	if s.closed {
 		return dst[:0], fmt.Errorf("get chunk %s: %w", id, errClosed)
 	}
-	e, err := s.lookup(id)
-	if err == nil {
-		dst, err = s.readVerified(id, e, dst)
+	var e entry
+	var err error
+	for range maxRetiredRetries {
+		if e, err = s.lookup(id); err == nil {
+			dst, err = s.readVerified(id, e, dst)
+		}
+		if !errors.Is(err, errRetired) {
+			break
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) {
@@ -313,9 +332,15 @@ func (s *Store) GetStored(id ID, dst []byte) (Codec, []byte, uint32, error) {
 	if s.closed {
 		return 0, dst[:0], 0, fmt.Errorf("get stored chunk %s: %w", id, errClosed)
 	}
-	e, err := s.lookup(id)
-	if err == nil {
-		dst, err = s.readRecord(id, e, dst, true)
+	var e entry
+	var err error
+	for range maxRetiredRetries {
+		if e, err = s.lookup(id); err == nil {
+			dst, err = s.readRecord(id, e, dst, true)
+		}
+		if !errors.Is(err, errRetired) {
+			break
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) {

@@ -1,0 +1,150 @@
+package chunk
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// pin marks a chunk as relied on; unpin releases it.
+func (s *Store) pin(id ID) {
+	s.pinMu.Lock()
+	s.pins[id]++
+	s.pinMu.Unlock()
+}
+
+func (s *Store) unpin(ids []ID) {
+	if len(ids) == 0 {
+		return
+	}
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	for _, id := range ids {
+		if s.pins[id] <= 1 {
+			delete(s.pins, id)
+		} else {
+			s.pins[id]--
+		}
+	}
+}
+
+// Pin keeps Sweep away from the given chunks until the returned func is
+// called: a reader streaming an object pins its chunks, so a garbage
+// collection running meanwhile does not take them from under it.
+func (s *Store) Pin(ids []ID) (unpin func()) {
+	s.pinMu.Lock()
+	for _, id := range ids {
+		s.pins[id]++
+	}
+	s.pinMu.Unlock()
+	own := append([]ID(nil), ids...)
+	return func() { s.unpin(own) }
+}
+
+// Removed sums what Sweep or Quarantine took out of the index.
+type Removed struct {
+	Chunks      int64
+	StoredBytes int64
+	RawBytes    int64
+	IDs         []ID  // the chunks removed
+	Pinned      int64 // chunks left alone because a reader or a batch relies on them
+}
+
+// Quarantine takes a chunk whose stored bytes failed verification out
+// of the index, so that Has says it is not here and a fetch from the
+// other sites brings a good copy (read repair). Its pack bytes become
+// garbage for compaction. A chunk not indexed is left as it is.
+func (s *Store) Quarantine(id ID) error {
+	_, err := s.remove([]ID{id}, false)
+	if err != nil {
+		return fmt.Errorf("quarantine chunk %s: %w", id.Short(), err)
+	}
+	return nil
+}
+
+// Sweep takes unreferenced chunks out of the index (garbage
+// collection), leaving those pinned by a reader or an open batch. Their
+// pack bytes become garbage that Compact reclaims.
+func (s *Store) Sweep(ids []ID) (Removed, error) {
+	r, err := s.remove(ids, true)
+	if err != nil {
+		return r, fmt.Errorf("sweep chunks: %w", err)
+	}
+	return r, nil
+}
+
+// sweepBatch bounds the keys one removal commit deletes.
+const sweepBatch = 4096
+
+// remove deletes index entries in synced batches and updates the sizes.
+// Holding pinMu across the check and the commit makes a pin taken after
+// the check wait until the chunk is gone (and so is written again).
+func (s *Store) remove(ids []ID, skipPinned bool) (Removed, error) {
+	var r Removed
+	for len(ids) > 0 {
+		n := min(len(ids), sweepBatch)
+		part := ids[:n]
+		ids = ids[n:]
+		if err := s.removeGroup(part, skipPinned, &r); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func (s *Store) removeGroup(ids []ID, skipPinned bool, r *Removed) error {
+	if skipPinned {
+		s.pinMu.Lock()
+		defer s.pinMu.Unlock()
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	var add Removed
+	for _, id := range ids {
+		if skipPinned && s.pins[id] > 0 {
+			add.Pinned++
+			continue
+		}
+		e, err := s.lookup(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			return err
+		}
+		if err := b.Delete(indexKey(id), nil); err != nil {
+			return err
+		}
+		if e == (entry{}) {
+			continue // a malformed entry, never counted in the sizes
+		}
+		add.Chunks++
+		add.StoredBytes += int64(e.storedLen)
+		add.RawBytes += int64(e.rawLen)
+		add.IDs = append(add.IDs, id)
+	}
+	if add.Chunks > 0 {
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("pebble commit: %w", err)
+		}
+		s.chunks.Add(-add.Chunks)
+		s.storedBytes.Add(-add.StoredBytes)
+		s.rawBytes.Add(-add.RawBytes)
+	}
+	r.Chunks += add.Chunks
+	r.StoredBytes += add.StoredBytes
+	r.RawBytes += add.RawBytes
+	r.IDs = append(r.IDs, add.IDs...)
+	r.Pinned += add.Pinned
+	return nil
+}
+
+// Verify reads a chunk and checks it as Get does, without keeping its
+// bytes; buf is scratch space it may grow and returns.
+func (s *Store) Verify(id ID, buf []byte) ([]byte, int, error) {
+	raw, err := s.Get(id, buf)
+	return raw[:0], len(raw), err
+}
