@@ -25,7 +25,15 @@ const (
 	prefixWaiting    = 'w' // 'w' + chunk ID + manifest ID → bytes of that chunk's occurrences in that version (uint64 BE)
 	prefixIncomplete = 'i' // 'i' + manifest ID → chunks still missing (distinct, uint32 BE) + bytes still missing (uint64 BE)
 	prefixMeta       = 'x' // 'x' + "incomplete" → tracker format (one byte); absent or another format: rebuild at open
+
+	// Manifests removed by garbage collection (gc.go), kept so that no
+	// peer can bring them back.
+	prefixCollected = 'g' // 'g' + manifest ID → nothing
 )
+
+func collectedKey(id chunk.ID) []byte {
+	return append([]byte{prefixCollected}, id[:]...)
+}
 
 func manifestKey(id chunk.ID) []byte {
 	return append([]byte{prefixManifest}, id[:]...)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,7 @@ var (
 	ErrRevoked   = errors.New("revoked")   // (with ErrUntrusted) the signer was taken out of the trust store recently
 	ErrConflict  = errors.New("conflict")  // a different manifest holds the same name and stamp
 	ErrFuture    = errors.New("stamp too far in the future")
+	ErrCollected = errors.New("collected") // the manifest was garbage-collected here and is refused for good
 )
 
 // Journal records, inside the commit that makes them visible, the chunks
@@ -75,6 +77,9 @@ type Store struct {
 	cfg      Config
 	versions atomic.Int64
 	track    tracker // versions lacking chunks here (incomplete.go)
+
+	gcMu      sync.Mutex   // one CollectHidden at a time (gc.go)
+	collected atomic.Int64 // 'g' keys committed
 }
 
 // PutOptions are the optional fields of a new version.
@@ -104,6 +109,10 @@ func Open(db *pebble.DB, chunks *chunk.Store, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("count versions: %w", err)
 	}
 	s.versions.Store(n)
+	if n, err = s.countPrefix([]byte{prefixCollected}); err != nil {
+		return nil, fmt.Errorf("count collected versions: %w", err)
+	}
+	s.collected.Store(n)
 	if err := s.openIncomplete(); err != nil {
 		return nil, fmt.Errorf("load incomplete versions: %w", err)
 	}
@@ -250,6 +259,11 @@ func (s *Store) commitVersion(b *chunk.Batch, m *manifest.Manifest, from string)
 			return err
 		}
 		if !known {
+			// Again under the mutex: a collection may have removed m
+			// since Accept looked.
+			if err := s.checkCollected(id); err != nil {
+				return err
+			}
 			if err := s.checkStamp(m, id); err != nil {
 				return err
 			}
@@ -304,14 +318,19 @@ func (s *Store) checkStamp(m *manifest.Manifest, id chunk.ID) error {
 // Accept verifies a manifest that came from elsewhere (from names the
 // link) and indexes it. It reports whether the manifest was new. Its
 // chunks may arrive later.
+// A manifest collected here before is refused with ErrCollected, before
+// its signature is checked.
 func (s *Store) Accept(m *manifest.Manifest, from string) (bool, error) {
+	id := m.ID()
+	if err := s.checkCollected(id); err != nil {
+		return false, err
+	}
 	if err := s.Verify(m); err != nil {
 		return false, err
 	}
 	if limit := s.cfg.Now().Add(s.cfg.MaxSkew); m.Stamp.Time().After(limit) {
 		return false, fmt.Errorf("%w: %s version %s is beyond this site's clock + %s", ErrFuture, m.Name, m.Stamp, s.cfg.MaxSkew)
 	}
-	id := m.ID()
 	if ok, err := s.HasManifest(id); err != nil || ok {
 		return false, err
 	}
