@@ -11,7 +11,26 @@ import (
 func (s *Store) pin(id ID) {
 	s.pinMu.Lock()
 	s.pins[id]++
+	if s.guard != nil {
+		s.guard[id] = struct{}{}
+	}
 	s.pinMu.Unlock()
+}
+
+// GuardReuse makes Sweep leave alone, until stop is called, every chunk
+// pinned from now on, even after its pin is released. A garbage
+// collection starts it before it scans which chunks the manifests
+// reference: a put committed after that scan began may reuse a chunk
+// the scan saw unreferenced, and it pinned that chunk on the way.
+func (s *Store) GuardReuse() (stop func()) {
+	s.pinMu.Lock()
+	s.guard = map[ID]struct{}{}
+	s.pinMu.Unlock()
+	return func() {
+		s.pinMu.Lock()
+		s.guard = nil
+		s.pinMu.Unlock()
+	}
 }
 
 func (s *Store) unpin(ids []ID) {
@@ -36,6 +55,9 @@ func (s *Store) Pin(ids []ID) (unpin func()) {
 	s.pinMu.Lock()
 	for _, id := range ids {
 		s.pins[id]++
+		if s.guard != nil {
+			s.guard[id] = struct{}{}
+		}
 	}
 	s.pinMu.Unlock()
 	own := append([]ID(nil), ids...)
@@ -105,6 +127,10 @@ func (s *Store) removeGroup(ids []ID, skipPinned bool, r *Removed) error {
 	var add Removed
 	for _, id := range ids {
 		if skipPinned && s.pins[id] > 0 {
+			add.Pinned++
+			continue
+		}
+		if _, reused := s.guard[id]; skipPinned && reused {
 			add.Pinned++
 			continue
 		}

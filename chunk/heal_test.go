@@ -238,3 +238,19 @@ func TestScrubFindsCorruptAndTruncated(t *testing.T) {
 }
 
 func truncateFile(path string, size int64) error { return os.Truncate(path, size) }
+
+func TestGuardReuseKeepsChunksReusedAfterTheScan(t *testing.T) {
+	ts := newTestStore(t, nil, Options{})
+	a := randomBytes(21, 3000)
+	put(t, ts.Store, a)
+	stop := ts.GuardReuse()
+	// A put that reuses a after the collector's reference scan began.
+	put(t, ts.Store, a)
+	if r, _ := ts.Sweep([]ID{Sum(a)}); r.Chunks != 0 {
+		t.Fatalf("Sweep removed a chunk reused under the guard: %+v", r)
+	}
+	stop()
+	if r, _ := ts.Sweep([]ID{Sum(a)}); r.Chunks != 1 {
+		t.Fatalf("Sweep after the guard = %+v, want 1 removed", r)
+	}
+}

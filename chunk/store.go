@@ -71,6 +71,7 @@ type Store struct {
 	// leaves them alone (heal.go).
 	pinMu sync.Mutex
 	pins  map[ID]int
+	guard map[ID]struct{} // chunks pinned since GuardReuse (nil: off)
 
 	commitMu  sync.Mutex // serializes index commits so Stats count each chunk once
 	compactMu sync.Mutex // one Compact at a time
