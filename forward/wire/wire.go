@@ -26,6 +26,7 @@ import (
 //	Data             lane(u8) id[32] codec(u8) rawLen(u32) total(u32) offset(u32) flags(u8: bit 0 flood) payload(uvarint len + bytes)
 //	Ack              lane(u8) n(uvarint) n×id[32] n×status(u8)
 //	Ping             seq(u64) [clock(u64)]
+//	Space            flags(u8: bit 0 full)
 //
 // A field in brackets is optional and trailing: absent when its value is
 // zero. Decoders of this package accept it present or absent, but
@@ -57,6 +58,10 @@ const (
 	// CapRecon says the sender takes MsgRecon: sessions of inventory
 	// reconciliation are only started with peers that announced it.
 	CapRecon uint32 = 1 << 1
+	// CapSpace says the sender takes MsgSpace: a site tells only peers
+	// that announced it when its disk is full and when it has room
+	// again. A peer without it still learns by "later" answers.
+	CapSpace uint32 = 1 << 2
 )
 
 // ErrBadMessage reports a link message that does not decode or breaks a
@@ -79,16 +84,17 @@ const (
 	MsgQuery                       // a request flooded map-free: lookup, fetch or confirmation (wire_query.go)
 	MsgReply                       // the answer to a query, routed back the way the query came
 	MsgRecon                       // one step of an inventory reconciliation (body encoded by forward/recon); only to peers with CapRecon
+	MsgSpace                       // receiver → sender: this site's disk is full (hold offers) or has room again (offer now); only to peers with CapSpace
 )
 
 var wireTypeNames = [...]string{
 	MsgHello: "hello", MsgHelloAck: "hello-ack", MsgProof: "proof", MsgOffer: "offer",
 	MsgAnswer: "answer", MsgData: "data", MsgAck: "ack", MsgPing: "ping", MsgQuery: "query", MsgReply: "reply",
-	MsgRecon: "recon",
+	MsgRecon: "recon", MsgSpace: "space",
 }
 
 func (t MsgType) String() string {
-	if t >= MsgHello && t <= MsgRecon {
+	if t >= MsgHello && t <= MsgSpace {
 		return wireTypeNames[t]
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
@@ -241,6 +247,15 @@ type Message struct {
 	Query  *Query
 	Reply  *Reply
 	Recon  *Recon
+	Space  *Space
+}
+
+// Space tells the peer whether this site's disk is full: while it is,
+// offers would only be answered "later", so the peer holds them; when
+// it has room again the peer offers at once what waited, rather than
+// after its timeouts.
+type Space struct {
+	Full bool
 }
 
 // Recon carries one step of a reconciliation session between the two
@@ -308,6 +323,12 @@ func (m *Message) AppendEncode(dst []byte) []byte {
 		dst = binary.BigEndian.AppendUint64(dst, m.Recon.Session)
 		dst = binary.AppendUvarint(dst, uint64(len(m.Recon.Body)))
 		dst = append(dst, m.Recon.Body...)
+	case m.Type == MsgSpace && m.Space != nil:
+		var flags byte
+		if m.Space.Full {
+			flags = wireFlagFull
+		}
+		dst = append(dst, flags)
 	}
 	return dst
 }
@@ -374,6 +395,8 @@ func (m *Message) sizeHint() int {
 
 const wireFlagFlood = 1
 
+const wireFlagFull = 1
+
 // DecodeMessage decodes one link message. It is strict: it accepts exactly
 // the canonical encodings of messages that pass Validate, so re-encoding
 // the result gives b back. Errors wrap ErrBadMessage with the reason. It
@@ -411,6 +434,15 @@ func DecodeMessage(b []byte) (*Message, error) {
 	case MsgRecon:
 		m.Recon = &Recon{Session: r.uint64()}
 		m.Recon.Body = r.copyBytes(r.length(MaxReconBody))
+	case MsgSpace:
+		m.Space = &Space{}
+		switch flags := r.byte(); flags {
+		case 0:
+		case wireFlagFull:
+			m.Space.Full = true
+		default:
+			r.fail("unknown flags %#x", flags)
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrBadMessage, b[0])
 	}
@@ -647,7 +679,7 @@ func (m *Message) Validate() error {
 
 func (m *Message) validate() error {
 	set := 0
-	for _, isSet := range []bool{m.Hello != nil, m.Offer != nil, m.Answer != nil, m.Data != nil, m.Ack != nil, m.Ping != nil, m.Query != nil, m.Reply != nil, m.Recon != nil} {
+	for _, isSet := range []bool{m.Hello != nil, m.Offer != nil, m.Answer != nil, m.Data != nil, m.Ack != nil, m.Ping != nil, m.Query != nil, m.Reply != nil, m.Recon != nil, m.Space != nil} {
 		if isSet {
 			set++
 		}
@@ -672,6 +704,8 @@ func (m *Message) validate() error {
 		want = m.Reply != nil
 	case MsgRecon:
 		want = m.Recon != nil
+	case MsgSpace:
+		want = m.Space != nil
 	default:
 		return errors.New("unknown type")
 	}

@@ -59,6 +59,8 @@ func wireSamples() map[string]*Message {
 		"ping-clock":      {Type: MsgPing, Ping: &Ping{Seq: 3, Clock: 1_790_000_000_123}},
 		"hello-clock":     {Type: MsgHello, Hello: &helloClock},
 		"hello-ack-clock": {Type: MsgHelloAck, Hello: &ackClock},
+		"space-full":      {Type: MsgSpace, Space: &Space{Full: true}},
+		"space-free":      {Type: MsgSpace, Space: &Space{}},
 	}
 }
 
@@ -220,6 +222,9 @@ func TestWireRejectsBytes(t *testing.T) {
 		{"data payload length long", wireSet(data, dataFlags+1, 5), "1 trailing bytes"},
 		{"answer count vs bytes", []byte{byte(MsgAnswer), 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1, 1}, "truncated: 3 entries of 1 bytes"},
 		{"answer extra bytes", []byte{byte(MsgAnswer), 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1}, "trailing"},
+		{"space empty", []byte{byte(MsgSpace)}, "truncated: need 1 bytes"},
+		{"space flags", []byte{byte(MsgSpace), 2}, "unknown flags 0x2"},
+		{"space trailing", []byte{byte(MsgSpace), 1, 0}, "1 trailing bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -300,6 +305,7 @@ func TestWireStrings(t *testing.T) {
 		{LaneControl.String(), "control"}, {LaneBulk.String(), "bulk"}, {Lane(4).String(), "lane(4)"},
 		{AnswerWant.String(), "want"}, {AnswerHave.String(), "have"}, {AnswerLater.String(), "later"},
 		{AckStored.String(), "stored"}, {AckDuplicate.String(), "duplicate"}, {AckRejected.String(), "rejected"},
+		{MsgSpace.String(), "space"}, {MsgType(13).String(), "type(13)"},
 	}
 	for _, tc := range cases {
 		if tc.got != tc.want {
@@ -356,7 +362,7 @@ func TestWireFuzzSeeds(t *testing.T) {
 		}
 		seen[m.Type] = true
 	}
-	for typ := MsgHello; typ <= MsgPing; typ++ {
+	for _, typ := range []MsgType{MsgHello, MsgHelloAck, MsgProof, MsgOffer, MsgAnswer, MsgData, MsgAck, MsgPing, MsgQuery, MsgReply, MsgSpace} {
 		if !seen[typ] {
 			t.Errorf("no valid seed of type %s", typ)
 		}
