@@ -44,12 +44,17 @@ type Engine struct {
 	q      queries
 	rc     recons
 	rd     Ready
+	full   bool // this site's disk is below its reserve (SpaceChanged)
 }
 
 // LinkStats are the engine's counters of one link; they survive the
 // link going down and coming back.
 type LinkStats struct {
 	Offered, Wanted int64
+	// Full disks (space.go): "full" and "room again" messages sent to
+	// the peer and heard from it, and the entries offered again at once
+	// because the peer said it has room again.
+	SpaceSent, PeerFullSignals, PeerRoomSignals, Resumed int64
 }
 
 type claimKey struct {
@@ -78,6 +83,7 @@ type link struct {
 	repaired map[chunk.ID]struct{}
 	recv     receiver
 	recon    bool // the peer reconciles
+	space    spaceState
 }
 
 // New returns an engine with no link up.
@@ -106,12 +112,13 @@ func (e *Engine) Step(ev Event) {
 		all = true
 	case LinkUp:
 		e.linkUp(ev.Link, ev.Mode, ev.Recon)
+		e.spaceLinkUp(ev.Link, ev.Space)
 		one = ev.Link
 	case LinkDown:
 		e.linkDown(ev.Link)
 	case Received:
 		e.received(ev.Link, ev.Msg)
-		if t := ev.Msg.Type; t == wire.MsgAnswer || t == wire.MsgAck {
+		if t := ev.Msg.Type; t == wire.MsgAnswer || t == wire.MsgAck || t == wire.MsgSpace {
 			one = ev.Link
 		}
 	case LogGrew:
@@ -139,6 +146,8 @@ func (e *Engine) Step(ev Event) {
 		e.track(ev.ID)
 	case Reconcile:
 		e.reconcile(ev)
+	case SpaceChanged:
+		e.spaceChanged(ev.Full)
 	}
 	switch {
 	case all:
@@ -179,6 +188,7 @@ func (e *Engine) NextWake() time.Time {
 			earliest(w.wake())
 		}
 		earliest(l.recv.wake(e.cfg.Timing))
+		earliest(e.spaceWake(l))
 	}
 	earliest(e.reconWake())
 	for _, c := range e.claims {
@@ -363,6 +373,7 @@ func (e *Engine) tick() {
 	e.q.tick(e)
 	e.checkComplete()
 	e.reconTick()
+	e.spaceTick()
 }
 
 // pumpLink loads, offers and advances both logs of a link.
@@ -403,6 +414,9 @@ func (e *Engine) offerFrom(l *link, k Kind, w *window, skip func(chunk.ID) bool,
 	batchMax, awaitMax := lim.ChunkOfferBatch, lim.MaxAwaitingChunks
 	if k == KindManifest {
 		batchMax, awaitMax = lim.ManifestOfferBatch, lim.MaxAwaitingMani
+	}
+	if l.space.peerFull {
+		return // it would answer "later": wait for it to say it has room
 	}
 	room := func() int { return awaitMax - w.outstanding(e.now) - other.outstanding(e.now) }
 	for n := room(); n > 0; n = room() {
@@ -449,6 +463,8 @@ func (e *Engine) received(from LinkID, m *wire.Message) {
 		e.onReply(l, m.Reply)
 	case wire.MsgRecon:
 		e.onRecon(l, m.Recon)
+	case wire.MsgSpace:
+		e.onSpace(l, m.Space)
 	}
 }
 

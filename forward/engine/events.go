@@ -26,6 +26,9 @@ type LinkUp struct {
 	Mode Mode
 	// Recon says the peer takes reconciliation messages (wire.CapRecon).
 	Recon bool
+	// Space says the peer takes MsgSpace (wire.CapSpace): it is told
+	// when this site's disk is full and when it has room again.
+	Space bool
 }
 
 // LinkDown: a link's connection ended or its peer fell silent; what was
@@ -123,6 +126,15 @@ type Reconcile struct {
 	Names bool // the result names the versions that differ
 }
 
+// SpaceChanged: this site's disk became full (below its reserve) or
+// has room again. While full, the engine answers "later" to offers of
+// what it lacks and tells the peers that take it (LinkUp.Space); when
+// room comes back it tells them, and they offer at once.
+type SpaceChanged struct {
+	Now  time.Time
+	Full bool
+}
+
 // Track: a manifest became known here from elsewhere (a lookup stored
 // it); confirm it to the federation once all its chunks are here.
 type Track struct {
@@ -130,19 +142,20 @@ type Track struct {
 	ID  chunk.ID
 }
 
-func (e Tick) at() time.Time       { return e.Now }
-func (e LinkUp) at() time.Time     { return e.Now }
-func (e LinkDown) at() time.Time   { return e.Now }
-func (e Received) at() time.Time   { return e.Now }
-func (e LogGrew) at() time.Time    { return e.Now }
-func (e StoreDone) at() time.Time  { return e.Now }
-func (e ShipSent) at() time.Time   { return e.Now }
-func (e ShipFailed) at() time.Time { return e.Now }
-func (e Ask) at() time.Time        { return e.Now }
-func (e Fetch) at() time.Time      { return e.Now }
-func (e Cancel) at() time.Time     { return e.Now }
-func (e Track) at() time.Time      { return e.Now }
-func (e Reconcile) at() time.Time  { return e.Now }
+func (e Tick) at() time.Time         { return e.Now }
+func (e LinkUp) at() time.Time       { return e.Now }
+func (e LinkDown) at() time.Time     { return e.Now }
+func (e Received) at() time.Time     { return e.Now }
+func (e LogGrew) at() time.Time      { return e.Now }
+func (e StoreDone) at() time.Time    { return e.Now }
+func (e ShipSent) at() time.Time     { return e.Now }
+func (e ShipFailed) at() time.Time   { return e.Now }
+func (e Ask) at() time.Time          { return e.Now }
+func (e Fetch) at() time.Time        { return e.Now }
+func (e Cancel) at() time.Time       { return e.Now }
+func (e Track) at() time.Time        { return e.Now }
+func (e Reconcile) at() time.Time    { return e.Now }
+func (e SpaceChanged) at() time.Time { return e.Now }
 
 func (e Tick) String() string     { return "tick" }
 func (e LinkUp) String() string   { return fmt.Sprintf("link-up %s %s", e.Link, e.Mode) }
@@ -161,9 +174,10 @@ func (e ShipFailed) String() string {
 func (e Ask) String() string {
 	return fmt.Sprintf("ask #%d kind=%d key=%x", e.Req, e.Kind, e.Key[:6])
 }
-func (e Fetch) String() string  { return fmt.Sprintf("fetch #%d %s", e.Req, e.ID.Short()) }
-func (e Cancel) String() string { return fmt.Sprintf("cancel #%d", e.Req) }
-func (e Track) String() string  { return "track " + e.ID.Short() }
+func (e Fetch) String() string        { return fmt.Sprintf("fetch #%d %s", e.Req, e.ID.Short()) }
+func (e Cancel) String() string       { return fmt.Sprintf("cancel #%d", e.Req) }
+func (e Track) String() string        { return "track " + e.ID.Short() }
+func (e SpaceChanged) String() string { return fmt.Sprintf("space full=%v", e.Full) }
 func (e Reconcile) String() string {
 	return fmt.Sprintf("reconcile #%d %s names=%v", e.Req, e.Peer, e.Names)
 }
@@ -189,6 +203,8 @@ func FormatMessage(m *wire.Message) string {
 		fmt.Fprintf(&b, " %x k%d h%d %s %x", q.ID[:4], q.Kind, q.Hops, q.Origin, q.Key[:4])
 	case wire.MsgRecon:
 		fmt.Fprintf(&b, " s%x %dB op%d", m.Recon.Session, len(m.Recon.Body), m.Recon.Body[0])
+	case wire.MsgSpace:
+		fmt.Fprintf(&b, " full=%v", m.Space.Full)
 	case wire.MsgReply:
 		p := m.Reply
 		fmt.Fprintf(&b, " %x %s fan%d found=%v seen=%v m%d", p.ID[:4], p.Site, p.Fanout, p.Found, p.Seen, len(p.Manifests))

@@ -99,6 +99,9 @@ func (e *Engine) onOffer(l *link, o *wire.Offer) {
 			}
 		}
 		answers[i] = decideAnswer(have, c, l.id, o.Lane)
+		if answers[i] == wire.AnswerWant && e.full {
+			answers[i] = wire.AnswerLater // no room: offered again (at once once the peer hears there is room)
+		}
 		if answers[i] == wire.AnswerWant {
 			e.claims[claimKey{k, id}] = &claim{link: l.id, lane: o.Lane, at: e.now}
 			r := &l.recv

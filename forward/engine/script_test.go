@@ -23,7 +23,7 @@ var update = flag.Bool("update", false, "rewrite the engine's golden scripts wit
 // tests are the model). A script line is a command; the engine's Ready
 // after it is recorded below it, indented. -update rewrites them.
 //
-//	up <peer> <out|in> [flood]        link up
+//	up <peer> <out|in> [flood] [space]   link up (space: the peer takes MsgSpace)
 //	down <peer> <out|in>              link down
 //	put <id>...                       local arrivals (one-byte chunk IDs, hex)
 //	have <id>...                      chunks stored here (as if arrived)
@@ -34,6 +34,8 @@ var update = flag.Bool("update", false, "rewrite the engine's golden scripts wit
 //	stored <peer> <dir> <lane> <id> <result>
 //	sent <peer> <dir> <id>            the last frame of a bulk ship left
 //	tick <duration>                   time passes
+//	space <full|room>                 this site's disk became full / has room
+//	peer-space <peer> <dir> <full|room>   the peer says its disk is full / has room
 func TestScripts(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.script"))
 	if len(files) == 0 {
@@ -121,11 +123,12 @@ func (s *scriptState) do(f []string) error {
 	}
 	switch f[0] {
 	case "up":
-		mode := ModeOffer
-		if len(f) > 3 && f[3] == "flood" {
-			mode = ModeFlood
+		mode, space := ModeOffer, false
+		for _, opt := range f[3:] {
+			mode = map[bool]Mode{true: ModeFlood, false: mode}[opt == "flood"]
+			space = space || opt == "space"
 		}
-		s.e.Step(LinkUp{Now: s.now, Link: s.link(f[1], f[2]), Mode: mode})
+		s.e.Step(LinkUp{Now: s.now, Link: s.link(f[1], f[2]), Mode: mode, Space: space})
 	case "down":
 		s.e.Step(LinkDown{Now: s.now, Link: s.link(f[1], f[2])})
 	case "put", "have":
@@ -206,6 +209,11 @@ func (s *scriptState) do(f []string) error {
 		}
 		s.now = s.now.Add(d)
 		s.e.Step(Tick{Now: s.now})
+	case "space":
+		s.e.Step(SpaceChanged{Now: s.now, Full: f[1] == "full"})
+	case "peer-space":
+		s.e.Step(Received{Now: s.now, Link: s.link(f[1], f[2]), Msg: &wire.Message{Type: wire.MsgSpace,
+			Space: &wire.Space{Full: f[3] == "full"}}})
 	default:
 		return fmt.Errorf("unknown command %q", f[0])
 	}

@@ -174,9 +174,19 @@ type Timing struct {
 	ReconInterval time.Duration // between automatic reconciliations of a link (10 min)
 	ReconDelay    time.Duration // from a link coming up to its first reconciliation (2 s)
 	ReconIdle     time.Duration // a session silent this long has failed (30 s)
+	// SpaceRepeat is how often a full site repeats "full" to its peers
+	// (10 s; zero takes the default). A peer holds its offers for
+	// SpaceHolds × SpaceRepeat after the last "full" it heard, so a lost
+	// "room again" costs at most that.
+	SpaceRepeat time.Duration
 }
 
-// withReconDefaults fills the reconciliation timings left zero.
+// SpaceHolds is how many SpaceRepeat periods a sender holds its offers
+// after the last "full" its peer sent.
+const SpaceHolds = 3
+
+// withReconDefaults fills the reconciliation and space timings left
+// zero, so configurations older than them need not set them.
 func (t Timing) withReconDefaults() Timing {
 	d := DefaultTiming()
 	if t.ReconInterval <= 0 {
@@ -187,6 +197,9 @@ func (t Timing) withReconDefaults() Timing {
 	}
 	if t.ReconIdle <= 0 {
 		t.ReconIdle = d.ReconIdle
+	}
+	if t.SpaceRepeat <= 0 {
+		t.SpaceRepeat = d.SpaceRepeat
 	}
 	return t
 }
@@ -205,6 +218,7 @@ func DefaultTiming() Timing {
 		ReconInterval: 10 * time.Minute,
 		ReconDelay:    2 * time.Second,
 		ReconIdle:     30 * time.Second,
+		SpaceRepeat:   10 * time.Second,
 	}
 }
 

@@ -248,6 +248,21 @@ func (w *window) requeue(ids []chunk.ID) {
 	}
 }
 
+// resume puts back to be offered now the entries that wait on a
+// timeout because the peer had no room: answered "later", or sent in
+// full and unacked (the peer's store may have failed). It returns how
+// many. An entry still being shipped keeps its place: its ack comes.
+func (w *window) resume() int {
+	n := 0
+	for _, e := range w.entries {
+		if e.state == stateLater || e.state == stateWanted && !e.sentAt.IsZero() {
+			e.state = stateQueued
+			n++
+		}
+	}
+	return n
+}
+
 // skip confirms IDs that cannot be shipped (gone from this site), so the
 // cursor can pass them.
 func (w *window) skip(id chunk.ID) {
