@@ -52,6 +52,13 @@ type Inventory struct {
 	unpersisted int
 	persistedAt time.Time
 	refused     int
+
+	// gone are IDs taken out of the stores (a corrupt chunk quarantined,
+	// garbage collected), toggled out of the table at the next fold,
+	// before the log's tail: an ID that comes back is logged again
+	// after it was queued here (goneMu).
+	goneMu sync.Mutex
+	gone   []recon.Item
 }
 
 var _ recon.Local = (*Inventory)(nil)
@@ -217,8 +224,32 @@ func (inv *Inventory) persist(blocks []int) error {
 	return nil
 }
 
-// fold applies the log entries past the fold point.
+// Forget queues IDs the stores no longer hold, to be toggled out of the
+// table. The caller has committed their removal first. Should the site
+// stop before the table is persisted, its counts no longer match the
+// index's at the next open, and it is rebuilt.
+func (inv *Inventory) Forget(k Kind, ids []chunk.ID) {
+	if len(ids) == 0 {
+		return
+	}
+	inv.goneMu.Lock()
+	for _, id := range ids {
+		inv.gone = append(inv.gone, recon.Item{Kind: byte(k), ID: id})
+	}
+	inv.goneMu.Unlock()
+}
+
+// fold applies the removals queued by Forget, then the log entries past
+// the fold point.
 func (inv *Inventory) fold() error {
+	inv.goneMu.Lock()
+	gone := inv.gone
+	inv.gone = nil
+	inv.goneMu.Unlock()
+	for _, it := range gone {
+		inv.t.Toggle(it.Kind, it.ID, false)
+	}
+	inv.unpersisted += len(gone)
 	for _, k := range []Kind{KindManifest, KindChunk} {
 		for {
 			as, err := inv.stores.Log.Read(k, inv.folded[k.Index()], 4096)
@@ -290,10 +321,13 @@ func (inv *Inventory) Resolve(k recon.Key) (recon.Item, recon.Info, bool) {
 // Refuses implements recon.Local: whether this site refuses the
 // manifest with key k for good, as its trust store stands now.
 func (inv *Inventory) Refuses(k recon.Key) bool {
+	p := recon.Prefix(byte(KindManifest), k)
+	if collected, err := inv.stores.Objects.CollectedByPrefix(p[:]); err == nil && collected {
+		return true // deleted here and garbage-collected: it must not come back
+	}
 	if !inv.anyRefused() {
 		return false
 	}
-	p := recon.Prefix(byte(KindManifest), k)
 	lo := append([]byte{prefixRefused}, p[:]...)
 	it, err := inv.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixUpperBound(lo)})
 	if err != nil {

@@ -262,7 +262,8 @@ func (n *Node) collectRecon(ch chan<- prometheus.Metric) {
 }
 
 // reconStorage is the engine's view of the site with reconciliation on:
-// a manifest refused here for good counts as held, so offers of it
+// a manifest refused here for good, or garbage-collected, counts as
+// held, so offers of it
 // (from the log or a reconciliation) are answered "have" and it is not
 // sent again.
 type reconStorage struct {
@@ -275,7 +276,11 @@ func (st reconStorage) Has(k engine.Kind, id chunk.ID) (bool, error) {
 	if err != nil || has || k != engine.KindManifest {
 		return has, err
 	}
-	return st.inv.Refused(id), nil
+	if st.inv.Refused(id) {
+		return true, nil
+	}
+	// A version garbage-collected here must not come back.
+	return st.s.Objects.IsCollected(id)
 }
 
 // caps are the capability bits this site announces in its hellos.

@@ -3,7 +3,9 @@ package forward
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,6 +24,9 @@ type Stores struct {
 	Chunks  *chunk.Store
 	Objects *naming.Store
 	Log     *Log
+	// repairer, when set, heals damaged chunks from other sites before
+	// they are shipped (SetRepairer).
+	repairer atomic.Pointer[Repairer]
 
 	shipMu   sync.Mutex
 	shipped  map[chunk.ID]*shipped // compressed payloads, so each chunk is compressed once
@@ -100,6 +105,22 @@ func (s *Stores) Payload(k Kind, id chunk.ID) (chunk.Codec, []byte, uint32, erro
 	}
 	s.remember(id, &shipped{c, payload, rawLen})
 	return c, payload, rawLen, nil
+}
+
+// SetRepairer has damaged chunks repaired before they are shipped.
+func (s *Stores) SetRepairer(r *Repairer) { s.repairer.Store(r) }
+
+// forgetShipped drops a chunk's cached compressed payload.
+func (s *Stores) forgetShipped(id chunk.ID) {
+	s.shipMu.Lock()
+	defer s.shipMu.Unlock()
+	if p, ok := s.shipped[id]; ok {
+		s.shipSize -= len(p.payload)
+		delete(s.shipped, id)
+		if i := slices.Index(s.shipList, id); i >= 0 {
+			s.shipList = slices.Delete(s.shipList, i, i+1)
+		}
+	}
 }
 
 func (s *Stores) remember(id chunk.ID, p *shipped) {
@@ -192,7 +213,8 @@ func Deferred(err error) bool {
 func isStorageError(err error) bool {
 	return !errors.Is(err, manifest.ErrMalformed) && !errors.Is(err, manifest.ErrBadSignature) &&
 		!errors.Is(err, naming.ErrForbidden) && !errors.Is(err, naming.ErrUntrusted) &&
-		!errors.Is(err, naming.ErrConflict) && !errors.Is(err, naming.ErrBadName) && !errors.Is(err, naming.ErrFuture)
+		!errors.Is(err, naming.ErrConflict) && !errors.Is(err, naming.ErrBadName) && !errors.Is(err, naming.ErrFuture) &&
+		!errors.Is(err, naming.ErrCollected)
 }
 
 // Store verifies and stores a payload the engine assembled, logging it
