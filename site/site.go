@@ -81,6 +81,8 @@ type Site struct {
 	countMu sync.Mutex
 	count   int64
 	countAt time.Time
+
+	heal *healing // scrub, repair and garbage collection (heal.go)
 }
 
 // Open loads dir's config and key and opens its stores.
