@@ -50,14 +50,17 @@ type CollectJournal interface {
 	StageCollected(pb *pebble.Batch, manifests []chunk.ID) error
 }
 
-const (
-	// gcGroupKeys bounds the keys one removal batch touches (and so how
+// gcLimits are the sizes of a pass's steps (tests make them small).
+type gcLimits struct {
+	// groupKeys bounds the keys one removal batch touches (and so how
 	// long it holds the commit mutex that puts and arrivals wait for).
-	gcGroupKeys = 4096
+	groupKeys int
 	// scanPage is how many keys a scan reads before it reopens its
 	// iterator, so a long pass does not pin old tables all along.
-	scanPage = 4096
-)
+	scanPage int
+}
+
+var defaultGCLimits = gcLimits{groupKeys: 4096, scanPage: 4096}
 
 // versionEntry is one key of a name's version index as a scan saw it.
 type versionEntry struct {
@@ -165,7 +168,7 @@ func (g *gcPass) plan(h Hash, seen []versionEntry) error {
 	}
 	p.dropName = len(p.doomed) == len(seen)
 	g.pending = append(g.pending, p)
-	if g.cost += cost; g.cost < gcGroupKeys {
+	if g.cost += cost; g.cost < g.s.gcLimits.groupKeys {
 		return nil
 	}
 	return g.flush()
@@ -309,7 +312,7 @@ func (s *Store) stageRemove(pb *pebble.Batch, h Hash, id chunk.ID, m *manifest.M
 }
 
 // walkNames calls fn with each name hash in the version index and its
-// entries, oldest first. It reads at most scanPage keys per iterator.
+// entries, oldest first.
 func (s *Store) walkNames(ctx context.Context, fn func(Hash, []versionEntry) error) error {
 	var cur []versionEntry
 	var curHash Hash
@@ -339,9 +342,9 @@ func (s *Store) walkNames(ctx context.Context, fn func(Hash, []versionEntry) err
 }
 
 // scanPrefix calls fn with every committed key and value under the
-// one-byte prefix p (valid only during the call), reopening its iterator
-// every scanPage keys and stopping when ctx is done. Keys committed
-// during the scan may or may not be seen.
+// one-byte prefix p (valid only during the call), reopening its
+// iterator every gcLimits.scanPage keys and stopping when ctx is done.
+// Keys committed during the scan may or may not be seen.
 func (s *Store) scanPrefix(ctx context.Context, p byte, fn func(k, v []byte) error) error {
 	lower, upper := []byte{p}, []byte{p + 1}
 	for {
@@ -355,7 +358,7 @@ func (s *Store) scanPrefix(ctx context.Context, p byte, fn func(k, v []byte) err
 		more := false
 		n := 0
 		for it.First(); it.Valid(); it.Next() {
-			if n == scanPage {
+			if n == s.gcLimits.scanPage {
 				lower, more = bytes.Clone(it.Key()), true
 				break
 			}

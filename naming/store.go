@@ -80,6 +80,7 @@ type Store struct {
 
 	gcMu      sync.Mutex   // one CollectHidden at a time (gc.go)
 	collected atomic.Int64 // 'g' keys committed
+	gcLimits  gcLimits
 }
 
 // PutOptions are the optional fields of a new version.
@@ -103,7 +104,7 @@ func Open(db *pebble.DB, chunks *chunk.Store, cfg Config) (*Store, error) {
 	if cfg.MaxSkew <= 0 {
 		cfg.MaxSkew = 5 * time.Minute
 	}
-	s := &Store{db: db, chunks: chunks, cfg: cfg}
+	s := &Store{db: db, chunks: chunks, cfg: cfg, gcLimits: defaultGCLimits}
 	n, err := s.countPrefix([]byte{prefixManifest})
 	if err != nil {
 		return nil, fmt.Errorf("count versions: %w", err)
