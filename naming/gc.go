@@ -115,6 +115,9 @@ func collectible(vs []versionInfo, cutoff int64) []bool {
 // puts and arrivals take, so it runs beside them. On error (or ctx
 // cancelled) what was committed so far is reported with it.
 func (s *Store) CollectHidden(ctx context.Context, now time.Time, grace time.Duration) (Collected, error) {
+	if grace < 0 {
+		return Collected{}, fmt.Errorf("collect hidden versions: negative grace period %s", grace)
+	}
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	g := gcPass{s: s, cutoff: now.Add(-grace).UnixMilli(), chunks: map[chunk.ID]bool{}}
@@ -161,11 +164,12 @@ func (g *gcPass) plan(h Hash, seen []versionEntry) error {
 		}
 		p.doomed = append(p.doomed, m)
 		p.ids = append(p.ids, seen[i].id)
-		cost += 6 + len(m.Chunks)
+		cost += 6 + len(m.Chunks) // keys removed, about
 	}
 	if len(p.doomed) == 0 {
 		return nil
 	}
+	cost += len(seen) // re-read under the mutex
 	p.dropName = len(p.doomed) == len(seen)
 	g.pending = append(g.pending, p)
 	if g.cost += cost; g.cost < g.s.gcLimits.groupKeys {

@@ -2,7 +2,10 @@
 // version index kept in Pebble: name hash → versions → manifest. It answers
 // latest, as-of and history queries, applies tombstones and expiry, and
 // turns a byte stream into a signed version (Put) on top of the chunk store.
-// It knows nothing about links or NATS.
+// It collects versions hidden by a tombstone or expiry past a grace period
+// and refuses them for good afterwards (gc.go); the chunks they leave
+// unreferenced are the chunk store's to sweep. It knows nothing about
+// links or NATS.
 package naming
 
 import (
