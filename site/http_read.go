@@ -8,6 +8,7 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/tools/heal"
 )
 
 // Status is the JSON answer of /api/status.
@@ -25,7 +26,20 @@ type Status struct {
 	// bytes of them not readable here yet (exact, not sampled).
 	IncompleteVersions int64 `json:"incomplete_versions"`
 	IncompleteBytes    int64 `json:"incomplete_bytes"`
+	// Chunks lost here that no reachable site could send yet, with the
+	// objects that use them (the oldest 100 listed), and chunks healed
+	// from other sites since start.
+	UnrepairableChunks int64                  `json:"unrepairable_chunks"`
+	Unrepairable       []forward.Unrepairable `json:"unrepairable"`
+	RepairedChunks     int64                  `json:"repaired_chunks"`
+	// The last scrub and garbage collection since start (or the ones
+	// running), without their lists of affected objects.
+	LastScrub *heal.ScrubReport `json:"last_scrub,omitempty"`
+	LastGC    *heal.GCReport    `json:"last_gc,omitempty"`
 }
+
+// maxStatusUnrepairable bounds the unrepairable chunks /api/status lists.
+const maxStatusUnrepairable = 100
 
 // Status reports what the site holds.
 func (s *Site) Status() (Status, error) {
@@ -36,13 +50,32 @@ func (s *Site) Status() (Status, error) {
 	}
 	cs := s.chunks.Stats()
 	incVersions, incBytes := s.objects.Incomplete()
-	return Status{
+	st := Status{
 		Site: cfg.ID, Domain: cfg.Domain, Key: s.key.PublicKey().String(),
 		Objects: objects, Versions: s.objects.Versions(),
 		Chunks: cs.Chunks, StoredBytes: cs.StoredBytes, RawBytes: cs.RawBytes,
 		IncompleteVersions: incVersions, IncompleteBytes: incBytes,
-		Links: s.node.Links(),
-	}, nil
+		Links:        s.node.Links(),
+		Unrepairable: []forward.Unrepairable{},
+	}
+	if h := s.heal; h != nil {
+		bad := h.repair.Unrepairable()
+		st.UnrepairableChunks = int64(len(bad))
+		st.Unrepairable = bad[:min(len(bad), maxStatusUnrepairable)]
+		st.RepairedChunks, _, _ = h.repair.Counts()
+		h.mu.Lock()
+		if h.lastScrub != nil {
+			r := *h.lastScrub
+			r.Affected = nil
+			st.LastScrub = &r
+		}
+		if h.lastGC != nil {
+			r := *h.lastGC
+			st.LastGC = &r
+		}
+		h.mu.Unlock()
+	}
+	return st, nil
 }
 
 func (s *Site) serveStatus(w http.ResponseWriter, r *http.Request) {

@@ -136,25 +136,53 @@ func (s *Site) bySHA256(r *http.Request, sum [32]byte) (*manifest.Manifest, erro
 	return m, err
 }
 
-// readThrough reads chunks locally and fetches missing ones through the
-// links (nearest holder first); fetched chunks are kept.
+// readThrough reads chunks locally, fetches missing ones through the
+// links (nearest holder first; fetched chunks are kept), and repairs
+// damaged ones from the other sites before going on. name ("name@version")
+// is reported with a chunk that cannot be repaired.
 type readThrough struct {
-	ctx context.Context
-	s   *Site
+	ctx  context.Context
+	s    *Site
+	name string
+	// primed is a chunk read ahead (to answer an error before the first
+	// byte), handed over to the first Get of it.
+	primedID  chunk.ID
+	primedRaw []byte
 }
 
-func (g readThrough) Get(id chunk.ID, dst []byte) ([]byte, error) {
+func (g *readThrough) Get(id chunk.ID, dst []byte) ([]byte, error) {
+	if g.primedRaw != nil && id == g.primedID {
+		raw := g.primedRaw
+		g.primedRaw = nil
+		return raw, nil
+	}
 	raw, err := g.s.chunks.Get(id, dst)
-	if !errors.Is(err, chunk.ErrNotFound) {
-		return raw, err
+	switch {
+	case err == nil:
+		return raw, nil
+	case errors.Is(err, chunk.ErrNotFound):
+		if g.s.heal != nil && g.s.heal.repair.IsUnrepairable(id) {
+			// Lost here and no site had it: repair says so at once
+			// (and asks again after a while).
+			if rerr := g.s.heal.repair.Repair(g.ctx, id, g.name); rerr != nil {
+				return nil, rerr
+			}
+			return g.s.chunks.Get(id, dst)
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, fetchTimeout)
+		defer cancel()
+		if err := g.s.node.Fetch(ctx, id); err != nil {
+			return nil, err
+		}
+		g.s.metrics.fetched.Inc()
+		return g.s.chunks.Get(id, dst)
+	case errors.Is(err, chunk.ErrCorrupt) && g.s.heal != nil:
+		if rerr := g.s.heal.repair.Repair(g.ctx, id, g.name); rerr != nil {
+			return nil, rerr
+		}
+		return g.s.chunks.Get(id, dst)
 	}
-	ctx, cancel := context.WithTimeout(g.ctx, fetchTimeout)
-	defer cancel()
-	if err := g.s.node.Fetch(ctx, id); err != nil {
-		return nil, err
-	}
-	g.s.metrics.fetched.Inc()
-	return g.s.chunks.Get(id, dst)
+	return nil, err
 }
 
 // waitSites waits until want sites hold m durably; 0 or 1 returns at once.

@@ -57,6 +57,7 @@ type cli struct {
 	Stat     StatCmd     `cmd:"" help:"Show a site's status and its links."`
 	Diff     DiffCmd     `cmd:"" help:"Reconcile this site with a linked peer now and say what either lacks (exit 5 when they differ)."`
 	Resync   ResyncCmd   `cmd:"" help:"Reconcile with a linked peer until the two are in sync, moving what is missing, with progress."`
+	Tools    ToolsCmd    `cmd:"" help:"Operator tools for a running site: scrub, gc."`
 	Site     SiteCmd     `cmd:"" help:"Create, run and configure a site."`
 	Demo     DemoCmd     `cmd:"" help:"Run a small federation on this machine and show it replicating."`
 	Bench    BenchCmd    `cmd:"" help:"Measure ingest and replication against baselines."`
@@ -110,6 +111,10 @@ func exitCodeOf(err error) int {
 			return exitNotFound
 		case 504:
 			return exitTimeout
+		case 502:
+			if ae.Message == "chunk_corrupt" {
+				return exitVerify // the site's copy is damaged and could not be repaired
+			}
 		}
 	}
 	switch {

@@ -199,12 +199,101 @@ func (c *Client) get(ctx context.Context, name string, opts GetOptions) (*Object
 		Partial:     resp.StatusCode == http.StatusPartialContent,
 		Federation:  federationOf(resp.Header),
 	}
+	if !obj.Partial && opts.Range == "" && obj.Version != "" && obj.Size > 0 && opts.SHA256 == "" {
+		obj.Body = &resumingReader{c: c, ctx: ctx, path: path, version: obj.Version, etag: resp.Header.Get("ETag"), size: obj.Size, rc: resp.Body}
+	}
 	if obj.SHA256 != "" && !obj.Partial && opts.Range == "" {
-		obj.Body = &verifyingReader{rc: resp.Body, h: sha256.New(), want: obj.SHA256}
+		obj.Body = &verifyingReader{rc: obj.Body, h: sha256.New(), want: obj.SHA256}
 		obj.Verified = true
 	}
 	return obj, nil
 }
+
+// maxResumes bounds how often one get picks a broken transfer up again.
+const maxResumes = 3
+
+// resumingReader picks up a whole-object transfer that broke off (the
+// connection dropped, or the site aborted it on a chunk it could not
+// read) with a range request for the rest of the same version. The site
+// then knows before the first byte whether it can go on: a damaged
+// chunk it could not repair is answered 502 chunk_corrupt, which ends
+// the read with an error wrapping ErrVerify and the *APIError.
+type resumingReader struct {
+	c       *Client
+	ctx     context.Context
+	path    string
+	version string
+	etag    string
+	size    int64
+	rc      io.ReadCloser
+	got     int64
+	resumes int
+	broken  error // the transfer broke after the bytes last returned
+}
+
+func (r *resumingReader) Read(p []byte) (int, error) {
+	for {
+		err := r.broken
+		n := 0
+		if err == nil {
+			n, err = r.rc.Read(p)
+			r.got += int64(n)
+			if err == nil {
+				return n, nil
+			}
+			if errors.Is(err, io.EOF) {
+				if r.got >= r.size {
+					return n, io.EOF
+				}
+				err = io.ErrUnexpectedEOF
+			}
+			if n > 0 {
+				r.broken = err // the bytes first; the next Read picks the transfer up
+				return n, nil
+			}
+		}
+		r.broken = nil
+		if r.ctx.Err() != nil || r.resumes >= maxResumes {
+			return 0, err
+		}
+		if rerr := r.resume(); rerr != nil {
+			var ae *APIError
+			if errors.As(rerr, &ae) && ae.Status == http.StatusBadGateway && ae.Message == "chunk_corrupt" {
+				return 0, fmt.Errorf("%w: the site could not produce the object from byte %d on: %w", ErrVerify, r.got, rerr)
+			}
+			return 0, fmt.Errorf("%w (picking the transfer up again failed: %v)", err, rerr)
+		}
+	}
+}
+
+// resume asks for the rest of the version from where the transfer broke.
+func (r *resumingReader) resume() error {
+	r.resumes++
+	_ = r.rc.Close()
+	r.rc = io.NopCloser(strings.NewReader(""))
+	q := url.Values{}
+	q.Set("version", r.version)
+	req, err := r.c.newRequest(r.ctx, http.MethodGet, r.path, q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-", r.got))
+	if r.etag != "" {
+		req.Header.Set("If-Range", r.etag)
+	}
+	resp, err := r.c.do(req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusPartialContent {
+		resp.Body.Close()
+		return fmt.Errorf("the site answered %s to the rest of the transfer", resp.Status)
+	}
+	r.rc = resp.Body
+	return nil
+}
+
+func (r *resumingReader) Close() error { return r.rc.Close() }
 
 // ParseETag returns the lower-case hex SHA-256 in a strong ETag
 // ("<64 hex>"), or "" if the value is not one.

@@ -1,0 +1,81 @@
+package site
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+)
+
+// errChunkCorrupt is the "error" of an answer about an object a chunk of
+// which is damaged here and could not be repaired.
+const errChunkCorrupt = "chunk_corrupt"
+
+// primeRead finds, before the first byte is sent, whether the read can
+// start: a chunk of the object known unrepairable, or the first chunk of
+// the range failing (after repair), is answered with 502 chunk_corrupt
+// instead of a 200 that breaks off. The first chunk read is kept for the
+// stream.
+func (s *Site) primeRead(r *http.Request, m *manifest.Manifest, rt *readThrough) error {
+	if m.Size == 0 || len(m.Chunks) == 0 || m.ChunkSize <= 0 {
+		return nil
+	}
+	if s.heal != nil {
+		for _, id := range m.Chunks {
+			if s.heal.repair.IsUnrepairable(id) {
+				// A repair attempt (at most one a minute) may heal it now.
+				if err := s.heal.repair.Repair(r.Context(), id, rt.name); err != nil {
+					return fmt.Errorf("read %s: %w", rt.name, err)
+				}
+			}
+		}
+	}
+	first := rangeStart(r.Header.Get("Range"), m.Size)
+	i := first / int64(m.ChunkSize)
+	if i < 0 || i >= int64(len(m.Chunks)) {
+		return nil // an unsatisfiable range: ServeContent answers it
+	}
+	id := m.Chunks[i]
+	raw, err := rt.Get(id, nil)
+	if err != nil {
+		if s.heal != nil && !s.heal.repair.IsUnrepairable(id) && !isCorrupt(err) {
+			return nil // not here and not fetched (yet): the stream reports it as before
+		}
+		return fmt.Errorf("read %s chunk %d (%s): %w", rt.name, i, id.Short(), err)
+	}
+	rt.primedID, rt.primedRaw = id, raw
+	return nil
+}
+
+func isCorrupt(err error) bool {
+	return err != nil && (errors.Is(err, chunk.ErrCorrupt))
+}
+
+// rangeStart is the first byte a Range header asks for (0 for none, a
+// multi-range, or one that does not parse: ServeContent judges those).
+func rangeStart(h string, size int64) int64 {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return 0
+	}
+	from, to, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return 0
+	}
+	if from == "" {
+		n, err := strconv.ParseInt(to, 10, 64)
+		if err != nil || n <= 0 {
+			return 0
+		}
+		return max(size-n, 0)
+	}
+	n, err := strconv.ParseInt(from, 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
