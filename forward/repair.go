@@ -70,7 +70,9 @@ type repairCall struct {
 }
 
 // NewRepairer loads the chunks remembered as unrepairable. fetch brings
-// a chunk that is not stored here from another site (Node.Fetch).
+// a chunk that is not stored here from another site (Node.Fetch). It
+// always returns a usable Repairer; an error says the list could not be
+// read in full.
 func NewRepairer(db *pebble.DB, stores *Stores, inv *Inventory, fetch func(context.Context, chunk.ID) error, log *slog.Logger) (*Repairer, error) {
 	if log == nil {
 		log = slog.Default()
@@ -79,7 +81,7 @@ func NewRepairer(db *pebble.DB, stores *Stores, inv *Inventory, fetch func(conte
 		inflight: map[chunk.ID]*repairCall{}, bad: map[chunk.ID]*Unrepairable{}}
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixUnrepairable}, UpperBound: []byte{prefixUnrepairable + 1}})
 	if err != nil {
-		return nil, fmt.Errorf("load unrepairable chunks: %w", err)
+		return r, fmt.Errorf("load unrepairable chunks: %w", err)
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {

@@ -105,7 +105,7 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, manifest.ErrMalformed):
 		return http.StatusBadRequest, ""
 	case errors.Is(err, chunk.ErrCorrupt):
-		return http.StatusBadGateway, "stored data failed verification; run skyfed tools scrub"
+		return http.StatusBadGateway, "this site's copy of a chunk of it is damaged or lost and no reachable site sent a good one; skyfed stat lists unrepairable chunks and their objects, skyfed tools scrub checks the whole store"
 	case errors.Is(err, syscall.ENOSPC):
 		return http.StatusInsufficientStorage, "the site's disk is full; free space or move the data dir"
 	case errors.Is(err, ErrClockAhead):
@@ -141,6 +141,11 @@ func (s *Site) fail(w http.ResponseWriter, r *http.Request, op string, err error
 		s.log.Warn("request refused", "op", op, "path", r.URL.Path, "status", status, "err", err)
 	}
 	s.metrics.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
+	if errors.Is(err, chunk.ErrCorrupt) {
+		// A fixed code scripts can test, the detail beside it.
+		writeJSON(w, status, map[string]string{"error": errChunkCorrupt, "detail": err.Error(), "hint": hint})
+		return
+	}
 	writeJSON(w, status, map[string]string{"error": err.Error(), "hint": hint})
 }
 
@@ -364,7 +369,14 @@ func (s *Site) serveContent(w http.ResponseWriter, r *http.Request, op string, m
 	for _, kv := range m.Meta {
 		h.Set(metaHeaderPrefix+kv.Key, kv.Value)
 	}
-	rd := &countingReader{r: naming.NewReader(readThrough{ctx: r.Context(), s: s}, m, 0, m.Size)}
+	rt := &readThrough{ctx: r.Context(), s: s, name: m.Name + "@" + m.Version()}
+	unpin := s.chunks.Pin(m.Chunks) // no garbage collection under a read
+	defer unpin()
+	if err := s.primeRead(r, m, rt); err != nil {
+		s.fail(w, r, op, err)
+		return
+	}
+	rd := &countingReader{r: naming.NewReader(rt, m, 0, m.Size)}
 	http.ServeContent(w, r, "", m.Stamp.Time(), rd)
 	s.metrics.servedBytes.Add(float64(rd.n))
 	if rd.err != nil && clientGone(r, rd.err) {
