@@ -181,11 +181,14 @@ func (e *Engine) NextWake() time.Time {
 		}
 	}
 	for _, l := range e.links {
-		for _, w := range l.windows {
-			earliest(w.wake())
-		}
-		for _, w := range l.repair {
-			earliest(w.wake())
+		for _, k := range Kinds {
+			if l.space.peerFull {
+				break // offers are held: nothing falls due but the hold's end
+			}
+			w, r := l.windows[k.Index()], l.repair[k.Index()]
+			room := e.awaitMax(k) > w.outstanding(e.now)+r.outstanding(e.now)
+			earliest(w.wake(room))
+			earliest(r.wake(room))
 		}
 		earliest(l.recv.wake(e.cfg.Timing))
 		earliest(e.spaceWake(l))
@@ -407,13 +410,21 @@ func (e *Engine) pump(l *link, k Kind) {
 	}
 }
 
+// awaitMax bounds the entries of kind k offered or wanted and not yet
+// answered or acked, per link.
+func (e *Engine) awaitMax(k Kind) int {
+	if k == KindManifest {
+		return e.cfg.Limits.MaxAwaitingMani
+	}
+	return e.cfg.Limits.MaxAwaitingChunks
+}
+
 // offerFrom offers (or pushes) w's due entries while the link has room,
 // leaving those skip names for later.
 func (e *Engine) offerFrom(l *link, k Kind, w *window, skip func(chunk.ID) bool, other *window) {
-	lim := e.cfg.Limits
-	batchMax, awaitMax := lim.ChunkOfferBatch, lim.MaxAwaitingChunks
+	batchMax, awaitMax := e.cfg.Limits.ChunkOfferBatch, e.awaitMax(k)
 	if k == KindManifest {
-		batchMax, awaitMax = lim.ManifestOfferBatch, lim.MaxAwaitingMani
+		batchMax = e.cfg.Limits.ManifestOfferBatch
 	}
 	if l.space.peerFull {
 		return // it would answer "later": wait for it to say it has room

@@ -138,14 +138,18 @@ func (w *window) due(e *entry, now time.Time) bool {
 }
 
 // wake returns when the earliest timeout of the window falls due, or the
-// zero time.
-func (w *window) wake() time.Time {
+// zero time. Without room in flight, a "later" falling due changes
+// nothing (it waits for room, which an answer, an ack or another
+// timeout makes): with room false only those count.
+func (w *window) wake(room bool) time.Time {
 	var at time.Time
 	for _, e := range w.entries {
 		var t time.Time
 		switch e.state {
 		case stateLater:
-			t = e.since.Add(w.timing.LaterDelay)
+			if room {
+				t = e.since.Add(w.timing.LaterDelay)
+			}
 		case stateOffered:
 			t = e.since.Add(w.timing.AnswerTimeout)
 		case stateWanted:

@@ -113,7 +113,7 @@ func TestWindowTimeouts(t *testing.T) {
 	if _, again := w.nextOffer(5, t0.Add(timing.AnswerTimeout), nil); len(again) != 1 || again[0] != ids(1)[0] {
 		t.Fatalf("an unanswered offer must be offered again after the timeout, got %v", again)
 	}
-	if wake := w.wake(); !wake.Equal(t0.Add(time.Second + timing.AnswerTimeout)) {
+	if wake := w.wake(true); !wake.Equal(t0.Add(time.Second + timing.AnswerTimeout)) {
 		t.Fatalf("wake %v", wake.Sub(t0))
 	}
 }

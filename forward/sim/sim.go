@@ -54,6 +54,7 @@ type Result struct {
 	Clean                    bool // no message lost, no crash, offer mode: nothing may cross twice
 	Lossy, Crashes, Cuts     bool
 	Losses                   bool // sites lose part of their stored payloads (only reconciliation heals that)
+	Full                     bool // sites' disks fill up for a while (space.go)
 	Stalls                   bool // links given up for silence while their connection lived on
 	Flood                    bool // some links flood: duplicates are expected
 	Puts, Lookups, Fetches   int
@@ -118,6 +119,7 @@ type site struct {
 	seenCf  map[[2]string]bool
 	storeAt map[engine.LinkID]time.Time // per link, when its last store finishes
 	lost    map[chunk.ID]bool           // payloads it lost (loseState): a peer may have confirmed them before
+	full    bool                        // its disk is full: stores fail (space.go)
 }
 
 type pendingReq struct {
@@ -135,6 +137,7 @@ type pendingAsk struct {
 
 type simLink struct {
 	a, b    *site // a dials b
+	space   bool  // both ends take wire.MsgSpace (else the receiver's "later" answers alone pause it)
 	delay   time.Duration
 	bw      float64 // bytes per second
 	up      bool
@@ -234,6 +237,9 @@ func (w *World) topology() {
 		if w.opts.Delay > 0 {
 			l.delay = w.opts.Delay
 		}
+		// One link in four joins a site from before MsgSpace: drawn
+		// without the seed's generator, so every other draw stays as it was.
+		l.space = (w.opts.Seed+uint64(len(w.links)))%4 != 0
 		l.idOf[0] = engine.LinkID{Peer: b.name, Dir: engine.DirOut} // as a sees it
 		l.idOf[1] = engine.LinkID{Peer: a.name, Dir: engine.DirIn}  // as b sees it
 		l.pipes[0] = &pipe{l: l, from: a, to: b, side: 0}
@@ -362,6 +368,7 @@ func (w *World) heal() {
 	w.faulty = false
 	w.trace("heal")
 	for _, s := range w.sites {
+		s.setFull(false)
 		if !s.up {
 			s.restart()
 		}
@@ -436,6 +443,9 @@ func (s *site) start() {
 		Limits: simLimits(), Sign: s.sign, Verify: s.w.verify, Rand: rngReader{rand.New(rand.NewPCG(s.w.rng.Uint64(), uint64(s.idx)))},
 		Inventory: s.st})
 	s.wakeAt = time.Time{}
+	if s.full {
+		s.step(engine.SpaceChanged{Now: s.w.now, Full: true}) // the disk is still full after a restart
+	}
 }
 
 func simLimits() engine.Limits {
@@ -537,6 +547,7 @@ func (s *site) carryOut(rd engine.Ready) {
 		s.store(st)
 	}
 	for _, m := range rd.Messages {
+		s.checkFullAnswer(m.Msg)
 		s.send(m.Link, m.Lane, m.Msg, nil)
 	}
 	for _, sh := range rd.Ships {
@@ -649,7 +660,10 @@ func (s *site) store(st engine.Store) {
 		if s.gen != gen || !s.up {
 			return // lost with the crash
 		}
-		res, why := s.st.put(st, w.now)
+		res, why := engine.Failed, "disk full"
+		if !s.full {
+			res, why = s.st.put(st, w.now)
+		}
 		if res == engine.Stored {
 			if _, ok := w.all[st.ID]; !ok {
 				w.failf("%s stored %s, which nobody put", s.name, st.ID.Short())
@@ -778,10 +792,10 @@ func (w *World) linkUp(l *simLink) {
 	w.trace("link %s-%s up", l.a.name, l.b.name)
 	// The dialer is up when the acceptor's proof arrives; the acceptor
 	// one link delay later, when the dialer's proof does.
-	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode, Recon: true})
+	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode, Recon: true, Space: l.space})
 	w.after(l.delay, func() {
 		if l.gen == gen && l.up {
-			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode, Recon: true})
+			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode, Recon: true, Space: l.space})
 			// What a stalled link still carried arrives now, into the
 			// new session.
 			for side, p := range l.pipes {
@@ -854,7 +868,8 @@ func (w *World) plan() {
 		}
 	}
 	w.res.Losses = r.IntN(10) < 3
-	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts && !w.res.Stalls && !w.res.Flood && !w.res.Losses
+	w.planFull()
+	w.res.Clean = !w.res.Lossy && !w.res.Crashes && !w.res.Cuts && !w.res.Stalls && !w.res.Flood && !w.res.Losses && !w.res.Full
 	if w.res.Stalls {
 		w.faults(1+r.IntN(4), workload, func() time.Duration { return time.Duration(r.IntN(3000)) * time.Millisecond },
 			func() (begin, end func()) {
