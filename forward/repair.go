@@ -139,13 +139,24 @@ func (r *Repairer) Repair(ctx context.Context, id chunk.ID, names ...string) err
 	c := &repairCall{done: make(chan struct{})}
 	r.inflight[id] = c
 	r.mu.Unlock()
-
-	c.err = r.repair(ctx, id, names)
-	r.mu.Lock()
-	delete(r.inflight, id)
-	r.mu.Unlock()
-	close(c.done)
-	return c.err
+	// The repair outlives a caller that gives up (a reader whose client
+	// went away): it is bounded by repairTimeout, and the next reader
+	// finds it done or joins it.
+	go func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), repairTimeout)
+		defer cancel()
+		c.err = r.repair(rctx, id, names)
+		r.mu.Lock()
+		delete(r.inflight, id)
+		r.mu.Unlock()
+		close(c.done)
+	}()
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (r *Repairer) repair(ctx context.Context, id chunk.ID, names []string) error {
@@ -166,9 +177,7 @@ func (r *Repairer) repair(ctx context.Context, id chunk.ID, names []string) erro
 	case !errors.Is(err, chunk.ErrNotFound):
 		return err
 	}
-	fctx, cancel := context.WithTimeout(ctx, repairTimeout)
-	defer cancel()
-	ferr := r.fetch(fctx, id)
+	ferr := r.fetch(ctx, id)
 	if ferr == nil {
 		if _, _, ferr = r.stores.Chunks.Verify(id, nil); ferr == nil {
 			r.repaired.Add(1)
@@ -176,9 +185,6 @@ func (r *Repairer) repair(ctx context.Context, id chunk.ID, names []string) erro
 			r.log.Info("repair: chunk fetched again from another site", "chunk", id.String())
 			return nil
 		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err() // the caller gave up: that says nothing of the chunk
 	}
 	r.failed.Add(1)
 	r.remember(id, names)
@@ -252,6 +258,15 @@ func (r *Repairer) IsUnrepairable(id chunk.ID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.bad[id] != nil
+}
+
+// Troubled reports whether id is known unrepairable or being repaired
+// now: a reader asks Repair first (and waits for it) instead of
+// streaming up to it.
+func (r *Repairer) Troubled(id chunk.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bad[id] != nil || r.inflight[id] != nil
 }
 
 // Unrepairable lists the chunks lost here that no site could send, the

@@ -26,8 +26,9 @@ func (s *Site) primeRead(r *http.Request, m *manifest.Manifest, rt *readThrough)
 	}
 	if s.heal != nil {
 		for _, id := range m.Chunks {
-			if s.heal.repair.IsUnrepairable(id) {
-				// A repair attempt (at most one a minute) may heal it now.
+			if s.heal.repair.Troubled(id) {
+				// Wait for the repair under way, or try again (at most
+				// once a minute) one that failed.
 				if err := s.heal.repair.Repair(r.Context(), id, rt.name); err != nil {
 					return fmt.Errorf("read %s: %w", rt.name, err)
 				}

@@ -371,7 +371,11 @@ func (e *Engine) advanceFetch(f *fetch) {
 		f.waitUntil = e.now.Add(max(e.cfg.Timing.PullPatience, 4*e.now.Sub(f.started)))
 		return
 	}
-	if f.queryDone && f.pulled == 0 {
+	// No holder left to ask: none answered, or every one pulled from
+	// failed to deliver within its patience (a holder whose copy turned
+	// out damaged and could not be repaired sends nothing). Waiting on
+	// to the deadline would only stall the reader.
+	if f.queryDone && (f.pulled == 0 || f.waitUntil.IsZero()) {
 		e.endFetch(f, fmt.Errorf("fetch chunk %s: %w", f.id.Short(), ErrNoHolder))
 	}
 }
