@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -187,9 +188,9 @@ func (l *Link) setStateWhy(s linkState, reason string, err error) {
 	case s == linkUp:
 		l.lastHeard.Store(now.UnixNano())
 		l.mu.Lock()
-		canRecon := l.health.peerCaps&wire.CapRecon != 0
+		canRecon, canSpace := l.health.peerCaps&wire.CapRecon != 0, l.health.peerCaps&wire.CapSpace != 0
 		l.mu.Unlock()
-		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode, Recon: canRecon})
+		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode, Recon: canRecon, Space: canSpace})
 	case old == linkUp:
 		for _, q := range l.ships {
 			if q != nil {
@@ -451,6 +452,9 @@ func (l *Link) storeLoop(ctx context.Context) {
 				l.c.duplicateChunks.Add(1)
 			}
 		case engine.Failed:
+			if errors.Is(err, syscall.ENOSPC) && l.node.cfg.OnNoSpace != nil {
+				l.node.cfg.OnNoSpace() // the site checks its disk now, not at its next look
+			}
 			if !Deferred(err) {
 				l.log.Error("store failed", "kind", s.Kind, "id", s.ID.Short(), "err", why)
 				break

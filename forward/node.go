@@ -55,6 +55,9 @@ type NodeConfig struct {
 	// Inventory is the site's reconciliation table (OpenInventory); nil
 	// turns reconciliation off.
 	Inventory *Inventory
+	// OnNoSpace, if set, hears of every store from a link that failed
+	// with ENOSPC, so the site looks at its disk at once (SetFull).
+	OnNoSpace func()
 }
 
 // ErrIncomplete means a query ended (deadline) before every reached site answered.
@@ -390,6 +393,12 @@ func engineDeadline(ctx context.Context) time.Time {
 // Track notes a manifest that became known here from elsewhere (a
 // lookup), to confirm it to the federation once all its chunks are here.
 func (n *Node) Track(id chunk.ID) { n.post(engine.Track{Now: time.Now(), ID: id}) }
+
+// SetFull tells the engine whether this site's disk is full (below its
+// reserve). While it is, offers of what the site lacks are answered
+// "later", and peers that take wire.MsgSpace hold their offers until
+// they hear it has room again, then offer at once.
+func (n *Node) SetFull(full bool) { n.post(engine.SpaceChanged{Now: time.Now(), Full: full}) }
 
 // Confirmed returns the sites other than this one that confirmed id.
 func (n *Node) Confirmed(id chunk.ID) []string {

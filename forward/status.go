@@ -50,7 +50,8 @@ type LinkStatus struct {
 	Refused           int64   `json:"refused"`
 	// Reason says why the link is not up, one of the Reason constants;
 	// empty when up, except ReasonClockSkew, which an up link shows
-	// while its peer's clock is off by more than the allowed skew.
+	// while its peer's clock is off by more than the allowed skew, and
+	// ReasonPeerFull, while the peer said its disk is full.
 	Reason string `json:"reason"`
 	// Since is when the state last changed (RFC 3339 in JSON).
 	Since time.Time `json:"since"`
@@ -68,7 +69,19 @@ type LinkStatus struct {
 	InSync       *bool        `json:"in_sync"`
 	PeerLacks    *ReconCounts `json:"peer_lacks"`
 	LocalLacks   *ReconCounts `json:"local_lacks"`
+	// Full disks: "full" and "room again" messages heard from the peer
+	// and sent to it, and the entries offered again at once because the
+	// peer said it has room again (rather than after a timeout).
+	PeerFullSignals  int64 `json:"peer_full_signals"`
+	PeerRoomSignals  int64 `json:"peer_room_signals"`
+	SpaceSignalsSent int64 `json:"space_signals_sent"`
+	Resumed          int64 `json:"resumed"`
 }
+
+// ReasonPeerFull: the link is up, but the peer said its disk is full
+// (below its disk_reserve); this site holds its offers until the peer
+// says it has room again. Never changed, as the other Reason strings.
+const ReasonPeerFull = "peer full"
 
 // Links returns the status of every link, sorted by peer and direction,
 // including peers whose dials this site refused.
@@ -127,11 +140,16 @@ func (n *Node) status(l *Link) LinkStatus {
 	var up [2]bool
 	n.engMu.Lock()
 	stats := n.eng.Stats(l.id)
+	peerFull := n.eng.PeerFull(l.id)
 	for _, k := range engine.Kinds {
 		progress[k.Index()], up[k.Index()] = n.eng.Progress(l.id, k)
 	}
 	n.engMu.Unlock()
 	st.Offered, st.Wanted = stats.Offered, stats.Wanted
+	st.PeerFullSignals, st.PeerRoomSignals, st.SpaceSignalsSent, st.Resumed = stats.PeerFullSignals, stats.PeerRoomSignals, stats.SpaceSent, stats.Resumed
+	if peerFull && st.Reason == "" {
+		st.Reason = ReasonPeerFull
+	}
 	if rep, ok := n.LastRecon(l.id.Peer); ok {
 		st.ReconciledAt, st.InSync, st.PeerLacks, st.LocalLacks = &rep.ReconciledAt, &rep.InSync, &rep.PeerLacks, &rep.LocalLacks
 	}
@@ -209,6 +227,10 @@ var (
 		"duplicate_bytes":     linkDesc("duplicate_bytes_total", "Payload bytes that arrived although this site had them."),
 		"rejected":            linkDesc("rejected_total", "Payloads or messages refused by verification."),
 		"refused":             linkDesc("refused_total", "Dial attempts refused (untrusted, anonymous, bad handshake)."),
+		"peer_full_signals":   linkDesc("peer_full_signals_total", "Messages from the peer saying its disk is full (this site holds its offers)."),
+		"peer_room_signals":   linkDesc("peer_room_signals_total", "Messages from the peer saying its disk has room again (this site offers at once)."),
+		"space_signals_sent":  linkDesc("space_signals_sent_total", "Messages to the peer saying this site's disk is full or has room again."),
+		"resumed":             linkDesc("resumed_total", "Entries offered again at once because the peer said its disk has room again."),
 	}
 )
 
@@ -236,6 +258,8 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 			"sent_messages": st.SentMessages, "received_messages": st.ReceivedMessages,
 			"offered": st.Offered, "wanted": st.Wanted, "duplicates": st.Duplicates, "duplicate_bytes": st.DuplicateBytes,
 			"rejected": st.Rejected, "refused": st.Refused,
+			"peer_full_signals": st.PeerFullSignals, "peer_room_signals": st.PeerRoomSignals,
+			"space_signals_sent": st.SpaceSignalsSent, "resumed": st.Resumed,
 		} {
 			ch <- prometheus.MustNewConstMetric(descCounters[name], prometheus.CounterValue, float64(v), labels...)
 		}

@@ -107,7 +107,7 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, chunk.ErrCorrupt):
 		return http.StatusBadGateway, "this site's copy of a chunk of it is damaged or lost and no reachable site sent a good one; skyfed stat lists unrepairable chunks and their objects, skyfed tools scrub checks the whole store"
 	case errors.Is(err, syscall.ENOSPC):
-		return http.StatusInsufficientStorage, "the site's disk is full; free space or move the data dir"
+		return http.StatusInsufficientStorage, "the site's disk is below its disk_reserve: free space (skyfed tools gc reclaims deleted versions), grow the disk, or change disk_reserve in " + ConfigFile + "; reads and replication from this site go on"
 	case errors.Is(err, ErrClockAhead):
 		return http.StatusServiceUnavailable, "fix this site's clock (NTP); skyfed stat shows each link's clock_offset_seconds"
 	case errors.Is(err, forward.ErrCannotReconcile):
@@ -254,6 +254,10 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 		s.fail(w, r, "put", err)
 		return
 	}
+	if err := s.space.refuse(); err != nil {
+		s.fail(w, r, "put", err)
+		return
+	}
 	opts, err := putOptions(r, s.now())
 	if err != nil {
 		s.fail(w, r, "put", err)
@@ -267,6 +271,9 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 	start := time.Now()
 	m, err := s.objects.Put(r.Context(), name, r.Body, opts)
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			s.space.lookSoon()
+		}
 		s.fail(w, r, "put", err)
 		return
 	}

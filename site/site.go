@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -59,6 +60,9 @@ type Site struct {
 	chunks  *chunk.Store
 	objects *naming.Store
 	metrics *metrics
+
+	space    *space        // free space against disk_reserve (space.go)
+	pebbleEv *pebbleEvents // Pebble's errors, logged once per kind a minute
 
 	arrivals *forward.Log
 	stores   *forward.Stores
@@ -107,23 +111,33 @@ func Open(dir string, opts Options) (*Site, error) {
 	s := &Site{dir: dir, opts: opts, key: key, cfg: cfg, log: opts.Logger.With("site", cfg.ID)}
 	s.cfgStat, _ = os.Stat(filepath.Join(dir, ConfigFile))
 	s.trust = newTrustStore(key.PublicKey(), cfg)
+	s.space = newSpace(dir, func(total uint64) uint64 { cfg := s.Config(); return cfg.DiskReserveFor(total) }, s.log)
+	s.space.roomToOpen(filepath.Join(dir, "index"))
+	s.pebbleEv = newPebbleEvents(s.log, s.space.lookSoon)
 	if err := s.openStores(cfg); err != nil {
 		return nil, err
 	}
 	s.metrics = newMetrics(opts.Registry, s)
+	opts.Registry.MustRegister(spaceCollector{s.space}, s.pebbleEv.count)
 	timing := engine.DefaultTiming()
 	timing.ReconInterval = cfg.ReconInterval()
 	s.node = forward.NewNode(forward.NodeConfig{
 		Site: cfg.ID, Signer: key, Stores: s.stores, PeerKey: s.trust.keyOf, Logger: s.log,
 		OnReject: func(reason string) { s.metrics.rejected.WithLabelValues(reason).Inc() },
 		Now:      s.now, MaxSkew: maxClockSkew, Timing: timing, Inventory: s.inv,
+		OnNoSpace: s.space.lookSoon,
 	})
 	opts.Registry.MustRegister(s.node)
+	s.space.onChange = s.node.SetFull
+	if s.space.full.Load() {
+		s.node.SetFull(true)
+	}
 	return s, nil
 }
 
 func (s *Site) openStores(cfg Config) error {
-	db, err := pebble.Open(filepath.Join(s.dir, "index"), &pebble.Options{Logger: quietPebble{s.log}})
+	events := s.pebbleEv.listener()
+	db, err := pebble.Open(filepath.Join(s.dir, "index"), &pebble.Options{Logger: quietPebble{s.pebbleEv}, EventListener: &events})
 	if err != nil {
 		return fmt.Errorf("open index in %s: %w", s.dir, err)
 	}
@@ -206,10 +220,14 @@ func (s *Site) Start(ctx context.Context) error {
 		return err
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.watchConfig(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.space.watch(ctx)
 	}()
 	s.startHealing(ctx)
 	if s.opts.ClockOffset != 0 {
@@ -405,15 +423,90 @@ func (s *Site) reloadConfig() {
 	s.log.Info("config reloaded", "peers", len(cfg.Peers), "links", len(cfg.Links))
 }
 
-type quietPebble struct{ log *slog.Logger }
+// quietPebble is Pebble's logger: no info, errors once a minute
+// (counted as kind "log"), fatal errors always.
+type quietPebble struct{ ev *pebbleEvents }
 
 func (q quietPebble) Infof(string, ...any) {}
 func (q quietPebble) Errorf(format string, args ...any) {
-	q.log.Error("pebble: " + fmt.Sprintf(format, args...))
+	q.ev.event("log", slog.LevelError, fmt.Sprintf(format, args...), nil)
 }
 func (q quietPebble) Fatalf(format string, args ...any) {
-	q.log.Error("pebble fatal: " + fmt.Sprintf(format, args...))
+	q.ev.log.Error("pebble fatal: " + fmt.Sprintf(format, args...))
 	os.Exit(1)
+}
+
+// pebbleEvents logs Pebble's background errors, write stalls and slow
+// disks once per kind a minute (with how many were left out), and
+// counts every one (skyfed_pebble_errors_total{kind}). Pebble retries a
+// failed flush at once and without end: on a full disk that was
+// ~10,000 log lines a second. An ENOSPC also makes the site look at its
+// disk now and holds that retry back a little.
+type pebbleEvents struct {
+	log       *slog.Logger
+	count     *prometheus.CounterVec
+	onNoSpace func()
+
+	mu   sync.Mutex
+	last map[string]time.Time // per kind, when it was last logged
+	left map[string]int64     // per kind, events not logged since
+}
+
+// pebbleLogEvery is how often one kind of Pebble event is logged.
+const pebbleLogEvery = time.Minute
+
+// pebbleNoSpaceBackoff holds back Pebble's retry of a flush or
+// compaction that failed for want of space.
+const pebbleNoSpaceBackoff = 250 * time.Millisecond
+
+func newPebbleEvents(log *slog.Logger, onNoSpace func()) *pebbleEvents {
+	return &pebbleEvents{log: log, onNoSpace: onNoSpace, last: map[string]time.Time{}, left: map[string]int64{},
+		count: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skyfed_pebble_errors_total",
+			Help: "Errors and trouble reported by Pebble (the index): no_space, background, write_stall, disk_slow, log."}, []string{"kind"})}
+}
+
+// event counts one event of kind and logs it unless one of its kind
+// was logged within pebbleLogEvery.
+func (p *pebbleEvents) event(kind string, level slog.Level, msg string, err error) {
+	p.count.WithLabelValues(kind).Inc()
+	now := time.Now()
+	p.mu.Lock()
+	if last, ok := p.last[kind]; ok && now.Sub(last) < pebbleLogEvery {
+		p.left[kind]++
+		p.mu.Unlock()
+		return
+	}
+	left := p.left[kind]
+	p.last[kind], p.left[kind] = now, 0
+	p.mu.Unlock()
+	attrs := []any{"kind", kind}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	if left > 0 {
+		attrs = append(attrs, "not_logged_since", left)
+	}
+	p.log.Log(context.Background(), level, "pebble: "+msg+" (logged once a minute per kind; skyfed_pebble_errors_total counts all)", attrs...)
+}
+
+func (p *pebbleEvents) listener() pebble.EventListener {
+	return pebble.EventListener{
+		BackgroundError: func(err error) {
+			if errors.Is(err, syscall.ENOSPC) {
+				p.event("no_space", slog.LevelError, "background error", err)
+				p.onNoSpace()
+				time.Sleep(pebbleNoSpaceBackoff)
+				return
+			}
+			p.event("background", slog.LevelError, "background error", err)
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			p.event("write_stall", slog.LevelWarn, "writes stalled: "+info.Reason, nil)
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			p.event("disk_slow", slog.LevelWarn, "slow disk: "+info.String(), nil)
+		},
+	}
 }
 
 // Links returns the status of the site's links.
