@@ -169,23 +169,23 @@ func (s *Site) sweepChunks(ctx context.Context, ofCollected []chunk.ID, opts GCO
 		if referenced(id) {
 			return nil
 		}
-		if freed[id] {
+		var since time.Time
+		var marked bool
+		if !freed[id] {
+			var err error
+			if since, marked, err = s.orphanSince(id); err != nil {
+				return err
+			}
+		}
+		switch chunkFate(freed[id], marked, since, now, opts.Grace) {
+		case collectNow:
 			sweep = append(sweep, id)
-			return nil
-		}
-		since, marked, err := s.orphanSince(id)
-		if err != nil {
-			return err
-		}
-		if !marked {
+		case markOrphan:
 			rep.OrphansWaiting++
 			return marks.Set(orphanKey(id), binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli())), nil)
-		}
-		if now.Sub(since) < opts.Grace {
+		case waitGrace:
 			rep.OrphansWaiting++
-			return nil
 		}
-		sweep = append(sweep, id)
 		return nil
 	})
 	if err != nil {
@@ -223,6 +223,33 @@ func (s *Site) sweepChunks(ctx context.Context, ofCollected []chunk.ID, opts GCO
 	}
 	rep.ChunksCollected, rep.ChunkBytes, rep.Kept = removed.Chunks, removed.StoredBytes, removed.Pinned
 	return err
+}
+
+// fate is what a collection does with a chunk no kept manifest references.
+type fate int
+
+const (
+	collectNow fate = iota // unreferenced past the grace period
+	markOrphan             // seen unreferenced for the first time: the grace period starts now
+	waitGrace              // unreferenced, still within the grace period
+)
+
+// chunkFate decides for a chunk no kept manifest references. freed: the
+// versions that used it were collected in this pass, so it has been
+// unused since they were hidden, longer than the grace period. Any other
+// (a chunk whose manifest has not arrived yet, or was never committed)
+// is marked the first time and collected once the grace period has
+// passed since.
+func chunkFate(freed, marked bool, since, now time.Time, grace time.Duration) fate {
+	switch {
+	case freed:
+		return collectNow
+	case !marked:
+		return markOrphan
+	case now.Sub(since) < grace:
+		return waitGrace
+	}
+	return collectNow
 }
 
 // references returns the first 8 bytes of every chunk ID a stored
