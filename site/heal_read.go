@@ -42,18 +42,18 @@ func (s *Site) primeRead(r *http.Request, m *manifest.Manifest, rt *readThrough)
 	}
 	id := m.Chunks[i]
 	raw, err := rt.Get(id, nil)
-	if err != nil {
-		if s.heal != nil && !s.heal.repair.IsUnrepairable(id) && !isCorrupt(err) {
-			return nil // not here and not fetched (yet): the stream reports it as before
-		}
+	switch {
+	case err == nil:
+	case errors.Is(err, chunk.ErrCorrupt):
 		return fmt.Errorf("read %s chunk %d (%s): %w", rt.name, i, id.Short(), err)
+	case errors.Is(err, chunk.ErrNotFound):
+		return &apiError{status: http.StatusBadGateway, err: fmt.Errorf("read %s: chunk %d (%s) is not here and no reachable site holds it", rt.name, i, id.Short()),
+			hint: "the version may still be arriving (skyfed stat shows incomplete_versions and each link's backlog); try again later"}
+	default:
+		return nil // a timeout or an error of this site: the stream reports it as before
 	}
 	rt.primedID, rt.primedRaw = id, raw
 	return nil
-}
-
-func isCorrupt(err error) bool {
-	return err != nil && (errors.Is(err, chunk.ErrCorrupt))
 }
 
 // rangeStart is the first byte a Range header asks for (0 for none, a
