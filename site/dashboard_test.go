@@ -621,6 +621,7 @@ func checkCards(t *testing.T, dom string, statuses []Status) {
 		"raw_bytes":           func(st Status) float64 { return float64(st.RawBytes) },
 		"stored_bytes":        func(st Status) float64 { return float64(st.StoredBytes) },
 		"incomplete_versions": func(st Status) float64 { return float64(st.IncompleteVersions) },
+		"unrepairable_chunks": func(st Status) float64 { return float64(st.UnrepairableChunks) },
 	}
 	shown := map[string]string{}
 	for _, c := range elements(dom, "data-stat") {

@@ -164,10 +164,26 @@
       card('backlog', 'Backlog', backlog, fmtInt(backlog), 'max lag ' + fmtDur(maxLag), null, backlog > 0 ? 'busy' : ''),
       card('incomplete_versions', 'Incomplete', incomplete, fmtInt(incomplete),
         incomplete > 0 ? fmtBytes(st.incomplete_bytes || 0) + ' missing' : 'all versions readable', null, incomplete > 0 ? 'busy' : ''),
+      unrepairableCard(st, card),
       card('receive_rate', 'Receiving', inRate, fmtRate(inRate), 'wire, all links', spark(siteHistory.map((s) => s.inRate), 'in', 120, 22)),
       card('send_rate', 'Sending', outRate, fmtRate(outRate), 'wire, all links', spark(siteHistory.map((s) => s.outRate), 'out', 120, 22)),
     ];
     document.getElementById('cards').replaceChildren(...cards);
+  }
+
+  // Chunks lost here that no reachable site could send: the objects that
+  // use them are named, since that is what an operator acts on.
+  function unrepairableCard(st, card) {
+    const n = st.unrepairable_chunks || 0;
+    const names = [];
+    for (const u of st.unrepairable || []) {
+      for (const name of u.names || []) if (!names.includes(name)) names.push(name);
+    }
+    const sub = n > 0 ? (names.length ? names.length + ' objects affected' : 'objects not known yet (skyfed tools scrub names them)')
+      : fmtInt(st.repaired_chunks || 0) + ' repaired since start';
+    const list = n > 0 ? el('ul', { class: 'card-list', 'data-field': 'unrepairable_names' },
+      ...names.slice(0, 5).map((name) => el('li', { title: name }, name))) : null;
+    return card('unrepairable_chunks', 'Unrepairable', n, fmtInt(n), sub, list, n > 0 ? 'bad' : '');
   }
 
   // ---- links table ----
