@@ -13,6 +13,7 @@ type BenchCmd struct {
 	Replicate BenchReplicateCmd `cmd:"" help:"Measure replication over topologies with loops: transfers per chunk per site for offer and flood, control and wire overheads, convergence time, a rate-limited link."`
 	Lookup    BenchLookupCmd    `cmd:"" help:"Measure lookups on sites with loops and added link latency: fresh lookups and read-through gets against hops x RTT, and a local lookup."`
 	Reconcile BenchReconcileCmd `cmd:"" help:"Measure anti-entropy reconciliation of two inventories of 1M IDs with planted differences: bytes both ways (naming the full IDs included), round trips, CPU and memory per side, against the raw difference and the whole ID list."`
+	Heal      BenchHealCmd      `cmd:"" help:"Measure scrub (read, check, re-hash every chunk) against raw reads and SHA-256, and compaction against raw writes with fsync, on a real chunk store."`
 	Chaos     BenchChaosCmd     `cmd:"" help:"Run seeded chaos schedules of real site processes (kills, hangs, cuts, blackholes, latency, squeezes, trust and link changes, skewed clocks, a lying peer) and check every acknowledged operation at every site."`
 }
 
