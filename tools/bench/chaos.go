@@ -52,6 +52,7 @@ type ScheduleResult struct {
 	Acked           int      `json:"acked"`
 	Indeterminate   int      `json:"indeterminate"`
 	Refused         int      `json:"refused"`
+	RefusedFull     int      `json:"refused_full"` // puts and rms a full disk refused (507), retried elsewhere
 	Rms             int      `json:"rms"`
 	Gets            int      `json:"gets"`
 	Converged       bool     `json:"converged"`
@@ -60,6 +61,10 @@ type ScheduleResult struct {
 	Divergent       int      `json:"divergent"`
 	Unexplained     int      `json:"unexplained"`
 	Duplicates      int64    `json:"duplicates"`
+	Flipped         int      `json:"flipped_chunks"`  // chunks whose pack bytes a flip damaged
+	Repaired        int64    `json:"repaired_chunks"` // the sites' repaired counters at the end, over their processes
+	ScrubRepaired   int64    `json:"scrub_repaired"`  // of those, by the final scrub
+	Notes           []string `json:"notes,omitempty"` // faults skipped (a fill without root) and what the healing faults did
 	Violations      []string `json:"violations,omitempty"`
 	Panics          []string `json:"panics,omitempty"`
 	Problems        []string `json:"problems,omitempty"`
@@ -88,9 +93,9 @@ func (r ScheduleResult) line() string {
 	if r.Converged {
 		conv = fmt.Sprintf("converged %.1fs", r.ConvergeSeconds)
 	}
-	return fmt.Sprintf("seed %d schedule %d: %s; faults %s; puts %d rms %d gets %d (acked %d, unknown %d, refused %d); %s; lost %d divergent %d unexplained %d duplicates %d  %s",
-		r.Seed, r.Schedule, r.Topology, r.Faults, r.Puts, r.Rms, r.Gets, r.Acked, r.Indeterminate, r.Refused, conv,
-		r.Lost, r.Divergent, r.Unexplained, r.Duplicates, verdict)
+	return fmt.Sprintf("seed %d schedule %d: %s; faults %s; puts %d rms %d gets %d (acked %d, unknown %d, refused %d, refused: disk full %d); %s; lost %d divergent %d unexplained %d duplicates %d; flipped %d repaired %d  %s",
+		r.Seed, r.Schedule, r.Topology, r.Faults, r.Puts, r.Rms, r.Gets, r.Acked, r.Indeterminate, r.Refused, r.RefusedFull, conv,
+		r.Lost, r.Divergent, r.Unexplained, r.Duplicates, r.Flipped, r.Repaired, verdict)
 }
 
 func (c ChaosConfig) replay(schedule int) string {
@@ -147,6 +152,9 @@ func RunChaos(ctx context.Context, cfg ChaosConfig, out io.Writer) error {
 			failed++
 		}
 		fmt.Fprintln(out, res.line())
+		for _, n := range res.Notes {
+			fmt.Fprintln(out, "    note: "+n)
+		}
 		if !res.Pass {
 			for _, p := range slices.Concat(nonEmpty(res.Error), res.Violations, res.Panics, res.Problems) {
 				fmt.Fprintln(out, "    "+p)

@@ -33,11 +33,21 @@ const (
 	faultMaxRate   faultKind = "max-rate"  // the dialer changes the link's --max-rate, restores it at Until
 	faultClock     faultKind = "clock"     // the site restarts with its clock off by minutes, and back
 	faultLiar      faultKind = "liar"      // a lying peer dials the site and pushes forgeries
+	faultFlip      faultKind = "flip"      // bytes flipped in chunk records of one of the site's pack files
+	faultFill      faultKind = "fill"      // the site's disk (a tmpfs of the run's) filled, freed at Until
 )
 
-// allFaults is every kind, in the order the summary lists them.
-var allFaults = []faultKind{faultKill, faultHang, faultCut, faultBlackhole, faultLatency, faultSqueeze,
+// linkAndSiteFaults are the kinds drawn from a schedule's first random
+// stream, in the order the summary lists them. The healing faults (flip,
+// fill) come from a stream of their own (drawHealFaults), so adding them
+// left every earlier schedule's topology, workload and other faults as
+// they were: an old replay command still draws the same schedule, with
+// flips and perhaps a fill on top.
+var linkAndSiteFaults = []faultKind{faultKill, faultHang, faultCut, faultBlackhole, faultLatency, faultSqueeze,
 	faultUntrust, faultUnlink, faultMaxRate, faultClock, faultLiar}
+
+// allFaults is every kind, in the order the summary lists them.
+var allFaults = append(slices.Clone(linkAndSiteFaults), faultFlip, faultFill)
 
 // disruptive reports whether a fault may make a payload cross a link
 // twice in offer mode: it ends a process or a connection with payloads
@@ -57,11 +67,14 @@ func (k faultKind) disruptive() bool {
 // onSite reports whether the fault targets a site rather than a link.
 func (k faultKind) onSite() bool {
 	switch k {
-	case faultKill, faultHang, faultClock, faultLiar:
+	case faultKill, faultHang, faultClock, faultLiar, faultFlip, faultFill:
 		return true
 	}
 	return false
 }
+
+// instant reports whether the fault is one action with nothing to heal.
+func (k faultKind) instant() bool { return k == faultLiar || k == faultFlip }
 
 // chaosFault is one planned fault.
 type chaosFault struct {
@@ -72,6 +85,13 @@ type chaosFault struct {
 	Latency   time.Duration // latency
 	Rate      int64         // squeeze: bytes/s through the proxy; max-rate: the new --max-rate
 	Offset    time.Duration // clock
+	// Flip: how many chunks to damage, the seed of the choices made on
+	// the pack files found then, and whether the site is meant to be
+	// stopped (the flip falls inside a kill of the same site, so the
+	// damage is there when it starts).
+	Chunks  int
+	Seed    uint64
+	Stopped bool
 }
 
 func (f chaosFault) String() string {
@@ -87,8 +107,16 @@ func (f chaosFault) String() string {
 		extra = " " + ByteSize(f.Rate).String() + "/s"
 	case faultClock:
 		extra = fmt.Sprintf(" %+v", f.Offset)
+	case faultFlip:
+		extra = fmt.Sprintf(" %d chunk", f.Chunks)
+		if f.Chunks != 1 {
+			extra += "s"
+		}
+		if f.Stopped {
+			extra += " (stopped)"
+		}
 	}
-	if f.Kind == faultLiar {
+	if f.Kind.instant() {
 		return fmt.Sprintf("%s %s%s at %s", f.Kind, target, extra, f.At)
 	}
 	return fmt.Sprintf("%s %s%s %s–%s", f.Kind, target, extra, f.At, f.Until)
@@ -162,7 +190,56 @@ func newChaosPlan(lim planLimits, seed uint64, schedule int) chaosPlan {
 	}
 	p.Faults = drawFaults(rng, lim, n, edges)
 	p.Ops = drawOps(rng, lim, n, schedule)
+	heal := rand.New(rand.NewPCG(seed^healStream, uint64(schedule)))
+	p.Faults = append(p.Faults, drawHealFaults(heal, lim, n, p.Faults)...)
+	sort.SliceStable(p.Faults, func(i, j int) bool { return p.Faults[i].At < p.Faults[j].At })
 	return p
+}
+
+// healStream tells the random stream of the healing faults from a
+// schedule's first stream.
+const healStream = 0x6865616c_666c6970 // "healflip"
+
+// drawHealFaults draws the faults that test the sites' healing: about one
+// flip per 15 s of the phase at a random site, one more inside every kill
+// (the damage waits for the site's start), and in half the schedules one
+// fill of the site whose data dir the run puts on a tmpfs of its own.
+func drawHealFaults(rng *rand.Rand, lim planLimits, n int, drawn []chaosFault) []chaosFault {
+	span := max(lim.Duration-2*time.Second, time.Second)
+	var out []chaosFault
+	if lim.Faults == nil || slices.Contains(lim.Faults, faultFlip) {
+		for range max(1, int(lim.Duration/(15*time.Second))) {
+			at := time.Second + time.Duration(rng.Int64N(int64(span))).Round(100*time.Millisecond)
+			f := chaosFault{Kind: faultFlip, At: min(at, span), Site: rng.IntN(n), Chunks: 1 + rng.IntN(3), Seed: rng.Uint64()}
+			f.Until = f.At
+			out = append(out, f)
+		}
+		for _, k := range drawn {
+			if k.Kind != faultKill || k.Until-k.At < time.Second {
+				continue
+			}
+			at := (k.At + (k.Until-k.At)/2).Round(100 * time.Millisecond)
+			out = append(out, chaosFault{Kind: faultFlip, At: at, Until: at, Site: k.Site, Chunks: 1 + rng.IntN(3), Seed: rng.Uint64(), Stopped: true})
+		}
+	}
+	if (lim.Faults == nil || slices.Contains(lim.Faults, faultFill)) && rng.IntN(2) == 0 {
+		f := chaosFault{Kind: faultFill, Site: rng.IntN(n)}
+		f.At = time.Duration(rng.Int64N(int64(span))).Round(100 * time.Millisecond)
+		f.Until = min(f.At+3*time.Second+time.Duration(rng.Int64N(int64(5*time.Second))).Round(100*time.Millisecond), lim.Duration)
+		out = append(out, f)
+	}
+	return out
+}
+
+// fillSite returns the site a fill fault of the plan targets, or -1: that
+// site's data dir gets a tmpfs of its own.
+func (p chaosPlan) fillSite() int {
+	for _, f := range p.Faults {
+		if f.Kind == faultFill {
+			return f.Site
+		}
+	}
+	return -1
 }
 
 // drawFaults draws about one fault per 5 s of the phase, at most one at a
@@ -170,8 +247,9 @@ func newChaosPlan(lim planLimits, seed uint64, schedule int) chaosPlan {
 func drawFaults(rng *rand.Rand, lim planLimits, n int, edges [][2]int) []chaosFault {
 	kinds := lim.Faults
 	if kinds == nil {
-		kinds = allFaults
+		kinds = linkAndSiteFaults
 	}
+	kinds = slices.DeleteFunc(slices.Clone(kinds), func(k faultKind) bool { return k == faultFlip || k == faultFill })
 	if len(kinds) == 0 {
 		return nil
 	}

@@ -44,6 +44,7 @@ type scheduleRun struct {
 	lg     *ledger
 	frames [][]byte
 	liar   *manifest.KeyPair
+	h      *healState
 	start  time.Time
 	logf   func(format string, args ...any)
 
@@ -57,7 +58,8 @@ func runSchedule(ctx context.Context, cfg ChaosConfig, plan chaosPlan, frames []
 	res = ScheduleResult{Seed: plan.Seed, Schedule: plan.Schedule, Topology: plan.topology(), Faults: plan.faultCounts(),
 		Disruptive: plan.disruptive(), Replay: cfg.replay(plan.Schedule)}
 	defer func() { res.Elapsed = time.Since(began).Seconds(); res.Pass = res.passed() }()
-	r := &scheduleRun{cfg: cfg, plan: plan, lg: newLedger(), frames: frames, active: map[int]chaosFault{}, logf: func(string, ...any) {}}
+	r := &scheduleRun{cfg: cfg, plan: plan, lg: newLedger(), frames: frames, active: map[int]chaosFault{}, logf: func(string, ...any) {},
+		h: newHealState(plan.Sites)}
 	if cfg.Verbose && cfg.Progress != nil {
 		r.logf = func(format string, args ...any) {
 			fmt.Fprintf(cfg.Progress, "  %6.1fs  %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
@@ -65,10 +67,28 @@ func runSchedule(ctx context.Context, cfg ChaosConfig, plan chaosPlan, frames []
 	}
 	dir := filepath.Join(cfg.Dir, fmt.Sprintf("seed%d-schedule%d", plan.Seed, plan.Schedule))
 	os.RemoveAll(dir)
+	// A tmpfs for the fill's site is mounted before its site is made, and
+	// unmounted whatever happens, after its process ended.
+	defer func() {
+		if err := r.releaseDisk(false); err != nil {
+			res.Problems = append(res.Problems, "tmpfs: "+err.Error())
+		}
+		res.Notes = r.h.notesSnapshot()
+	}()
+	r.prepareDisk(dir)
 	opts := testlab.FedOptions{N: plan.Sites, Topology: "random", Seed: plan.topoSeed, LinkRates: plan.Rates, Binary: cfg.Binary, Dir: dir}
 	fed, err := testlab.StartProcessFederation(opts)
 	if err != nil { // setting up is not under test: one more try on fresh ports
+		mounted := r.h.disk != nil
+		if rerr := r.releaseDisk(false); rerr != nil {
+			res.Error = err.Error() + "; " + rerr.Error()
+			return res
+		}
 		os.RemoveAll(dir)
+		if mounted {
+			r.h.disk = nil
+			r.prepareDisk(dir)
+		}
 		fed, err = testlab.StartProcessFederation(opts)
 	}
 	if err != nil {
@@ -80,6 +100,10 @@ func runSchedule(ctx context.Context, cfg ChaosConfig, plan chaosPlan, frames []
 	defer func() {
 		if err := fed.Close(); err != nil {
 			res.Problems = append(res.Problems, "close: "+err.Error())
+			keep = true
+		}
+		if err := r.releaseDisk(keep || cfg.Keep); err != nil {
+			res.Problems = append(res.Problems, "tmpfs: "+err.Error())
 			keep = true
 		}
 		if !keep && !cfg.Keep {
@@ -126,11 +150,16 @@ func runSchedule(ctx context.Context, cfg ChaosConfig, plan chaosPlan, frames []
 	}
 	res.Lost, res.Divergent, res.Unexplained = final.Lost, final.Divergent, final.Unexplained
 	res.Problems = append(res.Problems, clip(final.Problems, 20)...)
+	if res.Converged {
+		hs := r.checkHealing(ctx)
+		res.Flipped, res.Repaired, res.ScrubRepaired = hs.Flipped, hs.Repaired, hs.ScrubRepaired
+		res.Problems = append(res.Problems, clip(hs.Problems, 20)...)
+	}
 	_, _, violations := r.lg.snapshot()
 	res.Violations = clip(violations, 20)
 	r.lg.mu.Lock()
 	res.Puts, res.Acked, res.Indeterminate, res.Refused = r.lg.counts["puts"], r.lg.counts["acked"], r.lg.counts["indeterminate"], r.lg.counts["refused"]
-	res.Gets, res.Rms = r.lg.counts["gets"], r.lg.counts["rms"]
+	res.Gets, res.Rms, res.RefusedFull = r.lg.counts["gets"], r.lg.counts["rms"], r.lg.counts["refused_full"]
 	r.lg.mu.Unlock()
 	for _, sv := range views {
 		res.Duplicates += sv.Duplicates
@@ -185,7 +214,7 @@ func (r *scheduleRun) runFaults(ctx context.Context) {
 	var steps []faultStep
 	for i, f := range r.plan.Faults {
 		steps = append(steps, faultStep{at: f.At, index: i})
-		if f.Kind != faultLiar {
+		if !f.Kind.instant() {
 			steps = append(steps, faultStep{at: f.Until, index: i, heal: true})
 		}
 	}
@@ -216,7 +245,7 @@ func (r *scheduleRun) runFaults(ctx context.Context) {
 // apply starts fault i.
 func (r *scheduleRun) apply(ctx context.Context, i int) error {
 	f := r.plan.Faults[i]
-	if f.Kind != faultLiar {
+	if !f.Kind.instant() {
 		r.mu.Lock()
 		r.active[i] = f
 		r.mu.Unlock()
@@ -225,6 +254,7 @@ func (r *scheduleRun) apply(ctx context.Context, i int) error {
 	a, b := f.Edge[0], f.Edge[1]
 	switch f.Kind {
 	case faultKill:
+		r.beforeStop(f.Site)
 		return fed.Kill(f.Site)
 	case faultHang:
 		return fed.Pause(f.Site)
@@ -247,6 +277,10 @@ func (r *scheduleRun) apply(ctx context.Context, i int) error {
 		return r.restart(f.Site)
 	case faultLiar:
 		return r.lie(ctx, f.Site)
+	case faultFlip:
+		return r.flip(ctx, i)
+	case faultFill:
+		return r.fill(f)
 	}
 	return nil
 }
@@ -284,6 +318,8 @@ func (r *scheduleRun) heal(i int) error {
 	case faultClock:
 		fed.SetEnv(f.Site)
 		return r.restart(f.Site)
+	case faultFill:
+		return r.unfill()
 	}
 	return nil
 }
@@ -309,6 +345,7 @@ func (r *scheduleRun) healAll() {
 }
 
 func (r *scheduleRun) restart(i int) error {
+	r.beforeStop(i)
 	if err := r.fed.Kill(i); err != nil {
 		return err
 	}
@@ -412,11 +449,24 @@ func (r *scheduleRun) content(op chaosOp, seed uint64) (func() io.Reader, int64,
 	return func() io.Reader { return testlab.RandomStream(seed, op.Size) }, op.Size, hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// put puts a version at site at; refused there for a full disk (507),
+// it tries the next sites after a pause, as a client would.
 func (r *scheduleRun) put(ctx context.Context, op chaosOp, at int, name string, seed uint64) {
+	for try := 0; r.putOnce(ctx, op, at, name, seed) && try < putRetries; try++ {
+		if !sleepUntil(ctx, time.Now().Add(putRetryDelay)) {
+			return
+		}
+		at = (at + 1) % r.fed.N()
+	}
+}
+
+// putOnce puts a version at site at and records what the client was
+// told; it reports whether the site refused it for a full disk.
+func (r *scheduleRun) putOnce(ctx context.Context, op chaosOp, at int, name string, seed uint64) (full bool) {
 	body, size, sum, err := r.content(op, seed)
 	if err != nil {
 		r.lg.violation("workload: %v", err)
-		return
+		return false
 	}
 	r.lg.attempt(name, sum)
 	r.lg.count("puts")
@@ -428,9 +478,13 @@ func (r *scheduleRun) put(ctx context.Context, op chaosOp, at int, name string, 
 		if op.WaitSites > 0 {
 			args = append(args, "--wait-sites", fmt.Sprint(op.WaitSites), "--wait-timeout", chaosWaitTimeout.String())
 		}
-		out, code := r.cli(ctx, body(), append(args, name, "-")...)
+		out, errOut, code := r.cliOutput(ctx, body(), append(args, name, "-")...)
 		f := strings.Fields(out)
 		switch {
+		case code == 1 && diskFull(errOut):
+			r.lg.count("refused_full")
+			r.logf("put %s at s%d (cli) refused: disk full", name, at)
+			return true
 		case code == 0 && len(f) >= 2 && f[1] == sum:
 			r.lg.ack(ackEntry{Name: name, Version: f[0], SHA: sum, Site: at})
 			r.logf("put %s at s%d (cli): %s", name, at, f[0])
@@ -440,13 +494,17 @@ func (r *scheduleRun) put(ctx context.Context, op chaosOp, at int, name string, 
 			r.lg.unknown(name, maybeEntry{SHA: sum})
 			r.logf("put %s at s%d (cli): exit %d", name, at, code)
 		}
-		return
+		return false
 	}
 	cl := client.New(r.fed.URL(at), "")
 	defer cl.CloseIdleConnections()
 	res, err := cl.Put(ctx, name, body(), size, client.PutOptions{Expires: op.Expires, WaitSites: op.WaitSites, WaitTimeout: chaosWaitTimeout})
 	var apiErr *client.APIError
 	switch {
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusInsufficientStorage:
+		r.lg.count("refused_full")
+		r.logf("put %s at s%d refused: %v", name, at, err)
+		return true
 	case err == nil:
 		r.lg.ack(ackEntry{Name: name, Version: res.Version, SHA: sum, Site: at})
 		r.logf("put %s at s%d: %s", name, at, res.Version)
@@ -457,13 +515,20 @@ func (r *scheduleRun) put(ctx context.Context, op chaosOp, at int, name string, 
 		r.lg.unknown(name, maybeEntry{SHA: sum})
 		r.logf("put %s at s%d: outcome unknown: %v", name, at, err)
 	}
+	return false
 }
+
+// diskFull reports whether a CLI's error output tells of a site's full
+// disk (HTTP 507).
+func diskFull(stderr string) bool { return strings.Contains(stderr, "HTTP 507") }
 
 func (r *scheduleRun) rm(ctx context.Context, op chaosOp, name string) {
 	r.lg.count("rms")
 	if op.CLI {
-		out, code := r.cli(ctx, nil, "rm", "--site", r.fed.URL(op.Site), name)
+		out, errOut, code := r.cliOutput(ctx, nil, "rm", "--site", r.fed.URL(op.Site), name)
 		switch {
+		case code == 1 && diskFull(errOut):
+			r.lg.count("refused_full")
 		case code == 0 && strings.TrimSpace(out) != "":
 			r.lg.ack(ackEntry{Name: name, Version: strings.TrimSpace(out), Deleted: true, Site: op.Site})
 		case code == 2: // not found there: nothing deleted
@@ -481,6 +546,8 @@ func (r *scheduleRun) rm(ctx context.Context, op chaosOp, name string) {
 	case err == nil:
 		r.lg.ack(ackEntry{Name: name, Version: res.Version, Deleted: true, Site: op.Site})
 	case errors.As(err, &apiErr) && apiErr.Status < 500:
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusInsufficientStorage:
+		r.lg.count("refused_full")
 	default:
 		r.lg.unknown(name, maybeEntry{Deleted: true})
 	}
@@ -567,6 +634,12 @@ func (r *scheduleRun) getSHA(ctx context.Context, op chaosOp, name string) {
 // cli runs the skyfed binary with stdin and returns its stdout and exit code
 // (-1 if it did not run to an exit).
 func (r *scheduleRun) cli(ctx context.Context, stdin io.Reader, args ...string) (string, int) {
+	out, _, code := r.cliOutput(ctx, stdin, args...)
+	return out, code
+}
+
+// cliOutput is cli with the command's error output too.
+func (r *scheduleRun) cliOutput(ctx context.Context, stdin io.Reader, args ...string) (string, string, int) {
 	cmd := exec.CommandContext(ctx, r.fed.Binary(), args...)
 	cmd.Stdin = stdin
 	var out, errOut bytes.Buffer
@@ -575,11 +648,11 @@ func (r *scheduleRun) cli(ctx context.Context, stdin io.Reader, args ...string) 
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return out.String(), 0
+		return out.String(), errOut.String(), 0
 	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		return out.String(), ee.ExitCode()
+		return out.String(), errOut.String(), ee.ExitCode()
 	}
-	return out.String(), -1
+	return out.String(), errOut.String(), -1
 }
 
 // awaitConvergence polls the federation until the checker passes or the
