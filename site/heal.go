@@ -334,6 +334,9 @@ func (s *Site) gcLoop(ctx context.Context) {
 			lastRetry = time.Now()
 			s.heal.repair.Retry(ctx)
 		}
+		if _, err := s.heal.passes.NameUnrepairable(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("naming the objects of unrepairable chunks failed", "err", err)
+		}
 		if every := cfg.GCEvery(); every > 0 && time.Since(lastGC) >= every {
 			lastGC = time.Now()
 			_, err := s.GC(ctx, heal.GCOptions{Grace: cfg.Grace(), Rate: cfg.ScrubBytesPerSecond()})

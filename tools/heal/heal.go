@@ -10,6 +10,7 @@ package heal
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -29,6 +30,9 @@ type Site struct {
 	// Inventory, if set, is told what the passes take out of the stores.
 	Inventory *forward.Inventory
 	Log       *slog.Logger
+
+	namingMu sync.Mutex
+	looked   map[chunk.ID]bool // unrepairable chunks NameUnrepairable looked for
 }
 
 // Affected is an object version that uses a chunk a pass found damaged

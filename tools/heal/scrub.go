@@ -188,3 +188,43 @@ func (s *Site) affected(rep *ScrubReport, who, name, version string, c chunk.ID,
 		rep.Affected = append(rep.Affected, Affected{Name: name, Version: version, Chunk: c.String(), Repaired: repaired})
 	}
 }
+
+// NameUnrepairable finds the versions that use unrepairable chunks no
+// reader has named yet (one a relay could not ship, say), by one pass
+// over the manifests, and records their names with the repairer. Each
+// chunk is looked for once. It returns how many chunks got names.
+func (s *Site) NameUnrepairable(ctx context.Context) (int, error) {
+	unnamed := map[chunk.ID]bool{}
+	s.namingMu.Lock()
+	if s.looked == nil {
+		s.looked = map[chunk.ID]bool{}
+	}
+	for _, u := range s.Repairer.Unrepairable() {
+		if len(u.Names) == 0 && !s.looked[u.ID] {
+			unnamed[u.ID] = true
+			s.looked[u.ID] = true // one pass each: a chunk no version uses stays unnamed
+		}
+	}
+	s.namingMu.Unlock()
+	if len(unnamed) == 0 {
+		return 0, nil
+	}
+	named := map[chunk.ID]bool{}
+	err := s.Objects.ForEachManifest(func(id chunk.ID) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m, err := s.Objects.Manifest(id)
+		if err != nil {
+			return nil // collected meanwhile
+		}
+		for _, c := range m.Chunks {
+			if unnamed[c] {
+				s.Repairer.NoteNames(c, m.Name+"@"+m.Version())
+				named[c] = true
+			}
+		}
+		return nil
+	})
+	return len(named), err
+}
