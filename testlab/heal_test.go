@@ -228,6 +228,9 @@ func TestFlippedBytesHealedOnReadAndByScrub(t *testing.T) {
 	if !strings.Contains(string(sb), c.Name) {
 		t.Errorf("status does not name %s among the unrepairable: %s", c.Name, sb)
 	}
+	if out, _, code := cli(t, f, 1, "stat"); code != 0 || !strings.Contains(out, "UNREPAIRABLE chunk "+c.Chunks[2].String()) || !strings.Contains(out, c.Name) {
+		t.Errorf("skyfed stat (exit %d) does not name the unrepairable chunk and its object:\n%s", code, out)
+	}
 	if _, _, code := cli(t, f, 1, "tools", "scrub"); code != 3 {
 		t.Errorf("scrub with an unrepairable chunk: exit %d, want 3", code)
 	}

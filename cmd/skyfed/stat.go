@@ -158,14 +158,31 @@ func (c *StatCmd) print(w io.Writer, st client.Status) error {
 	fmt.Fprintf(tw, "objects\t%d\nversions\t%d\nchunks\t%d\n", st.Objects, st.Versions, st.Chunks)
 	fmt.Fprintf(tw, "stored bytes\t%s\nraw bytes\t%s\n", humanBytes(st.StoredBytes), humanBytes(st.RawBytes))
 	fmt.Fprintf(tw, "incomplete\t%s\n", incompleteText(st.IncompleteVersions, st.IncompleteBytes))
+	fmt.Fprintf(tw, "unrepairable\t%d chunks (%d repaired since start)\n", st.UnrepairableChunks, st.RepairedChunks)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	printUnrepairable(w, st)
 	if len(st.Links) == 0 {
 		return nil
 	}
 	fmt.Fprintln(w)
 	return printLinks(w, st.Links)
+}
+
+// printUnrepairable lists the chunks lost at the site that no site could
+// send, with the objects that use them: what an operator restores.
+func printUnrepairable(w io.Writer, st client.Status) {
+	for _, u := range st.Unrepairable {
+		names := "objects not known yet (skyfed tools scrub names them)"
+		if len(u.Names) > 0 {
+			names = strings.Join(u.Names, " ")
+		}
+		fmt.Fprintf(w, "  UNREPAIRABLE chunk %s since %s: %s\n", u.Chunk, u.Since.UTC().Format(time.RFC3339), names)
+	}
+	if n := st.UnrepairableChunks - int64(len(st.Unrepairable)); n > 0 {
+		fmt.Fprintf(w, "  … and %d more (GET /api/status lists the oldest 100)\n", n)
+	}
 }
 
 // incompleteText says how many versions known at the site still lack

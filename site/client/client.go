@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Sentinel errors, for callers to branch on.
@@ -304,6 +305,19 @@ type Status struct {
 	// the bytes of them not readable there yet.
 	IncompleteVersions int64 `json:"incomplete_versions"`
 	IncompleteBytes    int64 `json:"incomplete_bytes"`
+	// Chunks lost at the site that no reachable site could send yet, the
+	// oldest listed with the objects that use them; chunks repaired.
+	UnrepairableChunks int64          `json:"unrepairable_chunks"`
+	Unrepairable       []Unrepairable `json:"unrepairable"`
+	RepairedChunks     int64          `json:"repaired_chunks"`
+}
+
+// Unrepairable is a chunk lost at the site that no site could send.
+type Unrepairable struct {
+	Chunk    string    `json:"chunk"`
+	Since    time.Time `json:"since"`
+	Names    []string  `json:"names"`
+	Attempts int       `json:"attempts"`
 }
 
 // Status fetches the site's status.
