@@ -134,7 +134,7 @@ func (s *Site) fail(w http.ResponseWriter, r *http.Request, op string, err error
 		// unknown state, so the connection is not reused.
 		w.Header().Set("Connection", "close")
 		s.log.Info("request body unusable", "op", op, "path", r.URL.Path, "status", status, "err", err)
-	case status >= 500 && !errors.Is(err, ErrClockAhead):
+	case status >= 500 && !errors.Is(err, ErrClockAhead) && !errors.Is(err, ErrDiskFull):
 		s.log.Error("request failed", "op", op, "path", r.URL.Path, "err", err)
 	case status != http.StatusNotFound:
 		s.metrics.rejected.WithLabelValues(op + "_" + strconv.Itoa(status)).Inc()

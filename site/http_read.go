@@ -36,6 +36,11 @@ type Status struct {
 	// running), without their lists of affected objects.
 	LastScrub *heal.ScrubReport `json:"last_scrub,omitempty"`
 	LastGC    *heal.GCReport    `json:"last_gc,omitempty"`
+	// The disk of the data dir: full while its free space is below
+	// disk_reserve (puts refused, replication into the site paused).
+	DiskFull         bool   `json:"disk_full"`
+	DiskFreeBytes    uint64 `json:"disk_free_bytes"`
+	DiskReserveBytes uint64 `json:"disk_reserve_bytes"`
 }
 
 // maxStatusUnrepairable bounds the unrepairable chunks /api/status lists.
@@ -57,6 +62,9 @@ func (s *Site) Status() (Status, error) {
 		IncompleteVersions: incVersions, IncompleteBytes: incBytes,
 		Links:        s.node.Links(),
 		Unrepairable: []forward.Unrepairable{},
+	}
+	if sp := s.space; sp != nil {
+		st.DiskFull, st.DiskFreeBytes, st.DiskReserveBytes = sp.full.Load(), sp.free.Load(), sp.reserved.Load()
 	}
 	if h := s.heal; h != nil {
 		bad := h.repair.Unrepairable()

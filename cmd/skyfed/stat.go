@@ -159,6 +159,11 @@ func (c *StatCmd) print(w io.Writer, st client.Status) error {
 	fmt.Fprintf(tw, "stored bytes\t%s\nraw bytes\t%s\n", humanBytes(st.StoredBytes), humanBytes(st.RawBytes))
 	fmt.Fprintf(tw, "incomplete\t%s\n", incompleteText(st.IncompleteVersions, st.IncompleteBytes))
 	fmt.Fprintf(tw, "unrepairable\t%d chunks (%d repaired since start)\n", st.UnrepairableChunks, st.RepairedChunks)
+	disk := fmt.Sprintf("%s free, reserve %s", humanBytes(int64(st.DiskFreeBytes)), humanBytes(int64(st.DiskReserveBytes)))
+	if st.DiskFull {
+		disk = "FULL: " + disk + "; puts refused, replication into this site paused (free space, skyfed tools gc)"
+	}
+	fmt.Fprintf(tw, "disk\t%s\n", disk)
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -310,6 +310,10 @@ type Status struct {
 	UnrepairableChunks int64          `json:"unrepairable_chunks"`
 	Unrepairable       []Unrepairable `json:"unrepairable"`
 	RepairedChunks     int64          `json:"repaired_chunks"`
+	// The disk of the data dir: full below disk_reserve.
+	DiskFull         bool   `json:"disk_full"`
+	DiskFreeBytes    uint64 `json:"disk_free_bytes"`
+	DiskReserveBytes uint64 `json:"disk_reserve_bytes"`
 }
 
 // Unrepairable is a chunk lost at the site that no site could send.

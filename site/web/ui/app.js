@@ -165,6 +165,9 @@
       card('incomplete_versions', 'Incomplete', incomplete, fmtInt(incomplete),
         incomplete > 0 ? fmtBytes(st.incomplete_bytes || 0) + ' missing' : 'all versions readable', null, incomplete > 0 ? 'busy' : ''),
       unrepairableCard(st, card),
+      card('disk_free_bytes', 'Disk free', st.disk_free_bytes || 0, fmtBytes(st.disk_free_bytes || 0),
+        st.disk_full ? 'FULL: below the ' + fmtBytes(st.disk_reserve_bytes || 0) + ' reserve; puts refused' : 'reserve ' + fmtBytes(st.disk_reserve_bytes || 0),
+        null, st.disk_full ? 'bad' : ''),
       card('receive_rate', 'Receiving', inRate, fmtRate(inRate), 'wire, all links', spark(siteHistory.map((s) => s.inRate), 'in', 120, 22)),
       card('send_rate', 'Sending', outRate, fmtRate(outRate), 'wire, all links', spark(siteHistory.map((s) => s.outRate), 'out', 120, 22)),
     ];
