@@ -205,19 +205,23 @@ func TestChaosHealFaultsLeaveThePlanAsItWas(t *testing.T) {
 	}
 }
 
-// Every plan flips bytes; every kill has a flip of its site inside its
+// Every plan flips bytes during the phase and once more just before the
+// final scrub; every kill has a flip of its site inside its
 // window (the damage waits for the start); at most one site is filled,
 // once, and a fill is healed within the phase.
 func TestChaosHealFaults(t *testing.T) {
 	fills := 0
 	for s := 1; s <= 300; s++ {
 		p := newChaosPlan(testLimits, 1, s)
-		var flips, running, fill []chaosFault
+		var flips, running, final, fill []chaosFault
 		for _, f := range p.Faults {
 			switch f.Kind {
 			case faultFlip:
 				flips = append(flips, f)
-				if !f.Stopped {
+				switch {
+				case f.Final:
+					final = append(final, f)
+				case !f.Stopped:
 					running = append(running, f)
 				}
 				if f.Chunks < 1 || f.Chunks > 3 || f.Until != f.At {
@@ -227,8 +231,8 @@ func TestChaosHealFaults(t *testing.T) {
 				fill = append(fill, f)
 			}
 		}
-		if len(running) != 2 {
-			t.Fatalf("schedule %d: %d flips at running sites in 30 s, want 2", s, len(running))
+		if len(running) != 2 || len(final) != 1 || final[0].At != p.Duration {
+			t.Fatalf("schedule %d: %d flips during the 30 s and %d at the end, want 2 and 1", s, len(running), len(final))
 		}
 		for _, k := range p.Faults {
 			if k.Kind != faultKill || k.Until-k.At < time.Second {

@@ -51,7 +51,8 @@ type healState struct {
 	hc *http.Client
 
 	mu          sync.Mutex
-	flipped     map[chunk.ID]bool // damaged somewhere this schedule: never twice
+	flipped     map[chunk.ID]bool  // damaged somewhere this schedule: never twice
+	prepared    map[int]flipTarget // flips inside a kill, chosen before it
 	flips       []flipEvent
 	base        []int64 // per site: repaired_chunks of its earlier processes
 	counterLost []bool  // a process ended without its counter read
@@ -66,13 +67,13 @@ type flipEvent struct {
 	At      time.Duration
 	Stopped bool       // the site was not running
 	Chunks  []chunk.ID // damaged
-	Live    bool       // the running site served each of them just before
+	Live    bool       // the site served each of them just before (before its kill, for a stopped one)
 	Before  int64      // the site's repaired total just before (with Live)
 	Counted bool       // Before is known and no process ended unread since
 }
 
 func newHealState(n int) *healState {
-	return &healState{hc: &http.Client{Timeout: flipProbe}, flipped: map[chunk.ID]bool{},
+	return &healState{hc: &http.Client{Timeout: flipProbe}, flipped: map[chunk.ID]bool{}, prepared: map[int]flipTarget{},
 		base: make([]int64, n), counterLost: make([]bool, n)}
 }
 
@@ -241,16 +242,32 @@ func (r *scheduleRun) hung(i int) bool {
 	return false
 }
 
-// flip damages the chunks fault i asks for at its site (see chaos_flip.go).
-func (r *scheduleRun) flip(ctx context.Context, i int) error {
+// flipTarget is what a flip is to damage, chosen while its site could
+// still say what it holds.
+type flipTarget struct {
+	recs []packRecord
+	live bool // the site served each chunk just before: its index points at these records
+	seen int  // records walked
+	rng  *rand.Rand
+}
+
+// chooseFlip chooses the records flip fault i is to damage at its site,
+// and reserves their chunks (no other flip damages them anywhere): chunks
+// the site serves (asked unless it is stopped or hung) and another
+// running site serves good. A stopped site's newest pack is left out (its
+// tail may hold a commit the kill cut short).
+func (r *scheduleRun) chooseFlip(ctx context.Context, i int) flipTarget {
 	f := r.plan.Faults[i]
-	rng := rand.New(rand.NewPCG(f.Seed, uint64(i)))
+	t := flipTarget{rng: rand.New(rand.NewPCG(f.Seed, uint64(i)))}
 	s := f.Site
-	running := r.fed.Process(s) != nil && !r.hung(s)
-	choice, err := scanSitePacks(r.fed.Dir(s), !running)
+	stopped := r.fed.Process(s) == nil
+	t.live = !stopped && !r.hung(s)
+	choice, err := scanSitePacks(r.fed.Dir(s), stopped)
 	if err != nil {
-		return err
+		r.h.note("flip s%d at %s: %v", s, f.At, err)
+		return t
 	}
+	t.seen = len(choice.records)
 	r.h.mu.Lock()
 	avoid := maps.Clone(r.h.flipped)
 	r.h.mu.Unlock()
@@ -259,13 +276,12 @@ func (r *scheduleRun) flip(ctx context.Context, i int) error {
 		if probes++; probes > flipMaxProbes {
 			return false
 		}
-		if running {
+		if t.live {
 			if held, _ := r.holds(ctx, s, id); !held {
 				return false
 			}
 		}
-		peers := rng.Perm(r.fed.N())
-		for _, p := range peers {
+		for _, p := range t.rng.Perm(r.fed.N()) {
 			if p != s && r.fed.Process(p) != nil && !r.hung(p) {
 				if held, _ := r.holds(ctx, p, id); held {
 					return true
@@ -274,18 +290,57 @@ func (r *scheduleRun) flip(ctx context.Context, i int) error {
 		}
 		return false
 	}
-	recs := choice.choose(rng, f.Chunks, avoid, ok)
-	if len(recs) == 0 {
-		r.h.note("flip s%d at %s: no chunk held elsewhere to damage (%d records seen)", s, f.At, len(choice.records))
+	t.recs = choice.choose(t.rng, f.Chunks, avoid, ok)
+	r.h.mu.Lock()
+	for _, rec := range t.recs {
+		r.h.flipped[rec.ID] = true
+	}
+	r.h.mu.Unlock()
+	return t
+}
+
+// prepareStoppedFlips chooses, before kill fault i stops its site, what
+// the flips that fall inside the kill will damage (those planned there,
+// and any other drawn there by chance): the site can still say which
+// chunk records it uses.
+func (r *scheduleRun) prepareStoppedFlips(ctx context.Context, i int) {
+	k := r.plan.Faults[i]
+	for j, f := range r.plan.Faults {
+		if f.Kind == faultFlip && f.Site == k.Site && f.At > k.At && f.At < k.Until {
+			t := r.chooseFlip(ctx, j)
+			r.h.mu.Lock()
+			r.h.prepared[j] = t
+			r.h.mu.Unlock()
+		}
+	}
+}
+
+// flip damages the chunks fault i asks for at its site (see chaos_flip.go).
+func (r *scheduleRun) flip(ctx context.Context, i int) error {
+	f := r.plan.Faults[i]
+	s := f.Site
+	r.h.mu.Lock()
+	t, ok := r.h.prepared[i]
+	delete(r.h.prepared, i)
+	r.h.mu.Unlock()
+	if !ok {
+		t = r.chooseFlip(ctx, i)
+	}
+	if len(t.recs) == 0 {
+		r.h.note("flip s%d at %s: no chunk held elsewhere to damage (%d records walked)", s, f.At, t.seen)
 		return nil
 	}
-	ev := flipEvent{Site: s, At: f.At, Stopped: !running, Live: running}
-	if running {
+	ev := flipEvent{Site: s, At: f.At, Stopped: r.fed.Process(s) == nil, Live: t.live}
+	if ev.Stopped { // its next process counts from 0
+		r.h.mu.Lock()
+		ev.Before, ev.Counted = r.h.base[s], !r.h.counterLost[s]
+		r.h.mu.Unlock()
+	} else {
 		ev.Before, ev.Counted = r.repairedTotal(ctx, s)
 	}
 	var errs []string
-	for _, rec := range recs {
-		offs, err := flipRecord(rec, rng, rng.IntN(4) == 0)
+	for _, rec := range t.recs {
+		offs, err := flipRecord(rec, t.rng, t.rng.IntN(4) == 0)
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -294,9 +349,6 @@ func (r *scheduleRun) flip(ctx context.Context, i int) error {
 		r.logf("flip s%d: chunk %s in %s at %d: %d bytes", s, rec.ID.Short(), filepath.Base(rec.Pack), rec.Offset, len(offs))
 	}
 	r.h.mu.Lock()
-	for _, id := range ev.Chunks {
-		r.h.flipped[id] = true
-	}
 	r.h.flips = append(r.h.flips, ev)
 	r.h.mu.Unlock()
 	if errs != nil {
@@ -361,11 +413,32 @@ type healSummary struct {
 // every damaged chunk good at its site, the repaired counter moved.
 func (r *scheduleRun) checkHealing(ctx context.Context) healSummary {
 	var hs healSummary
+	finalFlips := map[int]int{} // site → chunks damaged just before the scrub
+	for i, f := range r.plan.Faults {
+		if f.Kind != faultFlip || !f.Final {
+			continue
+		}
+		r.h.mu.Lock()
+		n := len(r.h.flips)
+		r.h.mu.Unlock()
+		if err := r.flip(ctx, i); err != nil {
+			hs.Problems = append(hs.Problems, fmt.Sprintf("%s: %v", f, err))
+		}
+		r.h.mu.Lock()
+		for _, ev := range r.h.flips[n:] {
+			finalFlips[ev.Site] += len(ev.Chunks)
+		}
+		r.h.mu.Unlock()
+	}
 	for i := range r.fed.N() {
 		rep, problem := r.scrub(ctx, i)
 		hs.ScrubRepaired += rep.Repaired
 		if problem != "" {
 			hs.Problems = append(hs.Problems, problem)
+		}
+		if n := finalFlips[i]; rep.Repaired < int64(n) && problem == "" {
+			hs.Problems = append(hs.Problems, fmt.Sprintf("scrub s%d: repaired %d chunks (corrupt %d), but %d were damaged there just before it",
+				i, rep.Repaired, rep.Corrupt, n))
 		}
 	}
 	r.h.mu.Lock()

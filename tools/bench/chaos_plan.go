@@ -92,6 +92,9 @@ type chaosFault struct {
 	Chunks  int
 	Seed    uint64
 	Stopped bool
+	// Final: the flip comes after convergence, just before the final
+	// scrub, which must find and repair it.
+	Final bool
 }
 
 func (f chaosFault) String() string {
@@ -114,6 +117,9 @@ func (f chaosFault) String() string {
 		}
 		if f.Stopped {
 			extra += " (stopped)"
+		}
+		if f.Final {
+			return fmt.Sprintf("%s %s%s before the final scrub", f.Kind, target, extra)
 		}
 	}
 	if f.Kind.instant() {
@@ -201,15 +207,19 @@ func newChaosPlan(lim planLimits, seed uint64, schedule int) chaosPlan {
 const healStream = 0x6865616c_666c6970 // "healflip"
 
 // drawHealFaults draws the faults that test the sites' healing: about one
-// flip per 15 s of the phase at a random site, one more inside every kill
+// flip per 15 s of the phase at a random site (after its first third),
+// one after convergence that only the final scrub can find, one more inside every kill
 // (the damage waits for the site's start), and in half the schedules one
 // fill of the site whose data dir the run puts on a tmpfs of its own.
 func drawHealFaults(rng *rand.Rand, lim planLimits, n int, drawn []chaosFault) []chaosFault {
 	span := max(lim.Duration-2*time.Second, time.Second)
 	var out []chaosFault
 	if lim.Faults == nil || slices.Contains(lim.Faults, faultFlip) {
+		// In the later two thirds of the phase, when the sites hold
+		// something to damage.
+		from := lim.Duration / 3
 		for range max(1, int(lim.Duration/(15*time.Second))) {
-			at := time.Second + time.Duration(rng.Int64N(int64(span))).Round(100*time.Millisecond)
+			at := from + time.Duration(rng.Int64N(int64(max(span-from, time.Second)))).Round(100*time.Millisecond)
 			f := chaosFault{Kind: faultFlip, At: min(at, span), Site: rng.IntN(n), Chunks: 1 + rng.IntN(3), Seed: rng.Uint64()}
 			f.Until = f.At
 			out = append(out, f)
@@ -221,6 +231,8 @@ func drawHealFaults(rng *rand.Rand, lim planLimits, n int, drawn []chaosFault) [
 			at := (k.At + (k.Until-k.At)/2).Round(100 * time.Millisecond)
 			out = append(out, chaosFault{Kind: faultFlip, At: at, Until: at, Site: k.Site, Chunks: 1 + rng.IntN(3), Seed: rng.Uint64(), Stopped: true})
 		}
+		out = append(out, chaosFault{Kind: faultFlip, At: lim.Duration, Until: lim.Duration, Site: rng.IntN(n), Chunks: 1 + rng.IntN(3),
+			Seed: rng.Uint64(), Final: true})
 	}
 	if (lim.Faults == nil || slices.Contains(lim.Faults, faultFill)) && rng.IntN(2) == 0 {
 		f := chaosFault{Kind: faultFill, Site: rng.IntN(n)}

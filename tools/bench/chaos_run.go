@@ -213,6 +213,9 @@ type faultStep struct {
 func (r *scheduleRun) runFaults(ctx context.Context) {
 	var steps []faultStep
 	for i, f := range r.plan.Faults {
+		if f.Final {
+			continue // checkHealing's
+		}
 		steps = append(steps, faultStep{at: f.At, index: i})
 		if !f.Kind.instant() {
 			steps = append(steps, faultStep{at: f.Until, index: i, heal: true})
@@ -254,6 +257,7 @@ func (r *scheduleRun) apply(ctx context.Context, i int) error {
 	a, b := f.Edge[0], f.Edge[1]
 	switch f.Kind {
 	case faultKill:
+		r.prepareStoppedFlips(ctx, i)
 		r.beforeStop(f.Site)
 		return fed.Kill(f.Site)
 	case faultHang:

@@ -46,6 +46,9 @@ func TestChaosPlansKeepTheirBounds(t *testing.T) {
 				t.Fatalf("schedule %d: %s outside the phase of %s", s, f, p.Duration)
 			}
 			if f.Kind == faultFlip || f.Kind == faultFill {
+				if f.At < 0 || f.Until < f.At || f.Until > p.Duration {
+					t.Fatalf("schedule %d: %s outside the phase of %s", s, f, p.Duration)
+				}
 				continue // they share targets with the others by design
 			}
 			var key string
