@@ -73,7 +73,7 @@ type flipEvent struct {
 }
 
 func newHealState(n int) *healState {
-	return &healState{hc: &http.Client{Timeout: flipProbe}, flipped: map[chunk.ID]bool{}, prepared: map[int]flipTarget{},
+	return &healState{hc: &http.Client{Timeout: flipProbe, Transport: http.DefaultTransport.(*http.Transport).Clone()}, flipped: map[chunk.ID]bool{}, prepared: map[int]flipTarget{},
 		base: make([]int64, n), counterLost: make([]bool, n)}
 }
 

@@ -219,7 +219,7 @@ func drawHealFaults(rng *rand.Rand, lim planLimits, n int, drawn []chaosFault) [
 		// something to damage.
 		from := lim.Duration / 3
 		for range max(1, int(lim.Duration/(15*time.Second))) {
-			at := from + time.Duration(rng.Int64N(int64(max(span-from, time.Second)))).Round(100*time.Millisecond)
+			at := (from + time.Duration(rng.Int64N(int64(max(span-from, time.Second))))).Round(100 * time.Millisecond)
 			f := chaosFault{Kind: faultFlip, At: min(at, span), Site: rng.IntN(n), Chunks: 1 + rng.IntN(3), Seed: rng.Uint64()}
 			f.Until = f.At
 			out = append(out, f)

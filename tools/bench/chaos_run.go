@@ -74,6 +74,7 @@ func runSchedule(ctx context.Context, cfg ChaosConfig, plan chaosPlan, frames []
 			res.Problems = append(res.Problems, "tmpfs: "+err.Error())
 		}
 		res.Notes = r.h.notesSnapshot()
+		r.h.hc.CloseIdleConnections()
 	}()
 	r.prepareDisk(dir)
 	opts := testlab.FedOptions{N: plan.Sites, Topology: "random", Seed: plan.topoSeed, LinkRates: plan.Rates, Binary: cfg.Binary, Dir: dir}
