@@ -62,10 +62,20 @@ func (c *BenchChaosCmd) shapeFlags() string {
 		f = append(f, fmt.Sprintf("--max-sites %d", c.MaxSites))
 	}
 	if c.MaxSize != 50_000_000 {
-		f = append(f, "--max-size "+c.MaxSize.String())
+		f = append(f, "--max-size "+sizeFlag(c.MaxSize))
 	}
 	if c.FITS != "" {
 		f = append(f, "--fits "+c.FITS)
 	}
 	return strings.Join(f, " ")
+}
+
+// sizeFlag writes a size as one shell word that parses back to it: "4MiB"
+// where that is exact, else the byte count.
+func sizeFlag(b bench.ByteSize) string {
+	s := strings.ReplaceAll(b.String(), " ", "")
+	if v, err := bench.ParseSize(s); err == nil && v == b {
+		return s
+	}
+	return fmt.Sprint(int64(b))
 }
