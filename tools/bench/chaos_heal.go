@@ -26,7 +26,9 @@ import (
 // at its site again (GET /c/, which re-hashes and never reads through),
 // `skyfed tools scrub --json` must exit 0 at every site, and the site's
 // repaired counter (repaired_chunks, summed over its processes) must
-// have moved after a flip in a chunk it held. A fill takes all but a few
+// have moved after a flip in a chunk it held. One more flip comes after
+// convergence, just before that scrub, which must report its chunks
+// repaired. A fill takes all but a few
 // MB of the tmpfs the run gave one site's data dir; puts it refuses
 // (507) are retried at another site and counted as refused for a full
 // disk, not as failures; once the filler is gone the federation must
