@@ -26,6 +26,11 @@ type CompactOptions struct {
 	Pace func(ctx context.Context, n int) error
 	// Progress, if set, is called after each pack handled.
 	Progress func(CompactReport)
+	// Quarantine, if set, takes a live chunk whose record fails its check
+	// out of the index (and out of whatever else its caller keeps, such as
+	// a reconciliation table); nil → Store.Quarantine. It reports whether
+	// it removed the entry.
+	Quarantine func(ID) (bool, error)
 }
 
 // CompactReport says what Compact did.
@@ -259,14 +264,29 @@ func (s *Store) rewritePack(ctx context.Context, num uint32, opts CompactOptions
 				return err
 			}
 		}
-		buf, err = s.readRecordLocked(id, e, buf)
+		buf, err = s.readRecordLocked(id, e, buf, true)
 		if errors.Is(err, ErrCorrupt) {
 			s.noteCorrupt(id, e, err)
-			if qerr := s.Quarantine(id); qerr != nil {
+			quarantine := opts.Quarantine
+			if quarantine == nil {
+				quarantine = s.Quarantine
+			}
+			removed, qerr := quarantine(id)
+			if qerr != nil {
 				return qerr
 			}
-			rep.Corrupt = append(rep.Corrupt, id)
-			continue
+			if removed {
+				rep.Corrupt = append(rep.Corrupt, id)
+				continue
+			}
+			if cur, lerr := s.lookup(id); lerr != nil || cur != e {
+				continue // replaced meanwhile by a good copy elsewhere
+			}
+			// Its bytes hash right (only its record's checksum is off):
+			// move them, under a fresh header.
+			if buf, err = s.readRecordLocked(id, e, buf, false); err != nil {
+				return err
+			}
 		}
 		if err != nil {
 			return err
@@ -286,15 +306,14 @@ func (s *Store) rewritePack(ctx context.Context, num uint32, opts CompactOptions
 	return s.retire(num)
 }
 
-// readRecordLocked is readRecord with the payload CRC checked, under
-// the store's close lock.
-func (s *Store) readRecordLocked(id ID, e entry, dst []byte) ([]byte, error) {
+// readRecordLocked is readRecord under the store's close lock.
+func (s *Store) readRecordLocked(id ID, e entry, dst []byte, checkCRC bool) ([]byte, error) {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
 		return dst[:0], errClosed
 	}
-	return s.readRecord(id, e, dst, true)
+	return s.readRecord(id, e, dst, checkCRC)
 }
 
 // mover appends copies of live chunks to the active pack and re-points

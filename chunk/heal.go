@@ -18,13 +18,19 @@ func (s *Store) pin(id ID) {
 }
 
 // GuardReuse makes Sweep leave alone, until stop is called, every chunk
-// pinned from now on, even after its pin is released. A garbage
+// pinned now or from now on, even after its pin is released. A garbage
 // collection starts it before it scans which chunks the manifests
 // reference: a put committed after that scan began may reuse a chunk
 // the scan saw unreferenced, and it pinned that chunk on the way.
 func (s *Store) GuardReuse() (stop func()) {
 	s.pinMu.Lock()
-	s.guard = map[ID]struct{}{}
+	// Chunks pinned already count too: a batch that relied on one before
+	// the guard began may commit after the scan and release its pin
+	// before the sweep.
+	s.guard = make(map[ID]struct{}, len(s.pins))
+	for id := range s.pins {
+		s.guard[id] = struct{}{}
+	}
 	s.pinMu.Unlock()
 	return func() {
 		s.pinMu.Lock()
@@ -73,16 +79,35 @@ type Removed struct {
 	Pinned      int64 // chunks left alone because a reader or a batch relies on them
 }
 
-// Quarantine takes a chunk whose stored bytes failed verification out
-// of the index, so that Has says it is not here and a fetch from the
-// other sites brings a good copy (read repair). Its pack bytes become
-// garbage for compaction. A chunk not indexed is left as it is.
-func (s *Store) Quarantine(id ID) error {
-	_, err := s.remove([]ID{id}, false)
-	if err != nil {
-		return fmt.Errorf("quarantine chunk %s: %w", id.Short(), err)
+// Quarantine takes a chunk whose stored bytes fail verification out of
+// the index, so that Has says it is not here and a fetch from the other
+// sites brings a good copy (read repair); its pack bytes become garbage
+// for compaction. It checks the chunk the index points at now, and
+// removes that entry only if it still fails and was not replaced
+// meanwhile: a good copy stored since the failure seen by the caller
+// (a repair, or compaction meeting a stale record) stays. It reports
+// whether it removed the entry.
+func (s *Store) Quarantine(id ID) (bool, error) {
+	e, err := s.lookup(id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
 	}
-	return nil
+	if err == nil {
+		_, _, err = s.Verify(id, nil)
+		if err == nil {
+			return false, nil // good (again)
+		}
+		if !errors.Is(err, ErrCorrupt) {
+			return false, fmt.Errorf("quarantine chunk %s: %w", id.Short(), err)
+		}
+	} else if !errors.Is(err, ErrCorrupt) {
+		return false, fmt.Errorf("quarantine chunk %s: %w", id.Short(), err)
+	}
+	var r Removed
+	if err := s.removeGroup([]ID{id}, false, &r, &e); err != nil {
+		return false, fmt.Errorf("quarantine chunk %s: %w", id.Short(), err)
+	}
+	return len(r.IDs) > 0, nil
 }
 
 // Sweep takes unreferenced chunks out of the index (garbage
@@ -108,14 +133,16 @@ func (s *Store) remove(ids []ID, skipPinned bool) (Removed, error) {
 		n := min(len(ids), sweepBatch)
 		part := ids[:n]
 		ids = ids[n:]
-		if err := s.removeGroup(part, skipPinned, &r); err != nil {
+		if err := s.removeGroup(part, skipPinned, &r, nil); err != nil {
 			return r, err
 		}
 	}
 	return r, nil
 }
 
-func (s *Store) removeGroup(ids []ID, skipPinned bool, r *Removed) error {
+// removeGroup deletes the entries of ids; with only set (one ID), only
+// if the entry is still *only.
+func (s *Store) removeGroup(ids []ID, skipPinned bool, r *Removed, only *entry) error {
 	if skipPinned {
 		s.pinMu.Lock()
 		defer s.pinMu.Unlock()
@@ -140,6 +167,9 @@ func (s *Store) removeGroup(ids []ID, skipPinned bool, r *Removed) error {
 		}
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return err
+		}
+		if only != nil && e != *only {
+			continue // replaced since it was checked
 		}
 		if err := b.Delete(indexKey(id), nil); err != nil {
 			return err

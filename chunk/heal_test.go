@@ -254,3 +254,39 @@ func TestGuardReuseKeepsChunksReusedAfterTheScan(t *testing.T) {
 		t.Fatalf("Sweep after the guard = %+v, want 1 removed", r)
 	}
 }
+
+func TestGuardReuseCoversPinsTakenBeforeIt(t *testing.T) {
+	ts := newTestStore(t, nil, Options{})
+	a := randomBytes(31, 3000)
+	put(t, ts.Store, a)
+	b := ts.NewBatch() // a put that relied on a before the collection began
+	if _, err := b.Add(Sum(a), a); err != nil {
+		t.Fatal(err)
+	}
+	stop := ts.GuardReuse()
+	defer stop()
+	if err := b.Commit(nil); err != nil { // commits after the scan, releasing its pin
+		t.Fatal(err)
+	}
+	if r, _ := ts.Sweep([]ID{Sum(a)}); r.Chunks != 0 {
+		t.Fatalf("Sweep removed a chunk a put relied on since before the guard: %+v", r)
+	}
+}
+
+func TestQuarantineLeavesAGoodCopy(t *testing.T) {
+	ts := newTestStore(t, nil, Options{})
+	a := randomBytes(32, 4000)
+	put(t, ts.Store, a)
+	if removed, err := ts.Quarantine(Sum(a)); err != nil || removed {
+		t.Fatalf("Quarantine of a good chunk = %v, %v; want it left", removed, err)
+	}
+	flipByte(t, filepath.Join(ts.opts.Dir, "pack-000001.dat"), headerSize+100)
+	if removed, err := ts.Quarantine(Sum(a)); err != nil || !removed {
+		t.Fatalf("Quarantine of a damaged chunk = %v, %v; want it removed", removed, err)
+	}
+	put(t, ts.Store, a) // repaired: a good copy in a new record
+	if removed, err := ts.Quarantine(Sum(a)); err != nil || removed {
+		t.Fatalf("Quarantine after the repair = %v, %v; want the good copy left", removed, err)
+	}
+	mustGet(t, ts.Store, a)
+}

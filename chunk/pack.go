@@ -252,7 +252,6 @@ func (s *Store) appendRecord(id ID, c Codec, payload []byte, rawLen uint32) (ent
 		}
 	}
 	p := s.active
-	p.inflight.Add(1) // the batch releases it when it commits or aborts
 	h := header{id: id, codec: c, storedLen: uint32(len(payload)), rawLen: rawLen,
 		payloadCRC: crc32.Checksum(payload, castagnoli)}
 	// One Write per record, from a buffer the FS may scribble on (vfs.File.Write may modify it).
@@ -263,6 +262,7 @@ func (s *Store) appendRecord(id ID, c Codec, payload []byte, rawLen uint32) (ent
 		p.broken.Store(true) // the file may hold a torn tail now; start a new one next time
 		return entry{}, nil, fmt.Errorf("append chunk %s to pack %s: %w", id, packName(p.num), err)
 	}
+	p.inflight.Add(1) // the batch releases it when it commits or aborts
 	if cap(s.wbuf) > 2*DefaultSize+headerSize {
 		s.wbuf = nil // do not pin a huge buffer after one oversized chunk
 	}

@@ -57,9 +57,16 @@ type Repairer struct {
 	db     *pebble.DB
 	log    *slog.Logger
 
+	// base bounds every repair: Close cancels it and waits for them, so
+	// none touches the stores after the site closed them.
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
 	mu       sync.Mutex
 	inflight map[chunk.ID]*repairCall
 	bad      map[chunk.ID]*Unrepairable
+	closed   bool
 
 	repaired, failed, quarantined atomic.Int64
 }
@@ -79,6 +86,7 @@ func NewRepairer(db *pebble.DB, stores *Stores, inv *Inventory, fetch func(conte
 	}
 	r := &Repairer{stores: stores, fetch: fetch, inv: inv, db: db, log: log,
 		inflight: map[chunk.ID]*repairCall{}, bad: map[chunk.ID]*Unrepairable{}}
+	r.base, r.cancel = context.WithCancel(context.Background())
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixUnrepairable}, UpperBound: []byte{prefixUnrepairable + 1}})
 	if err != nil {
 		return r, fmt.Errorf("load unrepairable chunks: %w", err)
@@ -136,14 +144,20 @@ func (r *Repairer) Repair(ctx context.Context, id chunk.ID, names ...string) err
 			return ctx.Err()
 		}
 	}
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("repair chunk %s: %w", id.Short(), errRepairerClosed)
+	}
 	c := &repairCall{done: make(chan struct{})}
 	r.inflight[id] = c
+	r.wg.Add(1)
 	r.mu.Unlock()
 	// The repair outlives a caller that gives up (a reader whose client
-	// went away): it is bounded by repairTimeout, and the next reader
-	// finds it done or joins it.
+	// went away): it is bounded by repairTimeout and by Close, and the
+	// next reader finds it done or joins it.
 	go func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), repairTimeout)
+		defer r.wg.Done()
+		rctx, cancel := context.WithTimeout(r.base, repairTimeout)
 		defer cancel()
 		c.err = r.repair(rctx, id, names)
 		r.mu.Lock()
@@ -159,6 +173,36 @@ func (r *Repairer) Repair(ctx context.Context, id chunk.ID, names ...string) err
 	}
 }
 
+// errRepairerClosed ends repairs asked for while the site shuts down.
+var errRepairerClosed = errors.New("repairs stopped: the site is shutting down")
+
+// Close stops the repairs under way (they are not recorded as failed)
+// and waits for them; later ones fail at once.
+func (r *Repairer) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+}
+
+// Quarantine takes a chunk whose stored bytes fail verification out of
+// the index and out of the reconciliation table, so it can be fetched
+// again; it reports whether it did (a chunk that verifies, or was
+// replaced by a good copy meanwhile, stays).
+func (r *Repairer) Quarantine(id chunk.ID) (bool, error) {
+	removed, err := r.stores.Chunks.Quarantine(id)
+	if err != nil || !removed {
+		return removed, err
+	}
+	r.quarantined.Add(1)
+	r.stores.forgetShipped(id)
+	if r.inv != nil {
+		r.inv.Forget(KindChunk, []chunk.ID{id})
+	}
+	return true, nil
+}
+
 func (r *Repairer) repair(ctx context.Context, id chunk.ID, names []string) error {
 	_, _, err := r.stores.Chunks.Verify(id, nil)
 	switch {
@@ -166,13 +210,13 @@ func (r *Repairer) repair(ctx context.Context, id chunk.ID, names []string) erro
 		r.healed(id)
 		return nil
 	case errors.Is(err, chunk.ErrCorrupt):
-		if err := r.stores.Chunks.Quarantine(id); err != nil {
+		removed, err := r.Quarantine(id)
+		if err != nil {
 			return err
 		}
-		r.quarantined.Add(1)
-		r.stores.forgetShipped(id)
-		if r.inv != nil {
-			r.inv.Forget(KindChunk, []chunk.ID{id})
+		if !removed {
+			r.healed(id) // a good copy arrived since it failed
+			return nil
 		}
 	case !errors.Is(err, chunk.ErrNotFound):
 		return err
@@ -185,6 +229,9 @@ func (r *Repairer) repair(ctx context.Context, id chunk.ID, names []string) erro
 			r.log.Info("repair: chunk fetched again from another site", "chunk", id.String())
 			return nil
 		}
+	}
+	if r.base.Err() != nil {
+		return fmt.Errorf("repair chunk %s: %w", id.Short(), errRepairerClosed) // says nothing of the chunk
 	}
 	r.failed.Add(1)
 	r.remember(id, names)

@@ -28,6 +28,34 @@ type healing struct {
 	lastGC    *heal.GCReport
 	bgScrub   context.CancelFunc // stops the background scrub, if one runs
 	totals    healTotals
+
+	// Passes asked for over HTTP run under ctx too: stopHealing cancels
+	// it and waits for them, so none touches the stores once closed.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	running sync.WaitGroup
+}
+
+// begin registers a pass; its context ends with ctx or at shutdown.
+func (h *healing) begin(ctx context.Context) (context.Context, func()) {
+	h.running.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(h.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+		h.running.Done()
+	}
+}
+
+// stopHealing ends the passes and repairs under way and waits for them.
+func (s *Site) stopHealing() {
+	if s.heal == nil {
+		return
+	}
+	s.heal.cancel()
+	s.heal.running.Wait()
+	s.heal.repair.Close()
 }
 
 // healTotals are the passes' cumulative counts, for metrics.
@@ -56,6 +84,7 @@ func (s *Site) registerHealing(mux *http.ServeMux) {
 			DB: s.db, Chunks: s.chunks, Objects: s.objects, Arrivals: s.arrivals,
 			Repairer: rep, Inventory: s.inv, Log: s.log,
 		}}
+		s.heal.ctx, s.heal.cancel = context.WithCancel(context.Background())
 		s.opts.Registry.MustRegister(healCollector{s.heal})
 	}
 	mux.HandleFunc("POST /api/scrub", s.serveScrub)
@@ -68,6 +97,8 @@ func (s *Site) registerHealing(mux *http.ServeMux) {
 // while another runs.
 func (s *Site) Scrub(ctx context.Context, opts heal.ScrubOptions) (heal.ScrubReport, error) {
 	h := s.heal
+	ctx, done := h.begin(ctx)
+	defer done()
 	if !h.scrubMu.TryLock() {
 		return heal.ScrubReport{}, fmt.Errorf("scrub: %w", ErrBusy)
 	}
@@ -104,6 +135,8 @@ func (s *Site) Scrub(ctx context.Context, opts heal.ScrubOptions) (heal.ScrubRep
 // runs.
 func (s *Site) GC(ctx context.Context, opts heal.GCOptions) (heal.GCReport, error) {
 	h := s.heal
+	ctx, done := h.begin(ctx)
+	defer done()
 	if !h.gcMu.TryLock() {
 		return heal.GCReport{}, fmt.Errorf("gc: %w", ErrBusy)
 	}

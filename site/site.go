@@ -355,6 +355,7 @@ func (s *Site) Stop() error {
 		}
 		cancel()
 	}
+	s.stopHealing() // before the links: a repair's fetch ends with them, and must not be taken for a failure
 	s.stopLinks()
 	s.stopNATS()
 	return errors.Join(append(errs, s.Close())...)
@@ -364,6 +365,7 @@ func (s *Site) Stop() error {
 func (s *Site) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.stopHealing()
 		err = errors.Join(s.chunks.Close(), s.db.Close())
 	})
 	return err

@@ -104,19 +104,20 @@ func (s *Site) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	}
 	rep.Phase = "chunks"
 	progress()
-	if err := s.sweepChunks(ctx, collected.Chunks, opts, &rep); err != nil {
+	swept, err := s.sweepChunks(ctx, collected.Chunks, opts, &rep)
+	if err != nil {
 		return fail(err)
 	}
 	// A version that arrived from a peer during the sweep may use a
 	// chunk the reference scan saw unused: fetch such chunks back.
-	if err := s.recheckArrived(ctx, manifestHead, &rep); err != nil {
+	if err := s.recheckArrived(ctx, manifestHead, swept, &rep); err != nil {
 		return fail(err)
 	}
 	stopGuard()
 	rep.Phase = "packs"
 	progress()
 	cr, err := s.Chunks.Compact(ctx, chunk.CompactOptions{
-		MinDead: opts.MinDead, Pace: pacer(opts.Rate),
+		MinDead: opts.MinDead, Pace: pacer(opts.Rate), Quarantine: s.Repairer.Quarantine,
 		Progress: func(c chunk.CompactReport) {
 			rep.PacksRemoved, rep.PacksRewritten, rep.ChunksMoved = c.PacksRemoved, c.PacksRewritten, c.ChunksMoved
 			progress()
@@ -145,10 +146,10 @@ func (s *Site) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 // sweepChunks takes out of the index every chunk no manifest references:
 // at once those only collected versions used, after the grace period
 // any other (orphans, marked the first time they are seen).
-func (s *Site) sweepChunks(ctx context.Context, ofCollected []chunk.ID, opts GCOptions, rep *GCReport) error {
+func (s *Site) sweepChunks(ctx context.Context, ofCollected []chunk.ID, opts GCOptions, rep *GCReport) (map[chunk.ID]bool, error) {
 	refs, err := s.references(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	referenced := func(id chunk.ID) bool {
 		_, ok := slices.BinarySearch(refs, binary.BigEndian.Uint64(id[:8]))
@@ -189,7 +190,7 @@ func (s *Site) sweepChunks(ctx context.Context, ofCollected []chunk.ID, opts GCO
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Marks of chunks referenced again, or gone, are dropped.
 	if err := s.forEachOrphanMark(func(id chunk.ID) error {
@@ -202,10 +203,10 @@ func (s *Site) sweepChunks(ctx context.Context, ofCollected []chunk.ID, opts GCO
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := marks.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("record unreferenced chunks: %w", err)
+		return nil, fmt.Errorf("record unreferenced chunks: %w", err)
 	}
 	removed, err := s.Chunks.Sweep(sweep)
 	if s.Inventory != nil {
@@ -213,16 +214,18 @@ func (s *Site) sweepChunks(ctx context.Context, ofCollected []chunk.ID, opts GCO
 	}
 	unmark := s.DB.NewBatch()
 	defer unmark.Close()
+	swept := make(map[chunk.ID]bool, len(removed.IDs))
 	for _, id := range removed.IDs {
+		swept[id] = true
 		if derr := unmark.Delete(orphanKey(id), nil); derr != nil {
-			return derr
+			return swept, derr
 		}
 	}
 	if cerr := unmark.Commit(pebble.NoSync); cerr != nil && err == nil {
 		err = cerr
 	}
 	rep.ChunksCollected, rep.ChunkBytes, rep.Kept = removed.Chunks, removed.StoredBytes, removed.Pinned
-	return err
+	return swept, err
 }
 
 // fate is what a collection does with a chunk no kept manifest references.
@@ -309,9 +312,12 @@ func (s *Site) forEachOrphanMark(fn func(chunk.ID) error) error {
 	return nil
 }
 
-// recheckArrived fetches back any chunk a version that arrived since
-// head uses and that is not here (swept under it).
-func (s *Site) recheckArrived(ctx context.Context, head uint64, rep *GCReport) error {
+// recheckArrived fetches back any chunk this pass swept that a version
+// arrived since head uses.
+func (s *Site) recheckArrived(ctx context.Context, head uint64, swept map[chunk.ID]bool, rep *GCReport) error {
+	if len(swept) == 0 {
+		return nil
+	}
 	for {
 		as, err := s.Arrivals.Read(forward.KindManifest, head, 1024)
 		if err != nil || len(as) == 0 {
@@ -324,15 +330,15 @@ func (s *Site) recheckArrived(ctx context.Context, head uint64, rep *GCReport) e
 				continue // collected or refused: nothing to keep
 			}
 			for _, c := range m.Chunks {
+				if !swept[c] {
+					continue
+				}
 				has, err := s.Chunks.Has(c)
 				if err != nil {
 					return err
 				}
 				if has {
 					continue
-				}
-				if inc, _ := s.Objects.IsIncomplete(a.ID); inc {
-					break
 				}
 				if s.Repairer.Repair(ctx, c, m.Name+"@"+m.Version()) == nil {
 					rep.Repaired++

@@ -230,7 +230,7 @@ func TestScrubRepairsAndNamesUnrepairable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A chunk lost here (quarantined, as a read would): scrub fetches it.
-	if err := s.Chunks.Quarantine(m.Chunks[1]); err != nil {
+	if _, err := s.Chunks.Sweep(m.Chunks[1:2]); err != nil {
 		t.Fatal(err)
 	}
 	s.Inventory.Forget(forward.KindChunk, m.Chunks[1:2])
@@ -241,10 +241,11 @@ func TestScrubRepairsAndNamesUnrepairable(t *testing.T) {
 	s.tableMatches(t)
 
 	// Lost here and at the donor: unrepairable, and named.
-	if err := s.Chunks.Quarantine(m.Chunks[2]); err != nil {
+	if _, err := s.Chunks.Sweep(m.Chunks[2:3]); err != nil {
 		t.Fatal(err)
 	}
-	if err := donor.Chunks.Quarantine(m.Chunks[2]); err != nil {
+	s.Inventory.Forget(forward.KindChunk, m.Chunks[2:3])
+	if _, err := donor.Chunks.Sweep(m.Chunks[2:3]); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Repairer.Repair(context.Background(), m.Chunks[2]); !errors.Is(err, forward.ErrUnrepairable) {
