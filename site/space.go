@@ -149,10 +149,7 @@ func makeBallast(path string, n uint64) error {
 	if err != nil {
 		return err
 	}
-	err = unix.Fallocate(int(f.Fd()), 0, 0, int64(n))
-	if errors.Is(err, unix.EOPNOTSUPP) {
-		err = writeZeros(f, n)
-	}
+	err = allocate(f, n)
 	if err == nil {
 		err = f.Sync()
 	}
