@@ -39,19 +39,44 @@ func (l *Link) dialLoop() {
 				// (recorded by the handlers) says why.
 			}
 		} else {
-			reason := classifyDialError(err)
-			if reason == ReasonRefused {
-				l.setStateWhy(linkRefused, reason, fmt.Errorf("dial %s: %w", l.url, err))
-				l.log.Warn("peer refused this site; is this site's key trusted there? (skyfed site trust on the peer)", "url", l.url, "err", err)
-			} else {
-				l.setStateWhy(linkDown, reason, fmt.Errorf("dial %s: %w", l.url, err))
-				l.log.Info("dial failed; retrying", "url", l.url, "err", err)
-			}
+			l.dialFailed(err, true)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(b.wait()):
+		}
+	}
+}
+
+// dialFailed records why a dial (or nats.go's redial of a lost
+// connection, which logs nothing) failed. A TLS failure is counted as a
+// refusal (reason "tls"): a certificate that is not the peer's, or a
+// peer that does not offer TLS.
+func (l *Link) dialFailed(err error, logIt bool) {
+	reason := classifyDialError(err)
+	var heard *tlsRefusal
+	if errors.As(err, &heard) {
+		return // the certificate check recorded it (tlsFailed)
+	}
+	if reason == ReasonTLS && l.node.cfg.OnReject != nil {
+		l.node.cfg.OnReject("tls")
+	}
+	switch {
+	case reason == ReasonRefused:
+		l.setStateWhy(linkRefused, reason, fmt.Errorf("dial %s: %w", l.url, err))
+		if logIt {
+			l.log.Warn("peer refused this site; is this site's key trusted there? (skyfed site trust on the peer)", "url", l.url, "err", err)
+		}
+	case reason == ReasonTLS:
+		l.setStateWhy(linkDown, reason, fmt.Errorf("dial %s: %w", l.url, err))
+		if logIt {
+			l.log.Warn("TLS with the peer failed; its certificate must be bound to the key trusted for it (skyfed site trust), or signed by nats_tls_ca", "url", l.url, "err", err)
+		}
+	default:
+		l.setStateWhy(linkDown, reason, fmt.Errorf("dial %s: %w", l.url, err))
+		if logIt {
+			l.log.Info("dial failed; retrying", "url", l.url, "err", err)
 		}
 	}
 }
@@ -64,8 +89,13 @@ func (l *Link) connect() (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
+	secure, verified, err := l.tlsOptions()
+	if err != nil {
+		return nil, err
+	}
+	l.tlsVerified.Store(verified)
 	closed := make(chan struct{})
-	conn, err := nats.Connect(l.url, auth,
+	conn, err := nats.Connect(l.url, append(secure, auth,
 		nats.Name("skyfed "+l.node.site+" → "+l.id.Peer),
 		nats.ReconnectBufSize(-1), // never buffer into a link that is down
 		nats.MaxReconnects(-1),
@@ -78,6 +108,11 @@ func (l *Link) connect() (<-chan struct{}, error) {
 			l.setStateWhy(linkDown, ReasonDial, err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { l.sendHello() }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				l.dialFailed(err, false)
+			}
+		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if reason := classifyDialError(err); reason == ReasonRefused {
@@ -85,7 +120,7 @@ func (l *Link) connect() (<-chan struct{}, error) {
 			}
 			l.log.Warn("NATS error on link", "err", err)
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +257,9 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 			l.refuse("peer answered as site " + h.Site)
 		case h.Proto != wire.ProtocolVersion:
 			l.refuse("protocol version mismatch")
-		case trusted && manifest.PublicKey(h.Key) != key:
+		case !trusted:
+			l.refuse("no key is trusted for this peer here (skyfed site trust)")
+		case manifest.PublicKey(h.Key) != key:
 			l.refuse("peer's key differs from the trusted one")
 		case answered < 0:
 			l.refuse("peer's proof of key failed")

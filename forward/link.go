@@ -68,6 +68,9 @@ type Link struct {
 	mode    engine.Mode
 	url     string // dialed links: the peer's NATS URL
 	connP   atomic.Pointer[nats.Conn]
+	// tlsVerified is how the dialed connection checked the peer's
+	// certificate (TLSPinned, TLSCA), for status.
+	tlsVerified atomic.Value // string
 	pair    wire.Pair
 	nonces  [][32]byte         // dialed links: nonces of the recent hellos, for the peer's proof
 	helloAt []time.Time        // dialed links: when each of nonces was sent, for the round trip

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"crypto/tls"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -58,6 +59,12 @@ type NodeConfig struct {
 	// OnNoSpace, if set, hears of every store from a link that failed
 	// with ENOSPC, so the site looks at its disk at once (SetFull).
 	OnNoSpace func()
+	// DialTLS, if set, says how a dialed link to peer at url secures
+	// its connection (linktls.go); nil dials in plain text.
+	DialTLS func(peer, url string) (DialTLS, error)
+	// AcceptedTLS, if set, returns the TLS state of the connection peer
+	// dialed this site with (nil in plain text), for status.
+	AcceptedTLS func(peer string) *tls.ConnectionState
 }
 
 // ErrIncomplete means a query ended (deadline) before every reached site answered.

@@ -76,6 +76,9 @@ type LinkStatus struct {
 	PeerRoomSignals  int64 `json:"peer_room_signals"`
 	SpaceSignalsSent int64 `json:"space_signals_sent"`
 	Resumed          int64 `json:"resumed"`
+	// TLS is the TLS state of the link's connection (version, cipher,
+	// and how the peer was verified); null in plain text or while down.
+	TLS *TLSStatus `json:"tls"`
 }
 
 // ReasonPeerFull: the link is up, but the peer said its disk is full
@@ -149,6 +152,9 @@ func (n *Node) status(l *Link) LinkStatus {
 	st.PeerFullSignals, st.PeerRoomSignals, st.SpaceSignalsSent, st.Resumed = stats.PeerFullSignals, stats.PeerRoomSignals, stats.SpaceSent, stats.Resumed
 	if peerFull && st.Reason == "" {
 		st.Reason = ReasonPeerFull
+	}
+	if st.State == StateUp {
+		st.TLS = l.tlsStatus()
 	}
 	if rep, ok := n.LastRecon(l.id.Peer); ok {
 		st.ReconciledAt, st.InSync, st.PeerLacks, st.LocalLacks = &rep.ReconciledAt, &rep.InSync, &rep.PeerLacks, &rep.LocalLacks

@@ -44,6 +44,18 @@ type Config struct {
 	HTTP      string `toml:"http"`       // HTTP listen address
 	NATS      string `toml:"nats"`       // listen address of the embedded NATS server
 	NATSURL   string `toml:"nats_url"`   // external NATS server instead of the embedded one
+	// Link encryption (natstls.go): nats_tls is auto (TLS whenever the
+	// NATS listener binds beyond loopback; the default), on or off. With
+	// no cert and key the site's certificate is the self-signed one
+	// bound to its site key, and dialers pin each peer's certificate to
+	// the key they trust for it; with a CA, dialers verify peers by it.
+	NATSTLS     string `toml:"nats_tls,omitempty"`
+	NATSTLSCert string `toml:"nats_tls_cert,omitempty"`
+	NATSTLSKey  string `toml:"nats_tls_key,omitempty"`
+	NATSTLSCA   string `toml:"nats_tls_ca,omitempty"`
+	// HTTPS for the HTTP API (and the S3 listener): PEM files.
+	HTTPTLSCert string `toml:"http_tls_cert,omitempty"`
+	HTTPTLSKey  string `toml:"http_tls_key,omitempty"`
 	ChunkSize int    `toml:"chunk_size"` // bytes
 	// Token is the bearer token writes need when HTTP listens on a
 	// non-loopback address.
@@ -184,6 +196,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: reconcile_interval %q must be a duration of at least 1s such as \"10m\"", ErrBadConfig, v)
 		}
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
 	if err := c.validateHealing(); err != nil {
 		return err
 	}
@@ -249,6 +264,9 @@ func Init(dir string, cfg Config) (manifest.PublicKey, error) {
 	if cfg.HTTPBodyIdleTimeout == "" {
 		cfg.HTTPBodyIdleTimeout = fmt.Sprintf("%ds", DefaultBodyIdleTimeout/time.Second) // "60s", not "1m0s"
 	}
+	if cfg.NATSTLS == "" {
+		cfg.NATSTLS = TLSAuto
+	}
 	if cfg.Token == "" {
 		var t [24]byte
 		rand.Read(t[:])
@@ -261,6 +279,9 @@ func Init(dir string, cfg Config) (manifest.PublicKey, error) {
 	keyText := hex.EncodeToString(key.Seed()) + "\n"
 	if err := writeFileAtomic(filepath.Join(dir, KeyFile), []byte(keyText), 0o600); err != nil {
 		return manifest.PublicKey{}, fmt.Errorf("write key: %w", err)
+	}
+	if err := writeSiteCertFiles(dir, cfg.ID, key); err != nil {
+		return manifest.PublicKey{}, err
 	}
 	if err := SaveConfig(dir, cfg); err != nil {
 		return manifest.PublicKey{}, err

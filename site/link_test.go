@@ -20,7 +20,7 @@ func startPeerSite(t *testing.T, id string) *testSite {
 	t.Helper()
 	dir := t.TempDir()
 	natsAddr := freeAddr(t)
-	if _, err := Init(dir, Config{ID: id, Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: natsAddr, ChunkSize: 64 << 10}); err != nil {
+	if _, err := Init(dir, Config{ID: id, Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: natsAddr, NATSTLS: TLSOn, ChunkSize: 64 << 10}); err != nil {
 		t.Fatal(err)
 	}
 	return runSite(t, dir)

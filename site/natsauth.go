@@ -1,6 +1,7 @@
 package site
 
 import (
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,8 @@ type natsAuth struct {
 	self    manifest.PublicKey
 	trust   *trustStore
 	refused func(peer, why string)
+	// tls hears the TLS state of each admitted peer's connection.
+	tls func(peer string, st *tls.ConnectionState)
 	// admitted maps client IDs to the peer keys they were admitted with,
 	// so a revoked key's connections can be found and cut.
 	admitted sync.Map // uint64 → admission
@@ -65,6 +68,9 @@ func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 	}
 	c.RegisterUser(&server.User{Username: peer, Permissions: linkPermissions(peer, a.site)})
 	a.admitted.Store(c.GetID(), admission{peer: peer, key: key})
+	if a.tls != nil {
+		a.tls(peer, c.GetTLSConnectionState())
+	}
 	return true
 }
 
@@ -82,10 +88,18 @@ func linkPermissions(peer, site string) *server.Permissions {
 type natsLog struct {
 	log        *slog.Logger
 	violations func(line string)
+	tlsRefused func(line string)
 }
 
 func (l natsLog) Noticef(string, ...any) {}
-func (l natsLog) Debugf(string, ...any)  {}
+// Debugf hears only of TLS handshakes refused: the server reports a
+// client that spoke plain text or hung up in the handshake at debug
+// level, and those are refusals to count.
+func (l natsLog) Debugf(format string, v ...any) {
+	if l.tlsRefused != nil && strings.Contains(format, "TLS handshake") {
+		l.tlsRefused(fmt.Sprintf(format, v...))
+	}
+}
 func (l natsLog) Tracef(string, ...any)  {}
 func (l natsLog) Warnf(format string, v ...any) {
 	l.log.Warn("nats: " + fmt.Sprintf(format, v...))
@@ -94,6 +108,10 @@ func (l natsLog) Errorf(format string, v ...any) {
 	line := fmt.Sprintf(format, v...)
 	if strings.Contains(line, "Violation") {
 		l.violations(line)
+		return
+	}
+	if strings.Contains(line, "TLS handshake") && l.tlsRefused != nil {
+		l.tlsRefused(line)
 		return
 	}
 	l.log.Error("nats: " + line)

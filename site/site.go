@@ -76,6 +76,7 @@ type Site struct {
 
 	nats      *server.Server
 	auth      *natsAuth
+	tls       *natsTLS // link encryption (natstls.go)
 	httpSrv   *http.Server
 	httpAddr  string
 	cancel    context.CancelFunc
@@ -111,6 +112,12 @@ func Open(dir string, opts Options) (*Site, error) {
 	s := &Site{dir: dir, opts: opts, key: key, cfg: cfg, log: opts.Logger.With("site", cfg.ID)}
 	s.cfgStat, _ = os.Stat(filepath.Join(dir, ConfigFile))
 	s.trust = newTrustStore(key.PublicKey(), cfg)
+	if s.tls, err = loadNATSTLS(dir, cfg, key); err != nil {
+		return nil, err
+	}
+	if err := writeSiteCertFiles(dir, cfg.ID, key); err != nil {
+		s.log.Warn("site certificate files not written; the site itself does not need them", "err", err)
+	}
 	s.space = newSpace(dir, func(total uint64) uint64 { cfg := s.Config(); return cfg.DiskReserveFor(total) }, s.log)
 	s.space.roomToOpen(filepath.Join(dir, "index"))
 	s.pebbleEv = newPebbleEvents(s.log, s.space.lookSoon)
@@ -126,6 +133,7 @@ func Open(dir string, opts Options) (*Site, error) {
 		OnReject: func(reason string) { s.metrics.rejected.WithLabelValues(reason).Inc() },
 		Now:      s.now, MaxSkew: maxClockSkew, Timing: timing, Inventory: s.inv,
 		OnNoSpace: s.space.lookSoon,
+		DialTLS:   s.tls.dial(s.trust.keyOf), AcceptedTLS: s.tls.acceptedState,
 	})
 	opts.Registry.MustRegister(s.node)
 	s.space.onChange = s.node.SetFull
@@ -233,12 +241,12 @@ func (s *Site) Start(ctx context.Context) error {
 	if s.opts.ClockOffset != 0 {
 		s.log.Warn("this site's clock is shifted, for testing only: stamps, expiry and clock checks use the shifted clock", "offset", s.opts.ClockOffset)
 	}
-	s.log.Info("site running", "http", s.httpAddr, "nats", s.NATSURL(), "dir", s.dir, "key", s.key.PublicKey().String())
+	s.log.Info("site running", "http", s.httpAddr, "nats", s.NATSURL(), "nats_tls", s.tls.listen, "dir", s.dir, "key", s.key.PublicKey().String())
 	return nil
 }
 
 func (s *Site) startNATS(cfg Config) error {
-	s.auth = &natsAuth{site: cfg.ID, self: s.key.PublicKey(), trust: s.trust, refused: func(peer, why string) {
+	s.auth = &natsAuth{site: cfg.ID, self: s.key.PublicKey(), trust: s.trust, tls: s.tls.admitted, refused: func(peer, why string) {
 		s.metrics.rejected.WithLabelValues("nats_auth").Inc()
 		s.node.Refused(peer, why)
 	}}
@@ -250,7 +258,7 @@ func (s *Site) startNATS(cfg Config) error {
 	if s.opts.NATSPort != 0 {
 		port = s.opts.NATSPort
 	}
-	ns, err := server.NewServer(&server.Options{
+	nopts := &server.Options{
 		ServerName:                 "skyfed-" + cfg.ID,
 		Host:                       host,
 		Port:                       port,
@@ -258,14 +266,23 @@ func (s *Site) startNATS(cfg Config) error {
 		MaxPayload:                 1 << 20,
 		AlwaysEnableNonce:          true,
 		CustomClientAuthentication: s.auth,
-	})
+	}
+	if s.tls.listen {
+		nopts.TLSConfig = s.tls.serverConfig()
+		nopts.TLSTimeout = 10 // seconds: a WAN round trip or two, on a loaded host
+	}
+	limitNATS(nopts)
+	ns, err := server.NewServer(nopts)
 	if err != nil {
 		return fmt.Errorf("embedded NATS server: %w", err)
 	}
 	ns.SetLoggerV2(natsLog{log: s.log, violations: func(line string) {
 		s.metrics.rejected.WithLabelValues("nats_permission").Inc()
 		s.log.Warn("NATS permission violation refused", "detail", line)
-	}}, false, false, false)
+	}, tlsRefused: func(line string) {
+		s.metrics.rejected.WithLabelValues("tls").Inc()
+		s.log.Warn("NATS client refused in TLS (a plain-text dialer, or a failed handshake)", "detail", line)
+	}}, true, false, false) // debug on: natsLog.Debugf keeps only TLS refusals
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
@@ -288,6 +305,15 @@ func (s *Site) startLinks(cfg Config) error {
 	if s.nats != nil {
 		opts = append(opts, nats.InProcessServer(s.nats))
 		url = ""
+	} else {
+		// An external server is this site's own: its certificate is
+		// checked as a peer's would be, against this site's key (or the CA).
+		self := func(string) (manifest.PublicKey, bool) { return s.key.PublicKey(), true }
+		d, err := s.tls.dial(self)(cfg.ID, url)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, forward.TLSOptions(d, url)...)
 	}
 	local, err := nats.Connect(url, opts...)
 	if err != nil {

@@ -63,6 +63,9 @@ type FedOptions struct {
 	// ReconcileInterval of every site (reconcile_interval, a Go
 	// duration); "" keeps the default (10m).
 	ReconcileInterval string
+	// NATSTLS is every site's nats_tls (auto, on, off); "" is on, so
+	// the lab's links run in TLS as WAN links do.
+	NATSTLS string
 
 	// Binary is the skyfed binary a process federation runs; "" builds
 	// one from this module (Binary). Ignored by in-process federations.

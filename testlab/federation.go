@@ -68,7 +68,7 @@ func StartFederation(opts FedOptions) (*Federation, error) {
 func (f *Federation) initMember(i int) error {
 	id, dir := f.id(i), f.memberDir(i)
 	cfg := site.Config{ID: id, Domain: f.opts.Domain, HTTP: "127.0.0.1:0", NATS: "127.0.0.1:0", ChunkSize: f.opts.ChunkSize,
-		ReconcileInterval: f.opts.ReconcileInterval}
+		ReconcileInterval: f.opts.ReconcileInterval, NATSTLS: f.opts.NATSTLS}
 	if f.opts.HTTPAddr != nil {
 		cfg.HTTP = f.opts.HTTPAddr(i)
 	}
@@ -95,6 +95,9 @@ func initOrReuse(dir string, cfg site.Config) (site.Config, string, error) {
 			return found, "", err
 		}
 		return found, k.PublicKey().String(), nil
+	}
+	if cfg.NATSTLS == "" && cfg.NATSURL == "" {
+		cfg.NATSTLS = site.TLSOn // the lab's links run as WAN links do, in TLS
 	}
 	key, err := site.Init(dir, cfg)
 	if err != nil {

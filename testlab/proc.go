@@ -194,7 +194,7 @@ func InitSite(bin, dir, id, domain string) (url, key string, err error) {
 		return "", "", err
 	}
 	cmd := exec.Command(bin, "site", "init", "--dir", dir, "--id", id, "--domain", domain,
-		"--http", addrs[0], "--nats", addrs[1])
+		"--http", addrs[0], "--nats", addrs[1], "--nats-tls", "on")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

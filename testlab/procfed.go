@@ -74,6 +74,9 @@ func (f *ProcessFederation) initMember(i int) error {
 	err = site.EditConfig(dir, func(c *site.Config) error {
 		c.ChunkSize = f.opts.ChunkSize
 		c.ReconcileInterval = f.opts.ReconcileInterval
+		if f.opts.NATSTLS != "" {
+			c.NATSTLS = f.opts.NATSTLS
+		}
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package testlab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,55 @@ type Proxy struct {
 	conns  map[*proxyConn]struct{}
 
 	accepted, refused, bytesUp, bytesDown, dropped atomic.Int64
+
+	rec atomic.Pointer[Recording] // non-nil while recording
 }
+
+// Recording holds the bytes a proxy carried while it recorded, one
+// stream per connection and direction, so a test can look for what must
+// not cross the wire in clear.
+type Recording struct {
+	mu      sync.Mutex
+	streams map[recordKey]*bytes.Buffer
+}
+
+type recordKey struct {
+	conn *proxyConn
+	up   bool
+}
+
+func (r *Recording) add(k recordKey, b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	buf := r.streams[k]
+	if buf == nil {
+		buf = &bytes.Buffer{}
+		r.streams[k] = buf
+	}
+	buf.Write(b)
+}
+
+// Streams returns a copy of every stream recorded.
+func (r *Recording) Streams() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([][]byte, 0, len(r.streams))
+	for _, b := range r.streams {
+		out = append(out, bytes.Clone(b.Bytes()))
+	}
+	return out
+}
+
+// Record starts recording what the proxy carries (replacing an earlier
+// recording) and returns the recording; StopRecording ends it.
+func (p *Proxy) Record() *Recording {
+	r := &Recording{streams: map[recordKey]*bytes.Buffer{}}
+	p.rec.Store(r)
+	return r
+}
+
+// StopRecording ends the recording.
+func (p *Proxy) StopRecording() { p.rec.Store(nil) }
 
 // ProxyStats counts what a proxy did.
 type ProxyStats struct {
@@ -243,8 +292,8 @@ func (p *Proxy) serve(client net.Conn) {
 	p.accepted.Add(1)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.pipe(ctx, c, client, server, p.up, &p.bytesUp) }()
-	go func() { defer wg.Done(); p.pipe(ctx, c, server, client, p.down, &p.bytesDown) }()
+	go func() { defer wg.Done(); p.pipe(ctx, c, true, p.up, &p.bytesUp) }()
+	go func() { defer wg.Done(); p.pipe(ctx, c, false, p.down, &p.bytesDown) }()
 	wg.Wait()
 	p.mu.Lock()
 	delete(p.conns, c)
@@ -275,25 +324,33 @@ type segment struct {
 // pipe copies src to dst through a queue: a reader stamps what it reads
 // (or drops it into the blackhole), a writer delivers it after the latency
 // and within the bandwidth. Either side ending closes the connection.
-func (p *Proxy) pipe(ctx context.Context, c *proxyConn, src, dst net.Conn, lim *forward.Limiter, count *atomic.Int64) {
+func (p *Proxy) pipe(ctx context.Context, c *proxyConn, up bool, lim *forward.Limiter, count *atomic.Int64) {
+	src, dst := c.server, c.client
+	if up {
+		src, dst = c.client, c.server
+	}
+	key := recordKey{conn: c, up: up}
 	q := make(chan segment, proxyQueue)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		defer close(q)
-		p.readSegments(ctx, src, q)
+		p.readSegments(ctx, src, key, q)
 	}()
 	p.writeSegments(ctx, dst, q, lim, count)
 	c.close()
 	wg.Wait()
 }
 
-func (p *Proxy) readSegments(ctx context.Context, src net.Conn, q chan<- segment) {
+func (p *Proxy) readSegments(ctx context.Context, src net.Conn, key recordKey, q chan<- segment) {
 	for {
 		buf := make([]byte, proxyReadSize)
 		n, err := src.Read(buf)
 		if n > 0 {
+			if r := p.rec.Load(); r != nil {
+				r.add(key, buf[:n])
+			}
 			if p.blackhole.Load() {
 				p.dropped.Add(int64(n))
 			} else {

@@ -20,6 +20,7 @@ type SiteCmd struct {
 	Untrust SiteUntrustCmd `cmd:"" help:"Remove a peer from the trust store."`
 	Link    SiteLinkCmd    `cmd:"" help:"Dial a link to a peer's NATS server (replaces an earlier link to the peer). The peer must trust this site's key."`
 	Unlink  SiteUnlinkCmd  `cmd:"" help:"Remove the link to a peer."`
+	TLS     SiteTLSCmd     `cmd:"" name:"tls" help:"Change the site's TLS settings (NATS links, HTTPS); restart the site to apply."`
 }
 
 // SiteInitCmd is `skyfed site init`.
@@ -31,11 +32,13 @@ type SiteInitCmd struct {
 	NATS      string `default:"127.0.0.1:7402" help:"Listen address of the embedded NATS server."`
 	NATSURL   string `name:"nats-url" help:"Use an external NATS server at this URL instead of the embedded one."`
 	ChunkSize int    `default:"1048576" help:"Chunk size in bytes."`
+	tlsFlags
 }
 
 // Run creates the site; stdout gets exactly the public key.
 func (c *SiteInitCmd) Run(app *App) error {
 	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize}
+	c.apply(&cfg)
 	if c.NATSURL != "" {
 		cfg.NATS = ""
 	}
