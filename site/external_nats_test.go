@@ -150,3 +150,41 @@ func TestSiteOnExternalNATSServer(t *testing.T) {
 		t.Errorf("beta logged errors: %q", lines)
 	}
 }
+
+// A site on an external, stock nats-server configured for TLS with the
+// site's own certificate (tls/site.crt and tls/site.key, bound to its
+// key): the site's own connection and a peer's dialed link both pin the
+// key, and the link shows its TLS state.
+func TestSiteOnExternalNATSServerTLS(t *testing.T) {
+	bin := natsServerBinary(t)
+	a := startPeerSite(t, "alpha")
+	addr := freeAddr(t)
+	url := "tls://" + addr
+	bDir := t.TempDir()
+	bKey, err := Init(bDir, Config{ID: "beta", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATSURL: url, ChunkSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := externalNATSConfig(t, addr, "beta", bKey, map[string]manifest.PublicKey{"alpha": a.Key()}) +
+		fmt.Sprintf("tls {\n  cert_file: %q\n  key_file: %q\n}\n", filepath.Join(bDir, SiteCertFile), filepath.Join(bDir, SiteKeyFile))
+	startNATSServer(t, bin, addr, conf)
+	if err := Trust(bDir, Peer{ID: "alpha", Key: a.Key().String(), Domains: []string{"gloria.eu"}}); err != nil {
+		t.Fatal(err)
+	}
+	trustKey(t, a, "beta", bKey, "gloria.eu")
+	b := openSite(t, bDir, &logBuffer{})
+	if err := LinkTo(a.dir, Link{Peer: "beta", URL: url}); err != nil {
+		t.Fatal(err)
+	}
+	waitLinkUp(t, a, "beta", forward.DirOut)
+	waitLinkUp(t, b, "alpha", forward.DirIn)
+	data := seeded(83, 150<<10)
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/ext/tls.fits", bytes.NewReader(data)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	waitObject(t, b, "gloria.eu/ext/tls.fits", data)
+	r := linkRow(apiStatus(t, a).Links, "beta", forward.DirOut)
+	if r == nil || r.TLS == nil || r.TLS.Verified != forward.TLSPinned {
+		t.Errorf("alpha's link to beta: TLS %+v, want pinned", r)
+	}
+}

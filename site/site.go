@@ -5,6 +5,7 @@
 package site
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -79,6 +80,7 @@ type Site struct {
 	tls       *natsTLS // link encryption (natstls.go)
 	httpSrv   *http.Server
 	httpAddr  string
+	httpsOn   bool // the HTTP API is served over TLS
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -202,6 +204,15 @@ func (s *Site) Chunks() *chunk.Store { return s.chunks }
 // HTTPAddr returns the address the HTTP server listens on, once started.
 func (s *Site) HTTPAddr() string { return s.httpAddr }
 
+// BaseURL returns the URL clients reach the HTTP API at (https:// when
+// it is served over TLS), once started.
+func (s *Site) BaseURL() string {
+	if s.httpsOn {
+		return "https://" + s.httpAddr
+	}
+	return "http://" + s.httpAddr
+}
+
 // NATSURL returns the client URL of the site's NATS server, once started.
 func (s *Site) NATSURL() string {
 	if s.nats != nil {
@@ -241,7 +252,7 @@ func (s *Site) Start(ctx context.Context) error {
 	if s.opts.ClockOffset != 0 {
 		s.log.Warn("this site's clock is shifted, for testing only: stamps, expiry and clock checks use the shifted clock", "offset", s.opts.ClockOffset)
 	}
-	s.log.Info("site running", "http", s.httpAddr, "nats", s.NATSURL(), "nats_tls", s.tls.listen, "dir", s.dir, "key", s.key.PublicKey().String())
+	s.log.Info("site running", "http", s.BaseURL(), "nats", s.NATSURL(), "nats_tls", s.tls.listen, "dir", s.dir, "key", s.key.PublicKey().String())
 	return nil
 }
 
@@ -352,6 +363,15 @@ func (s *Site) startHTTP(cfg Config) error {
 		}
 	}
 	s.httpAddr = ln.Addr().String()
+	if cfg.HTTPTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(resolvePath(s.dir, cfg.HTTPTLSCert), resolvePath(s.dir, cfg.HTTPTLSKey))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("%w: http_tls_cert/http_tls_key in %s: %w", ErrTLSConfig, ConfigFile, err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+		s.httpsOn = true
+	}
 	s.httpSrv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 30 * time.Second,

@@ -26,9 +26,13 @@ const progressMin = 8 << 20
 type siteFlags struct {
 	Site  string `help:"Base URL of the site's HTTP API." env:"SKYFED_SITE" default:"http://127.0.0.1:7401" placeholder:"URL"`
 	Token string `help:"Bearer token the site asks for (writes to a site that listens beyond loopback)." env:"SKYFED_TOKEN" placeholder:"TOKEN"`
+	CA    string `name:"ca" type:"path" help:"PEM CA certificates to trust for an https:// site (instead of the system's)." env:"SKYFED_CA" placeholder:"FILE"`
+	Pin   string `help:"Trust an https:// site whose certificate is bound to this site key (ed25519:<hex>, as skyfed site key prints it): the site's own tls/site.crt." env:"SKYFED_PIN" placeholder:"KEY"`
 }
 
-func (f siteFlags) client() *client.Client { return client.New(f.Site, f.Token) }
+func (f siteFlags) client() *client.Client {
+	return client.New(f.Site, f.Token, client.WithTLS(f.CA, f.Pin))
+}
 
 // withTimeout bounds ctx by d; d <= 0 means no bound.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {

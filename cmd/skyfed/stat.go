@@ -29,7 +29,7 @@ type StatCmd struct {
 // The status fields that say why a link is not up come right after its
 // state, the time of the change and the error text (long) last.
 var linkColumns = []string{"peer", "direction", "state", "reason", "mode", "backlog", "lag_seconds", "send_rate", "receive_rate",
-	"sent_chunks", "received_chunks", "duplicates", "rejected", "clock_offset_seconds", "in_sync", "reconciled_at", "since", "last_error"}
+	"sent_chunks", "received_chunks", "duplicates", "rejected", "tls", "clock_offset_seconds", "in_sync", "reconciled_at", "since", "last_error"}
 
 // rateColumns hold bytes per second and are shown in SI units, as --max-rate takes them.
 var rateColumns = map[string]bool{"send_rate": true, "receive_rate": true}
@@ -229,6 +229,8 @@ func printLinks(w io.Writer, links []map[string]any) error {
 				cells[i] = sinceText(l[k])
 			case k == "clock_offset_seconds":
 				cells[i] = offsetText(l[k])
+			case k == "tls":
+				cells[i] = tlsText(l[k], l["state"])
 			default:
 				cells[i] = cellText(l[k])
 			}
@@ -254,6 +256,19 @@ func cellText(v any) string {
 		return "?"
 	}
 	return string(b)
+}
+
+// tlsText renders a link's TLS state as "TLS 1.3 pinned" (the cipher is
+// in --json), "plain" when the link is up without TLS, "-" while down.
+func tlsText(v, state any) string {
+	m, ok := v.(map[string]any)
+	if !ok {
+		if state == "up" {
+			return "plain"
+		}
+		return "-"
+	}
+	return fmt.Sprintf("%v %v", m["version"], m["verified"])
 }
 
 // sinceText renders an RFC 3339 time to the second in UTC, which is

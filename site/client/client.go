@@ -117,15 +117,16 @@ func (e *NotSkyfedError) Hint() string {
 
 // Client talks to one site. It is safe for concurrent use.
 type Client struct {
-	base  string // scheme://host[:port][/prefix], no trailing slash
-	token string
-	hc    *http.Client
+	base     string // scheme://host[:port][/prefix], no trailing slash
+	token    string
+	hc       *http.Client
+	setupErr error // an Option that could not be applied fails every request
 }
 
 // New returns a client for the site at base (for example
 // http://127.0.0.1:7401; a missing scheme means http). A non-empty token
 // is sent as a bearer token on every request.
-func New(base, token string) *Client {
+func New(base, token string, opts ...Option) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
@@ -140,7 +141,11 @@ func New(base, token string) *Client {
 			return &httpOnlyConn{Conn: conn}, nil
 		}
 	}
-	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Transport: tr}}
+	c := &Client{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Transport: tr}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Site returns the base URL the client talks to.
@@ -210,6 +215,9 @@ func (c *Client) newRequest(ctx context.Context, method, path, rawQuery string, 
 // closed); a dial failure becomes an *UnreachableError; an answer that
 // is not from a skyfed site becomes a *NotSkyfedError.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
+	if c.setupErr != nil {
+		return nil, c.setupErr
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var op *net.OpError
