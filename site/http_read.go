@@ -41,6 +41,13 @@ type Status struct {
 	DiskFull         bool   `json:"disk_full"`
 	DiskFreeBytes    uint64 `json:"disk_free_bytes"`
 	DiskReserveBytes uint64 `json:"disk_reserve_bytes"`
+	// NATSTLS says how the site's links are secured: "tls" when its NATS
+	// listener requires TLS, "plain" otherwise; dialers check peers'
+	// certificates "pinned" to their trusted keys or by "ca". HTTPS says
+	// whether the HTTP API is served over TLS.
+	NATSTLS     string `json:"nats_tls"`
+	NATSTLSPeer string `json:"nats_tls_peers"`
+	HTTPS       bool   `json:"https"`
 }
 
 // maxStatusUnrepairable bounds the unrepairable chunks /api/status lists.
@@ -62,6 +69,16 @@ func (s *Site) Status() (Status, error) {
 		IncompleteVersions: incVersions, IncompleteBytes: incBytes,
 		Links:        s.node.Links(),
 		Unrepairable: []forward.Unrepairable{},
+	}
+	st.NATSTLS, st.NATSTLSPeer, st.HTTPS = "plain", forward.TLSPinned, s.httpsOn
+	if s.tls != nil && s.tls.listen {
+		st.NATSTLS = "tls"
+	}
+	if cfg.NATSURL != "" {
+		st.NATSTLS = "external"
+	}
+	if cfg.NATSTLSCA != "" {
+		st.NATSTLSPeer = forward.TLSCA
 	}
 	if sp := s.space; sp != nil {
 		st.DiskFull, st.DiskFreeBytes, st.DiskReserveBytes = sp.full.Load(), sp.free.Load(), sp.reserved.Load()

@@ -164,6 +164,9 @@ func (c *StatCmd) print(w io.Writer, st client.Status) error {
 		disk = "FULL: " + disk + "; puts refused, replication into this site paused (free space, skyfed tools gc)"
 	}
 	fmt.Fprintf(tw, "disk\t%s\n", disk)
+	if st.NATSTLS != "" {
+		fmt.Fprintf(tw, "links\t%s\n", linksSecurity(st))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -256,6 +259,28 @@ func cellText(v any) string {
 		return "?"
 	}
 	return string(b)
+}
+
+// linksSecurity says how a site's links are secured, in one line.
+func linksSecurity(st client.Status) string {
+	var listener string
+	switch st.NATSTLS {
+	case "tls":
+		listener = "listener requires TLS"
+	case "external":
+		listener = "external NATS server"
+	default:
+		listener = "listener in plain text (loopback only; nats_tls)"
+	}
+	peers := "peers pinned to their trusted keys"
+	if st.NATSTLSPeer == "ca" {
+		peers = "peers verified by nats_tls_ca"
+	}
+	https := "HTTP API in plain HTTP"
+	if st.HTTPS {
+		https = "HTTP API over HTTPS"
+	}
+	return listener + "; " + peers + "; " + https
 }
 
 // tlsText renders a link's TLS state as "TLS 1.3 pinned" (the cipher is

@@ -322,6 +322,10 @@ type Status struct {
 	DiskFull         bool   `json:"disk_full"`
 	DiskFreeBytes    uint64 `json:"disk_free_bytes"`
 	DiskReserveBytes uint64 `json:"disk_reserve_bytes"`
+	// How links and the HTTP API are secured (empty from older sites).
+	NATSTLS     string `json:"nats_tls"`
+	NATSTLSPeer string `json:"nats_tls_peers"`
+	HTTPS       bool   `json:"https"`
 }
 
 // Unrepairable is a chunk lost at the site that no site could send.
