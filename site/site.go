@@ -84,6 +84,8 @@ type Site struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	stopOnce  sync.Once
+	stopErr   error
 
 	countMu sync.Mutex
 	count   int64
@@ -386,8 +388,14 @@ func (s *Site) startHTTP(cfg Config) error {
 }
 
 // Stop shuts the site down cleanly: HTTP first (letting requests in
-// flight finish for a while), then NATS, then the stores.
+// flight finish for a while), then NATS, then the stores. Calling it
+// again returns the first call's result.
 func (s *Site) Stop() error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop() })
+	return s.stopErr
+}
+
+func (s *Site) stop() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
