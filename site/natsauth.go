@@ -96,7 +96,7 @@ func (l natsLog) Noticef(string, ...any) {}
 // client that spoke plain text or hung up in the handshake at debug
 // level, and those are refusals to count.
 func (l natsLog) Debugf(format string, v ...any) {
-	if l.tlsRefused != nil && strings.Contains(format, "TLS handshake") {
+	if l.tlsRefused != nil && (strings.Contains(format, "TLS handshake error") || strings.Contains(format, "TLS handshake timeout")) {
 		l.tlsRefused(fmt.Sprintf(format, v...))
 	}
 }
@@ -110,7 +110,7 @@ func (l natsLog) Errorf(format string, v ...any) {
 		l.violations(line)
 		return
 	}
-	if strings.Contains(line, "TLS handshake") && l.tlsRefused != nil {
+	if (strings.Contains(line, "TLS handshake error") || strings.Contains(line, "TLS handshake timeout")) && l.tlsRefused != nil {
 		l.tlsRefused(line)
 		return
 	}

@@ -161,6 +161,9 @@ func TestFederationFloodHasDuplicates(t *testing.T) {
 	f := testlab.NewFederation(t, testlab.FedOptions{N: 5, Topology: "ring", Mode: forward.ModeFlood})
 	putConcurrently(t, f, []int{0, 2}, 2*mib, 300)
 	mustConverge(t, f)
+	// Convergence comes before the flooded copies in flight have all
+	// arrived: count once the links drained, or they may not show yet.
+	waitDrained(t, f)
 	sent, received, dups := sentAndReceived(t, f)
 	t.Logf("chunk payloads: %d sent, %d received, %d duplicates", sent, received, dups)
 	if dups == 0 {
