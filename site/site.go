@@ -470,8 +470,13 @@ func (s *Site) reloadConfig() {
 		return
 	}
 	s.mu.Lock()
+	old := s.cfg
 	s.cfg, s.cfgStat = cfg, st
 	s.mu.Unlock()
+	if old.NATSTLS != cfg.NATSTLS || old.NATSTLSCert != cfg.NATSTLSCert || old.NATSTLSKey != cfg.NATSTLSKey ||
+		old.NATSTLSCA != cfg.NATSTLSCA || old.HTTPTLSCert != cfg.HTTPTLSCert || old.HTTPTLSKey != cfg.HTTPTLSKey {
+		s.log.Warn("TLS settings changed in " + ConfigFile + "; they apply when the site restarts (skyfed site run)")
+	}
 	s.trust.update(s.key.PublicKey(), cfg)
 	s.cutUntrusted()
 	s.node.DropUntrusted()
