@@ -38,7 +38,9 @@ type SiteInitCmd struct {
 // Run creates the site; stdout gets exactly the public key.
 func (c *SiteInitCmd) Run(app *App) error {
 	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize}
-	c.apply(&cfg)
+	if err := c.apply(&cfg); err != nil {
+		return err
+	}
 	if c.NATSURL != "" {
 		cfg.NATS = ""
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/skyfed/skyfed/site"
 )
@@ -9,26 +10,43 @@ import (
 // tlsFlags are the TLS settings `site init` and `site tls` take.
 type tlsFlags struct {
 	NATSTLS     string `name:"nats-tls" enum:"auto,on,off," default:"" help:"TLS on the site's NATS listener and links: auto (TLS whenever the listener binds beyond loopback; the default), on (also on loopback), off. Dialers always use TLS with peers beyond loopback." placeholder:"auto|on|off"`
-	NATSTLSCert string `name:"nats-tls-cert" type:"path" help:"PEM certificate for the NATS listener, from your PKI (default: a self-signed certificate bound to the site key, which peers pin)."`
-	NATSTLSKey  string `name:"nats-tls-key" type:"path" help:"PEM private key of --nats-tls-cert."`
-	NATSTLSCA   string `name:"nats-tls-ca" type:"path" help:"PEM CA certificates: dialers verify peers' certificates (and host names) against them instead of pinning peers' keys."`
-	HTTPTLSCert string `name:"http-tls-cert" type:"path" help:"PEM certificate: serve the HTTP API over HTTPS (the site's own is tls/site.crt in its dir; clients then use --pin with the site key)."`
-	HTTPTLSKey  string `name:"http-tls-key" type:"path" help:"PEM private key of --http-tls-cert (tls/site.key for the site's own)."`
+	NATSTLSCert string `name:"nats-tls-cert" help:"PEM certificate for the NATS listener, from your PKI (default: a self-signed certificate bound to the site key, which peers pin)."`
+	NATSTLSKey  string `name:"nats-tls-key" help:"PEM private key of --nats-tls-cert."`
+	NATSTLSCA   string `name:"nats-tls-ca" help:"PEM CA certificates: dialers verify peers' certificates (and host names) against them instead of pinning peers' keys."`
+	HTTPTLSCert string `name:"http-tls-cert" help:"PEM certificate: serve the HTTP API over HTTPS. The word site means the site's own certificate (tls/site.crt, bound to the site key; clients then use --pin with the key), with no --http-tls-key." placeholder:"FILE|site"`
+	HTTPTLSKey  string `name:"http-tls-key" help:"PEM private key of --http-tls-cert."`
 }
 
-// apply sets the flags given in c.
-func (f tlsFlags) apply(c *site.Config) {
+// apply sets the flags given in c. Files given relative to the working
+// dir are kept as absolute paths (the config resolves relative ones
+// against the site's dir).
+func (f tlsFlags) apply(c *site.Config) error {
+	var err error
 	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
+		if v == "" || err != nil {
+			return
 		}
+		if !filepath.IsAbs(v) {
+			v, err = filepath.Abs(v)
+		}
+		*dst = v
 	}
-	set(&c.NATSTLS, f.NATSTLS)
+	if f.HTTPTLSCert == "site" {
+		if f.HTTPTLSKey != "" {
+			return &ExitError{Code: exitUsage, Err: fmt.Errorf("--http-tls-cert site uses the site's own key: drop --http-tls-key")}
+		}
+		c.HTTPTLSCert, c.HTTPTLSKey = site.SiteCertFile, site.SiteKeyFile
+		f.HTTPTLSCert = ""
+	}
+	if f.NATSTLS != "" {
+		c.NATSTLS = f.NATSTLS
+	}
 	set(&c.NATSTLSCert, f.NATSTLSCert)
 	set(&c.NATSTLSKey, f.NATSTLSKey)
 	set(&c.NATSTLSCA, f.NATSTLSCA)
 	set(&c.HTTPTLSCert, f.HTTPTLSCert)
 	set(&c.HTTPTLSKey, f.HTTPTLSKey)
+	return err
 }
 
 // SiteTLSCmd is `skyfed site tls`: change an existing site's TLS settings.
@@ -53,7 +71,9 @@ func (c *SiteTLSCmd) Run(app *App) error {
 		if c.NoHTTPS {
 			cf.HTTPTLSCert, cf.HTTPTLSKey = "", ""
 		}
-		c.apply(cf)
+		if err := c.apply(cf); err != nil {
+			return err
+		}
 		cfg = *cf
 		return nil
 	})
