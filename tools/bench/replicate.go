@@ -54,12 +54,20 @@ type RateRow struct {
 	Elapsed  time.Duration
 }
 
+// TLSRow is one link's convergence with nats_tls off or on.
+type TLSRow struct {
+	Mode     string
+	Converge time.Duration
+	Bytes    int64
+}
+
 // ReplicateResult is a whole run.
 type ReplicateResult struct {
 	Machine Machine
 	Data    string
 	Rows    []ReplicateRow
 	Rate    RateRow
+	TLS     []TLSRow // off, then on
 }
 
 func (c *ReplicateConfig) defaults() {
@@ -100,7 +108,7 @@ func RunReplicate(ctx context.Context, cfg ReplicateConfig) (*ReplicateResult, e
 	for _, topo := range cfg.Topologies {
 		for _, mode := range cfg.Modes {
 			fmt.Fprintf(cfg.Progress, "replicate: %s of %d, %s...\n", topo, cfg.Sites, mode)
-			row, err := replicateOnce(ctx, scratch, topo, cfg.Sites, mode, "", frames)
+			row, err := replicateOnce(ctx, scratch, topo, cfg.Sites, mode, "", site.TLSOn, frames)
 			if err != nil {
 				return nil, fmt.Errorf("%s/%s: %w", topo, mode, err)
 			}
@@ -108,7 +116,7 @@ func RunReplicate(ctx context.Context, cfg ReplicateConfig) (*ReplicateResult, e
 		}
 	}
 	fmt.Fprintf(cfg.Progress, "replicate: rate-limited link at %s...\n", cfg.RateLink)
-	row, err := replicateOnce(ctx, scratch, "line", 2, forward.ModeOffer, cfg.RateLink, frames)
+	row, err := replicateOnce(ctx, scratch, "line", 2, forward.ModeOffer, cfg.RateLink, site.TLSOn, frames)
 	if err != nil {
 		return nil, fmt.Errorf("rate row: %w", err)
 	}
@@ -116,6 +124,22 @@ func RunReplicate(ctx context.Context, cfg ReplicateConfig) (*ReplicateResult, e
 	res.Rate = RateRow{Setting: setting, Bytes: row.RawBytesMoved, Elapsed: row.Converge}
 	if row.Converge > 0 {
 		res.Rate.Achieved = float64(row.wireBytes) / row.Converge.Seconds()
+	}
+	// What TLS costs: one unlimited link, the same data, in plain text
+	// and in TLS, best of three each (start-up noise is large next to it).
+	for _, mode := range []string{site.TLSOff, site.TLSOn} {
+		fmt.Fprintf(cfg.Progress, "replicate: line of 2, links nats_tls=%s...\n", mode)
+		best := time.Duration(0)
+		for range 3 {
+			row, err := replicateOnce(ctx, scratch, "line", 2, forward.ModeOffer, "", mode, frames)
+			if err != nil {
+				return nil, fmt.Errorf("TLS row (%s): %w", mode, err)
+			}
+			if best == 0 || row.Converge < best {
+				best = row.Converge
+			}
+		}
+		res.TLS = append(res.TLS, TLSRow{Mode: mode, Converge: best, Bytes: int64(cfg.Size)})
 	}
 	return res, nil
 }
@@ -168,7 +192,7 @@ type replicateRun struct {
 	wireBytes int64
 }
 
-func replicateOnce(ctx context.Context, scratch, topo string, n int, mode, rate string, frames [][]byte) (replicateRun, error) {
+func replicateOnce(ctx context.Context, scratch, topo string, n int, mode, rate, natsTLS string, frames [][]byte) (replicateRun, error) {
 	dir, err := os.MkdirTemp(scratch, topo+"-")
 	if err != nil {
 		return replicateRun{}, err
@@ -183,7 +207,7 @@ func replicateOnce(ctx context.Context, scratch, topo string, n int, mode, rate 
 		}
 	}
 	fed, err := testlab.StartFederation(testlab.FedOptions{N: n, Topology: topo, Seed: 1, Mode: mode, MaxRate: rate,
-		Dir: dir, Domain: "bench.test", ChunkSize: chunk.DefaultSize,
+		Dir: dir, Domain: "bench.test", ChunkSize: chunk.DefaultSize, NATSTLS: natsTLS,
 		NATSAddr: func(i int) string { return nats[i] }, Direct: true})
 	if err != nil {
 		return replicateRun{}, err
@@ -297,6 +321,10 @@ func (r *ReplicateResult) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nrate-limited link (line of 2, offer): setting %s, achieved %s on the wire (%.2f× the setting)\n",
 		forward.FormatRate(r.Rate.Setting), forward.FormatRate(uint64(r.Rate.Achieved)), r.Rate.Achieved/float64(max(r.Rate.Setting, 1)))
+	if len(r.TLS) == 2 && r.TLS[0].Converge > 0 {
+		fmt.Fprintf(w, "TLS on one link (line of 2, offer, %s, best of 3): plain %.2fs, TLS %.2fs (%.2f× plain); the rows above run in TLS\n",
+			ByteSize(r.TLS[0].Bytes), r.TLS[0].Converge.Seconds(), r.TLS[1].Converge.Seconds(), r.TLS[1].Converge.Seconds()/r.TLS[0].Converge.Seconds())
+	}
 	fmt.Fprintln(w, strings.TrimSpace(`
 transfers/chunk/site = chunk payload receipts (duplicates included) ÷ (unique chunks × (sites−1)); flood's theory: mesh of 8 = 7.0, ring of 8 = 1.29.
 control/payload = wire bytes that are not chunk/manifest payload ÷ payload bytes. wire/raw = bytes on the wire ÷ raw bytes of what was sent (compression).
