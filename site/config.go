@@ -81,6 +81,10 @@ type Config struct {
 	Peers         []Peer    `toml:"peer"`
 	Links         []Link    `toml:"link"`
 	Revoked       []Revoked `toml:"revoked,omitempty"`
+	// Scoped access for people on the HTTP API (access.go).
+	Tokens          []AccessToken `toml:"access_token,omitempty"`
+	Public          []string      `toml:"public,omitempty"`
+	DashboardPublic bool          `toml:"dashboard_public,omitempty"`
 }
 
 // Revoked is a peer key `site untrust` took out of the trust store. For
@@ -200,6 +204,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateHealing(); err != nil {
+		return err
+	}
+	if err := c.validateAccess(); err != nil {
 		return err
 	}
 	if c.ChunkSize <= 0 || c.ChunkSize > chunk.MaxSize {

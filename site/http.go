@@ -2,13 +2,11 @@ package site
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,6 +36,7 @@ func (s *Site) Handler() http.Handler {
 	s.registerHealing(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
 	s.registerDashboard(mux)
+	s.registerAccess(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Every answer says which site gave it, errors and the dashboard
 		// included, so a client pointed at some other HTTP server can tell
@@ -58,7 +57,7 @@ func (s *Site) Handler() http.Handler {
 			s.serveObject(w, r, rest)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		s.serveGuarded(mux, w, r) // access_http.go: every route is authorized
 	})
 }
 
@@ -176,22 +175,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// authorizeWrite enforces the bearer token when HTTP is reachable from
-// other hosts.
-func (s *Site) authorizeWrite(r *http.Request) error {
-	host, _, _ := net.SplitHostPort(s.httpAddr)
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
-		return nil
-	}
-	token := s.Config().Token
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-		return &apiError{status: http.StatusUnauthorized, err: errors.New("writes need the site's bearer token"),
-			hint: "pass --token (or SKYFED_TOKEN) with the token from the site's " + ConfigFile}
-	}
-	return nil
-}
-
 func parseObjectName(escaped string) (naming.Name, error) {
 	raw, err := url.PathUnescape(escaped)
 	if err != nil {
@@ -204,6 +187,9 @@ func (s *Site) serveObject(w http.ResponseWriter, r *http.Request, escaped strin
 	name, err := parseObjectName(escaped)
 	if err != nil {
 		s.fail(w, r, "object", err)
+		return
+	}
+	if !s.authorizeObject(w, r, name) {
 		return
 	}
 	q := r.URL.Query()
@@ -246,10 +232,6 @@ func waitOptions(r *http.Request) (int, time.Duration, error) {
 }
 
 func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name) {
-	if err := s.authorizeWrite(r); err != nil {
-		s.fail(w, r, "put", err)
-		return
-	}
 	if err := s.checkClock(); err != nil {
 		s.fail(w, r, "put", err)
 		return
@@ -316,10 +298,6 @@ func putOptions(r *http.Request, now time.Time) (naming.PutOptions, error) {
 }
 
 func (s *Site) serveDelete(w http.ResponseWriter, r *http.Request, name naming.Name) {
-	if err := s.authorizeWrite(r); err != nil {
-		s.fail(w, r, "delete", err)
-		return
-	}
 	if err := s.checkClock(); err != nil {
 		s.fail(w, r, "delete", err)
 		return

@@ -132,7 +132,11 @@ func (s *Site) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	page, more, err := s.objects.List(q.Get("prefix"), q.Get("after"), limit)
+	keep, ok := s.authorizeList(w, r, q.Get("prefix"))
+	if !ok {
+		return
+	}
+	page, next, err := s.listKept(q.Get("prefix"), q.Get("after"), limit, keep) // only what the credential may read
 	if err != nil {
 		s.fail(w, r, "ls", err)
 		return
@@ -144,9 +148,7 @@ func (s *Site) serveList(w http.ResponseWriter, r *http.Request) {
 	for _, m := range page {
 		out.Objects = append(out.Objects, listEntry{Name: m.Name, Version: m.Version(), Size: m.Size, SHA256: hex.EncodeToString(m.SHA256[:])})
 	}
-	if more {
-		out.Next = page[len(page)-1].Name
-	}
+	out.Next = next
 	s.ok(w, "ls", http.StatusOK, out)
 }
 
@@ -178,9 +180,15 @@ func (s *Site) serveBySHA256(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	copy(sum[:], b)
+	if !s.authorizeLookup(w, r) {
+		return
+	}
 	m, err := s.bySHA256(r, sum)
 	if err != nil {
 		s.fail(w, r, "sha256", err)
+		return
+	}
+	if !s.authorizeName(w, r, "sha256", m.Name) {
 		return
 	}
 	s.serveContent(w, r, "sha256", m)

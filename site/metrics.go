@@ -19,6 +19,7 @@ type metrics struct {
 	incomplete   prometheus.Counter
 	fetched      prometheus.Counter
 	bodyTimeouts prometheus.Counter
+	access       *accessMetrics // skyfed_http_denied_total (access_http.go)
 }
 
 func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
@@ -60,6 +61,7 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 	m.bodyTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "skyfed_http_body_timeouts_total", Help: "Requests whose body stalled longer than http_body_idle_timeout between two reads; answered 408 and dropped.",
 	})
+	m.access = newAccessMetrics(reg)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

