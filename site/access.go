@@ -544,7 +544,7 @@ func (a *accessState) viewer(p principal, authErr *denial, cookie string) *denia
 	case a.cfg.DashboardPublic:
 		return nil
 	}
-	return noToken("the dashboard and status")
+	return noToken("viewing the dashboard, status or metrics")
 }
 
 // admin decides diff, resync, scrub and gc.
@@ -555,7 +555,7 @@ func (a *accessState) admin(p principal, authErr *denial) *denial {
 	case p.admin():
 		return nil
 	case !p.authenticated():
-		return noToken("this operation")
+		return noToken("this operator API (diff, resync, scrub, gc)")
 	}
 	return &denial{status: http.StatusForbidden, reason: ReasonScope, msg: p.who() + " is not an admin token",
 		hint: "use the site token of skyfed.toml or a token made with skyfed site token create --admin"}

@@ -422,7 +422,7 @@ func (s *Site) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := strings.TrimSpace(r.PostForm.Get("token"))
 	var p principal
-	d := noToken("the dashboard")
+	d := noToken("signing in")
 	if tok != "" {
 		p, d = a.authenticate("Bearer " + tok)
 	}

@@ -25,7 +25,7 @@ const progressMin = 8 << 20
 // siteFlags are the flags every client command shares.
 type siteFlags struct {
 	Site  string `help:"Base URL of the site's HTTP API." env:"SKYFED_SITE" default:"http://127.0.0.1:7401" placeholder:"URL"`
-	Token string `help:"Bearer token the site asks for (writes to a site that listens beyond loopback)." env:"SKYFED_TOKEN" placeholder:"TOKEN"`
+	Token string `help:"Bearer token for a site that listens beyond loopback: ID.SECRET from skyfed site token create, or the site token of its skyfed.toml." env:"SKYFED_TOKEN" placeholder:"TOKEN"`
 	CA    string `name:"ca" type:"path" help:"PEM CA certificates to trust for an https:// site (instead of the system's)." env:"SKYFED_CA" placeholder:"FILE"`
 	Pin   string `help:"Trust an https:// site whose certificate is bound to this site key (ed25519:<hex>, as skyfed site key prints it): the site's own tls/site.crt." env:"SKYFED_PIN" placeholder:"KEY"`
 }
@@ -49,7 +49,7 @@ type PutCmd struct {
 	ContentType string            `help:"Content type (default: guessed from FILE's extension, else application/octet-stream)." placeholder:"TYPE"`
 	Meta        map[string]string `help:"User metadata, KEY=VALUE (repeatable)." mapsep:"none" placeholder:"KEY=VALUE"`
 	JSON        bool              `name:"json" help:"Print the site's JSON answer instead of 'VERSION SHA256 SIZE'."`
-	Expires     time.Duration     `help:"The version expires this long after the put (e.g. 720h); replicated; an expired version acts as a tombstone." placeholder:"DURATION"`
+	Expires     Duration          `help:"The version expires this long after the put (e.g. 720h, 30d); replicated; an expired version acts as a tombstone." placeholder:"DURATION"`
 	WaitSites   int               `name:"wait-sites" help:"Return once this many sites (this one included) hold the version durably; exit 4 if they do not within --wait-timeout." placeholder:"K"`
 	WaitTimeout time.Duration     `name:"wait-timeout" default:"60s" help:"How long --wait-sites waits."`
 	Timeout     time.Duration     `help:"Give up after this long (0: no limit)." default:"0s"`
@@ -80,7 +80,7 @@ func (c *PutCmd) Run(app *App) error {
 		return &ExitError{Code: exitUsage, Err: errors.New("--expires and --wait-sites must not be negative")}
 	}
 	res, err := cl.Put(ctx, c.Name, r, size, client.PutOptions{ContentType: ct, Meta: c.Meta,
-		Expires: c.Expires, WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout})
+		Expires: time.Duration(c.Expires), WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout})
 	finishProgress(bar, err)
 	if err != nil {
 		return err

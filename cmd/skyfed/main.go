@@ -58,6 +58,7 @@ type cli struct {
 	Diff     DiffCmd     `cmd:"" help:"Reconcile this site with a linked peer now and say what either lacks (exit 5 when they differ)."`
 	Resync   ResyncCmd   `cmd:"" help:"Reconcile with a linked peer until the two are in sync, moving what is missing, with progress."`
 	Tools    ToolsCmd    `cmd:"" help:"Operator tools for a running site: scrub, gc."`
+	Share    ShareCmd    `cmd:"" help:"Print a URL that opens an object (or the dashboard) to anyone until it expires."`
 	Site     SiteCmd     `cmd:"" help:"Create, run and configure a site."`
 	Demo     DemoCmd     `cmd:"" help:"Run a small federation on this machine and show it replicating."`
 	Bench    BenchCmd    `cmd:"" help:"Measure ingest and replication against baselines."`

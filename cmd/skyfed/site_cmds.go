@@ -21,6 +21,8 @@ type SiteCmd struct {
 	Link    SiteLinkCmd    `cmd:"" help:"Dial a link to a peer's NATS server (replaces an earlier link to the peer). The peer must trust this site's key."`
 	Unlink  SiteUnlinkCmd  `cmd:"" help:"Remove the link to a peer."`
 	TLS     SiteTLSCmd     `cmd:"" name:"tls" help:"Change the site's TLS settings (NATS links, HTTPS); restart the site to apply."`
+	Token   SiteTokenCmd   `cmd:"" help:"Create, list and revoke access tokens for the HTTP API (access.go)."`
+	Public  SitePublicCmd  `cmd:"" help:"Name prefixes anyone may read without a token."`
 }
 
 // SiteInitCmd is `skyfed site init`.

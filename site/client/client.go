@@ -57,6 +57,9 @@ type APIError struct {
 	Status  int    // HTTP status code
 	Message string // the site's "error" field, or the status text
 	Hint    string // the site's "hint" field: what the operator can do
+	// Reason is why a 401 or 403 refused the request (access.go in
+	// package site): no_token, bad_token, expired, revoked or scope.
+	Reason string
 	// Federation is how the site's lookup across the federation went, if
 	// it asked one: a 404 after an incomplete one may not be final.
 	Federation *Federation
@@ -249,11 +252,12 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 func parseError(status int, body []byte) *APIError {
 	e := &APIError{Status: status}
 	var wire struct {
-		Error string `json:"error"`
-		Hint  string `json:"hint"`
+		Error  string `json:"error"`
+		Hint   string `json:"hint"`
+		Reason string `json:"reason"`
 	}
 	if json.Unmarshal(body, &wire) == nil {
-		e.Message, e.Hint = wire.Error, wire.Hint
+		e.Message, e.Hint, e.Reason = wire.Error, wire.Hint, wire.Reason
 	} else if s := strings.TrimSpace(string(body)); s != "" && len(s) <= 200 && !strings.ContainsAny(s, "\n\r") {
 		e.Message = s
 	}
