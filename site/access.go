@@ -275,7 +275,7 @@ var (
 	errNoBearer   = errors.New("the Authorization header is not \"Bearer <token>\"")
 	errBadToken   = errors.New("not a token: tokens look like SF…(20 characters).(40 characters)")
 	errBadShare   = errors.New("not a share link")
-	b64url        = base64.RawURLEncoding
+	b64url        = base64.RawURLEncoding.Strict() // one spelling per signature
 	shareSigChars = b64url.EncodedLen(64)
 )
 
