@@ -63,27 +63,33 @@ type counters struct {
 // that read and frame payloads, and the store worker that verifies and
 // stores what arrives. Every decision is the engine's.
 type Link struct {
-	node    *Node
-	id      engine.LinkID
-	mode    engine.Mode
-	url     string // dialed links: the peer's NATS URL
-	connP   atomic.Pointer[nats.Conn]
+	node  *Node
+	id    engine.LinkID
+	mode  engine.Mode
+	url   string // dialed links: the peer's NATS URL
+	connP atomic.Pointer[nats.Conn]
 	// tlsVerified is how the dialed connection checked the peer's
 	// certificate (TLSPinned, TLSCA), for status.
 	tlsVerified atomic.Value // string
-	pair    wire.Pair
-	nonces  [][32]byte         // dialed links: nonces of the recent hellos, for the peer's proof
-	helloAt []time.Time        // dialed links: when each of nonces was sent, for the round trip
-	peerKey manifest.PublicKey // accepted links: the key the peer was admitted with
-	lim     *Limiter
-	log     *slog.Logger
-	c       *counters // shared by the in-links that replace each other, so counters never go back
+	pair        wire.Pair
+	nonces      [][32]byte         // dialed links: nonces of the recent hellos, for the peer's proof
+	helloAt     []time.Time        // dialed links: when each of nonces was sent, for the round trip
+	peerKey     manifest.PublicKey // accepted links: the key the peer was admitted with
+	lim         *Limiter
+	log         *slog.Logger
+	c           *counters // shared by the in-links that replace each other, so counters never go back
 
 	mu        sync.Mutex
 	state     linkState
 	health    linkHealth
 	session   uint64       // incremented at each link-up; what was queued for an earlier one is dropped
 	lastHeard atomic.Int64 // unix nanos of the last message from the peer
+
+	// countDropped's state: the subscriptions' drops already counted.
+	dropMu    sync.Mutex
+	dropFirst *nats.Subscription
+	dropSubs  int
+	dropSeen  int64
 
 	queues [4]chan outMsg
 	ships  [4]*workQueue[engine.Ship] // by lane
@@ -249,12 +255,70 @@ func (l *Link) subscribe(conn *nats.Conn, prefix string) error {
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", prefix, err)
 		}
-		sub.SetPendingLimits(1<<16, 512<<20)
+		msgs, bytes := pendingLimits(lane)
+		if err := sub.SetPendingLimits(msgs, bytes); err != nil {
+			sub.Unsubscribe()
+			return fmt.Errorf("subscribe %s: pending limits: %w", prefix, err)
+		}
 		l.mu.Lock()
 		l.subs = append(l.subs, sub)
 		l.mu.Unlock()
 	}
 	return nil
+}
+
+// pendingLimits bounds what a link's subscription on lane holds while
+// its callback is busy (the engine's loop is behind): beyond it nats.go
+// drops messages (counted as slow_consumer, dropped). A peer flooding a
+// lane cannot make the site buffer more than this per lane, and what is
+// dropped is recovered by the protocol: a frame missing from a payload is
+// found by order and the payload offered again, a lost offer or answer
+// or ack by its timeout. Honest traffic reaches it only when the loop
+// stalls for longer than the limit takes to arrive at the link's rate
+// (at 100 MB/s, 40 ms of bulk): bulk gets the most, as a window of
+// chunk payloads (32 unacked) arrives in bursts of whole payloads.
+func pendingLimits(lane wire.Lane) (msgs, bytes int) {
+	switch lane {
+	case wire.LaneBulk:
+		return 1 << 12, 4 << 20
+	case wire.LaneControl:
+		return 1 << 14, 2 << 20 // many small messages: acks, answers, pings
+	}
+	return 1 << 12, 2 << 20
+}
+
+// countDropped counts the messages the link's subscriptions dropped
+// since the last call (their callback fell behind by more than
+// pendingLimits) as rejected, reason slow_consumer.
+func (l *Link) countDropped() {
+	l.mu.Lock()
+	subs := l.subs
+	l.mu.Unlock()
+	var total int64
+	for _, s := range subs {
+		if n, err := s.Dropped(); err == nil {
+			total += int64(n)
+		}
+	}
+	l.dropMu.Lock()
+	defer l.dropMu.Unlock()
+	if l.dropSubs != len(subs) || len(subs) > 0 && l.dropFirst != subs[0] {
+		// New subscriptions (a reconnect): their counts start at zero.
+		l.dropSubs, l.dropSeen = len(subs), 0
+		if len(subs) > 0 {
+			l.dropFirst = subs[0]
+		}
+	}
+	n := total - l.dropSeen
+	if n <= 0 {
+		return
+	}
+	l.dropSeen = total
+	l.c.rejected.Add(n)
+	for range n {
+		l.node.rejected("slow_consumer")
+	}
+	l.log.Warn("peer's messages dropped: the site fell behind reading them (the protocol offers lost payloads again)", "dropped", n)
 }
 
 // onMessage decodes one message from the peer; the handshake is the
@@ -286,7 +350,38 @@ func (l *Link) onMessage(lane wire.Lane, data []byte) {
 	if l.currentState() != linkUp {
 		return
 	}
+	if msg.Type == wire.MsgData {
+		l.awaitEngine()
+	}
 	l.node.postCtx(l.ctx, engine.Received{Now: now, Link: l.id, Msg: msg})
+}
+
+// engineBacklog is how many events may wait for the engine's loop before
+// a link holds back its data frames: each pins its received message (up
+// to a frame, 128 KiB) until the loop steps it, so this bounds the bytes
+// of frames queued to the engine (with the lanes and links posting at
+// once) to a few MiB instead of the event queue's 4096 frames, 512 MiB.
+// While a lane's callback waits, its subscription holds what arrives
+// (pendingLimits) and drops what exceeds it.
+const engineBacklog = 48
+
+// awaitEngine waits until the engine's loop has fewer than engineBacklog
+// events waiting, or the link stops.
+func (l *Link) awaitEngine() {
+	if len(l.node.events) < engineBacklog {
+		return
+	}
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for len(l.node.events) >= engineBacklog {
+		select {
+		case <-t.C:
+		case <-l.ctx.Done():
+			return
+		case <-l.node.ctx.Done():
+			return
+		}
+	}
 }
 
 // sendSmall queues a small message on the control or lookup lane
@@ -490,6 +585,7 @@ func (l *Link) pingLoop(ctx context.Context) {
 			l.c.sendRate.Store(int64(float64(sent-lastSent) / dt))
 			l.c.receiveRate.Store(int64(float64(recv-lastRecv) / dt))
 			lastT, lastSent, lastRecv = now, sent, recv
+			l.countDropped()
 		}
 		seq++
 		if st := l.currentState(); l.id.Dir == engine.DirOut && (st == linkDown || st == linkRefused && seq%5 == 0) {

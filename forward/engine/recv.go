@@ -26,8 +26,30 @@ type assembly struct {
 	codec  chunk.Codec
 	rawLen uint32
 	total  uint32
-	buf    []byte
+	// frames are the payloads of the frames received, in order: they
+	// alias the received messages, so a frame costs no allocation here
+	// (never more than the frame itself, whatever total it announces);
+	// the payload is joined at its exact size once whole.
+	frames [][]byte
+	n      int       // bytes received
 	at     time.Time // last frame
+	// wanted: the payload this link's lane is shipping because this site
+	// wanted it from this link; the only kind of assembly not counted
+	// against Limits.MaxAssemblyBytes (at most one per lane, manifest
+	// and bulk, each at most chunk.MaxSize).
+	wanted bool
+}
+
+// bytes returns the payload of a whole assembly.
+func (a *assembly) bytes() []byte {
+	if len(a.frames) == 1 {
+		return a.frames[0]
+	}
+	b := make([]byte, 0, a.n)
+	for _, f := range a.frames {
+		b = append(b, f...)
+	}
+	return b
 }
 
 func newReceiver() receiver {
@@ -136,12 +158,13 @@ func (e *Engine) onData(l *link, d *wire.Data) {
 	}
 	c.at = e.now
 	c.storing++
-	e.rd.Stores = append(e.rd.Stores, Store{Link: l.id, Lane: d.Lane, Kind: k, ID: id, Codec: a.codec, Payload: a.buf, RawLen: a.rawLen})
+	e.rd.Stores = append(e.rd.Stores, Store{Link: l.id, Lane: d.Lane, Kind: k, ID: id, Codec: a.codec, Payload: a.bytes(), RawLen: a.rawLen})
 }
 
 // assemble adds a frame to its payload and returns the payload once
-// whole, with the IDs found lost on the way. Buffers grow as bytes
-// arrive, never to the announced size.
+// whole, with the IDs found lost on the way. A frame costs what it
+// carries and no more (its payload is kept, not copied), never the
+// announced size; the payload is joined once whole.
 func (e *Engine) assemble(l *link, k Kind, id chunk.ID, d *wire.Data) (*assembly, []chunk.ID) {
 	r := &l.recv
 	lim := e.cfg.Limits
@@ -160,44 +183,68 @@ func (e *Engine) assemble(l *link, k Kind, id chunk.ID, d *wire.Data) (*assembly
 		if a != nil {
 			r.drop(id)
 		}
-		if len(r.asm) >= lim.MaxAssemblies {
+		// Wanted: asked of this link (a want, a fetch's pull), or pushed
+		// on a flood link's replicated lane. A lane ships one payload
+		// at a time, so those are bounded by the lanes, the pulls this
+		// site made and chunk.MaxSize; the rest, by the limits.
+		c := e.claims[claimKey{k, id}]
+		wanted := c != nil && c.link == l.id && c.lane == d.Lane && c.storing == 0 ||
+			d.Flood && l.mode == ModeFlood && d.Lane != wire.LaneLookup
+		if !wanted && r.unwanted() >= lim.MaxAssemblies {
 			e.note(true, l.id, "too many payloads in flight; frame dropped (the sender offers it again)", id, nil)
 			return nil, append(lost, id)
 		}
-		a = &assembly{kind: k, lane: d.Lane, codec: chunk.Codec(d.Codec), rawLen: d.RawLen, total: d.Total,
-			buf: make([]byte, 0, min(int(d.Total), lim.FrameSize))}
+		a = &assembly{kind: k, lane: d.Lane, codec: chunk.Codec(d.Codec), rawLen: d.RawLen, total: d.Total, wanted: wanted}
 		r.asm[id] = a
 	}
-	if a == nil || d.Offset != uint32(len(a.buf)) || d.Total != a.total || d.Lane != a.lane {
+	if a == nil || d.Offset != uint32(a.n) || d.Total != a.total || d.Lane != a.lane {
 		if a != nil {
 			r.drop(id)
 		}
 		return nil, append(lost, id) // out of order or inconsistent: ask for it again
 	}
-	if r.asmBytes+len(d.Payload) > lim.MaxAssemblyBytes {
+	if !a.wanted && r.asmBytes+len(d.Payload) > lim.MaxAssemblyBytes {
 		r.drop(id)
 		e.reject(l.id, "assembly_limit")
 		e.note(true, l.id, "peer's unfinished payloads exceed the link's memory bound; payload dropped", id, nil)
 		return nil, lost
 	}
-	a.buf = append(a.buf, d.Payload...)
+	if len(d.Payload) > 0 {
+		a.frames = append(a.frames, d.Payload)
+	}
+	a.n += len(d.Payload)
 	a.at = e.now
 	r.heard[d.Lane] = e.now
-	r.asmBytes += len(d.Payload)
+	if !a.wanted {
+		r.asmBytes += len(d.Payload)
+	}
 	if c := e.claims[claimKey{k, id}]; c != nil && c.link == l.id {
 		c.at = e.now // progress keeps the claim alive
 	}
-	if len(a.buf) < int(a.total) {
+	if a.n < int(a.total) {
 		return nil, lost
 	}
-	r.asmBytes -= len(a.buf)
-	delete(r.asm, id)
+	r.drop(id)
 	return a, lost
+}
+
+// unwanted counts the assemblies under way that this site did not want
+// from this link (pushed, fetched, or lies).
+func (r *receiver) unwanted() int {
+	n := 0
+	for _, a := range r.asm {
+		if !a.wanted {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *receiver) drop(id chunk.ID) {
 	if a := r.asm[id]; a != nil {
-		r.asmBytes -= len(a.buf)
+		if !a.wanted {
+			r.asmBytes -= a.n
+		}
 		delete(r.asm, id)
 	}
 }

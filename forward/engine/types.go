@@ -247,9 +247,14 @@ type Limits struct {
 	ManifestOfferBatch int
 	MaxAwaitingChunks  int // chunk payloads wanted and not yet acked, per link
 	MaxAwaitingMani    int
-	MaxAssemblies      int // unfinished payloads per link
-	MaxAssemblyBytes   int // bytes in unfinished payloads per link
-	MaxIncomplete      int // manifests tracked for confirmation
+	// MaxAssemblies and MaxAssemblyBytes bound the unfinished payloads
+	// per link that this site did not ask that link for (pushed unasked
+	// on an offer link, or lies). What it asked for (wanted, pulled, or
+	// pushed on a flood link's lane) is bounded by the protocol instead:
+	// one payload at a time per lane, one per pull, ≤ chunk.MaxSize.
+	MaxAssemblies    int
+	MaxAssemblyBytes int
+	MaxIncomplete    int // manifests tracked for confirmation
 }
 
 // DefaultLimits suit WAN links and 1 MiB chunks.
@@ -258,7 +263,7 @@ func DefaultLimits() Limits {
 		FrameSize: wire.FrameSize, MaxLoaded: 4096,
 		ChunkOfferBatch: 16, ManifestOfferBatch: 256,
 		MaxAwaitingChunks: 32, MaxAwaitingMani: 512,
-		MaxAssemblies: 64, MaxAssemblyBytes: 64 << 20,
+		MaxAssemblies: 16, MaxAssemblyBytes: 8 << 20,
 		MaxIncomplete: 100000,
 	}
 }
