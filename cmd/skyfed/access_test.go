@@ -58,7 +58,7 @@ func TestSiteTokenCommands(t *testing.T) {
 	var entries []site.AccessToken
 	code, out, _ = skyfedRun("site", "token", "list", "--dir", dir, "--json")
 	if err := json.Unmarshal([]byte(out), &entries); code != exitOK || err != nil || len(entries) != 1 ||
-		entries[0].Expires.Sub(time.Now()) < 89*24*time.Hour || entries[0].Read[0] != "gloria.eu/" {
+		time.Until(entries[0].Expires) < 89*24*time.Hour || entries[0].Read[0] != "gloria.eu/" {
 		t.Errorf("token list --json: exit %d, %v, %q", code, err, out)
 	}
 
