@@ -125,4 +125,3 @@ func FuzzClientAnswers(f *testing.F) {
 		}
 	})
 }
-
