@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -32,6 +33,12 @@ const (
 	memorySlack = 8 << 20
 	// memoryGap is the least time between two give-backs.
 	memoryGap = 5 * time.Second
+	// memoryHeadroom is the least room the soft memory limit leaves above
+	// what was live at the last collection (and the runtime's own
+	// memory); above 32 MiB of live heap it leaves half of it, so a
+	// large live heap (the ship cache, big chunks) collects at most
+	// about a third more often than GOGC's doubling alone would.
+	memoryHeadroom = 16 << 20
 )
 
 // pprofEnv, if set to a listen address, makes the site serve
@@ -62,6 +69,7 @@ type memoryPolicy struct {
 	freedAt  time.Time
 	freed    int // give-backs so far, for the log
 	released uint64
+	set      int64 // the soft memory limit set last
 }
 
 var memoryMetrics = []string{
@@ -70,6 +78,8 @@ var memoryMetrics = []string{
 	"/memory/classes/heap/objects:bytes", // live and dead objects not yet swept
 	"/memory/classes/heap/unused:bytes",
 	"/memory/classes/heap/free:bytes", // free, not yet returned to the OS
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/total:bytes",
 }
 
 func (m *memoryPolicy) run(ctx context.Context) {
@@ -79,6 +89,7 @@ func (m *memoryPolicy) run(ctx context.Context) {
 	}
 	t := time.NewTicker(memoryEvery)
 	defer t.Stop()
+	defer debug.SetMemoryLimit(math.MaxInt64)
 	for {
 		select {
 		case <-ctx.Done():
@@ -102,6 +113,7 @@ func (m *memoryPolicy) look(now time.Time) {
 	}
 	allocs, live := v(0), v(1)
 	held := v(2) + v(3) + v(4)
+	m.limit(live, v(6)-held-v(5))
 	rate := float64(allocs-m.lastAll) / memoryEvery.Seconds()
 	first := m.lastAll == 0
 	m.lastAll = allocs
@@ -124,6 +136,26 @@ func (m *memoryPolicy) look(now time.Time) {
 		m.released += held - after
 	}
 	m.log.Debug("memory: heap given back to the OS after a burst", "held_mib", held>>20, "now_mib", after>>20, "times", m.freed)
+}
+
+// limit sets the runtime's soft memory limit to what was live at the
+// last collection plus the runtime's other memory plus headroom. GOGC
+// alone lets the heap double what is live before it collects, and keeps
+// what it freed until its scavenger gets to it: under a flood of 1 MiB
+// messages (two copies of each, by nats-server and nats.go) that was
+// 40 MiB above idle with 20 MiB live. Under the limit the runtime
+// collects and returns pages to stay within it; as the limit follows
+// what is live, it never makes the runtime collect without end (what is
+// live always fits with room to spare).
+func (m *memoryPolicy) limit(live, other uint64) {
+	if live == 0 {
+		return
+	}
+	want := int64(live + other + max(memoryHeadroom, live/2))
+	if d := want - m.set; d > 1<<20 || d < -(1<<20) {
+		debug.SetMemoryLimit(want)
+		m.set = want
+	}
 }
 
 // servePprof serves net/http/pprof on addr until ctx ends.

@@ -263,7 +263,7 @@ func DefaultLimits() Limits {
 		FrameSize: wire.FrameSize, MaxLoaded: 4096,
 		ChunkOfferBatch: 16, ManifestOfferBatch: 256,
 		MaxAwaitingChunks: 32, MaxAwaitingMani: 512,
-		MaxAssemblies: 16, MaxAssemblyBytes: 8 << 20,
+		MaxAssemblies: 16, MaxAssemblyBytes: 4 << 20,
 		MaxIncomplete: 100000,
 	}
 }
