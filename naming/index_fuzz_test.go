@@ -3,8 +3,11 @@ package naming
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -90,6 +93,11 @@ func FuzzDamagedIndex(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer restoreIndex(t, e.db, orig)
+		watchdog := time.AfterFunc(10*time.Second, func() {
+			buf := make([]byte, 1<<20)
+			panic(fmt.Sprintf("damaged index (key %x, value %x): queries hang\n%s", k, value, buf[:runtime.Stack(buf, true)]))
+		})
+		defer watchdog.Stop()
 		s, err := Open(e.db, e.chunks, cfg)
 		if err != nil {
 			return // a damaged tracker or count refuses to open: the site says so
