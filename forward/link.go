@@ -280,7 +280,7 @@ func (l *Link) subscribe(conn *nats.Conn, prefix string) error {
 func pendingLimits(lane wire.Lane) (msgs, bytes int) {
 	switch lane {
 	case wire.LaneBulk:
-		return 1 << 12, 4 << 20
+		return 1 << 12, 8 << 20
 	case wire.LaneControl:
 		return 1 << 14, 2 << 20 // many small messages: acks, answers, pings
 	}
@@ -363,7 +363,7 @@ func (l *Link) onMessage(lane wire.Lane, data []byte) {
 // once) to a few MiB instead of the event queue's 4096 frames, 512 MiB.
 // While a lane's callback waits, its subscription holds what arrives
 // (pendingLimits) and drops what exceeds it.
-const engineBacklog = 48
+const engineBacklog = 256
 
 // awaitEngine waits until the engine's loop has fewer than engineBacklog
 // events waiting, or the link stops.
