@@ -159,7 +159,8 @@ func (s *Store) scanIndex() (uint32, error) {
 			bad++
 			continue
 		}
-		if size, ok := sizes[e.pack]; !ok || e.offset+headerSize+int64(e.storedLen) > size {
+		// Compared without the sum, which an offset near 2^63 would overflow.
+		if size, ok := sizes[e.pack]; !ok || e.offset > size-headerSize-int64(e.storedLen) {
 			lost = append(lost, append([]byte(nil), it.Key()...))
 			lostPacks[e.pack]++
 			continue

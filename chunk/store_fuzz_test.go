@@ -152,7 +152,8 @@ func fuzzStoreLayout(t testing.TB, fs vfs.FS) (pack, entryRaw, entryImage []byte
 // file holding two records and their index entries, reopens the store
 // and reads both chunks: every read returns the chunk's exact bytes or
 // an error wrapping ErrCorrupt or ErrNotFound, GetStored never returns
-// a payload that decodes to more than its declared raw length, and
+// a payload that decodes to more than its declared raw length, Open
+// forgets every entry whose record lies past the end of its pack, and
 // nothing panics.
 func FuzzStoreRead(f *testing.F) {
 	pack, entryRaw, entryImage := fuzzStoreLayout(f, vfs.NewMem())
@@ -189,6 +190,11 @@ func FuzzStoreRead(f *testing.F) {
 		defer s.Close()
 		for _, want := range [][]byte{raw, image} {
 			id := Sum(want)
+			// Open forgets entries whose record cannot lie within its
+			// pack file (pack 1 holds len(pack) bytes, no other exists).
+			if e, err := s.lookup(id); err == nil && (e.pack != 1 || e.offset > int64(len(pack))-headerSize-int64(e.storedLen)) {
+				t.Fatalf("Open kept the entry %+v of chunk %s past the end of its pack (%d bytes)", e, id.Short(), len(pack))
+			}
 			got, err := s.Get(id, nil)
 			switch {
 			case err == nil && !bytes.Equal(got, want):
