@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"sync"
 	rtmetrics "runtime/metrics"
 	"time"
 )
@@ -89,16 +90,32 @@ func (m *memoryPolicy) run(ctx context.Context) {
 	}
 	t := time.NewTicker(memoryEvery)
 	defer t.Stop()
-	defer debug.SetMemoryLimit(math.MaxInt64)
+	owner := false
+	defer func() {
+		if owner {
+			debug.SetMemoryLimit(math.MaxInt64)
+			memoryOwner.Unlock()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			m.look(now)
+			if !owner {
+				owner = memoryOwner.TryLock()
+			}
+			if owner {
+				m.look(now)
+			}
 		}
 	}
 }
+
+// memoryOwner is held by the one memory policy that acts: the runtime's
+// memory is the process's, and tests and benchmarks run several sites in
+// one process; the others take over when it stops.
+var memoryOwner sync.Mutex
 
 // look gives the heap back when allocation has been quiet for
 // memoryQuiet and the heap holds more than memorySlack above what was
