@@ -10,8 +10,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
-	"sync"
 	rtmetrics "runtime/metrics"
+	"sync"
 	"time"
 )
 
