@@ -1,9 +1,9 @@
 package forward
 
 import (
-	"crypto/tls"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"

@@ -27,6 +27,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -265,6 +266,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	if days > 0 && d < 0 {
 		return 0, fmt.Errorf("duration %q: days then a negative part", s)
+	}
+	if d > math.MaxInt64-days {
+		return 0, fmt.Errorf("duration %q is too long", s)
 	}
 	return days + d, nil
 }

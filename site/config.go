@@ -39,11 +39,11 @@ var (
 
 // Config is a site's config file.
 type Config struct {
-	ID        string `toml:"id"`
-	Domain    string `toml:"domain"`     // the domain this site's own key writes under
-	HTTP      string `toml:"http"`       // HTTP listen address
-	NATS      string `toml:"nats"`       // listen address of the embedded NATS server
-	NATSURL   string `toml:"nats_url"`   // external NATS server instead of the embedded one
+	ID      string `toml:"id"`
+	Domain  string `toml:"domain"`   // the domain this site's own key writes under
+	HTTP    string `toml:"http"`     // HTTP listen address
+	NATS    string `toml:"nats"`     // listen address of the embedded NATS server
+	NATSURL string `toml:"nats_url"` // external NATS server instead of the embedded one
 	// Link encryption (natstls.go): nats_tls is auto (TLS whenever the
 	// NATS listener binds beyond loopback; the default), on or off. With
 	// no cert and key the site's certificate is the self-signed one
@@ -56,7 +56,7 @@ type Config struct {
 	// HTTPS for the HTTP API (and the S3 listener): PEM files.
 	HTTPTLSCert string `toml:"http_tls_cert,omitempty"`
 	HTTPTLSKey  string `toml:"http_tls_key,omitempty"`
-	ChunkSize int    `toml:"chunk_size"` // bytes
+	ChunkSize   int    `toml:"chunk_size"` // bytes
 	// Token is the bearer token writes need when HTTP listens on a
 	// non-loopback address.
 	Token string `toml:"token"`

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 
@@ -60,13 +61,25 @@ func (s *Site) primeRead(r *http.Request, m *manifest.Manifest, rt *readThrough)
 // multi-range, or one that does not parse: ServeContent judges those).
 func rangeStart(h string, size int64) int64 {
 	spec, ok := strings.CutPrefix(h, "bytes=")
-	if !ok || strings.Contains(spec, ",") {
-		return 0
-	}
-	from, to, ok := strings.Cut(strings.TrimSpace(spec), "-")
 	if !ok {
 		return 0
 	}
+	// As net/http parses it: empty parts skipped, spaces trimmed.
+	var one string
+	for _, part := range strings.Split(spec, ",") {
+		if part = textproto.TrimString(part); part == "" {
+			continue
+		}
+		if one != "" {
+			return 0 // a multi-range
+		}
+		one = part
+	}
+	from, to, ok := strings.Cut(one, "-")
+	if !ok {
+		return 0
+	}
+	from, to = textproto.TrimString(from), textproto.TrimString(to)
 	if from == "" {
 		n, err := strconv.ParseInt(to, 10, 64)
 		if err != nil || n <= 0 {

@@ -2,6 +2,7 @@ package site
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func parseReserve(v string) (bytes uint64, percent float64, err error) {
 	v = strings.TrimSpace(v)
 	if p, ok := strings.CutSuffix(v, "%"); ok {
 		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil || f < 0 || f >= 100 {
+		if err != nil || !(f >= 0 && f < 100) { // NaN fails both
 			return 0, 0, fmt.Errorf("disk_reserve %q: a percentage must be 0..99%%", v)
 		}
 		return 0, f, nil
@@ -92,6 +93,9 @@ func parseReserve(v string) (bytes uint64, percent float64, err error) {
 		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]
 	if mult == 0 {
 		return 0, 0, fmt.Errorf("disk_reserve %q: unknown unit %q (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)", v, unit)
+	}
+	if n > math.MaxUint64/mult {
+		return 0, 0, fmt.Errorf("disk_reserve %q is too large", v)
 	}
 	return n * mult, 0, nil
 }

@@ -92,6 +92,7 @@ type natsLog struct {
 }
 
 func (l natsLog) Noticef(string, ...any) {}
+
 // Debugf hears only of TLS handshakes refused: the server reports a
 // client that spoke plain text or hung up in the handshake at debug
 // level, and those are refusals to count.
@@ -100,7 +101,7 @@ func (l natsLog) Debugf(format string, v ...any) {
 		l.tlsRefused(fmt.Sprintf(format, v...))
 	}
 }
-func (l natsLog) Tracef(string, ...any)  {}
+func (l natsLog) Tracef(string, ...any) {}
 func (l natsLog) Warnf(format string, v ...any) {
 	l.log.Warn("nats: " + fmt.Sprintf(format, v...))
 }

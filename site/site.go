@@ -5,8 +5,8 @@
 package site
 
 import (
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -251,6 +251,7 @@ func (s *Site) Start(ctx context.Context) error {
 		s.space.watch(ctx)
 	}()
 	s.startHealing(ctx)
+	s.startMemory(ctx)
 	if s.opts.ClockOffset != 0 {
 		s.log.Warn("this site's clock is shifted, for testing only: stamps, expiry and clock checks use the shifted clock", "offset", s.opts.ClockOffset)
 	}
