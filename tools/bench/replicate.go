@@ -29,7 +29,13 @@ type ReplicateConfig struct {
 	FITS       string   // real frames; "" synthetic
 	Dir        string   // scratch dir; "" os.TempDir
 	RateLink   string   // the --max-rate of the rate row; default 20MB/s
-	Progress   io.Writer
+	// Baseline "jetstream" runs the convergence comparison instead of
+	// the rows above: skyfed (offer) against JetStream mirrors, on FITS
+	// frames and on as many random bytes, Size of each (default 256 MiB).
+	Baseline string
+	Runs     int // runs per measurement of the comparison, the median printed; default 5
+	Random   ByteSize
+	Progress io.Writer
 }
 
 // ReplicateRow is one topology and mode.
@@ -67,7 +73,8 @@ type ReplicateResult struct {
 	Data    string
 	Rows    []ReplicateRow
 	Rate    RateRow
-	TLS     []TLSRow // off, then on
+	TLS     []TLSRow        // off, then on
+	Compare *ConvergeResult // with a baseline, instead of the above
 }
 
 func (c *ReplicateConfig) defaults() {
@@ -82,6 +89,15 @@ func (c *ReplicateConfig) defaults() {
 	}
 	if c.Size == 0 {
 		c.Size = 64 << 20
+		if c.Baseline != "" {
+			c.Size = 256 << 20
+		}
+	}
+	if c.Random == 0 && c.Baseline != "" {
+		c.Random = c.Size
+	}
+	if c.Runs <= 0 {
+		c.Runs = 5
 	}
 	if c.RateLink == "" {
 		c.RateLink = "20MB/s"
@@ -100,6 +116,17 @@ func RunReplicate(ctx context.Context, cfg ReplicateConfig) (*ReplicateResult, e
 		return nil, err
 	}
 	defer os.RemoveAll(scratch)
+	switch cfg.Baseline {
+	case "":
+	case BaselineJetStream:
+		cmp, err := runConvergence(ctx, cfg, scratch)
+		if err != nil {
+			return nil, err
+		}
+		return &ReplicateResult{Machine: describeMachine(scratch), Compare: cmp}, nil
+	default:
+		return nil, fmt.Errorf("unknown baseline %q (known: %s)", cfg.Baseline, BaselineJetStream)
+	}
 	frames, desc, err := replicationFrames(cfg)
 	if err != nil {
 		return nil, err
@@ -305,6 +332,9 @@ func waitReplicated(ctx context.Context, sites []*site.Site, chunks, versions in
 // WriteTable prints the result with the goals.
 func (r *ReplicateResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "skyfed bench replicate — %d cores, %s, %s\n", r.Machine.Cores, r.Machine.GoVersion, r.Machine.Platform)
+	if r.Compare != nil {
+		return r.Compare.WriteTable(w)
+	}
 	fmt.Fprintf(w, "data: %s\n\n", r.Data)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "topology\tsites\tlinks\tmode\tchunks\treceipts\ttransfers/chunk/site\tcontrol/payload\twire/raw\tconverge\tgoal\t")
