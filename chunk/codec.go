@@ -36,6 +36,8 @@ func (c Codec) String() string {
 		return "zstd"
 	case CodecZstdShuffle16:
 		return "zstd-shuffle16"
+	case CodecFITS:
+		return "fits"
 	default:
 		return fmt.Sprintf("codec(%d)", byte(c))
 	}
@@ -43,7 +45,7 @@ func (c Codec) String() string {
 
 // Valid reports whether c is a codec this package can decode.
 func (c Codec) Valid() bool {
-	return c <= CodecZstdShuffle16
+	return c <= CodecFITS
 }
 
 var (
@@ -154,6 +156,8 @@ func Decode(c Codec, payload []byte, dst []byte, maxRaw int) ([]byte, error) {
 		dst = grow(dst[:0], len(p))
 		unshuffle16(dst, p)
 		return dst, nil
+	case CodecFITS:
+		return decodeFITS(payload, dst, maxRaw)
 	default:
 		return dst[:0], fmt.Errorf("decode payload: unknown codec %d: %w", byte(c), ErrCorrupt)
 	}

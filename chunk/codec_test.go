@@ -224,6 +224,13 @@ func FuzzDecode(f *testing.F) {
 	f.Add(byte(CodecZstdShuffle16), enc.EncodeAll(planes, nil), 3000)
 	f.Add(byte(CodecZstd), enc.EncodeAll(make([]byte, 5000), nil), 100)
 	f.Add(byte(CodecRaw), []byte("abc"), 2)
+	for _, bitpix := range []int{16, 32, -32, 8, -64} {
+		raw := append([]byte("SIMPLE  = T"), samplesLike(uint64(10-bitpix), bitpix, 400, 20)...)
+		l := Layout{Bitpix: bitpix, DataStart: 11, DataEnd: len(raw) - 3, Row: 20, RowPhase: 3}
+		if c, payload, err := CompressLayout(raw, l); err == nil && c == CodecFITS {
+			f.Add(byte(c), payload, len(raw))
+		}
+	}
 	f.Fuzz(func(t *testing.T, c byte, payload []byte, maxRaw int) {
 		maxRaw %= 1 << 20 // keep the fuzzer's allocations small
 		got, err := Decode(Codec(c), payload, nil, maxRaw)

@@ -67,6 +67,19 @@ type Config struct {
 	Journal   Journal          // nil: nothing is logged
 	// MaxSkew is how far into the future a received stamp may be; 0 → 5 minutes.
 	MaxSkew time.Duration
+	// Layouts hears, for each chunk a put stages, where the chunk's FITS
+	// image samples are (chunk.FITSScanner), so that a compressor can
+	// use chunk.CompressLayout. nil: objects are not scanned.
+	Layouts LayoutSink
+}
+
+// LayoutSink is told the layout of the image samples in chunks as a put
+// stages them. Only known layouts are reported (a chunk not reported has
+// the zero Layout). A note may come for a put that then fails, and may
+// repeat a chunk already stored: it is a hint, never a promise. Called
+// on the put's goroutine: it must be quick and must not block.
+type LayoutSink interface {
+	NoteLayout(id chunk.ID, l chunk.Layout)
 }
 
 // Store is a site's object layer: versions of named objects over the
@@ -186,6 +199,10 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 		}
 		whole.Sum(sum[:0])
 	}()
+	var scan *chunk.FITSScanner // reads only header cards: no copy of the data
+	if s.cfg.Layouts != nil {
+		scan = chunk.NewFITSScanner()
+	}
 	err := func() error {
 		defer close(toHash)
 		for {
@@ -202,6 +219,11 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 			id := chunk.Sum(raw)
 			if _, err := b.Add(id, raw); err != nil {
 				return err
+			}
+			if scan != nil {
+				if l := scan.Next(raw); l.Known() {
+					s.cfg.Layouts.NoteLayout(id, l)
+				}
 			}
 			m.Chunks = append(m.Chunks, id)
 			m.Size += int64(len(raw))

@@ -1,0 +1,408 @@
+package chunk
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+)
+
+// CodecFITS codes the image samples of a chunk by prediction and an
+// entropy coder, and its other bytes with zstd. Its payload starts with
+// a versioned header recording everything decoding needs (sample type,
+// where the samples are, row length, predictor, entropy coder), so
+// Decode needs no Layout. Format version 1:
+//
+//	version, bitpix code, predictor, entropy coder, generic codec (1 byte each)
+//	rawLen, dataStart, samples, row, rowPhase, genLen (uvarints)
+//	genLen bytes: the bytes outside the samples (prefix then suffix), raw or zstd
+//	the rest: the residuals, Rice-coded or as zstd of byte planes
+//
+// Residuals are taken modulo 2^bits and zigzagged, so every predictor is
+// lossless for any input; floats are predicted on their bit patterns,
+// mapped so that integer order follows float order.
+const CodecFITS Codec = 3
+
+const (
+	fitsFormat = 1
+	// fitsMinSamples is the fewest samples worth the FITS codec's header.
+	fitsMinSamples = 64
+	// fitsHeaderMax bounds the encoded header: 5 bytes and 6 uvarints.
+	fitsHeaderMax = 5 + 6*binary.MaxVarintLen64
+)
+
+// predictor says how a sample is predicted from the ones before it.
+type predictor byte
+
+const (
+	predNone predictor = iota // zero: the sample itself
+	predLeft                  // the previous sample
+	predUp                    // the sample a row above (the previous one in the first row)
+	predMED                   // LOCO-I's median edge detector of left, up and upper left
+	predEnd
+)
+
+// entropyCoder says how residuals are stored.
+type entropyCoder byte
+
+const (
+	entRice   entropyCoder = 1 // block-adaptive Rice, as fpack
+	entPlanes entropyCoder = 2 // zstd of the residuals' byte planes, high bytes first
+)
+
+// bitpix codes in the payload header.
+var bitpixCodes = [...]int{0, 8, 16, 32, 64, -32, -64}
+
+func bitpixCode(b int) byte {
+	for i, v := range bitpixCodes {
+		if v == b && i > 0 {
+			return byte(i)
+		}
+	}
+	return 0
+}
+
+// sampleFormat is how samples of one BITPIX are read.
+type sampleFormat struct {
+	width int  // bytes per sample
+	nbits uint // bits per sample
+	float bool
+}
+
+func formatOf(bitpix int) (sampleFormat, bool) {
+	switch bitpix {
+	case 8, 16, 32, 64, -32, -64:
+		w := abs(bitpix) / 8
+		return sampleFormat{width: w, nbits: uint(8 * w), float: bitpix < 0}, true
+	}
+	return sampleFormat{}, false
+}
+
+// fitsHeader is the decoded payload header.
+type fitsHeader struct {
+	bitpix          int
+	pred            predictor
+	ent             entropyCoder
+	gen             Codec // CodecRaw or CodecZstd
+	rawLen, start   int
+	samples, row    int
+	phase, genLen   int
+	format          sampleFormat
+	residualPayload []byte
+	genPayload      []byte
+}
+
+// slicePool keeps scratch slices of samples and residuals between chunks.
+type slicePool[T any] struct{ p sync.Pool }
+
+func (sp *slicePool[T]) get(n int) *[]T {
+	if p, ok := sp.p.Get().(*[]T); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]T, n)
+	return &b
+}
+
+func (sp *slicePool[T]) put(p *[]T) {
+	if cap(*p) <= MaxSize {
+		sp.p.Put(p)
+	}
+}
+
+var (
+	samplePool   slicePool[int64]
+	residualPool slicePool[uint64]
+)
+
+// CompressLayout compresses raw knowing from l where its image samples
+// are: the samples with CodecFITS, the rest generically, keeping the
+// smallest of the candidate encodings, or raw when none saves 2%. With a
+// zero or unusable Layout it is Compress. The returned payload is newly
+// allocated unless it is raw. Safe for concurrent use.
+func CompressLayout(raw []byte, l Layout) (Codec, []byte, error) {
+	if len(raw) > MaxSize {
+		return CodecRaw, nil, fmt.Errorf("compress %d bytes: %w", len(raw), ErrTooLarge)
+	}
+	f, ok := formatOf(l.Bitpix)
+	if !ok || l.DataStart < 0 || l.DataEnd > len(raw) || (l.DataEnd-l.DataStart)/max(f.width, 1) < fitsMinSamples {
+		return Compress(raw)
+	}
+	best, err := compressFITS(raw, l, f)
+	if err != nil {
+		return CodecRaw, nil, err
+	}
+	codec := CodecFITS
+	if 2*(l.DataEnd-l.DataStart) < len(raw) { // mostly not samples: the generic codecs may do better
+		c, p, err := Compress(raw)
+		if err != nil {
+			return CodecRaw, nil, err
+		}
+		if c != CodecRaw && len(p) < len(best) {
+			codec, best = c, p
+		}
+	}
+	if len(best) > int(float64(len(raw))*(1-minSaving)) {
+		return CodecRaw, raw, nil
+	}
+	return codec, best, nil
+}
+
+// compressFITS returns the CodecFITS payload of raw.
+func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
+	n := (l.DataEnd - l.DataStart) / f.width
+	start, end := l.DataStart, l.DataStart+n*f.width
+	row := max(l.Row, 0)
+	if row >= n {
+		row = 0 // no row above in this chunk
+	}
+
+	sp := samplePool.get(n)
+	defer samplePool.put(sp)
+	s := *sp
+	loadSamples(s, raw[start:end], f)
+	pred := choosePredictor(s, row, f)
+	zp := residualPool.get(n)
+	defer residualPool.put(zp)
+	z := *zp
+	residuals(z, s, row, pred, f.nbits)
+
+	res, ent, err := encodeResiduals(z, f)
+	if err != nil {
+		return nil, err
+	}
+	gen, genCodec, err := encodeOutside(raw, start, end)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, fitsHeaderMax+len(gen)+len(res))
+	out = append(out, fitsFormat, bitpixCode(l.Bitpix), byte(pred), byte(ent), byte(genCodec))
+	for _, v := range []int{len(raw), start, n, row, max(l.RowPhase, 0) % max(row, 1), len(gen)} {
+		out = binary.AppendUvarint(out, uint64(v))
+	}
+	out = append(out, gen...)
+	return append(out, res...), nil
+}
+
+// encodeResiduals codes z with each entropy coder worth trying and
+// returns the smallest.
+func encodeResiduals(z []uint64, f sampleFormat) ([]byte, entropyCoder, error) {
+	enc, err := sharedEncoder()
+	if err != nil {
+		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
+	}
+	planes := getScratch(len(z) * f.width)
+	defer putScratch(planes)
+	toPlanes(*planes, z, f.width)
+	best, ent := enc.EncodeAll(*planes, make([]byte, 0, len(*planes)/2)), entPlanes
+	if f.float {
+		return best, ent, nil // Rice does not beat planes on float bit patterns
+	}
+	w := bitWriter{buf: (*planes)[:0]}
+	riceEncode(&w, z, newRiceParams(f.nbits))
+	if r := w.finish(); len(r) < len(best) {
+		best, ent = append(best[:0], r...), entRice
+	}
+	return best, ent, nil
+}
+
+// encodeOutside codes the bytes of raw outside [start, end).
+func encodeOutside(raw []byte, start, end int) ([]byte, Codec, error) {
+	if start == 0 && end == len(raw) {
+		return nil, CodecRaw, nil
+	}
+	other := make([]byte, 0, start+len(raw)-end)
+	other = append(append(other, raw[:start]...), raw[end:]...)
+	enc, err := sharedEncoder()
+	if err != nil {
+		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
+	}
+	if z := enc.EncodeAll(other, nil); len(z) < len(other) {
+		return z, CodecZstd, nil
+	}
+	return other, CodecRaw, nil
+}
+
+// loadSamples reads big-endian samples, sign-extended; floats are mapped
+// so that integer order is float order (negative floats have their
+// magnitude bits flipped).
+func loadSamples(s []int64, b []byte, f sampleFormat) {
+	switch f.width {
+	case 1:
+		for i := range s {
+			s[i] = int64(int8(b[i]))
+		}
+	case 2:
+		for i := range s {
+			s[i] = int64(int16(binary.BigEndian.Uint16(b[2*i:])))
+		}
+	case 4:
+		for i := range s {
+			s[i] = int64(int32(binary.BigEndian.Uint32(b[4*i:])))
+		}
+	case 8:
+		for i := range s {
+			s[i] = int64(binary.BigEndian.Uint64(b[8*i:]))
+		}
+	}
+	if f.float {
+		flip := int64(1)<<(f.nbits-1) - 1
+		for i, v := range s {
+			s[i] = v ^ (flip & (v >> 63))
+		}
+	}
+}
+
+// storeSamples is the inverse of loadSamples.
+func storeSamples(b []byte, s []int64, f sampleFormat) {
+	if f.float {
+		flip := int64(1)<<(f.nbits-1) - 1
+		for i, v := range s {
+			s[i] = v ^ (flip & (v >> 63))
+		}
+	}
+	switch f.width {
+	case 1:
+		for i, v := range s {
+			b[i] = byte(v)
+		}
+	case 2:
+		for i, v := range s {
+			binary.BigEndian.PutUint16(b[2*i:], uint16(v))
+		}
+	case 4:
+		for i, v := range s {
+			binary.BigEndian.PutUint32(b[4*i:], uint32(v))
+		}
+	case 8:
+		for i, v := range s {
+			binary.BigEndian.PutUint64(b[8*i:], uint64(v))
+		}
+	}
+}
+
+// toPlanes writes the low width bytes of each value as byte planes, the
+// most significant plane first.
+func toPlanes(dst []byte, z []uint64, width int) {
+	n := len(z)
+	for p := range width {
+		shift := uint(8 * (width - 1 - p))
+		plane := dst[p*n : (p+1)*n]
+		for i, v := range z {
+			plane[i] = byte(v >> shift)
+		}
+	}
+}
+
+// fromPlanes is the inverse of toPlanes.
+func fromPlanes(z []uint64, src []byte, width int) {
+	n := len(z)
+	clear(z)
+	for p := range width {
+		shift := uint(8 * (width - 1 - p))
+		plane := src[p*n : (p+1)*n]
+		for i, b := range plane {
+			z[i] |= uint64(b) << shift
+		}
+	}
+}
+
+// parseFITSHeader reads and checks a CodecFITS payload header against
+// maxRaw. Any inconsistency is ErrCorrupt; a declared size beyond maxRaw
+// is ErrTooLarge.
+func parseFITSHeader(payload []byte, maxRaw int) (fitsHeader, error) {
+	var h fitsHeader
+	if len(payload) < 5 || payload[0] != fitsFormat {
+		return h, fmt.Errorf("decode %s: bad header: %w", CodecFITS, ErrCorrupt)
+	}
+	code := int(payload[1])
+	if code == 0 || code >= len(bitpixCodes) {
+		return h, fmt.Errorf("decode %s: bitpix code %d: %w", CodecFITS, code, ErrCorrupt)
+	}
+	h.bitpix = bitpixCodes[code]
+	h.format, _ = formatOf(h.bitpix)
+	h.pred, h.ent, h.gen = predictor(payload[2]), entropyCoder(payload[3]), Codec(payload[4])
+	if h.pred >= predEnd || (h.ent != entRice && h.ent != entPlanes) || (h.gen != CodecRaw && h.gen != CodecZstd) {
+		return h, fmt.Errorf("decode %s: predictor %d, coder %d, generic codec %d: %w", CodecFITS, h.pred, h.ent, h.gen, ErrCorrupt)
+	}
+	pos := 5
+	var vals [6]int
+	for i := range vals {
+		v, n := binary.Uvarint(payload[pos:])
+		if n <= 0 || v > MaxSize {
+			return h, fmt.Errorf("decode %s: header field %d: %w", CodecFITS, i, ErrCorrupt)
+		}
+		vals[i], pos = int(v), pos+n
+	}
+	h.rawLen, h.start, h.samples, h.row, h.phase, h.genLen = vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
+	if h.rawLen > maxRaw {
+		return h, fmt.Errorf("decode %s: payload declares %d bytes (limit %d): %w", CodecFITS, h.rawLen, maxRaw, ErrTooLarge)
+	}
+	dataLen := h.samples * h.format.width
+	if h.start > h.rawLen || dataLen > h.rawLen-h.start || h.row >= max(h.samples, 1) ||
+		(h.phase > 0 && h.phase >= h.row) || h.genLen > len(payload)-pos {
+		return h, fmt.Errorf("decode %s: inconsistent header: %w", CodecFITS, ErrCorrupt)
+	}
+	h.genPayload = payload[pos : pos+h.genLen]
+	h.residualPayload = payload[pos+h.genLen:]
+	return h, nil
+}
+
+// decodeFITS decodes a CodecFITS payload into dst[:0].
+func decodeFITS(payload, dst []byte, maxRaw int) ([]byte, error) {
+	h, err := parseFITSHeader(payload, maxRaw)
+	if err != nil {
+		return dst[:0], err
+	}
+	f := h.format
+	end := h.start + h.samples*f.width
+	dst = grow(dst[:0], h.rawLen)
+	if err := decodeOutside(dst, h, end); err != nil {
+		return dst[:0], err
+	}
+	zp := residualPool.get(h.samples)
+	defer residualPool.put(zp)
+	z := *zp
+	switch h.ent {
+	case entRice:
+		r := bitReader{buf: h.residualPayload}
+		if !riceDecode(&r, z, newRiceParams(f.nbits)) || r.pos+r.over-int(r.n/8) != len(h.residualPayload) {
+			return dst[:0], fmt.Errorf("decode %s: Rice residuals: %w", CodecFITS, ErrCorrupt)
+		}
+	case entPlanes:
+		planes := getScratch(0)
+		defer putScratch(planes)
+		p, err := decodeZstd(CodecFITS, h.residualPayload, *planes, len(z)*f.width)
+		*planes = p[:0]
+		if err != nil || len(p) != len(z)*f.width {
+			return dst[:0], fmt.Errorf("decode %s: residual planes of %d bytes, want %d: %v: %w", CodecFITS, len(p), len(z)*f.width, err, ErrCorrupt)
+		}
+		fromPlanes(z, p, f.width)
+	}
+	sp := samplePool.get(h.samples)
+	defer samplePool.put(sp)
+	reconstruct(*sp, z, h.row, h.pred, f.nbits)
+	storeSamples(dst[h.start:end], *sp, f)
+	return dst, nil
+}
+
+// decodeOutside fills the bytes of dst outside the samples [h.start, end).
+func decodeOutside(dst []byte, h fitsHeader, end int) error {
+	want := h.rawLen - (end - h.start)
+	other := h.genPayload
+	if h.gen == CodecZstd {
+		buf := getScratch(0)
+		defer putScratch(buf)
+		var err error
+		other, err = decodeZstd(CodecFITS, h.genPayload, *buf, want)
+		*buf = other[:0]
+		if err != nil {
+			return fmt.Errorf("decode %s: bytes outside the samples: %v: %w", CodecFITS, err, ErrCorrupt)
+		}
+	}
+	if len(other) != want {
+		return fmt.Errorf("decode %s: %d bytes outside the samples, want %d: %w", CodecFITS, len(other), want, ErrCorrupt)
+	}
+	copy(dst[:h.start], other)
+	copy(dst[end:], other[h.start:])
+	return nil
+}

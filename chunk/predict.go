@@ -1,0 +1,153 @@
+package chunk
+
+import "math/bits"
+
+// Prediction of image samples for CodecFITS. Samples are int64 values
+// sign-extended from nbits bits; a residual is the sample minus its
+// prediction modulo 2^nbits, zigzagged so small residuals of either sign
+// are small numbers (0, -1, 1, -2 → 0, 1, 2, 3).
+
+// zigzag maps d modulo 2^(64-sh) to an unsigned value below 2^(64-sh).
+func zigzag(d int64, sh uint) uint64 {
+	d = d << sh >> sh
+	return uint64(d<<1) ^ uint64(d>>63)
+}
+
+func unzigzag(z uint64) int64 { return int64(z>>1) ^ -int64(z&1) }
+
+// med is LOCO-I's median edge detector: the smaller of left and up
+// below a rising edge, the larger above a falling one, else the plane
+// through the three neighbours.
+func med(a, b, c int64) int64 {
+	lo, hi := min(a, b), max(a, b)
+	switch {
+	case c >= hi:
+		return lo
+	case c <= lo:
+		return hi
+	default:
+		return a + b - c
+	}
+}
+
+// predictorsFor lists the predictors worth measuring.
+func predictorsFor(row int, f sampleFormat) []predictor {
+	ps := []predictor{predLeft}
+	if f.float {
+		ps = append(ps, predNone)
+	}
+	if row > 0 {
+		ps = append(ps, predUp, predMED)
+	}
+	return ps
+}
+
+// choosePredictor measures each candidate on an eighth of the samples
+// (runs of 32 every 256, past the first row and a half) by the bits of
+// its residuals, and returns the cheapest.
+func choosePredictor(s []int64, row int, f sampleFormat) predictor {
+	sh := 64 - f.nbits
+	best, bestCost := predLeft, ^uint64(0)
+	for _, p := range predictorsFor(row, f) {
+		var cost uint64
+		for base := row + 1; base < len(s); base += 256 {
+			for i := base; i < min(base+32, len(s)); i++ {
+				cost += uint64(bits.Len64(zigzag(s[i]-predict(s, i, row, p), sh)))
+			}
+		}
+		if cost < bestCost {
+			best, bestCost = p, cost
+		}
+	}
+	return best
+}
+
+// predict returns the prediction of s[i] for i > row (the slow path used
+// for measuring; residuals and reconstruct have a loop per predictor).
+func predict(s []int64, i, row int, p predictor) int64 {
+	switch p {
+	case predLeft:
+		return s[i-1]
+	case predUp:
+		return s[i-row]
+	case predMED:
+		return med(s[i-1], s[i-row], s[i-row-1])
+	default:
+		return 0
+	}
+}
+
+// head is how many leading samples predictor p codes with predLeft
+// because the row above is not in the chunk.
+func head(p predictor, row, n int) int {
+	switch {
+	case p == predNone || p == predLeft:
+		return 0
+	case row == 0:
+		return n
+	case p == predUp:
+		return min(row, n)
+	default:
+		return min(row+1, n)
+	}
+}
+
+// residuals writes the zigzagged residuals of s under predictor p to z.
+func residuals(z []uint64, s []int64, row int, p predictor, nbits uint) {
+	sh := 64 - nbits
+	if p == predNone {
+		for i, v := range s {
+			z[i] = zigzag(v, sh)
+		}
+		return
+	}
+	h := head(p, row, len(s))
+	if p == predLeft {
+		h = len(s)
+	}
+	prev := int64(0)
+	for i, v := range s[:h] {
+		z[i] = zigzag(v-prev, sh)
+		prev = v
+	}
+	switch p {
+	case predUp:
+		for i := h; i < len(s); i++ {
+			z[i] = zigzag(s[i]-s[i-row], sh)
+		}
+	case predMED:
+		for i := h; i < len(s); i++ {
+			z[i] = zigzag(s[i]-med(s[i-1], s[i-row], s[i-row-1]), sh)
+		}
+	}
+}
+
+// reconstruct is the inverse of residuals: it fills s from z.
+func reconstruct(s []int64, z []uint64, row int, p predictor, nbits uint) {
+	sh := 64 - nbits
+	if p == predNone {
+		for i, v := range z {
+			s[i] = unzigzag(v) << sh >> sh
+		}
+		return
+	}
+	h := head(p, row, len(s))
+	if p == predLeft {
+		h = len(s)
+	}
+	prev := int64(0)
+	for i, v := range z[:h] {
+		prev = (prev + unzigzag(v)) << sh >> sh
+		s[i] = prev
+	}
+	switch p {
+	case predUp:
+		for i := h; i < len(s); i++ {
+			s[i] = (s[i-row] + unzigzag(z[i])) << sh >> sh
+		}
+	case predMED:
+		for i := h; i < len(s); i++ {
+			s[i] = (med(s[i-1], s[i-row], s[i-row-1]) + unzigzag(z[i])) << sh >> sh
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package chunk
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// Rice coding of zigzagged prediction residuals, in blocks of riceBlock
+// values as fpack does: each block starts with a code of hb bits saying
+// how the block is coded, 0 for a block of zeros, k+1 for Rice parameter
+// k, all ones for values stored raw. Unlike fpack, a value whose unary
+// part would reach qmax bits escapes to qmax zeros, a one and the raw
+// value, so a star or a cosmic ray in a block of sky costs a few dozen
+// bits rather than thousands.
+const riceBlock = 32
+
+// riceParams are the code's constants for values of nbits bits.
+type riceParams struct {
+	nbits uint // bits per value
+	hb    uint // bits of a block's code
+	raw   uint64
+	kmax  uint // largest Rice parameter with its own code
+	qmax  uint // unary prefixes this long escape to a raw value
+}
+
+func newRiceParams(nbits uint) riceParams {
+	hb := uint(bits.Len(nbits)) - 1 // 8→3, 16→4, 32→5, 64→6
+	return riceParams{nbits: nbits, hb: hb, raw: 1<<hb - 1, kmax: 1<<hb - 3, qmax: min(nbits, 32)}
+}
+
+// bitWriter appends bits, most significant first.
+type bitWriter struct {
+	buf []byte
+	acc uint64 // the low n bits are pending
+	n   uint
+}
+
+// write appends the low nb bits of v; nb <= 32 and v < 1<<nb.
+func (w *bitWriter) write(v uint64, nb uint) {
+	w.acc = w.acc<<nb | v
+	w.n += nb
+	if w.n >= 32 {
+		w.n -= 32
+		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(w.acc>>w.n))
+	}
+}
+
+// writeWide appends the low nb bits of v for any nb <= 64.
+func (w *bitWriter) writeWide(v uint64, nb uint) {
+	if nb > 32 {
+		w.write(v>>32&(1<<(nb-32)-1), nb-32)
+		nb = 32
+	}
+	w.write(v&(1<<nb-1), nb)
+}
+
+// finish pads the pending bits to a byte and returns the bytes.
+func (w *bitWriter) finish() []byte {
+	for w.n >= 8 {
+		w.n -= 8
+		w.buf = append(w.buf, byte(w.acc>>w.n))
+	}
+	if w.n > 0 {
+		w.buf = append(w.buf, byte(w.acc<<(8-w.n)))
+		w.n = 0
+	}
+	return w.buf
+}
+
+// bitReader reads bits most significant first. Past the end it reads
+// zeros and counts them, so a decoder loop needs no bounds checks and
+// finds out at the end whether the input was long enough.
+type bitReader struct {
+	buf  []byte
+	pos  int    // next byte of buf to load
+	acc  uint64 // the top n bits are the next bits
+	n    uint
+	over int // zero bytes loaded past the end
+}
+
+// refill makes at least 56 bits available.
+func (r *bitReader) refill() {
+	if r.pos+8 <= len(r.buf) {
+		r.acc |= binary.BigEndian.Uint64(r.buf[r.pos:]) >> r.n
+		r.pos += int(63-r.n) >> 3
+		r.n |= 56
+		return
+	}
+	for r.n <= 56 {
+		if r.pos < len(r.buf) {
+			r.acc |= uint64(r.buf[r.pos]) << (56 - r.n)
+			r.pos++
+		} else {
+			r.over++
+		}
+		r.n += 8
+	}
+}
+
+// take consumes nb <= 56 bits; the caller has refilled.
+func (r *bitReader) take(nb uint) uint64 {
+	if nb == 0 {
+		return 0
+	}
+	v := r.acc >> (64 - nb)
+	r.acc <<= nb
+	r.n -= nb
+	return v
+}
+
+// takeWide consumes nb <= 64 bits.
+func (r *bitReader) takeWide(nb uint) uint64 {
+	if nb == 0 {
+		return 0
+	}
+	if r.n < nb {
+		r.refill()
+	}
+	if nb <= 56 {
+		return r.take(nb)
+	}
+	hi := r.take(32)
+	r.refill()
+	return hi<<(nb-32) | r.take(nb-32)
+}
+
+// overrun reports whether more bits were consumed than the input has.
+func (r *bitReader) overrun() bool {
+	return r.over > 0 && uint(r.over*8) > r.n
+}
+
+// riceCost is the bits of coding vals with parameter k.
+func (p riceParams) riceCost(vals []uint64, k uint) uint64 {
+	cost := uint64(len(vals)) * uint64(k+1)
+	esc := uint64(p.qmax + 1 + p.nbits)
+	for _, v := range vals {
+		q := v >> k
+		if q < uint64(p.qmax) {
+			cost += q
+		} else {
+			cost += esc - uint64(k+1)
+		}
+	}
+	return cost
+}
+
+// riceEncode appends the Rice code of vals (each < 1<<nbits) to w.
+func riceEncode(w *bitWriter, vals []uint64, p riceParams) {
+	for len(vals) > 0 {
+		blk := vals[:min(riceBlock, len(vals))]
+		vals = vals[len(blk):]
+		var sum uint64
+		for _, v := range blk {
+			sum += v
+		}
+		if sum == 0 {
+			w.write(0, p.hb)
+			continue
+		}
+		k, cost := p.bestK(blk, sum)
+		if cost >= uint64(len(blk))*uint64(p.nbits) {
+			w.write(p.raw, p.hb)
+			for _, v := range blk {
+				w.writeWide(v, p.nbits)
+			}
+			continue
+		}
+		w.write(uint64(k+1), p.hb)
+		p.encodeBlock(w, blk, k)
+	}
+}
+
+// bestK picks the Rice parameter for a block: the one the mean suggests
+// or a neighbour, whichever costs least.
+func (p riceParams) bestK(blk []uint64, sum uint64) (uint, uint64) {
+	mean := sum / uint64(len(blk))
+	k0 := uint(0)
+	if mean > 1 {
+		k0 = uint(bits.Len64(mean)) - 1
+	}
+	bestK, bestCost := uint(0), ^uint64(0)
+	for k := k0 - min(k0, 1); k <= min(k0+1, p.kmax); k++ {
+		if c := p.riceCost(blk, k); c < bestCost {
+			bestK, bestCost = k, c
+		}
+	}
+	return bestK, bestCost
+}
+
+func (p riceParams) encodeBlock(w *bitWriter, blk []uint64, k uint) {
+	qmax := uint64(p.qmax)
+	for _, v := range blk {
+		q := v >> k
+		switch {
+		case q >= qmax:
+			w.write(1, p.qmax+1)
+			w.writeWide(v, p.nbits)
+		case uint(q)+1+k <= 32:
+			w.write(1<<k|v&(1<<k-1), uint(q)+1+k)
+		default:
+			w.write(1, uint(q)+1)
+			w.writeWide(v&(1<<k-1), k)
+		}
+	}
+}
+
+// riceDecode fills vals from r. It returns false if the input is
+// malformed (an unknown block code) or too short.
+func riceDecode(r *bitReader, vals []uint64, p riceParams) bool {
+	for len(vals) > 0 {
+		blk := vals[:min(riceBlock, len(vals))]
+		vals = vals[len(blk):]
+		r.refill()
+		code := r.take(p.hb)
+		switch {
+		case code == 0:
+			clear(blk)
+		case code == p.raw:
+			for i := range blk {
+				blk[i] = r.takeWide(p.nbits)
+			}
+		case code-1 > uint64(p.kmax):
+			return false
+		default:
+			p.decodeBlock(r, blk, uint(code-1))
+		}
+		if r.overrun() {
+			return false
+		}
+	}
+	return true
+}
+
+func (p riceParams) decodeBlock(r *bitReader, blk []uint64, k uint) {
+	for i := range blk {
+		if r.n < 56 {
+			r.refill()
+		}
+		q := uint(bits.LeadingZeros64(r.acc))
+		if q >= p.qmax {
+			r.take(p.qmax + 1)
+			blk[i] = r.takeWide(p.nbits)
+			continue
+		}
+		r.take(q + 1)
+		blk[i] = uint64(q)<<k | r.takeWide(k)
+	}
+}
