@@ -3,7 +3,10 @@ package chunk
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // CodecFITS codes the image samples of a chunk by prediction and an
@@ -13,21 +16,22 @@ import (
 // Decode needs no Layout. Format version 1:
 //
 //	version, bitpix code, predictor, entropy coder, generic codec (1 byte each)
-//	rawLen, dataStart, samples, row, rowPhase, genLen (uvarints)
+//	rawLen, dataStart, samples, row, rowPhase, scale, genLen (uvarints)
 //	genLen bytes: the bytes outside the samples (prefix then suffix), raw or zstd
 //	the rest: the residuals, Rice-coded or as zstd of byte planes
 //
 // Residuals are taken modulo 2^bits and zigzagged, so every predictor is
 // lossless for any input; floats are predicted on their bit patterns,
-// mapped so that integer order follows float order.
+// mapped so that integer order follows float order, unless every float
+// of the chunk is an integer divided by a small scale (floatscale.go).
 const CodecFITS Codec = 3
 
 const (
 	fitsFormat = 1
 	// fitsMinSamples is the fewest samples worth the FITS codec's header.
 	fitsMinSamples = 64
-	// fitsHeaderMax bounds the encoded header: 5 bytes and 6 uvarints.
-	fitsHeaderMax = 5 + 6*binary.MaxVarintLen64
+	// fitsHeaderMax bounds the encoded header: 5 bytes and 7 uvarints.
+	fitsHeaderMax = 5 + 7*binary.MaxVarintLen64
 )
 
 // predictor says how a sample is predicted from the ones before it.
@@ -86,6 +90,7 @@ type fitsHeader struct {
 	rawLen, start   int
 	samples, row    int
 	phase, genLen   int
+	scale           int // samples are integers k of floats k/scale; 0: float bit patterns
 	format          sampleFormat
 	residualPayload []byte
 	genPayload      []byte
@@ -159,7 +164,15 @@ func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
 	sp := samplePool.get(n)
 	defer samplePool.put(sp)
 	s := *sp
-	loadSamples(s, raw[start:end], f)
+	scale := 0
+	if f.float {
+		if d := findScale(raw[start:end], f); d > 0 && loadScaled(s, raw[start:end], f, d) {
+			scale, f.float = d, false // code the integers
+		}
+	}
+	if scale == 0 {
+		loadSamples(s, raw[start:end], f)
+	}
 	pred := choosePredictor(s, row, f)
 	zp := residualPool.get(n)
 	defer residualPool.put(zp)
@@ -176,33 +189,76 @@ func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
 	}
 	out := make([]byte, 0, fitsHeaderMax+len(gen)+len(res))
 	out = append(out, fitsFormat, bitpixCode(l.Bitpix), byte(pred), byte(ent), byte(genCodec))
-	for _, v := range []int{len(raw), start, n, row, max(l.RowPhase, 0) % max(row, 1), len(gen)} {
+	for _, v := range []int{len(raw), start, n, row, max(l.RowPhase, 0) % max(row, 1), scale, len(gen)} {
 		out = binary.AppendUvarint(out, uint64(v))
 	}
 	out = append(out, gen...)
 	return append(out, res...), nil
 }
 
-// encodeResiduals codes z with each entropy coder worth trying and
-// returns the smallest.
+// planesTrial is the share of samples an integer chunk's trial of the
+// byte-plane coder runs on before the whole chunk is coded with it.
+const planesTrial = 8
+
+// encodeResiduals codes z with the entropy coder that makes it smallest.
+// Floats go to zstd byte planes (Rice does poorly on their bit patterns).
+// Integers are Rice-coded, and the planes coder (slower, and better only
+// when the residuals are far from Rice's geometric model) runs on an
+// eighth of the chunk first: only if it beats Rice there by 1% is it run
+// on the whole chunk, and the smaller result kept.
 func encodeResiduals(z []uint64, f sampleFormat) ([]byte, entropyCoder, error) {
-	enc, err := sharedEncoder()
+	enc, err := planesEncoder()
 	if err != nil {
 		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
 	}
 	planes := getScratch(len(z) * f.width)
 	defer putScratch(planes)
-	toPlanes(*planes, z, f.width)
-	best, ent := enc.EncodeAll(*planes, make([]byte, 0, len(*planes)/2)), entPlanes
 	if f.float {
-		return best, ent, nil // Rice does not beat planes on float bit patterns
+		toPlanes(*planes, z, f.width)
+		return enc.EncodeAll(*planes, make([]byte, 0, len(*planes)/2)), entPlanes, nil
 	}
-	w := bitWriter{buf: (*planes)[:0]}
-	riceEncode(&w, z, newRiceParams(f.nbits))
-	if r := w.finish(); len(r) < len(best) {
-		best, ent = append(best[:0], r...), entRice
+	p := newRiceParams(f.nbits)
+	w := bitWriter{buf: make([]byte, 0, len(z)*f.width/2)}
+	riceEncode(&w, z, p)
+	best := w.finish()
+	if trial := len(z) / planesTrial / riceBlock * riceBlock; trial >= 4096 {
+		tw := bitWriter{buf: (*planes)[:0]}
+		riceEncode(&tw, z[:trial], p)
+		riceBytes := len(tw.finish())
+		toPlanes((*planes)[:trial*f.width], z[:trial], f.width)
+		if zb := enc.EncodeAll((*planes)[:trial*f.width], nil); float64(len(zb)) > 0.99*float64(riceBytes) {
+			return best, entRice, nil
+		}
 	}
-	return best, ent, nil
+	toPlanes(*planes, z, f.width)
+	out := getScratch(len(best))
+	defer putScratch(out)
+	if zb := enc.EncodeAll(*planes, (*out)[:0]); len(zb) < len(best) {
+		best = append(best[:0], zb...)
+		*out = zb[:0]
+		return best, entPlanes, nil
+	}
+	return best, entRice, nil
+}
+
+var (
+	planesOnce sync.Once
+	planesEnc  *zstd.Encoder
+	planesErr  error
+)
+
+// planesEncoder is zstd at its better level: on residual byte planes it
+// spends its time on entropy coding the literals, where the faster levels
+// give up on such data and store it nearly raw.
+func planesEncoder() (*zstd.Encoder, error) {
+	planesOnce.Do(func() {
+		planesEnc, planesErr = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
+			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithEncoderCRC(false), // the chunk ID already checks the bytes
+		)
+	})
+	return planesEnc, planesErr
 }
 
 // encodeOutside codes the bytes of raw outside [start, end).
@@ -325,7 +381,7 @@ func parseFITSHeader(payload []byte, maxRaw int) (fitsHeader, error) {
 		return h, fmt.Errorf("decode %s: predictor %d, coder %d, generic codec %d: %w", CodecFITS, h.pred, h.ent, h.gen, ErrCorrupt)
 	}
 	pos := 5
-	var vals [6]int
+	var vals [7]int
 	for i := range vals {
 		v, n := binary.Uvarint(payload[pos:])
 		if n <= 0 || v > MaxSize {
@@ -333,7 +389,13 @@ func parseFITSHeader(payload []byte, maxRaw int) (fitsHeader, error) {
 		}
 		vals[i], pos = int(v), pos+n
 	}
-	h.rawLen, h.start, h.samples, h.row, h.phase, h.genLen = vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]
+	h.rawLen, h.start, h.samples, h.row, h.phase, h.scale, h.genLen = vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6]
+	if h.scale > 0 {
+		if !h.format.float || h.scale > maxFloatScale {
+			return h, fmt.Errorf("decode %s: scale %d for BITPIX %d: %w", CodecFITS, h.scale, h.bitpix, ErrCorrupt)
+		}
+		h.format.float = false // the samples coded are integers
+	}
 	if h.rawLen > maxRaw {
 		return h, fmt.Errorf("decode %s: payload declares %d bytes (limit %d): %w", CodecFITS, h.rawLen, maxRaw, ErrTooLarge)
 	}
@@ -381,7 +443,11 @@ func decodeFITS(payload, dst []byte, maxRaw int) ([]byte, error) {
 	sp := samplePool.get(h.samples)
 	defer samplePool.put(sp)
 	reconstruct(*sp, z, h.row, h.pred, f.nbits)
-	storeSamples(dst[h.start:end], *sp, f)
+	if h.scale > 0 {
+		storeScaled(dst[h.start:end], *sp, f, h.scale)
+	} else {
+		storeSamples(dst[h.start:end], *sp, f)
+	}
 	return dst, nil
 }
 
