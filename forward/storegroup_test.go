@@ -1,0 +1,85 @@
+package forward
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/forward/engine"
+	"github.com/skyfed/skyfed/forward/wire"
+)
+
+// A group of chunks from one link is stored in one commit, each ending
+// as it would alone: new ones stored and logged as arrived on that
+// link, a second copy a duplicate, a corrupt one refused without
+// failing the others, one stored before a duplicate.
+func TestStoreGroupEndsEachAsAlone(t *testing.T) {
+	s := openTestStores(t)
+	from := engine.LinkID{Peer: "beta", Dir: engine.DirIn}
+	payload := func(text string) engine.Store {
+		raw := []byte(text)
+		return engine.Store{Link: from, Lane: wire.LaneBulk, Kind: engine.KindChunk, ID: chunk.Sum(raw),
+			Codec: chunk.CodecRaw, Payload: raw, RawLen: uint32(len(raw))}
+	}
+	before := payload("stored before the group")
+	if res := s.storeGroup([]engine.Store{before}); res[0].res != engine.Stored {
+		t.Fatalf("a lone chunk: %+v", res)
+	}
+	a, b := payload("chunk a"), payload("chunk b")
+	bad := payload("a chunk that does not hash to its ID")
+	bad.ID = chunk.Sum([]byte("something else"))
+	group := []engine.Store{a, bad, b, a, before}
+	want := []engine.StoreResult{engine.Stored, engine.Rejected, engine.Stored, engine.Duplicate, engine.Duplicate}
+	head := s.Log.Head(KindChunk)
+	res := s.storeGroup(group)
+	for i, r := range res {
+		if r.res != want[i] {
+			t.Errorf("store %d: %v (%v), want %v", i, r.res, r.err, want[i])
+		}
+	}
+	as, err := s.Log.Read(KindChunk, head, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 2 || as[0].ID != a.ID || as[1].ID != b.ID || as[0].From != from.String() {
+		t.Errorf("logged %+v, want a then b from %s", as, from)
+	}
+	for _, st := range []engine.Store{a, b} {
+		if has, err := s.HasChunk(st.ID); !has || err != nil {
+			t.Errorf("chunk %s not stored: %v", st.ID.Short(), err)
+		}
+	}
+	if has, _ := s.HasChunk(bad.ID); has {
+		t.Error("the corrupt chunk was stored")
+	}
+}
+
+// drain hands out what is queued, in order, up to its bound, and waits
+// for more when nothing is.
+func TestWorkQueueDrain(t *testing.T) {
+	q := newWorkQueue[int]()
+	for i := range 5 {
+		q.push(i, 0)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, ok := q.drain(ctx, 3)
+	if !ok || len(got) != 3 || got[0].v != 0 || got[2].v != 2 {
+		t.Fatalf("first drain %+v %v", got, ok)
+	}
+	if got, ok = q.drain(ctx, 3); !ok || len(got) != 2 || got[1].v != 4 {
+		t.Fatalf("second drain %+v %v", got, ok)
+	}
+	go q.push(7, 0)
+	if got, ok = q.drain(ctx, 3); !ok || len(got) != 1 || got[0].v != 7 {
+		t.Fatalf("drain after a wait %+v %v", got, ok)
+	}
+	if maxStoreGroup < engine.DefaultLimits().MaxAwaitingChunks {
+		t.Errorf("a group of %d cannot take a whole window of %d wanted chunks in one commit", maxStoreGroup, engine.DefaultLimits().MaxAwaitingChunks)
+	}
+	cancel()
+	if _, ok := q.drain(ctx, 3); ok {
+		t.Fatal("drain returned items after its context ended")
+	}
+}
