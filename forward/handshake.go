@@ -1,12 +1,14 @@
 package forward
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward/engine"
 	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
@@ -163,7 +165,7 @@ func (l *Link) sendHello() {
 		l.nonces, l.helloAt = l.nonces[1:], l.helloAt[1:]
 	}
 	l.mu.Unlock()
-	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Caps: l.node.caps(), Nonce: nonce, Key: l.node.cfg.Signer.PublicKey(),
+	h := &wire.Hello{Site: l.node.site, Proto: wire.ProtocolVersion, Caps: l.node.helloCaps(), Nonce: nonce, Key: l.node.cfg.Signer.PublicKey(),
 		Mode: byte(l.mode), MaxRate: l.lim.Rate(), Clock: l.clockForPeer()}
 	body := (&wire.Message{Type: wire.MsgHello, Hello: h}).Encode()
 	if err := conn.Publish(l.pair.Hello(), body); err != nil {
@@ -235,7 +237,7 @@ func (n *Node) onHello(m *nats.Msg) {
 	l.lastHeard.Store(time.Now().UnixNano())
 	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
 	l.c.messages.Add(1)
-	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Caps: n.caps(), Nonce: nonce, Key: n.cfg.Signer.PublicKey(),
+	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Caps: n.helloCaps(), Nonce: nonce, Key: n.cfg.Signer.PublicKey(),
 		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor)), Clock: l.clockForPeer()}
 	l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgHelloAck, Hello: ack}, 0)
 }
@@ -336,4 +338,82 @@ func (l *Link) refuse(why string) {
 	l.node.refusedHandshake(l.id.Peer, why)
 	l.c.rejected.Add(1)
 	l.setStateWhy(linkRefused, ReasonAuth, errors.New("handshake: "+why))
+}
+
+// Codec agreement. Each side lists in its hello (and hello-ack) the
+// codecs it decodes, as bits of Hello.Caps, and a sender never ships a
+// payload in a codec the peer did not list: the peer would refuse it as
+// corrupt, for good. The bits live in Caps so that the hello's encoding
+// is unchanged and old peers, which read Caps as a mask, ignore them.
+const (
+	// capCodecs says the bits from codecCapShift up list the codecs the
+	// sender decodes: bit codecCapShift+c for codec c. A peer without it
+	// predates the list: it decodes codecs 0–2 (legacyCodecs).
+	capCodecs uint32 = 1 << 15
+	// codecCapShift is the first bit of the codec list; codecs above
+	// maxListedCodec cannot be listed this way (a new field would be
+	// needed, under a new capability).
+	codecCapShift  = 16
+	maxListedCodec = 15
+)
+
+// codecSet is a set of codecs, bit c for codec c.
+type codecSet uint16
+
+// legacyCodecs are what a peer that lists no codecs decodes.
+const legacyCodecs = codecSet(1<<chunk.CodecRaw | 1<<chunk.CodecZstd | 1<<chunk.CodecZstdShuffle16)
+
+func (s codecSet) has(c chunk.Codec) bool { return c <= maxListedCodec && s&(1<<c) != 0 }
+
+// localCodecs are the codecs this build decodes.
+func localCodecs() codecSet {
+	var s codecSet
+	for c := chunk.Codec(0); c <= maxListedCodec; c++ {
+		if c.Valid() {
+			s |= 1 << c
+		}
+	}
+	return s
+}
+
+// peerCodecs returns the codecs a peer decodes, from the caps of its
+// hello. Raw is always among them.
+func peerCodecs(caps uint32) codecSet {
+	if caps&capCodecs == 0 {
+		return legacyCodecs
+	}
+	return codecSet(caps>>codecCapShift) | 1<<chunk.CodecRaw
+}
+
+// helloCaps are the caps this site announces: its capabilities and the
+// codecs it decodes.
+func (n *Node) helloCaps() uint32 {
+	return n.caps() | capCodecs | uint32(localCodecs())<<codecCapShift
+}
+
+// shipPayload returns what to ship to this link's peer: the stored
+// payload, or, when the peer did not list its codec, the raw bytes it
+// decodes to. Decoding is cheap (about 1 GB/s) and re-encoding would
+// be a second compression of the chunk in the federation, so the peer
+// gets the chunk raw; it stores it raw and relays it raw.
+func (l *Link) shipPayload(ctx context.Context, k Kind, id chunk.ID) (chunk.Codec, []byte, uint32, error) {
+	c, payload, rawLen, err := l.node.payloadToShip(ctx, k, id)
+	if err != nil || c == chunk.CodecRaw {
+		return c, payload, rawLen, err
+	}
+	l.mu.Lock()
+	caps := l.health.peerCaps
+	l.mu.Unlock()
+	if peerCodecs(caps).has(c) {
+		return c, payload, rawLen, nil
+	}
+	raw, err := chunk.Decode(c, payload, nil, int(rawLen))
+	if err == nil && len(raw) != int(rawLen) {
+		err = fmt.Errorf("decoded %d bytes, stored as %d: %w", len(raw), rawLen, chunk.ErrCorrupt)
+	}
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("decode chunk %s for a peer without codec %s: %w", id.Short(), c, err)
+	}
+	l.node.stores.compress.noteDowngraded()
+	return chunk.CodecRaw, raw, rawLen, nil
 }

@@ -483,7 +483,7 @@ func (l *Link) shipLoop(ctx context.Context, lane wire.Lane) {
 }
 
 func (l *Link) shipOne(ctx context.Context, s engine.Ship, session uint64) error {
-	codec, payload, rawLen, err := l.node.payloadToShip(ctx, s.Kind, s.ID)
+	codec, payload, rawLen, err := l.shipPayload(ctx, s.Kind, s.ID)
 	if errors.Is(err, chunk.ErrNotFound) || errors.Is(err, naming.ErrNotFound) || errors.Is(err, chunk.ErrCorrupt) {
 		l.node.postCtx(ctx, engine.ShipFailed{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID})
 		return nil

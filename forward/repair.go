@@ -196,7 +196,6 @@ func (r *Repairer) Quarantine(id chunk.ID) (bool, error) {
 		return removed, err
 	}
 	r.quarantined.Add(1)
-	r.stores.forgetShipped(id)
 	if r.inv != nil {
 		r.inv.Forget(KindChunk, []chunk.ID{id})
 	}

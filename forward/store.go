@@ -3,8 +3,6 @@ package forward
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,20 +26,9 @@ type Stores struct {
 	// they are shipped (SetRepairer).
 	repairer atomic.Pointer[Repairer]
 
-	shipMu   sync.Mutex
-	shipped  map[chunk.ID]*shipped // compressed payloads, so each chunk is compressed once
-	shipList []chunk.ID
-	shipSize int
+	// compress compresses each chunk put here once (compress.go).
+	compress compressor
 }
-
-type shipped struct {
-	codec   chunk.Codec
-	payload []byte
-	rawLen  uint32
-}
-
-// shipCacheBytes bounds the cache of compressed payloads.
-const shipCacheBytes = 64 << 20
 
 // Stage implements naming.Journal: it logs what a put or an accepted
 // manifest made new, inside the same commit.
@@ -74,7 +61,8 @@ func (s *Stores) Has(k Kind, id chunk.ID) (bool, error) {
 }
 
 // Payload returns what to ship for an object: a chunk's stored payload,
-// compressed once here if it is stored raw, or a manifest's encoding.
+// compressed first if it is stored raw and was never tried (once, under
+// a claim: see compress.go), or a manifest's encoding.
 func (s *Stores) Payload(k Kind, id chunk.ID) (chunk.Codec, []byte, uint32, error) {
 	if k == KindManifest {
 		enc, err := s.Objects.ManifestBytes(id)
@@ -83,65 +71,11 @@ func (s *Stores) Payload(k Kind, id chunk.ID) (chunk.Codec, []byte, uint32, erro
 		}
 		return chunk.CodecRaw, enc, uint32(len(enc)), nil
 	}
-	s.shipMu.Lock()
-	if p, ok := s.shipped[id]; ok {
-		s.shipMu.Unlock()
-		return p.codec, p.payload, p.rawLen, nil
-	}
-	s.shipMu.Unlock()
-	c, payload, rawLen, err := s.Chunks.GetStored(id, nil)
-	if err != nil {
-		return 0, nil, 0, err
-	}
-	if c != chunk.CodecRaw {
-		return c, payload, rawLen, nil
-	}
-	if chunk.Sum(payload) != id {
-		return 0, nil, 0, fmt.Errorf("ship chunk %s: %w", id.Short(), chunk.ErrCorrupt)
-	}
-	c, payload, err = chunk.Compress(payload)
-	if err != nil {
-		return 0, nil, 0, fmt.Errorf("compress chunk %s: %w", id.Short(), err)
-	}
-	s.remember(id, &shipped{c, payload, rawLen})
-	return c, payload, rawLen, nil
+	return s.chunkPayload(id)
 }
 
 // SetRepairer has damaged chunks repaired before they are shipped.
 func (s *Stores) SetRepairer(r *Repairer) { s.repairer.Store(r) }
-
-// forgetShipped drops a chunk's cached compressed payload.
-func (s *Stores) forgetShipped(id chunk.ID) {
-	s.shipMu.Lock()
-	defer s.shipMu.Unlock()
-	if p, ok := s.shipped[id]; ok {
-		s.shipSize -= len(p.payload)
-		delete(s.shipped, id)
-		if i := slices.Index(s.shipList, id); i >= 0 {
-			s.shipList = slices.Delete(s.shipList, i, i+1)
-		}
-	}
-}
-
-func (s *Stores) remember(id chunk.ID, p *shipped) {
-	s.shipMu.Lock()
-	defer s.shipMu.Unlock()
-	if s.shipped == nil {
-		s.shipped = map[chunk.ID]*shipped{}
-	}
-	if _, ok := s.shipped[id]; ok {
-		return
-	}
-	s.shipped[id] = p
-	s.shipList = append(s.shipList, id)
-	s.shipSize += len(p.payload)
-	for s.shipSize > shipCacheBytes && len(s.shipList) > 0 {
-		old := s.shipList[0]
-		s.shipList = s.shipList[1:]
-		s.shipSize -= len(s.shipped[old].payload)
-		delete(s.shipped, old)
-	}
-}
 
 // ErrRejected marks a payload refused by verification.
 var ErrRejected = errors.New("rejected")
@@ -185,6 +119,12 @@ func (s *Stores) Put(k Kind, id chunk.ID, c chunk.Codec, payload []byte, rawLen 
 			return err
 		}
 		tracked = apply
+		if c == chunk.CodecRaw {
+			// Stored as it came and never compressed here (compress.go).
+			if err := stageArrivedRaw(pb, ids); err != nil {
+				return err
+			}
+		}
 		return s.Log.Stage(pb, KindChunk, ids, from, time.Now())
 	})
 	if err != nil {

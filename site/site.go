@@ -173,6 +173,7 @@ func (s *Site) openStores(cfg Config) error {
 		Trust:     s.trust,
 		ChunkSize: cfg.ChunkSize,
 		Journal:   stores,
+		Layouts:   stores,
 	})
 	if err != nil {
 		chunks.Close()
@@ -252,6 +253,7 @@ func (s *Site) Start(ctx context.Context) error {
 	}()
 	s.startHealing(ctx)
 	s.startMemory(ctx)
+	s.startCompressor(ctx)
 	if s.opts.ClockOffset != 0 {
 		s.log.Warn("this site's clock is shifted, for testing only: stamps, expiry and clock checks use the shifted clock", "offset", s.opts.ClockOffset)
 	}
