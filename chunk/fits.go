@@ -50,6 +50,8 @@ type FITSScanner struct {
 	image              bool
 	dataStart, dataEnd int64
 	next               int64
+
+	floats bool // an image HDU of float samples was seen
 }
 
 // fitsHDU is what a header said so far.
@@ -99,6 +101,9 @@ func (s *FITSScanner) Next(b []byte) Layout {
 // HDUs returns how many HDU headers the scanner has read: 0 for an
 // object that is not FITS.
 func (s *FITSScanner) HDUs() int { return s.hdus }
+
+// FloatImages reports whether any image HDU read so far holds floats.
+func (s *FITSScanner) FloatImages() bool { return s.floats }
 
 // headerBytes reads cards from b and returns how many bytes it used.
 func (s *FITSScanner) headerBytes(b []byte) int {
@@ -228,6 +233,7 @@ func (s *FITSScanner) endHeader() {
 	s.next = roundUp(s.dataEnd, fitsBlock)
 	s.image = first == 0 && size > 0 && h.pcount == 0 && h.gcount == 1 &&
 		(s.hdus == 1 || h.xtension == "IMAGE")
+	s.floats = s.floats || (s.image && h.bitpix < 0)
 	s.state = scanBody
 	if s.next == s.off {
 		s.state, s.hdu, s.cards = scanHeader, fitsHDU{}, 0

@@ -71,8 +71,8 @@ func TestFITSScannerLayouts(t *testing.T) {
 				}
 				covered[l.Bitpix] += to - from
 			}
-			if s.HDUs() != 3 {
-				t.Errorf("HDUs = %d, want 3", s.HDUs())
+			if s.HDUs() != 3 || !s.FloatImages() {
+				t.Errorf("HDUs = %d, float images %v; want 3 and true", s.HDUs(), s.FloatImages())
 			}
 			if size >= 2880 && size < 8000 && (covered[16] != img16[1]-img16[0] || covered[-32] != imgF[1]-imgF[0]) {
 				t.Errorf("samples covered %v, want all of both images", covered)

@@ -196,16 +196,21 @@ func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
 	return append(out, res...), nil
 }
 
-// planesTrial is the share of samples an integer chunk's trial of the
-// byte-plane coder runs on before the whole chunk is coded with it.
-const planesTrial = 8
+// planesTrial is the share of samples a chunk's trial of the byte-plane
+// coder runs on before the whole chunk is coded with it, and planesGain
+// the saving over Rice it must show there to be run on the whole chunk.
+const (
+	planesTrial = 8
+	planesGain  = 0.02
+)
 
-// encodeResiduals codes z with the entropy coder that makes it smallest.
-// Floats go to zstd byte planes (Rice does poorly on their bit patterns).
-// Integers are Rice-coded, and the planes coder (slower, and better only
-// when the residuals are far from Rice's geometric model) runs on an
-// eighth of the chunk first: only if it beats Rice there by 1% is it run
-// on the whole chunk, and the smaller result kept.
+// encodeResiduals codes z with the entropy coder that makes it smallest
+// for its cost. Rice is fast and near the entropy of residuals with a
+// geometric distribution. zstd on byte planes (at its better level, 2 to
+// 8 times slower) wins where the distribution is otherwise (many repeated
+// values, floats' bit patterns); it runs on an eighth of the chunk first
+// and on the whole chunk only if it beats Rice there by 2%, the smaller
+// result being kept.
 func encodeResiduals(z []uint64, f sampleFormat) ([]byte, entropyCoder, error) {
 	enc, err := planesEncoder()
 	if err != nil {
@@ -213,10 +218,6 @@ func encodeResiduals(z []uint64, f sampleFormat) ([]byte, entropyCoder, error) {
 	}
 	planes := getScratch(len(z) * f.width)
 	defer putScratch(planes)
-	if f.float {
-		toPlanes(*planes, z, f.width)
-		return enc.EncodeAll(*planes, make([]byte, 0, len(*planes)/2)), entPlanes, nil
-	}
 	p := newRiceParams(f.nbits)
 	w := bitWriter{buf: make([]byte, 0, len(z)*f.width/2)}
 	riceEncode(&w, z, p)
@@ -226,7 +227,7 @@ func encodeResiduals(z []uint64, f sampleFormat) ([]byte, entropyCoder, error) {
 		riceEncode(&tw, z[:trial], p)
 		riceBytes := len(tw.finish())
 		toPlanes((*planes)[:trial*f.width], z[:trial], f.width)
-		if zb := enc.EncodeAll((*planes)[:trial*f.width], nil); float64(len(zb)) > 0.99*float64(riceBytes) {
+		if zb := enc.EncodeAll((*planes)[:trial*f.width], nil); float64(len(zb)) > (1-planesGain)*float64(riceBytes) {
 			return best, entRice, nil
 		}
 	}
@@ -309,29 +310,32 @@ func loadSamples(s []int64, b []byte, f sampleFormat) {
 }
 
 // storeSamples is the inverse of loadSamples.
+// It leaves s as it is: later samples are predicted from it.
 func storeSamples(b []byte, s []int64, f sampleFormat) {
+	flip := int64(0)
 	if f.float {
-		flip := int64(1)<<(f.nbits-1) - 1
-		for i, v := range s {
-			s[i] = v ^ (flip & (v >> 63))
-		}
+		flip = int64(1)<<(f.nbits-1) - 1
 	}
 	switch f.width {
 	case 1:
+		b = b[:len(s)]
 		for i, v := range s {
 			b[i] = byte(v)
 		}
 	case 2:
+		b = b[:2*len(s)]
 		for i, v := range s {
 			binary.BigEndian.PutUint16(b[2*i:], uint16(v))
 		}
 	case 4:
+		b = b[:4*len(s)]
 		for i, v := range s {
-			binary.BigEndian.PutUint32(b[4*i:], uint32(v))
+			binary.BigEndian.PutUint32(b[4*i:], uint32(v^(flip&(v>>63))))
 		}
 	case 8:
+		b = b[:8*len(s)]
 		for i, v := range s {
-			binary.BigEndian.PutUint64(b[8*i:], uint64(v))
+			binary.BigEndian.PutUint64(b[8*i:], uint64(v^(flip&(v>>63))))
 		}
 	}
 }
@@ -349,18 +353,22 @@ func toPlanes(dst []byte, z []uint64, width int) {
 	}
 }
 
-// fromPlanes is the inverse of toPlanes.
-func fromPlanes(z []uint64, src []byte, width int) {
-	n := len(z)
+// fromPlanesRange is the inverse of toPlanes for the values from..from+len(z)
+// of n values in src.
+func fromPlanesRange(z []uint64, src []byte, n, from, width int) {
 	clear(z)
 	for p := range width {
 		shift := uint(8 * (width - 1 - p))
-		plane := src[p*n : (p+1)*n]
+		plane := src[p*n+from : p*n+from+len(z)]
 		for i, b := range plane {
 			z[i] |= uint64(b) << shift
 		}
 	}
 }
+
+// decodeBlock is how many samples decoding carries through its stages at
+// a time; a multiple of riceBlock.
+const decodeBlock = 2048
 
 // parseFITSHeader reads and checks a CodecFITS payload header against
 // maxRaw. Any inconsistency is ErrCorrupt; a declared size beyond maxRaw
@@ -421,32 +429,43 @@ func decodeFITS(payload, dst []byte, maxRaw int) ([]byte, error) {
 	if err := decodeOutside(dst, h, end); err != nil {
 		return dst[:0], err
 	}
-	zp := residualPool.get(h.samples)
-	defer residualPool.put(zp)
-	z := *zp
-	switch h.ent {
-	case entRice:
-		r := bitReader{buf: h.residualPayload}
-		if !riceDecode(&r, z, newRiceParams(f.nbits)) || r.pos+r.over-int(r.n/8) != len(h.residualPayload) {
-			return dst[:0], fmt.Errorf("decode %s: Rice residuals: %w", CodecFITS, ErrCorrupt)
+	var planes []byte
+	if h.ent == entPlanes {
+		buf := getScratch(0)
+		defer putScratch(buf)
+		p, err := decodeZstd(CodecFITS, h.residualPayload, *buf, h.samples*f.width)
+		*buf = p[:0]
+		if err != nil || len(p) != h.samples*f.width {
+			return dst[:0], fmt.Errorf("decode %s: residual planes of %d bytes, want %d: %v: %w", CodecFITS, len(p), h.samples*f.width, err, ErrCorrupt)
 		}
-	case entPlanes:
-		planes := getScratch(0)
-		defer putScratch(planes)
-		p, err := decodeZstd(CodecFITS, h.residualPayload, *planes, len(z)*f.width)
-		*planes = p[:0]
-		if err != nil || len(p) != len(z)*f.width {
-			return dst[:0], fmt.Errorf("decode %s: residual planes of %d bytes, want %d: %v: %w", CodecFITS, len(p), len(z)*f.width, err, ErrCorrupt)
-		}
-		fromPlanes(z, p, f.width)
+		planes = p
 	}
+	r := bitReader{buf: h.residualPayload}
+	rp := newRiceParams(f.nbits)
 	sp := samplePool.get(h.samples)
 	defer samplePool.put(sp)
-	reconstruct(*sp, z, h.row, h.pred, f.nbits)
-	if h.scale > 0 {
-		storeScaled(dst[h.start:end], *sp, f, h.scale)
-	} else {
-		storeSamples(dst[h.start:end], *sp, f)
+	s := *sp
+	// Block by block, so that residuals and samples stay in cache between
+	// the entropy decoder, the predictor and the store.
+	var zb [decodeBlock]uint64
+	for i0 := 0; i0 < h.samples; i0 += decodeBlock {
+		i1 := min(i0+decodeBlock, h.samples)
+		z := zb[:i1-i0]
+		if planes != nil {
+			fromPlanesRange(z, planes, h.samples, i0, f.width)
+		} else if !riceDecode(&r, z, rp) {
+			return dst[:0], fmt.Errorf("decode %s: Rice residuals: %w", CodecFITS, ErrCorrupt)
+		}
+		reconstructRange(s, z, i0, h.row, h.pred, f.nbits)
+		out := dst[h.start+i0*f.width : h.start+i1*f.width]
+		if h.scale > 0 {
+			storeScaled(out, s[i0:i1], f, h.scale)
+		} else {
+			storeSamples(out, s[i0:i1], f)
+		}
+	}
+	if planes == nil && r.pos+r.over-int(r.n/8) != len(h.residualPayload) {
+		return dst[:0], fmt.Errorf("decode %s: Rice residuals: %d bytes left over: %w", CodecFITS, len(h.residualPayload)-(r.pos+r.over-int(r.n/8)), ErrCorrupt)
 	}
 	return dst, nil
 }

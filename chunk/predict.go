@@ -122,12 +122,14 @@ func residuals(z []uint64, s []int64, row int, p predictor, nbits uint) {
 	}
 }
 
-// reconstruct is the inverse of residuals: it fills s from z.
-func reconstruct(s []int64, z []uint64, row int, p predictor, nbits uint) {
+// reconstructRange is the inverse of residuals for s[from:from+len(z)],
+// the samples before from being decoded already.
+func reconstructRange(s []int64, z []uint64, from, row int, p predictor, nbits uint) {
 	sh := 64 - nbits
+	end := from + len(z)
 	if p == predNone {
 		for i, v := range z {
-			s[i] = unzigzag(v) << sh >> sh
+			s[from+i] = unzigzag(v) << sh >> sh
 		}
 		return
 	}
@@ -135,19 +137,25 @@ func reconstruct(s []int64, z []uint64, row int, p predictor, nbits uint) {
 	if p == predLeft {
 		h = len(s)
 	}
-	prev := int64(0)
-	for i, v := range z[:h] {
-		prev = (prev + unzigzag(v)) << sh >> sh
-		s[i] = prev
+	i := from
+	if i < h {
+		prev := int64(0)
+		if i > 0 {
+			prev = s[i-1]
+		}
+		for ; i < min(h, end); i++ {
+			prev = (prev + unzigzag(z[i-from])) << sh >> sh
+			s[i] = prev
+		}
 	}
 	switch p {
 	case predUp:
-		for i := h; i < len(s); i++ {
-			s[i] = (s[i-row] + unzigzag(z[i])) << sh >> sh
+		for ; i < end; i++ {
+			s[i] = (s[i-row] + unzigzag(z[i-from])) << sh >> sh
 		}
 	case predMED:
-		for i := h; i < len(s); i++ {
-			s[i] = (med(s[i-1], s[i-row], s[i-row-1]) + unzigzag(z[i])) << sh >> sh
+		for ; i < end; i++ {
+			s[i] = (med(s[i-1], s[i-row], s[i-row-1]) + unzigzag(z[i-from])) << sh >> sh
 		}
 	}
 }

@@ -193,7 +193,8 @@ func (p riceParams) encodeBlock(w *bitWriter, blk []uint64, k uint) {
 		q := v >> k
 		switch {
 		case q >= qmax:
-			w.write(1, p.qmax+1)
+			w.write(0, p.qmax) // qmax may be 32: the escape is two writes
+			w.write(1, 1)
 			w.writeWide(v, p.nbits)
 		case uint(q)+1+k <= 32:
 			w.write(1<<k|v&(1<<k-1), uint(q)+1+k)
@@ -231,7 +232,52 @@ func riceDecode(r *bitReader, vals []uint64, p riceParams) bool {
 	return true
 }
 
+// decodeBlock decodes a block coded with parameter k. The loop keeps the
+// reader's state in locals and refills inline: it is where decoding
+// spends its time.
 func (p riceParams) decodeBlock(r *bitReader, blk []uint64, k uint) {
+	if k > 24 {
+		p.decodeBlockSlow(r, blk, k)
+		return
+	}
+	acc, n, qmax := r.acc, r.n, p.qmax
+	for i := range blk {
+		if n < 57 {
+			if r.pos+8 > len(r.buf) {
+				r.acc, r.n = acc, n
+				r.refill()
+				acc, n = r.acc, r.n
+			} else {
+				acc |= binary.BigEndian.Uint64(r.buf[r.pos:]) >> n
+				r.pos += int(63-n) >> 3
+				n |= 56
+			}
+		}
+		// n ≥ 56 ≥ qmax+1+24 when nbits ≤ 16; wider values may need a
+		// second refill after the unary part.
+		q := uint(bits.LeadingZeros64(acc))
+		if q >= qmax {
+			r.acc, r.n = acc, n
+			r.take(qmax + 1)
+			blk[i] = r.takeWide(p.nbits)
+			acc, n = r.acc, r.n
+			continue
+		}
+		acc <<= q + 1
+		n -= q + 1
+		if n < k {
+			r.acc, r.n = acc, n
+			r.refill()
+			acc, n = r.acc, r.n
+		}
+		blk[i] = uint64(q)<<k | acc>>(64-k)
+		acc <<= k
+		n -= k
+	}
+	r.acc, r.n = acc, n
+}
+
+func (p riceParams) decodeBlockSlow(r *bitReader, blk []uint64, k uint) {
 	for i := range blk {
 		if r.n < 56 {
 			r.refill()
