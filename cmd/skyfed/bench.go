@@ -15,6 +15,7 @@ type BenchCmd struct {
 	Reconcile BenchReconcileCmd `cmd:"" help:"Measure anti-entropy reconciliation of two inventories of 1M IDs with planted differences: bytes both ways (naming the full IDs included), round trips, CPU and memory per side, against the raw difference and the whole ID list."`
 	Heal      BenchHealCmd      `cmd:"" help:"Measure scrub (read, check, re-hash every chunk) against raw reads and SHA-256, and compaction against raw writes with fsync, on a real chunk store."`
 	Chaos     BenchChaosCmd     `cmd:"" help:"Run seeded chaos schedules of real site processes (kills, hangs, cuts, blackholes, latency, squeezes, trust and link changes, skewed clocks, a lying peer) and check every acknowledged operation at every site."`
+	Codec     BenchCodecCmd     `cmd:"" help:"Measure the chunk codec on the FITS files of a directory, as the put path codes them (FITS layout per chunk), against fpack's best lossless mode and zstd -19 in the same run: bytes per file and in total for integer and float images, compress and decompress MB/s per core."`
 }
 
 // BenchIngestCmd is `skyfed bench ingest`.
