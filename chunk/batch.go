@@ -20,12 +20,19 @@ type Batch struct {
 	ends   map[*packFile]int64 // per pack written to: end of the last record this batch wrote
 	reused []ID                // stored chunks this batch relies on, pinned until it ends
 	done   bool
+	open   bool // counted in Store.openBatches until released
 }
 
 // NewBatch starts a batch.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, staged: make(map[ID]entry), ends: make(map[*packFile]int64)}
+	s.openBatches.Add(1)
+	return &Batch{s: s, staged: make(map[ID]entry), ends: make(map[*packFile]int64), open: true}
 }
+
+// OpenBatches returns the number of batches started and not yet
+// committed or aborted: puts and arrivals being written now. Background
+// work (compression) yields to them.
+func (s *Store) OpenBatches() int64 { return s.openBatches.Load() }
 
 // Add stages a chunk given its raw bytes. The caller passes id == Sum(raw):
 // callers hash while splitting anyway, so Add does not hash again (Get always
@@ -233,6 +240,10 @@ func (b *Batch) Abort() {
 // release gives up the batch's claims on the packs it wrote to and on
 // the stored chunks it relied on.
 func (b *Batch) release() {
+	if b.open {
+		b.open = false
+		b.s.openBatches.Add(-1)
+	}
 	for p := range b.ends {
 		p.inflight.Add(-1)
 	}

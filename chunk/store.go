@@ -76,6 +76,8 @@ type Store struct {
 	commitMu  sync.Mutex // serializes index commits so Stats count each chunk once
 	compactMu sync.Mutex // one Compact at a time
 
+	openBatches atomic.Int64 // Batches not yet committed or aborted (batch.go)
+
 	chunks, storedBytes, rawBytes, corruptReads atomic.Int64
 	lostAtOpen                                  int64 // set once by Open
 }

@@ -63,6 +63,7 @@ const (
 type compressor struct {
 	mu      sync.Mutex
 	flights map[chunk.ID]*flight // chunks being compressed now: the claims
+	keeps   chan keepJob         // to the keeper while RunCompressor runs (mu)
 	hints   layoutTable
 
 	attempts         [2][3]atomic.Int64 // by pass (passShip, passBackground) and outcome (outcomeCompressed…)
@@ -200,7 +201,12 @@ func (s *Stores) compressOnce(id chunk.ID, raw []byte, background bool) compress
 		<-f.done
 		return compression{codec: f.codec, payload: f.payload, err: f.err}
 	}
-	defer s.compress.release(id)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.compress.release(id)
+		}
+	}()
 	var r compression
 	switch c, err := s.Chunks.StoredCodec(id); {
 	case err == nil && c != chunk.CodecRaw:
@@ -221,9 +227,15 @@ func (s *Stores) compressOnce(id chunk.ID, raw []byte, background bool) compress
 	}
 	f.codec, f.payload, f.err = r.codec, r.payload, r.err
 	close(f.done) // waiters ship it now; storing it follows, under the claim
-	if r.spent > 0 && r.kept == nil {
-		r.kept = s.keep(id, r.codec, r.payload, uint32(len(raw)))
+	if r.spent == 0 || r.kept != nil {
+		return r
 	}
+	job := keepJob{id: id, codec: r.codec, payload: r.payload, rawLen: uint32(len(raw))}
+	if !background && s.compress.handOff(job) {
+		handedOff = true // the keeper stores it and releases the claim
+		return r
+	}
+	r.kept = s.keep([]keepJob{job})
 	return r
 }
 
@@ -253,17 +265,110 @@ func (s *Stores) compressChunk(id chunk.ID, raw []byte, background bool) (chunk.
 	return c, payload, spent, nil
 }
 
-// keep stores the outcome of a compression: the compressed payload in
-// place of the raw one, or the mark that the chunk stays raw. On
-// failure the chunk stays raw and unmarked, so a later ship or the
-// background pass compresses it again: a second compression only after
-// a storage failure.
-func (s *Stores) keep(id chunk.ID, c chunk.Codec, payload []byte, rawLen uint32) error {
-	if c == chunk.CodecRaw {
-		return s.markRaw(id, rawIncompressible)
+// keepJob is the outcome of one compression, to store.
+type keepJob struct {
+	id      chunk.ID
+	codec   chunk.Codec // CodecRaw: incompressible
+	payload []byte
+	rawLen  uint32
+}
+
+// keep stores the outcomes of compressions: each compressed payload in
+// place of the raw one (one group: one fsync and one index commit), or
+// the mark that the chunk stays raw. On failure the chunks stay raw and
+// unmarked, so a later ship or the background pass compresses them
+// again: a second compression only after a storage failure.
+func (s *Stores) keep(jobs []keepJob) error {
+	var recode []chunk.Recoding
+	var marks []chunk.ID
+	for _, j := range jobs {
+		if j.codec == chunk.CodecRaw {
+			marks = append(marks, j.id)
+		} else {
+			recode = append(recode, chunk.Recoding{ID: j.id, Codec: j.codec, Payload: j.payload, RawLen: j.rawLen})
+		}
 	}
-	_, err := s.Chunks.Recode(id, c, payload, rawLen)
-	return err
+	var errs []error
+	if len(recode) > 0 {
+		if _, err := s.Chunks.RecodeAll(recode); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(marks) > 0 {
+		if err := s.markRaw(marks, rawIncompressible); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// keeperQueue bounds the ship-path outcomes waiting to be stored.
+const keeperQueue = 64
+
+// handOff queues a ship-path outcome for the keeper, so the link ships
+// without waiting for an fsync; false when no keeper runs or its queue
+// is full (then the caller stores it itself).
+func (c *compressor) handOff(j keepJob) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keeps == nil {
+		return false
+	}
+	select {
+	case c.keeps <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+// runKeeper stores the outcomes handed off by ships, in groups, and
+// releases their claims, until ctx ends; then it stops taking more and
+// stores what is queued.
+func (s *Stores) runKeeper(ctx context.Context, log *slog.Logger) {
+	c := &s.compress
+	q := make(chan keepJob, keeperQueue)
+	c.mu.Lock()
+	c.keeps = q
+	c.mu.Unlock()
+	store := func(jobs []keepJob) {
+		if err := s.keep(jobs); err != nil {
+			log.Warn("compression: storing compressed chunks failed; they stay raw and are compressed again later", "chunks", len(jobs), "err", err)
+		}
+		for _, j := range jobs {
+			c.release(j.id)
+		}
+	}
+	drain := func(first keepJob) []keepJob {
+		jobs := []keepJob{first}
+		for len(jobs) < keeperQueue {
+			select {
+			case j := <-q:
+				jobs = append(jobs, j)
+			default:
+				return jobs
+			}
+		}
+		return jobs
+	}
+	for {
+		select {
+		case j := <-q:
+			store(drain(j))
+		case <-ctx.Done():
+			c.mu.Lock()
+			c.keeps = nil // no more hand-offs: every one made is in q
+			c.mu.Unlock()
+			for {
+				select {
+				case j := <-q:
+					store(drain(j))
+				default:
+					return
+				}
+			}
+		}
+	}
 }
 
 // rawMark returns why chunk id stays raw here, or 0.
@@ -282,11 +387,21 @@ func (s *Stores) rawMark(id chunk.ID) (byte, error) {
 	return v[0], nil
 }
 
-// markRaw records that chunk id stays raw. Not synced: the next synced
+// markRaw records that chunks stay raw. Not synced: the next synced
 // commit (every put and every stored arrival) makes it durable; a crash
-// before that costs one more attempt on that chunk, never bytes.
-func (s *Stores) markRaw(id chunk.ID, why byte) error {
-	return s.Log.db.Set(rawMarkKey(id), []byte{why}, pebble.NoSync)
+// before that costs one more attempt on those chunks, never bytes.
+func (s *Stores) markRaw(ids []chunk.ID, why byte) error {
+	pb := s.Log.db.NewBatch()
+	defer pb.Close()
+	for _, id := range ids {
+		if err := pb.Set(rawMarkKey(id), []byte{why}, nil); err != nil {
+			return err
+		}
+	}
+	if err := pb.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("mark %d chunks raw: %w", len(ids), err)
+	}
+	return nil
 }
 
 // stageArrivedRaw marks, in the commit that stores them, the chunks
@@ -306,12 +421,23 @@ type CompressOptions struct {
 	// after a compression that took d it pauses d·(1−Share)/Share.
 	// 0 → DefaultCompressShare. The pass is one goroutine, so it never
 	// takes more than one core whatever Share says.
-	Share  float64
-	Logger *slog.Logger // nil → slog.Default()
+	Share float64
+	// MaxDefer is how long a chunk waits for the writers to be idle: the
+	// pass yields while any put or arrival is being written, unless the
+	// chunk's put committed longer ago than MaxDefer (under a steady
+	// stream of puts it then runs at its Share). 0 → DefaultMaxDefer.
+	MaxDefer time.Duration
+	Logger   *slog.Logger // nil → slog.Default()
 }
 
-// DefaultCompressShare is the background pass's default share of one core.
-const DefaultCompressShare = 0.5
+// Defaults of CompressOptions.
+const (
+	DefaultCompressShare = 0.5
+	DefaultMaxDefer      = 30 * time.Second
+)
+
+// yieldPoll is how often a yielding pass looks whether the writers are done.
+const yieldPoll = 20 * time.Millisecond
 
 // logPage bounds the arrivals the pass reads at a time.
 const logPage = 256
@@ -321,10 +447,15 @@ const logPage = 256
 // compresses each chunk put at this site that is still stored raw.
 // Chunks that arrived over links are left as they came. On a store
 // older than the pass it starts at the beginning of the log, so chunks
-// put before it existed are compressed too.
+// put before it existed are compressed too. Meanwhile a keeper stores
+// what links compressed on demand, in groups, so that a link ships
+// without waiting for the fsyncs of storing it.
 func (s *Stores) RunCompressor(ctx context.Context, opts CompressOptions) {
 	if opts.Share <= 0 || opts.Share > 1 {
 		opts.Share = DefaultCompressShare
+	}
+	if opts.MaxDefer <= 0 {
+		opts.MaxDefer = DefaultMaxDefer
 	}
 	log := opts.Logger
 	if log == nil {
@@ -335,6 +466,10 @@ func (s *Stores) RunCompressor(ctx context.Context, opts CompressOptions) {
 		log.Error("background compression: cannot read its position; starting over (chunks done already are skipped)", "err", err)
 	}
 	s.compress.cursor.Store(cursor)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.runKeeper(ctx, log) }()
 	for ctx.Err() == nil {
 		changed := s.Log.Changed()
 		as, err := s.Log.Read(KindChunk, cursor, logPage)
@@ -355,7 +490,12 @@ func (s *Stores) RunCompressor(ctx context.Context, opts CompressOptions) {
 				break
 			}
 			if a.From == FromLocal {
-				var d time.Duration
+				for s.Chunks.OpenBatches() > 0 && time.Since(a.At) < opts.MaxDefer && ctx.Err() == nil {
+					sleepCtx(ctx, yieldPoll) // never in a put's way
+				}
+				if ctx.Err() != nil {
+					break
+				}
 				d, err := s.compressStored(a.ID)
 				if err != nil {
 					log.Warn("background compression: chunk left raw", "id", a.ID.Short(), "err", err)

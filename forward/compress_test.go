@@ -75,11 +75,47 @@ func storedCodec(t *testing.T, s *Stores, id chunk.ID) chunk.Codec {
 
 // N links asking at once for the payload of a chunk stored raw cause
 // one compression: the others wait for it and ship its result, and the
-// result is stored, so later ships compress nothing.
+// result is stored, so later ships compress nothing. The result is
+// stored by the shipping link itself, or, while the background pass
+// runs, by its keeper.
 func TestPayloadClaimCompressesOnce(t *testing.T) {
-	s := openTestStores(t)
-	raw := imageChunk(1, 1<<20)
-	id := putLocal(t, s, raw)[0]
+	t.Run("stored by the ship", func(t *testing.T) {
+		s := openTestStores(t)
+		raw := imageChunk(1, 1<<20)
+		claimOnce(t, s, putLocal(t, s, raw)[0], raw)
+	})
+	t.Run("stored by the keeper", func(t *testing.T) {
+		s := openTestStores(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.RunCompressor(ctx, CompressOptions{Share: 1}) }()
+		for !s.keeperRunning() {
+			sleepCtx(ctx, time.Millisecond)
+		}
+		// Stored raw but not logged as put here: the pass leaves it to the ships.
+		raw := imageChunk(2, 1<<20)
+		id := chunk.Sum(raw)
+		b := s.Chunks.NewBatch()
+		if _, err := b.Add(id, raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(nil); err != nil {
+			t.Fatal(err)
+		}
+		claimOnce(t, s, id, raw)
+		cancel()
+		<-done
+	})
+}
+
+func (s *Stores) keeperRunning() bool {
+	s.compress.mu.Lock()
+	defer s.compress.mu.Unlock()
+	return s.compress.keeps != nil
+}
+
+func claimOnce(t *testing.T, s *Stores, id chunk.ID, raw []byte) {
+	t.Helper()
 
 	const n = 8
 	type got struct {
@@ -117,8 +153,13 @@ func TestPayloadClaimCompressesOnce(t *testing.T) {
 	if st := s.CompressStats(); st.Attempts() != 1 || st.Compressed != 1 {
 		t.Fatalf("%d concurrent ships made %d compression attempts (%+v), want 1", n, st.Attempts(), st)
 	}
-	if c := storedCodec(t, s, id); c == chunk.CodecRaw {
-		t.Fatal("the compressed payload was not stored")
+	// The keeper may still hold the claim; then a ship gets the result
+	// from it, else from the store: either way no second compression.
+	for storedCodec(t, s, id) == chunk.CodecRaw {
+		if !s.keeperRunning() {
+			t.Fatal("the compressed payload was not stored")
+		}
+		sleepCtx(context.Background(), time.Millisecond)
 	}
 	if _, _, _, err := s.Payload(KindChunk, id); err != nil {
 		t.Fatal(err)
@@ -344,4 +385,90 @@ func TestHelloListsCodecs(t *testing.T) {
 	if peerCodecs(0) != legacyCodecs {
 		t.Fatal("a peer listing nothing must be taken to decode codecs 0–2")
 	}
+}
+
+// FuzzPeerCodecs: whatever caps a hello carries, the codec set read
+// from them holds raw, holds only codecs that can be listed, and is the
+// legacy set when the list is absent.
+func FuzzPeerCodecs(f *testing.F) {
+	f.Add(uint32(0))
+	f.Add(capCodecs | uint32(1<<chunk.CodecZstd)<<codecCapShift)
+	f.Add(^uint32(0))
+	f.Fuzz(func(t *testing.T, caps uint32) {
+		got := peerCodecs(caps)
+		if !got.has(chunk.CodecRaw) {
+			t.Fatalf("caps %#x: raw not listed", caps)
+		}
+		if caps&capCodecs == 0 && got != legacyCodecs {
+			t.Fatalf("caps %#x without a list: %b, want the legacy codecs", caps, got)
+		}
+		for c := maxListedCodec + 1; c < 256; c++ {
+			if got.has(chunk.Codec(c)) {
+				t.Fatalf("caps %#x: codec %d listed, beyond what caps can list", caps, c)
+			}
+		}
+	})
+}
+
+// A malformed raw mark or background position on disk is not misread:
+// the chunk stays raw (never compressed on a guess), and the pass
+// starts over, skipping what is done.
+func TestMalformedCompressKeys(t *testing.T) {
+	s := openTestStores(t)
+	raw := imageChunk(3, 256<<10)
+	id := putLocal(t, s, raw)[0]
+	if err := s.Log.db.Set(rawMarkKey(id), []byte{1, 2, 3}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if c, _, _, err := s.Payload(KindChunk, id); err != nil || c != chunk.CodecRaw {
+		t.Fatalf("chunk with a malformed mark shipped as %s (%v), want raw", c, err)
+	}
+	if err := s.Log.db.Set(compressCursorKey, []byte{9}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.loadCompressCursor(); err == nil {
+		t.Fatal("a 1-byte position read as valid")
+	}
+	if st := s.CompressStats(); st.Attempts() != 0 {
+		t.Fatalf("%d attempts on a chunk marked (malformed) raw", st.Attempts())
+	}
+}
+
+// The background pass yields while a put or an arrival is being
+// written, unless the chunk has waited longer than MaxDefer.
+func TestBackgroundYieldsToWriters(t *testing.T) {
+	run := func(s *Stores, opts CompressOptions) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.RunCompressor(ctx, opts) }()
+		return func() { cancel(); <-done }
+	}
+	t.Run("waits for the writers", func(t *testing.T) {
+		s := openTestStores(t)
+		id := putLocal(t, s, imageChunk(11, 256<<10))[0]
+		writer := s.Chunks.NewBatch() // a put in progress
+		stop := run(s, CompressOptions{Share: 1, MaxDefer: time.Hour})
+		defer stop()
+		sleepCtx(context.Background(), 200*time.Millisecond)
+		if st := s.CompressStats(); st.Attempts() != 0 || storedCodec(t, s, id) != chunk.CodecRaw {
+			t.Fatalf("the pass compressed while a put was being written: %+v", st)
+		}
+		writer.Abort()
+		waitBacklog(t, s)
+		if st := s.CompressStats(); st.Attempts() != 1 || storedCodec(t, s, id) == chunk.CodecRaw {
+			t.Fatalf("after the put: %+v, want the chunk compressed", st)
+		}
+	})
+	t.Run("not past MaxDefer", func(t *testing.T) {
+		s := openTestStores(t)
+		id := putLocal(t, s, imageChunk(12, 256<<10))[0]
+		writer := s.Chunks.NewBatch()
+		defer writer.Abort()
+		stop := run(s, CompressOptions{Share: 1, MaxDefer: time.Nanosecond})
+		defer stop()
+		waitBacklog(t, s)
+		if st := s.CompressStats(); st.Attempts() != 1 || storedCodec(t, s, id) == chunk.CodecRaw {
+			t.Fatalf("a chunk older than MaxDefer waited on: %+v", st)
+		}
+	})
 }
