@@ -86,6 +86,17 @@ func (s *Stores) storeChunks(sts []engine.Store, out []storeResult) {
 			return err
 		}
 		tracked = apply
+		// Those stored as they came were never compressed here: marked
+		// as Stores.Put marks them (compress.go).
+		var raw []chunk.ID
+		for i, st := range sts {
+			if staged[i] && st.Codec == chunk.CodecRaw && added[st.ID] {
+				raw = append(raw, st.ID)
+			}
+		}
+		if err := stageArrivedRaw(pb, raw); err != nil {
+			return err
+		}
 		return s.Log.Stage(pb, KindChunk, ids, sts[0].Link.String(), time.Now())
 	})
 	for i, st := range sts {

@@ -50,6 +50,13 @@ func TestStoreGroupEndsEachAsAlone(t *testing.T) {
 			t.Errorf("chunk %s not stored: %v", st.ID.Short(), err)
 		}
 	}
+	// Arrived raw: marked so, as a lone store marks it, so that no site
+	// tries to compress it again.
+	for _, st := range []engine.Store{a, b} {
+		if why, err := s.rawMark(st.ID); err != nil || why != rawArrived {
+			t.Errorf("chunk %s: raw mark %d (%v), want arrived raw", st.ID.Short(), why, err)
+		}
+	}
 	if has, _ := s.HasChunk(bad.ID); has {
 		t.Error("the corrupt chunk was stored")
 	}
