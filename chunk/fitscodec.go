@@ -220,12 +220,12 @@ func encodeResiduals(z []uint64, f sampleFormat) ([]byte, entropyCoder, error) {
 	defer putScratch(planes)
 	p := newRiceParams(f.nbits)
 	w := bitWriter{buf: make([]byte, 0, len(z)*f.width/2)}
-	riceEncode(&w, z, p)
+	trial := len(z) / planesTrial / riceBlock * riceBlock // whole blocks: Rice's bytes so far are the trial's
+	riceEncode(&w, z[:trial], p)
+	riceBytes := len(w.buf) + int(w.n+7)/8
+	riceEncode(&w, z[trial:], p)
 	best := w.finish()
-	if trial := len(z) / planesTrial / riceBlock * riceBlock; trial >= 4096 {
-		tw := bitWriter{buf: (*planes)[:0]}
-		riceEncode(&tw, z[:trial], p)
-		riceBytes := len(tw.finish())
+	if trial >= 4096 {
 		toPlanes((*planes)[:trial*f.width], z[:trial], f.width)
 		if zb := enc.EncodeAll((*planes)[:trial*f.width], nil); float64(len(zb)) > (1-planesGain)*float64(riceBytes) {
 			return best, entRice, nil

@@ -42,39 +42,31 @@ func predictorsFor(row int, f sampleFormat) []predictor {
 	return ps
 }
 
-// choosePredictor measures each candidate on an eighth of the samples
+// choosePredictor measures the candidates on an eighth of the samples
 // (runs of 32 every 256, past the first row and a half) by the bits of
-// its residuals, and returns the cheapest.
+// their residuals, in one pass, and returns the cheapest.
 func choosePredictor(s []int64, row int, f sampleFormat) predictor {
 	sh := 64 - f.nbits
-	best, bestCost := predLeft, ^uint64(0)
-	for _, p := range predictorsFor(row, f) {
-		var cost uint64
-		for base := row + 1; base < len(s); base += 256 {
-			for i := base; i < min(base+32, len(s)); i++ {
-				cost += uint64(bits.Len64(zigzag(s[i]-predict(s, i, row, p), sh)))
+	var cost [predEnd]uint64
+	for base := row + 1; base < len(s); base += 256 {
+		for i := base; i < min(base+32, len(s)); i++ {
+			v, a := s[i], s[i-1]
+			cost[predNone] += uint64(bits.Len64(zigzag(v, sh)))
+			cost[predLeft] += uint64(bits.Len64(zigzag(v-a, sh)))
+			if row > 0 {
+				b, c := s[i-row], s[i-row-1]
+				cost[predUp] += uint64(bits.Len64(zigzag(v-b, sh)))
+				cost[predMED] += uint64(bits.Len64(zigzag(v-med(a, b, c), sh)))
 			}
 		}
-		if cost < bestCost {
-			best, bestCost = p, cost
+	}
+	best := predLeft
+	for _, p := range predictorsFor(row, f) {
+		if cost[p] < cost[best] {
+			best = p
 		}
 	}
 	return best
-}
-
-// predict returns the prediction of s[i] for i > row (the slow path used
-// for measuring; residuals and reconstruct have a loop per predictor).
-func predict(s []int64, i, row int, p predictor) int64 {
-	switch p {
-	case predLeft:
-		return s[i-1]
-	case predUp:
-		return s[i-row]
-	case predMED:
-		return med(s[i-1], s[i-row], s[i-row-1])
-	default:
-		return 0
-	}
 }
 
 // head is how many leading samples predictor p codes with predLeft

@@ -170,16 +170,18 @@ func riceEncode(w *bitWriter, vals []uint64, p riceParams) {
 	}
 }
 
-// bestK picks the Rice parameter for a block: the one the mean suggests
-// or a neighbour, whichever costs least.
+// bestK picks the Rice parameter for a block: fpack's estimate from the
+// mean, or the next smaller one (cheaper when outliers, which escape,
+// inflate the mean), whichever costs least.
 func (p riceParams) bestK(blk []uint64, sum uint64) (uint, uint64) {
-	mean := sum / uint64(len(blk))
+	n := uint64(len(blk))
 	k0 := uint(0)
-	if mean > 1 {
-		k0 = uint(bits.Len64(mean)) - 1
+	if sum > n/2+1 {
+		k0 = uint(bits.Len64((sum - n/2 - 1) / n >> 1))
 	}
+	k0 = min(k0, p.kmax+1)
 	bestK, bestCost := uint(0), ^uint64(0)
-	for k := k0 - min(k0, 1); k <= min(k0+1, p.kmax); k++ {
+	for k := k0 - min(k0, 1); k <= min(k0, p.kmax); k++ {
 		if c := p.riceCost(blk, k); c < bestCost {
 			bestK, bestCost = k, c
 		}
