@@ -56,6 +56,10 @@ type counters struct {
 	sentMessages                       atomic.Int64
 	sentPayload                        atomic.Int64 // bytes of Data payloads sent (the rest of sentWire is control)
 	sendRate, receiveRate              atomic.Int64 // wire bytes/s over the last sampling interval
+	// frameTimeouts counts payloads given up for silence on this link:
+	// sent whole here and offered again for want of an ack, or whose
+	// frames stopped arriving here (this site asked for them again).
+	frameTimeouts atomic.Int64
 }
 
 // Link is one end of a link in the shell: its NATS connection and
@@ -76,6 +80,7 @@ type Link struct {
 	helloAt     []time.Time        // dialed links: when each of nonces was sent, for the round trip
 	peerKey     manifest.PublicKey // accepted links: the key the peer was admitted with
 	lim         *Limiter
+	win         *bulkWindow // when the next bulk frame may go (window.go)
 	log         *slog.Logger
 	c           *counters // shared by the in-links that replace each other, so counters never go back
 
@@ -106,6 +111,7 @@ type outMsg struct {
 	session uint64
 	lane    wire.Lane
 	body    []byte
+	id      chunk.ID     // the payload a Data frame carries
 	payload int          // payload bytes in this message
 	last    *engine.Ship // set on the last frame of a payload
 	raw     int64
@@ -115,6 +121,7 @@ func newLink(n *Node, id engine.LinkID, mode engine.Mode, rate uint64) *Link {
 	l := &Link{
 		node: n, id: id, mode: mode, state: linkDown, health: linkHealth{since: time.Now()},
 		lim: NewLimiter(rate, nil),
+		win: newBulkWindow(),
 		log: n.log.With("link", id.String()),
 		c:   &counters{},
 	}
@@ -170,6 +177,7 @@ func (l *Link) setStateWhy(s linkState, reason string, err error) {
 	l.state = s
 	if s == linkUp && old != linkUp {
 		l.session++
+		l.win.reset()
 	}
 	if s != old {
 		l.health.since = time.Now()
@@ -350,6 +358,7 @@ func (l *Link) onMessage(lane wire.Lane, data []byte) {
 	if l.currentState() != linkUp {
 		return
 	}
+	l.measure(msg, now)
 	if msg.Type == wire.MsgData {
 		l.awaitEngine()
 	}
@@ -391,6 +400,7 @@ func (l *Link) awaitEngine() {
 const controlQueue = 4096
 
 func (l *Link) sendSmall(lane wire.Lane, msg *wire.Message, session uint64) {
+	l.watchOut(msg)
 	select {
 	case l.queues[lane] <- outMsg{session: session, lane: lane, body: msg.Encode()}:
 	default:
@@ -425,6 +435,9 @@ func (l *Link) sendLoop(ctx context.Context) {
 		if err := conn.Publish(subject, m.body); err != nil {
 			l.log.Warn("publish failed", "err", err)
 		} else {
+			if m.lane == wire.LaneBulk && m.payload > 0 {
+				l.win.sent(m.id, m.payload, m.last != nil, time.Now())
+			}
 			l.c.sentWire.Add(int64(len(m.body)))
 			l.c.sentMessages.Add(1)
 			l.c.sentPayload.Add(int64(m.payload))
@@ -442,25 +455,50 @@ func (l *Link) sendLoop(ctx context.Context) {
 	}
 }
 
+// nextOut takes the next message to send: control first, then
+// manifests, lookups, and bulk when the bulk window lets it go.
 func (l *Link) nextOut(ctx context.Context) (outMsg, bool) {
-	for _, q := range l.queues {
-		select {
-		case m := <-q:
-			return m, true
-		default:
+	var pace *time.Timer
+	defer func() {
+		if pace != nil {
+			pace.Stop()
 		}
-	}
-	select {
-	case m := <-l.queues[wire.LaneControl]:
-		return m, true
-	case m := <-l.queues[wire.LaneManifest]:
-		return m, true
-	case m := <-l.queues[wire.LaneLookup]:
-		return m, true
-	case m := <-l.queues[wire.LaneBulk]:
-		return m, true
-	case <-ctx.Done():
-		return outMsg{}, false
+	}()
+	for {
+		bulk := l.queues[wire.LaneBulk]
+		var paced <-chan time.Time
+		if ok, wait := l.win.gate(time.Now()); !ok {
+			bulk = nil
+			if wait > 0 {
+				if pace == nil {
+					pace = time.NewTimer(wait)
+				} else {
+					pace.Reset(wait)
+				}
+				paced = pace.C
+			}
+		}
+		for _, q := range []chan outMsg{l.queues[wire.LaneControl], l.queues[wire.LaneManifest], l.queues[wire.LaneLookup], bulk} {
+			select {
+			case m := <-q:
+				return m, true
+			default:
+			}
+		}
+		select {
+		case m := <-l.queues[wire.LaneControl]:
+			return m, true
+		case m := <-l.queues[wire.LaneManifest]:
+			return m, true
+		case m := <-l.queues[wire.LaneLookup]:
+			return m, true
+		case m := <-bulk:
+			return m, true
+		case <-paced:
+		case <-l.win.wake:
+		case <-ctx.Done():
+			return outMsg{}, false
+		}
 	}
 }
 
@@ -494,7 +532,7 @@ func (l *Link) shipOne(ctx context.Context, s engine.Ship, session uint64) error
 	}
 	frames := engine.Frames(s, codec, payload, rawLen, wire.FrameSize)
 	for i, d := range frames {
-		m := outMsg{session: session, lane: s.Lane, body: (&wire.Message{Type: wire.MsgData, Data: d}).Encode(), payload: len(d.Payload)}
+		m := outMsg{session: session, lane: s.Lane, body: (&wire.Message{Type: wire.MsgData, Data: d}).Encode(), id: s.ID, payload: len(d.Payload)}
 		if i == len(frames)-1 {
 			m.last, m.raw = &s, int64(rawLen)
 		}
@@ -524,50 +562,62 @@ func (l *Link) storeLoop(ctx context.Context) {
 		}
 	}()
 	for {
-		s, _, ok := l.stores.next(ctx)
+		// What queued while the last group was stored goes in one commit
+		// (storeGroup), each payload still ending, in order, as alone.
+		group, ok := l.stores.drain(ctx, maxStoreGroup)
 		if !ok {
 			return
 		}
-		res, err := l.node.stores.store(s)
-		why := ""
-		if err != nil {
-			why = err.Error()
+		sts := make([]engine.Store, len(group))
+		for i, it := range group {
+			sts[i] = it.v
 		}
-		switch res {
-		case engine.Stored:
-			l.c.receivedRaw.Add(int64(s.RawLen))
-			if s.Kind == engine.KindChunk {
-				l.c.receivedChunks.Add(1)
-			} else {
-				l.c.receivedManifests.Add(1)
-			}
-		case engine.Rejected:
-			l.node.noteRefused(s, err)
-		case engine.Duplicate:
-			l.c.duplicates.Add(1)
-			l.c.duplicateBytes.Add(int64(s.RawLen))
-			if s.Kind == engine.KindChunk {
-				l.c.duplicateChunks.Add(1)
-			}
-		case engine.Failed:
-			if errors.Is(err, syscall.ENOSPC) && l.node.cfg.OnNoSpace != nil {
-				l.node.cfg.OnNoSpace() // the site checks its disk now, not at its next look
-			}
-			if !Deferred(err) {
-				l.log.Error("store failed", "kind", s.Kind, "id", s.ID.Short(), "err", why)
-				break
-			}
-			if errors.Is(err, naming.ErrFuture) {
-				l.refusedFuture(err)
-			}
-			// Refused all the same, this time: counted and logged as such.
-			l.c.rejected.Add(1)
-			l.node.rejected(s.Kind.String())
-			l.node.logNote(engine.Note{Warn: true, Link: s.Link, ID: s.ID,
-				Msg: "payload refused for now (" + deferReason(err) + "); not stored, not relayed, not acked: the sender offers it again", Err: err})
+		for i, r := range l.node.stores.storeGroup(sts) {
+			l.stored(sts[i], r.res, r.err)
 		}
-		l.node.post(engine.StoreDone{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID, Result: res, Reason: why})
 	}
+}
+
+// stored counts how the store of s ended and tells the engine.
+func (l *Link) stored(s engine.Store, res engine.StoreResult, err error) {
+	why := ""
+	if err != nil {
+		why = err.Error()
+	}
+	switch res {
+	case engine.Stored:
+		l.c.receivedRaw.Add(int64(s.RawLen))
+		if s.Kind == engine.KindChunk {
+			l.c.receivedChunks.Add(1)
+		} else {
+			l.c.receivedManifests.Add(1)
+		}
+	case engine.Rejected:
+		l.node.noteRefused(s, err)
+	case engine.Duplicate:
+		l.c.duplicates.Add(1)
+		l.c.duplicateBytes.Add(int64(s.RawLen))
+		if s.Kind == engine.KindChunk {
+			l.c.duplicateChunks.Add(1)
+		}
+	case engine.Failed:
+		if errors.Is(err, syscall.ENOSPC) && l.node.cfg.OnNoSpace != nil {
+			l.node.cfg.OnNoSpace() // the site checks its disk now, not at its next look
+		}
+		if !Deferred(err) {
+			l.log.Error("store failed", "kind", s.Kind, "id", s.ID.Short(), "err", why)
+			break
+		}
+		if errors.Is(err, naming.ErrFuture) {
+			l.refusedFuture(err)
+		}
+		// Refused all the same, this time: counted and logged as such.
+		l.c.rejected.Add(1)
+		l.node.rejected(s.Kind.String())
+		l.node.logNote(engine.Note{Warn: true, Link: s.Link, ID: s.ID,
+			Msg: "payload refused for now (" + deferReason(err) + "); not stored, not relayed, not acked: the sender offers it again", Err: err})
+	}
+	l.node.post(engine.StoreDone{Now: time.Now(), Link: s.Link, Lane: s.Lane, Kind: s.Kind, ID: s.ID, Result: res, Reason: why})
 }
 
 func (l *Link) pingLoop(ctx context.Context) {

@@ -48,6 +48,9 @@ type LinkStatus struct {
 	ReceivedMessages  int64   `json:"received_messages"`
 	Rejected          int64   `json:"rejected"`
 	Refused           int64   `json:"refused"`
+	FrameTimeouts     int64   `json:"frame_timeouts"`
+	// Window is the bulk lane's window, measured from the link (window.go).
+	Window WindowStatus `json:"window"`
 	// Reason says why the link is not up, one of the Reason constants;
 	// empty when up, except ReasonClockSkew, which an up link shows
 	// while its peer's clock is off by more than the allowed skew, and
@@ -137,6 +140,7 @@ func (n *Node) status(l *Link) LinkStatus {
 		ReceivedRawBytes: l.c.receivedRaw.Load(), ReceivedWireBytes: l.c.receivedWire.Load(),
 		Duplicates: l.c.duplicates.Load(), DuplicateBytes: l.c.duplicateBytes.Load(), DuplicateChunks: l.c.duplicateChunks.Load(),
 		SentMessages: l.c.sentMessages.Load(), ReceivedMessages: l.c.messages.Load(), Rejected: l.c.rejected.Load(),
+		FrameTimeouts: l.c.frameTimeouts.Load(), Window: l.win.status(),
 	}
 	log := n.stores.Log
 	var progress [2]engine.Progress
@@ -192,7 +196,7 @@ func (n *Node) status(l *Link) LinkStatus {
 // Describe implements prometheus.Collector. It lists every metric Collect
 // may send, so the registry checks them whether or not links exist yet.
 func (n *Node) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descBacklog, descLag, descSendRate, descRecvRate, descClockOffset, descWarnings} {
+	for _, d := range []*prometheus.Desc{descUp, descBacklog, descLag, descSendRate, descRecvRate, descClockOffset, descWarnings, descWindow, descDeliveryRate, descMinRTT} {
 		ch <- d
 	}
 	for _, d := range descCounters {
@@ -233,6 +237,7 @@ var (
 		"duplicate_bytes":     linkDesc("duplicate_bytes_total", "Payload bytes that arrived although this site had them."),
 		"rejected":            linkDesc("rejected_total", "Payloads or messages refused by verification."),
 		"refused":             linkDesc("refused_total", "Dial attempts refused (untrusted, anonymous, bad handshake)."),
+		"frame_timeouts":      linkDesc("frame_timeouts_total", "Payloads given up on the link for silence or lost frames: sent whole and offered again for want of an ack, or asked again because their frames stopped arriving."),
 		"peer_full_signals":   linkDesc("peer_full_signals_total", "Messages from the peer saying its disk is full (this site holds its offers)."),
 		"peer_room_signals":   linkDesc("peer_room_signals_total", "Messages from the peer saying its disk has room again (this site offers at once)."),
 		"space_signals_sent":  linkDesc("space_signals_sent_total", "Messages to the peer saying this site's disk is full or has room again."),
@@ -263,12 +268,13 @@ func (n *Node) Collect(ch chan<- prometheus.Metric) {
 			"received_raw_bytes": st.ReceivedRawBytes, "received_wire_bytes": st.ReceivedWireBytes,
 			"sent_messages": st.SentMessages, "received_messages": st.ReceivedMessages,
 			"offered": st.Offered, "wanted": st.Wanted, "duplicates": st.Duplicates, "duplicate_bytes": st.DuplicateBytes,
-			"rejected": st.Rejected, "refused": st.Refused,
+			"rejected": st.Rejected, "refused": st.Refused, "frame_timeouts": st.FrameTimeouts,
 			"peer_full_signals": st.PeerFullSignals, "peer_room_signals": st.PeerRoomSignals,
 			"space_signals_sent": st.SpaceSignalsSent, "resumed": st.Resumed,
 		} {
 			ch <- prometheus.MustNewConstMetric(descCounters[name], prometheus.CounterValue, float64(v), labels...)
 		}
+		collectWindow(ch, st.Window, labels)
 	}
 	n.collectWarnings(ch)
 	n.collectRecon(ch)

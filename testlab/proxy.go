@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/skyfed/skyfed/forward"
 )
 
 // Proxy is a TCP proxy in front of one link, so the lab can fault the link
@@ -23,8 +21,8 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	up, down  *forward.Limiter // client→target, target→client
-	latency   atomic.Int64     // one-way delay in nanoseconds
+	up, down  *shaper      // client→target, target→client
+	latency   atomic.Int64 // one-way delay in nanoseconds
 	blackhole atomic.Bool
 
 	mu     sync.Mutex
@@ -115,7 +113,7 @@ func NewProxy(target string) (*Proxy, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
 		target: target, ln: ln, ctx: ctx, cancel: cancel,
-		up: forward.NewLimiter(0, nil), down: forward.NewLimiter(0, nil),
+		up: &shaper{}, down: &shaper{},
 		conns: map[*proxyConn]struct{}{},
 	}
 	p.wg.Add(1)
@@ -195,11 +193,61 @@ func (p *Proxy) Blackhole(on bool) { p.blackhole.Store(on) }
 func (p *Proxy) SetLatency(d time.Duration) { p.latency.Store(int64(max(0, d))) }
 
 // SetBandwidth throttles each direction to bytesPerSec (0: unlimited),
-// shared by all connections of the proxy.
+// shared by all connections of the proxy: bytes leave one after another
+// at that rate, as on a link of that rate, with no burst after a pause.
 func (p *Proxy) SetBandwidth(bytesPerSec int64) {
-	r := uint64(max(0, bytesPerSec))
-	p.up.SetRate(r)
-	p.down.SetRate(r)
+	p.up.setRate(bytesPerSec)
+	p.down.setRate(bytesPerSec)
+}
+
+// shaper is one direction of a link of a fixed rate: each segment takes
+// its time on the wire after the ones before it. A token bucket would
+// let a rested link carry its burst at once (an eighth of a second's
+// worth, or two frames: two seconds of a 1 Mbit/s link), which no real
+// link does and which fools a sender measuring the link's rate.
+type shaper struct {
+	mu   sync.Mutex
+	bps  float64   // 0: unlimited
+	free time.Time // when the link has sent everything given so far
+}
+
+// shaperSlack is how far behind the wall clock the link may be when a
+// segment comes: a writer woken late by the scheduler catches up by this
+// much instead of leaving the link idle for the delay.
+const shaperSlack = 10 * time.Millisecond
+
+func (s *shaper) setRate(bps int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bps = float64(max(0, bps))
+}
+
+// wait returns once n bytes given now have crossed the link, or ctx ended.
+func (s *shaper) wait(ctx context.Context, n int) error {
+	s.mu.Lock()
+	if s.bps == 0 {
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+	now := time.Now()
+	start := s.free
+	if early := now.Add(-shaperSlack); start.Before(early) {
+		start = early
+	}
+	s.free = start.Add(time.Duration(float64(n) / s.bps * float64(time.Second)))
+	d := s.free.Sub(now)
+	s.mu.Unlock()
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stats returns the proxy's counters.
@@ -324,7 +372,7 @@ type segment struct {
 // pipe copies src to dst through a queue: a reader stamps what it reads
 // (or drops it into the blackhole), a writer delivers it after the latency
 // and within the bandwidth. Either side ending closes the connection.
-func (p *Proxy) pipe(ctx context.Context, c *proxyConn, up bool, lim *forward.Limiter, count *atomic.Int64) {
+func (p *Proxy) pipe(ctx context.Context, c *proxyConn, up bool, lim *shaper, count *atomic.Int64) {
 	src, dst := c.server, c.client
 	if up {
 		src, dst = c.client, c.server
@@ -367,7 +415,7 @@ func (p *Proxy) readSegments(ctx context.Context, src net.Conn, key recordKey, q
 	}
 }
 
-func (p *Proxy) writeSegments(ctx context.Context, dst net.Conn, q <-chan segment, lim *forward.Limiter, count *atomic.Int64) {
+func (p *Proxy) writeSegments(ctx context.Context, dst net.Conn, q <-chan segment, lim *shaper, count *atomic.Int64) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -389,7 +437,7 @@ func (p *Proxy) writeSegments(ctx context.Context, dst net.Conn, q <-chan segmen
 				return
 			}
 		}
-		if err := lim.Wait(ctx, len(s.b)); err != nil {
+		if err := lim.wait(ctx, len(s.b)); err != nil {
 			return
 		}
 		if p.blackhole.Load() {
