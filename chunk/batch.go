@@ -3,6 +3,7 @@ package chunk
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/skyfed/skyfed/chunk/crashpoint"
@@ -20,19 +21,30 @@ type Batch struct {
 	ends   map[*packFile]int64 // per pack written to: end of the last record this batch wrote
 	reused []ID                // stored chunks this batch relies on, pinned until it ends
 	done   bool
-	open   bool // counted in Store.openBatches until released
+	open   bool // a writer's batch, counted in Store.openBatches until released
 }
 
 // NewBatch starts a batch.
-func (s *Store) NewBatch() *Batch {
-	s.openBatches.Add(1)
-	return &Batch{s: s, staged: make(map[ID]entry), ends: make(map[*packFile]int64), open: true}
+func (s *Store) NewBatch() *Batch { return s.newBatch(true) }
+
+// newBatch starts a batch; a writer's batch (a put, an arrival) counts
+// as the store being busy (WritersIdle), the store's own (Recode) not.
+func (s *Store) newBatch(writer bool) *Batch {
+	if writer {
+		s.openBatches.Add(1)
+	}
+	return &Batch{s: s, staged: make(map[ID]entry), ends: make(map[*packFile]int64), open: writer}
 }
 
-// OpenBatches returns the number of batches started and not yet
-// committed or aborted: puts and arrivals being written now. Background
-// work (compression) yields to them.
-func (s *Store) OpenBatches() int64 { return s.openBatches.Load() }
+// WritersIdle returns how long no batch has been open (0 while one is):
+// no put or arrival being written. Background work (compression) yields
+// to writers.
+func (s *Store) WritersIdle() time.Duration {
+	if s.openBatches.Load() > 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, s.lastWrite.Load()))
+}
 
 // Add stages a chunk given its raw bytes. The caller passes id == Sum(raw):
 // callers hash while splitting anyway, so Add does not hash again (Get always
@@ -160,7 +172,7 @@ func (b *Batch) Commit(extra func(pb *pebble.Batch, added []ID) error) error {
 	if err := crashpoint.Hit(crashpoint.AfterPackSync); err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)
 	}
-	if err := b.commitIndex(extra); err != nil {
+	if err := b.commitIndex(extra, pebble.Sync); err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)
 	}
 	if err := crashpoint.Hit(crashpoint.AfterIndexCommit); err != nil {
@@ -185,9 +197,10 @@ func (b *Batch) syncPacks() error {
 	return nil
 }
 
-// commitIndex writes the index entries and the caller's keys in one synced
-// Pebble batch and counts what it added.
-func (b *Batch) commitIndex(extra func(pb *pebble.Batch, added []ID) error) error {
+// commitIndex writes the index entries and the caller's keys in one
+// Pebble batch, committed with the given write options, and counts what
+// it added.
+func (b *Batch) commitIndex(extra func(pb *pebble.Batch, added []ID) error, opts *pebble.WriteOptions) error {
 	s := b.s
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
@@ -219,7 +232,7 @@ func (b *Batch) commitIndex(extra func(pb *pebble.Batch, added []ID) error) erro
 			return fmt.Errorf("caller's writes: %w", err)
 		}
 	}
-	if err := pb.Commit(pebble.Sync); err != nil {
+	if err := pb.Commit(opts); err != nil {
 		return fmt.Errorf("pebble commit: %w", err)
 	}
 	s.chunks.Add(add.Chunks)
@@ -242,7 +255,9 @@ func (b *Batch) Abort() {
 func (b *Batch) release() {
 	if b.open {
 		b.open = false
-		b.s.openBatches.Add(-1)
+		if b.s.openBatches.Add(-1) == 0 {
+			b.s.lastWrite.Store(time.Now().UnixNano())
+		}
 	}
 	for p := range b.ends {
 		p.inflight.Add(-1)

@@ -177,6 +177,40 @@ func (s *Store) Put(ctx context.Context, name Name, r io.Reader, opts PutOptions
 // putBuffers is how many chunk buffers one put cycles through.
 const putBuffers = 3
 
+// putFlushBytes is how much a put writes between flushes of its chunks
+// to the index and the arrival log: links ship a large object's chunks
+// while the rest is still arriving, at the cost of one pack fsync per
+// flush.
+const putFlushBytes = 8 << 20
+
+// flushChunks makes the chunks b staged so far visible and logs them,
+// so that links start shipping them; the version itself stays invisible
+// until its manifest commits.
+func (s *Store) flushChunks(b *chunk.Batch) error {
+	var arrived func()
+	logged := false
+	err := b.Flush(func(pb *pebble.Batch, added []chunk.ID) error {
+		apply, err := s.StageChunksArrived(pb, added)
+		if err != nil {
+			return err
+		}
+		arrived = apply
+		if s.cfg.Journal == nil || len(added) == 0 {
+			return nil
+		}
+		logged = true
+		return s.cfg.Journal.Stage(pb, added, chunk.ID{}, FromLocal)
+	})
+	if err != nil {
+		return err
+	}
+	arrived()
+	if logged {
+		s.cfg.Journal.Committed()
+	}
+	return nil
+}
+
 // stageChunks reads the stream chunk by chunk into b, recording the chunk
 // IDs and size in m, and returns the whole-object SHA-256. The
 // whole-object hash runs on its own goroutine, beside the chunk hashing
@@ -203,6 +237,7 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 	if s.cfg.Layouts != nil {
 		scan = chunk.NewFITSScanner()
 	}
+	unflushed := 0
 	err := func() error {
 		defer close(toHash)
 		for {
@@ -227,7 +262,14 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 			}
 			m.Chunks = append(m.Chunks, id)
 			m.Size += int64(len(raw))
+			unflushed += len(raw)
 			toHash <- raw
+			if unflushed >= putFlushBytes {
+				unflushed = 0
+				if err := s.flushChunks(b); err != nil {
+					return err
+				}
+			}
 		}
 	}()
 	<-hashed
