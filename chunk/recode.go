@@ -58,7 +58,7 @@ func (s *Store) RecodeAll(items []Recoding) (done []bool, err error) {
 			return nil, fmt.Errorf("recode chunk %s: %w", it.ID.Short(), err)
 		}
 	}
-	b := s.NewBatch()
+	b := s.newBatch(false)
 	b.done = true // committed below, not by Commit: it re-points existing entries
 	defer b.release()
 	for _, it := range items {

@@ -76,7 +76,8 @@ type Store struct {
 	commitMu  sync.Mutex // serializes index commits so Stats count each chunk once
 	compactMu sync.Mutex // one Compact at a time
 
-	openBatches atomic.Int64 // Batches not yet committed or aborted (batch.go)
+	openBatches atomic.Int64 // writers' Batches not yet committed or aborted (batch.go)
+	lastWrite   atomic.Int64 // unix ns when openBatches last fell to 0
 
 	chunks, storedBytes, rawBytes, corruptReads atomic.Int64
 	lostAtOpen                                  int64 // set once by Open

@@ -423,17 +423,23 @@ type CompressOptions struct {
 	// takes more than one core whatever Share says.
 	Share float64
 	// MaxDefer is how long a chunk waits for the writers to be idle: the
-	// pass yields while any put or arrival is being written, unless the
-	// chunk's put committed longer ago than MaxDefer (under a steady
-	// stream of puts it then runs at its Share). 0 → DefaultMaxDefer.
+	// pass yields while a put or an arrival is being written and for
+	// Quiet after the last one, unless the chunk's put committed longer
+	// ago than MaxDefer (under a steady stream of puts it then runs at
+	// its Share). 0 → DefaultMaxDefer.
 	MaxDefer time.Duration
-	Logger   *slog.Logger // nil → slog.Default()
+	// Quiet is how long the writers must have been idle: back-to-back
+	// puts leave gaps of a round trip between them, too short to
+	// compress in without slowing the next put. 0 → DefaultQuiet.
+	Quiet  time.Duration
+	Logger *slog.Logger // nil → slog.Default()
 }
 
 // Defaults of CompressOptions.
 const (
 	DefaultCompressShare = 0.5
 	DefaultMaxDefer      = 30 * time.Second
+	DefaultQuiet         = 250 * time.Millisecond
 )
 
 // yieldPoll is how often a yielding pass looks whether the writers are done.
@@ -456,6 +462,9 @@ func (s *Stores) RunCompressor(ctx context.Context, opts CompressOptions) {
 	}
 	if opts.MaxDefer <= 0 {
 		opts.MaxDefer = DefaultMaxDefer
+	}
+	if opts.Quiet <= 0 {
+		opts.Quiet = DefaultQuiet
 	}
 	log := opts.Logger
 	if log == nil {
@@ -490,7 +499,7 @@ func (s *Stores) RunCompressor(ctx context.Context, opts CompressOptions) {
 				break
 			}
 			if a.From == FromLocal {
-				for s.Chunks.OpenBatches() > 0 && time.Since(a.At) < opts.MaxDefer && ctx.Err() == nil {
+				for s.Chunks.WritersIdle() < opts.Quiet && time.Since(a.At) < opts.MaxDefer && ctx.Err() == nil {
 					sleepCtx(ctx, yieldPoll) // never in a put's way
 				}
 				if ctx.Err() != nil {
