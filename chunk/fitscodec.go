@@ -51,6 +51,10 @@ type entropyCoder byte
 const (
 	entRice   entropyCoder = 1 // block-adaptive Rice, as fpack
 	entPlanes entropyCoder = 2 // zstd of the residuals' byte planes, high bytes first
+	// entShuffle is zstd of the samples' own byte planes, unpredicted (the
+	// payload's predictor is predNone): floats whose bit patterns repeat
+	// in ways prediction hides.
+	entShuffle entropyCoder = 3
 )
 
 // bitpix codes in the payload header.
@@ -179,7 +183,10 @@ func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
 	z := *zp
 	residuals(z, s, row, pred, f.nbits)
 
-	res, ent, err := encodeResiduals(z, f)
+	res, ent, err := encodeResiduals(z, raw[start:end], f, f.float)
+	if ent == entShuffle {
+		pred = predNone
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -196,22 +203,29 @@ func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
 	return append(out, res...), nil
 }
 
-// planesTrial is the share of samples a chunk's trial of the byte-plane
-// coder runs on before the whole chunk is coded with it, and planesGain
-// the saving over Rice it must show there to be run on the whole chunk.
+// planesTrial is the share of samples a chunk's trial of the zstd coders
+// runs on before the whole chunk is coded with one, and planesGain the
+// saving over Rice it must show there to be run on the whole chunk: 2%
+// for integers, which Rice serves well; for floats, where zstd often wins
+// and does better on a whole chunk than on a trial's eighth, a trial up
+// to 3% worse than Rice still runs.
 const (
-	planesTrial = 8
-	planesGain  = 0.02
+	planesTrial     = 8
+	planesGain      = 0.02
+	planesGainFloat = -0.03
+	trialStripes    = 8
 )
 
 // encodeResiduals codes z with the entropy coder that makes it smallest
 // for its cost. Rice is fast and near the entropy of residuals with a
 // geometric distribution. zstd on byte planes (at its better level, 2 to
 // 8 times slower) wins where the distribution is otherwise (many repeated
-// values, floats' bit patterns); it runs on an eighth of the chunk first
-// and on the whole chunk only if it beats Rice there by 2%, the smaller
-// result being kept.
-func encodeResiduals(z []uint64, f sampleFormat) ([]byte, entropyCoder, error) {
+// values, floats' bit patterns), and for floats (shuffle) so may zstd on
+// the planes of the unpredicted samples (data, the samples' bytes). The
+// zstd coders run on an eighth of the chunk first; the best of them is
+// run on the whole chunk only if it beats Rice there by 2%, and the
+// smaller result is kept.
+func encodeResiduals(z []uint64, data []byte, f sampleFormat, shuffle bool) ([]byte, entropyCoder, error) {
 	enc, err := planesEncoder()
 	if err != nil {
 		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
@@ -220,26 +234,86 @@ func encodeResiduals(z []uint64, f sampleFormat) ([]byte, entropyCoder, error) {
 	defer putScratch(planes)
 	p := newRiceParams(f.nbits)
 	w := bitWriter{buf: make([]byte, 0, len(z)*f.width/2)}
-	trial := len(z) / planesTrial / riceBlock * riceBlock // whole blocks: Rice's bytes so far are the trial's
-	riceEncode(&w, z[:trial], p)
-	riceBytes := len(w.buf) + int(w.n+7)/8
-	riceEncode(&w, z[trial:], p)
+	// The trial runs on trialStripes stripes spread over the chunk (the
+	// start of a frame is often unlike the rest), of whole Rice blocks so
+	// that Rice's bits for them are known from the full encoding.
+	stripe := len(z) / planesTrial / trialStripes / riceBlock * riceBlock
+	trial := stripe * trialStripes
+	tz := residualPool.get(trial)
+	defer residualPool.put(tz)
+	tdata := getScratch(trial * f.width)
+	defer putScratch(tdata)
+	riceBits, done := 0, 0
+	for k := range trialStripes {
+		from := k * (len(z) / trialStripes) / riceBlock * riceBlock
+		riceEncode(&w, z[done:from], p)
+		before := 8*len(w.buf) + int(w.n)
+		riceEncode(&w, z[from:from+stripe], p)
+		riceBits += 8*len(w.buf) + int(w.n) - before
+		copy((*tz)[k*stripe:], z[from:from+stripe])
+		copy((*tdata)[k*stripe*f.width:], data[from*f.width:(from+stripe)*f.width])
+		done = from + stripe
+	}
+	riceEncode(&w, z[done:], p)
 	best := w.finish()
+	ent := entPlanes
 	if trial >= 4096 {
-		toPlanes((*planes)[:trial*f.width], z[:trial], f.width)
-		if zb := enc.EncodeAll((*planes)[:trial*f.width], nil); float64(len(zb)) > (1-planesGain)*float64(riceBytes) {
+		t := (*planes)[:trial*f.width]
+		toPlanes(t, *tz, f.width)
+		gain := planesGain
+		if shuffle {
+			gain = planesGainFloat
+		}
+		limit := int((1 - gain) * float64(riceBits) / 8)
+		ent = entRice
+		if zb := enc.EncodeAll(t, nil); len(zb) < limit {
+			ent, limit = entPlanes, len(zb)
+		}
+		if shuffle {
+			shuffleN(t, *tdata, f.width)
+			if zb := enc.EncodeAll(t, nil); len(zb) < limit {
+				ent = entShuffle
+			}
+		}
+		if ent == entRice {
 			return best, entRice, nil
 		}
 	}
-	toPlanes(*planes, z, f.width)
+	if ent == entShuffle {
+		shuffleN(*planes, data, f.width)
+	} else {
+		toPlanes(*planes, z, f.width)
+	}
 	out := getScratch(len(best))
 	defer putScratch(out)
 	if zb := enc.EncodeAll(*planes, (*out)[:0]); len(zb) < len(best) {
 		best = append(best[:0], zb...)
 		*out = zb[:0]
-		return best, entPlanes, nil
+		return best, ent, nil
 	}
 	return best, entRice, nil
+}
+
+// shuffleN writes the samples of width bytes in src as byte planes.
+func shuffleN(dst, src []byte, width int) {
+	n := len(src) / width
+	for p := range width {
+		plane := dst[p*n : (p+1)*n]
+		for i := range plane {
+			plane[i] = src[i*width+p]
+		}
+	}
+}
+
+// unshuffleN is the inverse of shuffleN.
+func unshuffleN(dst, src []byte, width int) {
+	n := len(dst) / width
+	for p := range width {
+		plane := src[p*n : (p+1)*n]
+		for i, b := range plane {
+			dst[i*width+p] = b
+		}
+	}
 }
 
 var (
@@ -385,7 +459,7 @@ func parseFITSHeader(payload []byte, maxRaw int) (fitsHeader, error) {
 	h.bitpix = bitpixCodes[code]
 	h.format, _ = formatOf(h.bitpix)
 	h.pred, h.ent, h.gen = predictor(payload[2]), entropyCoder(payload[3]), Codec(payload[4])
-	if h.pred >= predEnd || (h.ent != entRice && h.ent != entPlanes) || (h.gen != CodecRaw && h.gen != CodecZstd) {
+	if h.pred >= predEnd || h.ent < entRice || h.ent > entShuffle || (h.gen != CodecRaw && h.gen != CodecZstd) {
 		return h, fmt.Errorf("decode %s: predictor %d, coder %d, generic codec %d: %w", CodecFITS, h.pred, h.ent, h.gen, ErrCorrupt)
 	}
 	pos := 5
@@ -428,6 +502,20 @@ func decodeFITS(payload, dst []byte, maxRaw int) ([]byte, error) {
 	dst = grow(dst[:0], h.rawLen)
 	if err := decodeOutside(dst, h, end); err != nil {
 		return dst[:0], err
+	}
+	if h.ent == entShuffle {
+		if h.pred != predNone || h.scale != 0 {
+			return dst[:0], fmt.Errorf("decode %s: shuffled samples with predictor %d, scale %d: %w", CodecFITS, h.pred, h.scale, ErrCorrupt)
+		}
+		buf := getScratch(0)
+		defer putScratch(buf)
+		p, err := decodeZstd(CodecFITS, h.residualPayload, *buf, h.samples*f.width)
+		*buf = p[:0]
+		if err != nil || len(p) != h.samples*f.width {
+			return dst[:0], fmt.Errorf("decode %s: sample planes of %d bytes, want %d: %v: %w", CodecFITS, len(p), h.samples*f.width, err, ErrCorrupt)
+		}
+		unshuffleN(dst[h.start:end], p, f.width)
+		return dst, nil
 	}
 	var planes []byte
 	if h.ent == entPlanes {

@@ -227,11 +227,8 @@ func riceDecode(r *bitReader, vals []uint64, p riceParams) bool {
 		default:
 			p.decodeBlock(r, blk, uint(code-1))
 		}
-		if r.overrun() {
-			return false
-		}
 	}
-	return true
+	return !r.overrun() // past the end the reader reads zeros: checked once
 }
 
 // decodeBlock decodes a block coded with parameter k. The loop keeps the
@@ -242,16 +239,18 @@ func (p riceParams) decodeBlock(r *bitReader, blk []uint64, k uint) {
 		p.decodeBlockSlow(r, blk, k)
 		return
 	}
-	acc, n, qmax := r.acc, r.n, p.qmax
+	// Shift counts are masked to 63 so the compiler emits plain shifts;
+	// none reaches 64 here (q < qmax ≤ 32, k ≤ 24).
+	acc, n, pos, buf, qmax := r.acc, r.n, r.pos, r.buf, p.qmax
 	for i := range blk {
 		if n < 57 {
-			if r.pos+8 > len(r.buf) {
-				r.acc, r.n = acc, n
+			if pos+8 > len(buf) {
+				r.acc, r.n, r.pos = acc, n, pos
 				r.refill()
-				acc, n = r.acc, r.n
+				acc, n, pos = r.acc, r.n, r.pos
 			} else {
-				acc |= binary.BigEndian.Uint64(r.buf[r.pos:]) >> n
-				r.pos += int(63-n) >> 3
+				acc |= binary.BigEndian.Uint64(buf[pos:]) >> (n & 63)
+				pos += int(63-n) >> 3
 				n |= 56
 			}
 		}
@@ -259,24 +258,24 @@ func (p riceParams) decodeBlock(r *bitReader, blk []uint64, k uint) {
 		// second refill after the unary part.
 		q := uint(bits.LeadingZeros64(acc))
 		if q >= qmax {
-			r.acc, r.n = acc, n
+			r.acc, r.n, r.pos = acc, n, pos
 			r.take(qmax + 1)
 			blk[i] = r.takeWide(p.nbits)
-			acc, n = r.acc, r.n
+			acc, n, pos = r.acc, r.n, r.pos
 			continue
 		}
-		acc <<= q + 1
+		acc <<= (q + 1) & 63
 		n -= q + 1
 		if n < k {
-			r.acc, r.n = acc, n
+			r.acc, r.n, r.pos = acc, n, pos
 			r.refill()
-			acc, n = r.acc, r.n
+			acc, n, pos = r.acc, r.n, r.pos
 		}
-		blk[i] = uint64(q)<<k | acc>>(64-k)
-		acc <<= k
+		blk[i] = uint64(q)<<(k&63) | acc>>1>>((63-k)&63) // k = 0 gives 0
+		acc <<= k & 63
 		n -= k
 	}
-	r.acc, r.n = acc, n
+	r.acc, r.n, r.pos = acc, n, pos
 }
 
 func (p riceParams) decodeBlockSlow(r *bitReader, blk []uint64, k uint) {

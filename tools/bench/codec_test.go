@@ -107,6 +107,8 @@ func TestCodecGoals(t *testing.T) {
 	res := &CodecResult{Files: []CodecFile{
 		{Kind: KindInteger, Raw: 1000, Sky: 400, Fpack: 410, Zstd: 500, Compress: time.Microsecond, Decode: time.Microsecond},
 		{Kind: KindFloat, Raw: 1000, Sky: 700, Fpack: 900, Zstd: 690, Compress: time.Second, Decode: time.Microsecond},
+		// refused by fpack: left out of skyfed ÷ fpack, which would fail with it
+		{Kind: KindInteger, Raw: 1000, Sky: 900, Fpack: 1000, FpackRefused: true, Zstd: 500, Compress: time.Microsecond, Decode: time.Microsecond},
 	}}
 	got := map[string]bool{}
 	for _, g := range res.Goals() {
