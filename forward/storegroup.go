@@ -12,11 +12,13 @@ import (
 	"github.com/skyfed/skyfed/forward/engine"
 )
 
-// maxStoreGroup bounds the payloads one group commit takes: the engine
-// has at most Limits.MaxAwaitingChunks chunks wanted per link, so a
-// group is at most that many MiB, and a group's acks wait for its one
-// commit.
-const maxStoreGroup = 32
+// maxStoreGroup bounds the payloads one group commit takes. A group's
+// acks all wait for its one commit, and the sender has at most
+// Limits.MaxAwaitingChunks (32) chunks unacked per link: a group as
+// large as that window would stop the sender until the whole group is
+// verified and committed (stop-and-wait), so a group takes a quarter
+// of it and the rest of the window keeps the link busy meanwhile.
+const maxStoreGroup = 8
 
 // storeResult is how one payload of a group ended.
 type storeResult struct {
