@@ -37,11 +37,11 @@ type bitWriter struct {
 
 // write appends the low nb bits of v; nb <= 32 and v < 1<<nb.
 func (w *bitWriter) write(v uint64, nb uint) {
-	w.acc = w.acc<<nb | v
+	w.acc = w.acc<<(nb&63) | v // counts masked: plain shifts, none reaches 64
 	w.n += nb
 	if w.n >= 32 {
 		w.n -= 32
-		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(w.acc>>w.n))
+		w.buf = binary.BigEndian.AppendUint32(w.buf, uint32(w.acc>>(w.n&63)))
 	}
 }
 
@@ -129,19 +129,20 @@ func (r *bitReader) overrun() bool {
 	return r.over > 0 && uint(r.over*8) > r.n
 }
 
-// riceCost is the bits of coding vals with parameter k.
-func (p riceParams) riceCost(vals []uint64, k uint) uint64 {
-	cost := uint64(len(vals)) * uint64(k+1)
-	esc := uint64(p.qmax + 1 + p.nbits)
+// riceCosts returns the bits of coding vals with parameters k and k+1,
+// in one pass and without branches. A value that escapes is counted as
+// if its unary part were qmax+nbits-k long, the escape's true cost,
+// capped from above only: for the few values between qmax and that
+// the count is a little low, which can only pick a k a little off.
+func (p riceParams) riceCosts(vals []uint64, k uint) (uint64, uint64) {
+	capA, capB := uint64(p.qmax+p.nbits-k), uint64(p.qmax+p.nbits-k-1)
+	var a, b uint64
 	for _, v := range vals {
-		q := v >> k
-		if q < uint64(p.qmax) {
-			cost += q
-		} else {
-			cost += esc - uint64(k+1)
-		}
+		a += min(v>>(k&63), capA)
+		b += min(v>>((k+1)&63), capB)
 	}
-	return cost
+	n := uint64(len(vals))
+	return a + n*uint64(k+1), b + n*uint64(k+2)
 }
 
 // riceEncode appends the Rice code of vals (each < 1<<nbits) to w.
@@ -179,14 +180,16 @@ func (p riceParams) bestK(blk []uint64, sum uint64) (uint, uint64) {
 	if sum > n/2+1 {
 		k0 = uint(bits.Len64((sum - n/2 - 1) / n >> 1))
 	}
-	k0 = min(k0, p.kmax+1)
-	bestK, bestCost := uint(0), ^uint64(0)
-	for k := k0 - min(k0, 1); k <= min(k0, p.kmax); k++ {
-		if c := p.riceCost(blk, k); c < bestCost {
-			bestK, bestCost = k, c
-		}
+	k0 = min(k0, p.kmax)
+	if k0 == 0 {
+		c, _ := p.riceCosts(blk, 0)
+		return 0, c
 	}
-	return bestK, bestCost
+	lo, hi := p.riceCosts(blk, k0-1)
+	if lo <= hi {
+		return k0 - 1, lo
+	}
+	return k0, hi
 }
 
 func (p riceParams) encodeBlock(w *bitWriter, blk []uint64, k uint) {
@@ -199,7 +202,7 @@ func (p riceParams) encodeBlock(w *bitWriter, blk []uint64, k uint) {
 			w.write(1, 1)
 			w.writeWide(v, p.nbits)
 		case uint(q)+1+k <= 32:
-			w.write(1<<k|v&(1<<k-1), uint(q)+1+k)
+			w.write(1<<(k&63)|v&(1<<(k&63)-1), uint(q)+1+k)
 		default:
 			w.write(1, uint(q)+1)
 			w.writeWide(v&(1<<k-1), k)
