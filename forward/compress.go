@@ -67,7 +67,8 @@ type compressor struct {
 	hints   layoutTable
 
 	attempts         [2][3]atomic.Int64 // by pass (passShip, passBackground) and outcome (outcomeCompressed…)
-	nanos            atomic.Int64       // time spent compressing
+	nanos            atomic.Int64       // time spent compressing (wall)
+	cpuNanos         atomic.Int64       // CPU time of it (Linux)
 	rawIn, storedOut atomic.Int64       // bytes of the chunks compressed, before and after
 	waits            atomic.Int64       // Payload calls that waited for another's compression
 	downgraded       atomic.Int64       // chunks decoded to raw for a peer without their codec
@@ -122,16 +123,17 @@ func (c *compressor) noteDowngraded() { c.downgraded.Add(1) }
 
 // CompressStats counts compression at this site since it started.
 type CompressStats struct {
-	Compressed     int64 // attempts that stored the chunk compressed
-	Incompressible int64 // attempts that saved too little: the chunk stays raw, marked
-	Failed         int64 // attempts the encoder failed (the chunk is shipped raw this time)
-	Background     int64 // of all attempts, those of the background pass
-	Seconds        float64
-	RawBytes       int64 // raw bytes of the chunks compressed
-	StoredBytes    int64 // their bytes once compressed
-	Waits          int64 // ships that waited for a compression another had claimed
-	DecodedForPeer int64 // chunks shipped raw to a peer that does not decode their codec
-	Backlog        int64 // chunk arrivals the background pass has not looked at yet
+	Compressed     int64   // attempts that stored the chunk compressed
+	Incompressible int64   // attempts that saved too little: the chunk stays raw, marked
+	Failed         int64   // attempts the encoder failed (the chunk is shipped raw this time)
+	Background     int64   // of all attempts, those of the background pass
+	Seconds        float64 // wall time in the codec
+	CPUSeconds     float64 // CPU time in the codec (Linux; 0 elsewhere)
+	RawBytes       int64   // raw bytes of the chunks compressed
+	StoredBytes    int64   // their bytes once compressed
+	Waits          int64   // ships that waited for a compression another had claimed
+	DecodedForPeer int64   // chunks shipped raw to a peer that does not decode their codec
+	Backlog        int64   // chunk arrivals the background pass has not looked at yet
 }
 
 // Attempts is the number of compressions tried, whatever their outcome.
@@ -151,6 +153,7 @@ func (s *Stores) CompressStats() CompressStats {
 		}
 	}
 	st.Seconds = time.Duration(c.nanos.Load()).Seconds()
+	st.CPUSeconds = time.Duration(c.cpuNanos.Load()).Seconds()
 	st.RawBytes, st.StoredBytes = c.rawIn.Load(), c.storedOut.Load()
 	st.Waits, st.DecodedForPeer = c.waits.Load(), c.downgraded.Load()
 	if s.Log != nil {
@@ -243,10 +246,16 @@ func (s *Stores) compressOnce(id chunk.ID, raw []byte, background bool) compress
 func (s *Stores) compressChunk(id chunk.ID, raw []byte, background bool) (chunk.Codec, []byte, time.Duration, error) {
 	layout := s.compress.hints.take(id)
 	start := time.Now()
-	c, payload, err := compressLayout(raw, layout)
+	var c chunk.Codec
+	var payload []byte
+	var err error
+	cpu, cpuOK := withThreadCPU(func() { c, payload, err = compressLayout(raw, layout) })
 	spent := max(time.Since(start), 1)
 	cs := &s.compress
 	cs.nanos.Add(int64(spent))
+	if cpuOK {
+		cs.cpuNanos.Add(int64(cpu))
+	}
 	n := &cs.attempts[passShip]
 	if background {
 		n = &cs.attempts[passBackground]

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -149,6 +150,9 @@ func claimOnce(t *testing.T, s *Stores, id chunk.ID, raw []byte) {
 		if err != nil || !bytes.Equal(back, raw) {
 			t.Fatalf("Payload %d does not decode to the chunk: %v", i, err)
 		}
+	}
+	if st := s.CompressStats(); runtime.GOOS == "linux" && (st.CPUSeconds <= 0 || st.CPUSeconds > st.Seconds*1.5) {
+		t.Errorf("codec CPU %.4fs for %.4fs of wall time: the thread's usage is not read right", st.CPUSeconds, st.Seconds)
 	}
 	if st := s.CompressStats(); st.Attempts() != 1 || st.Compressed != 1 {
 		t.Fatalf("%d concurrent ships made %d compression attempts (%+v), want 1", n, st.Attempts(), st)
