@@ -485,6 +485,9 @@ func (l *Link) nextOut(ctx context.Context) (outMsg, bool) {
 			default:
 			}
 		}
+		if bulk != nil {
+			l.win.idle() // room to send bulk, and none queued
+		}
 		select {
 		case m := <-l.queues[wire.LaneControl]:
 			return m, true

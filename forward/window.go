@@ -24,7 +24,7 @@ import (
 // startup, then a round trip (or a chunk's time, if longer) above it
 // (probing for more), one below (draining what that queued) and two at
 // it; and below it whenever the queue the acks report exceeds two round
-// trips and four frames. So what waits at the bottleneck stays small, and
+// trips and two frames (and a second). So what waits at the bottleneck stays small, and
 // control, manifests and lookups, which the shell sends first, are not
 // stuck behind bulk in the path. The window, twice the bandwidth-delay product plus two
 // chunks and at most what the peer buffers for the lane, bounds what is
@@ -62,6 +62,11 @@ const (
 	flightMaxAge = 30 * time.Second
 	// paceBurst is the most a paced lane may send at once after a pause.
 	paceBurst = 2 * wire.FrameSize
+	// winChunks is how many chunks the window holds beyond the
+	// bandwidth-delay product.
+	winChunks = 4
+	// minLongQueue is the least queue that makes pacing drain.
+	minLongQueue = time.Second
 	// offersTracked bounds the offers awaiting an answer remembered for
 	// round trips.
 	offersTracked = 64
@@ -92,6 +97,9 @@ type bulkFlight struct {
 	delivered   int64
 	deliveredAt time.Time
 	ackedSentAt time.Time
+	// appLimited: the lane had nothing to send for a while before this
+	// went out, so its sample may show less than the link can carry.
+	appLimited bool
 }
 
 type rateSample struct {
@@ -114,6 +122,8 @@ type bulkWindow struct {
 	delivered   int64
 	deliveredAt time.Time
 	ackedSentAt time.Time    // when the newest payload acked had gone out whole
+	appLimited  int64        // delivered bytes up to which sends are app-limited (BBR's C.app_limited)
+	roundEnd    int64        // delivered bytes that end the current round trip (BBR's next_round_delivered)
 	rates       []rateSample // newest last
 	minRTT      time.Duration
 	minRTTAt    time.Time
@@ -171,13 +181,18 @@ func (w *bulkWindow) dropOldRates(now time.Time) {
 	w.rates = w.rates[i:]
 }
 
-// cwnd is the window in bytes; w.mu held.
+// cwnd is the window in bytes; w.mu held: winGain × the
+// bandwidth-delay product, plus winChunks chunks. A chunk is acked only
+// once whole and stored, so a chunk's time on the wire and the
+// receiver's store time (which a loaded machine stretches to hundreds
+// of milliseconds) are part of the pipe; the least round trip, measured
+// by offers, has neither.
 func (w *bulkWindow) cwnd() int64 {
 	bw := w.rate()
 	if bw == 0 || w.minRTT == 0 {
 		return winMin
 	}
-	return min(winMax, int64(winGain*bw*w.minRTT.Seconds())+2*max(w.biggest, wire.FrameSize))
+	return min(winMax, int64(winGain*bw*w.minRTT.Seconds())+winChunks*max(w.biggest, wire.FrameSize))
 }
 
 // pacing is the bulk lane's rate in bytes/s (0: unpaced); w.mu held.
@@ -195,10 +210,14 @@ func (w *bulkWindow) gain() float64 {
 }
 
 // longQueue is the queue past which pacing drains: two round trips and
-// four frames' time on the wire, well above what a busy receiver adds to
-// a round trip; w.mu held.
+// two frames' time on the wire, and never below minLongQueue. A busy
+// receiver (a group commit, a scheduler on a loaded machine) adds tens
+// to hundreds of milliseconds to a round trip that no queue caused; on
+// a fast link the window alone keeps the queue short (2×BDP + 4 chunks
+// is half a second at 100 Mbit/s), so the brake matters on thin
+// links, where a chunk's time on the wire is seconds; w.mu held.
 func (w *bulkWindow) longQueue() time.Duration {
-	return 2*w.minRTT + seconds(4*wire.FrameSize/max(w.rate(), 1))
+	return max(minLongQueue, 2*w.minRTT+seconds(2*wire.FrameSize/max(w.rate(), 1)))
 }
 
 // advanceCycle moves the pacing cycle on a phase each round trip, or
@@ -249,7 +268,8 @@ func (w *bulkWindow) sent(id chunk.ID, n int, last bool, now time.Time) {
 		if w.inflight <= 0 {
 			w.deliveredAt = now // the link was idle: the sample starts now
 		}
-		f = &bulkFlight{first: now, delivered: w.delivered, deliveredAt: w.deliveredAt, ackedSentAt: w.ackedSentAt}
+		f = &bulkFlight{first: now, delivered: w.delivered, deliveredAt: w.deliveredAt, ackedSentAt: w.ackedSentAt,
+			appLimited: w.appLimited > w.delivered}
 		if f.ackedSentAt.IsZero() {
 			f.ackedSentAt = now
 		}
@@ -275,6 +295,14 @@ func (w *bulkWindow) sent(id chunk.ID, n int, last bool, now time.Time) {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// idle notes that the lane may send but has nothing queued: what goes
+// out until everything in flight now is acked is app-limited.
+func (w *bulkWindow) idle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.appLimited = max(w.delivered+w.inflight, 1)
+}
 
 // offer notes when an offer of the bulk lane was queued, for the round
 // trip its answer measures.
@@ -347,7 +375,11 @@ func (w *bulkWindow) sample(f *bulkFlight, now time.Time) {
 	rtt := now.Sub(f.last)
 	w.takeRTT(rtt, now)
 	if d := max(now.Sub(f.deliveredAt), f.last.Sub(f.ackedSentAt)); d > 0 {
-		w.rates = appendBounded(w.rates, rateSample{bps: float64(w.delivered-f.delivered) / d.Seconds(), at: now}, rateSamples)
+		// A sample of a lane that had too little to send shows the
+		// sender, not the link: kept only if it raises the max.
+		if bps := float64(w.delivered-f.delivered) / d.Seconds(); !f.appLimited || bps > w.rate() {
+			w.rates = appendBounded(w.rates, rateSample{bps: bps, at: now}, rateSamples)
+		}
 		w.dropOldRates(now)
 	}
 	bw := w.rate()
@@ -355,14 +387,24 @@ func (w *bulkWindow) sample(f *bulkFlight, now time.Time) {
 	if w.fullPipe {
 		return
 	}
-	// Startup ends once three samples in a row did not raise the rate by
-	// a quarter, or the queue grew past a round trip: the pipe is full.
-	if bw >= 1.25*w.grownAt {
+	// Startup ends once three round trips in a row did not raise the
+	// rate by a quarter, or the queue grew long: the pipe is full. A
+	// round ends when what was sent after the last one began is acked.
+	if w.queue > w.longQueue() {
+		w.fullPipe, w.cycle, w.cycleAt = true, 1, now // drain first
+		return
+	}
+	if f.delivered < w.roundEnd {
+		return
+	}
+	w.roundEnd = w.delivered
+	switch {
+	case bw >= 1.25*w.grownAt:
 		w.grownAt, w.stalls = bw, 0
-	} else {
+	case !f.appLimited: // a relay waiting for its own input is no plateau
 		w.stalls++
 	}
-	if w.stalls >= 3 || w.queue > w.minRTT {
+	if w.stalls >= 3 {
 		w.fullPipe, w.cycle, w.cycleAt = true, 1, now // drain first
 	}
 }

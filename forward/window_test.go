@@ -1,6 +1,8 @@
 package forward
 
 import (
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,6 +24,9 @@ type winLink struct {
 	acks  []pendingAck
 	maxQ  time.Duration // the longest wait any frame met at the bottleneck
 	ids   int           // payloads sent so far, for their IDs
+	// storing, if set, is how long the receiver takes to store and ack
+	// each payload (a loaded machine, group commits).
+	storing func() time.Duration
 }
 
 type pendingAck struct {
@@ -65,7 +70,12 @@ func (s *winLink) run(n int, size int) time.Duration {
 			s.maxQ = max(s.maxQ, begin.Sub(s.now))
 			s.busy = begin.Add(seconds(float64(fn) / s.rate))
 			if last {
-				s.acks = append(s.acks, pendingAck{id: id, at: s.busy.Add(2 * s.delay)})
+				at := s.busy.Add(2 * s.delay)
+				if s.storing != nil {
+					at = at.Add(s.storing())
+				}
+				s.acks = append(s.acks, pendingAck{id: id, at: at})
+				slices.SortStableFunc(s.acks, func(a, b pendingAck) int { return a.at.Compare(b.at) })
 				next++
 				s.ids++
 				frame = 0
@@ -96,7 +106,8 @@ func maxTime(a, b time.Time) time.Time {
 // TestBulkWindowFillsLongFatLink: on a simulated 100 Mbit/s, 100 ms
 // link the window keeps the bottleneck busy (the transfer takes about
 // what the bytes need at the rate) while what waits there stays small,
-// and the window settles near twice the bandwidth-delay product.
+// and the window settles near twice the bandwidth-delay product and
+// winChunks chunks.
 func TestBulkWindowFillsLongFatLink(t *testing.T) {
 	const rate, chunks, size = 12.5e6, 200, 1 << 20
 	s := newWinLink(t, rate, 100*time.Millisecond)
@@ -108,8 +119,8 @@ func TestBulkWindowFillsLongFatLink(t *testing.T) {
 	st := s.w.status()
 	t.Logf("took %s (pipe needs %s); longest wait at the bottleneck %s; window %+v", took, ideal, s.maxQ, st)
 	bdp := 2 * rate * 0.1
-	if float64(st.Bytes) < bdp || float64(st.Bytes) > 2*bdp+size {
-		t.Errorf("window %d bytes; want about 2×BDP (%.0f)", st.Bytes, bdp)
+	if want := bdp + winChunks*size; st.Bytes < int64(want)*9/10 || st.Bytes > int64(want)*11/10 {
+		t.Errorf("window %d bytes; want about 2×BDP + %d chunks (%.0f)", st.Bytes, winChunks, want)
 	}
 	if st.DeliveryRate < 0.9*rate || st.DeliveryRate > 1.1*rate {
 		t.Errorf("delivery rate %.0f B/s, link %.0f", st.DeliveryRate, rate)
@@ -119,6 +130,22 @@ func TestBulkWindowFillsLongFatLink(t *testing.T) {
 	}
 	if s.maxQ > 2*time.Second {
 		t.Errorf("a frame waited %s at the bottleneck", s.maxQ)
+	}
+}
+
+// TestBulkWindowBusyReceiver: a receiver that takes up to 300 ms to
+// store and ack (a loaded machine) adds to the round trips the window
+// sees; the pipe must stay full all the same.
+func TestBulkWindowBusyReceiver(t *testing.T) {
+	const rate, chunks, size = 12.5e6, 300, 1 << 20
+	s := newWinLink(t, rate, 100*time.Millisecond)
+	rng := rand.New(rand.NewPCG(1, 2))
+	s.storing = func() time.Duration { return time.Duration(rng.Int64N(int64(300 * time.Millisecond))) }
+	took := s.run(chunks, size)
+	ideal := seconds(chunks*size/rate) + 100*time.Millisecond
+	t.Logf("took %s (pipe needs %s); longest wait at the bottleneck %s; window %+v", took, ideal, s.maxQ, s.w.status())
+	if took > ideal*11/10 {
+		t.Errorf("%d chunks took %s of simulated time; the pipe needs %s (more than 1.1×)", chunks, took, ideal)
 	}
 }
 

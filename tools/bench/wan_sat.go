@@ -27,6 +27,8 @@ type WANSat struct {
 	Name, Lookup, BulkLeft time.Duration
 	Timeouts               int64 // frame timeouts counted by both ends of the link
 	Duplicates             int64
+	Sent                   int64 // raw payload bytes the sender sent on the link, resends included
+	Put                    int64 // bytes put at the sender
 }
 
 // satNameShare is the most of the bulk's remaining time the small
@@ -104,7 +106,10 @@ func runSatellite(ctx context.Context, cfg WANConfig, scratch string) (*WANSat, 
 	}
 	sat.BulkLeft = time.Since(start)
 	c := readHop(fed, 0)
-	sat.Timeouts, sat.Duplicates = c.timeouts, c.dups
+	sat.Timeouts, sat.Duplicates, sat.Sent = c.timeouts, c.dups, c.raw
+	for _, o := range fed.Puts() {
+		sat.Put += o.Size
+	}
 	return sat, nil
 }
 

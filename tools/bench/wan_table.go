@@ -63,8 +63,10 @@ func (r *WANResult) WriteTable(w io.Writer) error {
 		if s.Lookup > 0 {
 			lookup = fmt.Sprintf("%.2f s", s.Lookup.Seconds())
 		}
-		fmt.Fprintf(&sb, "  name at the satellite after %.2f s; fresh lookup at the satellite answered after %s; bulk done after %.2f s; frame timeouts %d; duplicates %d\n",
-			s.Name.Seconds(), lookup, s.BulkLeft.Seconds(), s.Timeouts, s.Duplicates)
+		fmt.Fprintf(&sb, "  name at the satellite after %.2f s; fresh lookup at the satellite answered after %s; bulk done after %.2f s\n",
+			s.Name.Seconds(), lookup, s.BulkLeft.Seconds())
+		fmt.Fprintf(&sb, "  frame timeouts %d; duplicates %d; payload bytes sent ÷ bytes put %.2f (above 1: sent again)\n",
+			s.Timeouts, s.Duplicates, ratio(float64(s.Sent), float64(s.Put)))
 		fmt.Fprintf(&sb, "%s names first: name after %.2f s ≤ %.2f× the bulk's %.2f s\n", passFail(s.NamesFirst()), s.Name.Seconds(), satNameShare, s.BulkLeft.Seconds())
 		fmt.Fprintf(&sb, "%s frame timeouts on the satellite link: %d (goal 0)\n", passFail(s.Timeouts == 0), s.Timeouts)
 	}
