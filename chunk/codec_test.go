@@ -231,6 +231,10 @@ func FuzzDecode(f *testing.F) {
 			f.Add(byte(c), payload, len(raw))
 		}
 	}
+	if c, payload, err := CompressLayout(scaledFloats(2, 300), Layout{Bitpix: -32, DataEnd: 1200, Row: 30}); err == nil {
+		f.Add(byte(c), payload, 1200)
+	}
+	f.Add(byte(CodecFITS), shufflePayload(f, samplesLike(4, -32, 300, 30)), 1200)
 	f.Fuzz(func(t *testing.T, c byte, payload []byte, maxRaw int) {
 		maxRaw %= 1 << 20 // keep the fuzzer's allocations small
 		got, err := Decode(Codec(c), payload, nil, maxRaw)

@@ -101,3 +101,70 @@ func FuzzCompressLayout(f *testing.F) {
 		}
 	})
 }
+
+// scaledFloats returns n float32 samples k/25 (the mean of 25 exposures).
+func scaledFloats(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 4))
+	b := make([]byte, 0, 4*n)
+	for i := range n {
+		k := 12000 + int32(i%300) + int32(r.NormFloat64()*40)
+		b = binary.BigEndian.AppendUint32(b, math.Float32bits(float32(k)/25))
+	}
+	return b
+}
+
+// Floats that are integers over a small divisor are coded as the
+// integers; one sample that is not (NaN, -0) keeps the whole chunk on
+// the float path. Both round-trip bit for bit.
+func TestCompressLayoutScaledFloats(t *testing.T) {
+	data := scaledFloats(1, 20000)
+	for _, tc := range []struct {
+		name      string
+		poke      []byte // replaces sample 777
+		wantScale int
+	}{
+		{"k/25", nil, 25},
+		{"NaN", []byte{0x7f, 0xc0, 0, 1}, 0},
+		{"-0", []byte{0x80, 0, 0, 0}, 0},
+	} {
+		raw := append([]byte{}, data...)
+		copy(raw[4*777:], tc.poke)
+		c, payload, err := CompressLayout(raw, Layout{Bitpix: -32, DataEnd: len(raw), Row: 300})
+		if err != nil || c != CodecFITS {
+			t.Fatalf("%s: codec %s, %v", tc.name, c, err)
+		}
+		h, err := parseFITSHeader(payload, len(raw))
+		if err != nil || h.scale != tc.wantScale {
+			t.Errorf("%s: scale %d (%v), want %d", tc.name, h.scale, err, tc.wantScale)
+		}
+		got, err := Decode(c, payload, nil, len(raw))
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("%s: round trip: %v", tc.name, err)
+		}
+		t.Logf("%s: %d → %d bytes (scale %d, coder %d)", tc.name, len(raw), len(payload), h.scale, h.ent)
+	}
+}
+
+// shufflePayload builds a CodecFITS payload of the shuffle coder by hand
+// (the encoder picks it only where it wins), for the decoder's tests.
+func shufflePayload(t testing.TB, samples []byte) []byte {
+	enc, err := planesEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	planes := make([]byte, len(samples))
+	shuffleN(planes, samples, 4)
+	p := []byte{fitsFormat, bitpixCode(-32), byte(predNone), byte(entShuffle), byte(CodecRaw)}
+	for _, v := range []int{len(samples), 0, len(samples) / 4, 0, 0, 0, 0} {
+		p = binary.AppendUvarint(p, uint64(v))
+	}
+	return enc.EncodeAll(planes, p)
+}
+
+func TestDecodeShuffle(t *testing.T) {
+	raw := samplesLike(3, -32, 5000, 100)
+	got, err := Decode(CodecFITS, shufflePayload(t, raw), nil, len(raw))
+	if err != nil || !bytes.Equal(got, raw) {
+		t.Fatalf("shuffle payload: %v", err)
+	}
+}
