@@ -142,6 +142,11 @@ func checkTable(t *testing.T, table string, synthetic bool) {
 			t.Errorf("ratio %q has no PASS/MISS: %q", l, rest)
 		}
 	}
+	if i := strings.Index(table, RowRSSGrowth); i < 0 {
+		t.Errorf("table has no row %q", RowRSSGrowth)
+	} else if line, _, _ := strings.Cut(table[i:], "\n"); !strings.HasSuffix(line, "PASS") && !strings.HasSuffix(line, "MISS") {
+		t.Errorf("memory goal has no PASS/MISS: %q", line)
+	}
 	for _, want := range []string{"machine:", "cores", "disk dir:"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
