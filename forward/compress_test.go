@@ -476,3 +476,37 @@ func TestBackgroundYieldsToWriters(t *testing.T) {
 		}
 	})
 }
+
+// The layout the put path reports for a chunk reaches its compression:
+// a chunk of 16-bit samples with its layout gets the FITS codec, the
+// same bytes without one the generic codecs. The table stays bounded.
+func TestLayoutHintsReachTheCodec(t *testing.T) {
+	s := openTestStores(t)
+	hinted, plain := imageChunk(21, 512<<10), imageChunk(21, 512<<10+2)
+	ids := putLocal(t, s, hinted, plain)
+	s.NoteLayout(ids[0], chunk.Layout{Bitpix: 16, DataStart: 0, DataEnd: len(hinted), Row: 512})
+	c, _, _, err := s.Payload(KindChunk, ids[0])
+	if err != nil || c != chunk.CodecFITS {
+		t.Fatalf("hinted chunk compressed as %s (%v), want %s", c, err, chunk.CodecFITS)
+	}
+	if c, _, _, err := s.Payload(KindChunk, ids[1]); err != nil || c == chunk.CodecFITS || c == chunk.CodecRaw {
+		t.Fatalf("chunk without a hint compressed as %s (%v), want a generic codec", c, err)
+	}
+	if got := s.compress.hints.take(ids[0]); got.Known() {
+		t.Fatal("a hint outlived its chunk's compression")
+	}
+
+	var tbl layoutTable
+	for i := range maxLayoutHints + 100 {
+		var id chunk.ID
+		binary.BigEndian.PutUint32(id[:], uint32(i))
+		tbl.put(id, chunk.Layout{Bitpix: 16, DataEnd: 2})
+	}
+	if n := len(tbl.byID); n > maxLayoutHints {
+		t.Fatalf("%d hints held, bound %d", n, maxLayoutHints)
+	}
+	var first chunk.ID
+	if tbl.take(first).Known() {
+		t.Fatal("the oldest hint was kept past the bound")
+	}
+}
