@@ -231,7 +231,7 @@ func jetStreamOnce(ctx context.Context, scratch, topo string, n int, v JetStream
 	if err != nil {
 		return convergeRun{}, err
 	}
-	wire0 := f.wireBytes()
+	wire0, cpu0 := f.wireBytes(), processCPU()
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(putParallel)
@@ -294,5 +294,5 @@ func jetStreamOnce(ctx context.Context, scratch, topo string, n int, v JetStream
 	if err != nil {
 		return convergeRun{}, err
 	}
-	return convergeRun{Converge: time.Since(start), Ingest: ingest, Wire: f.wireBytes() - wire0}, nil
+	return convergeRun{Converge: time.Since(start), Ingest: ingest, Wire: f.wireBytes() - wire0, CPU: processCPU() - cpu0}, nil
 }

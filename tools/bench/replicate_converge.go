@@ -62,6 +62,7 @@ type convergeRun struct {
 	Converge time.Duration // first put to every site holding everything
 	Ingest   time.Duration // first put to the last put's return
 	Wire     int64         // bytes the link proxies carried meanwhile, both ways
+	CPU      time.Duration // CPU time of the process meanwhile (every site runs in it)
 }
 
 // ConvergeRow is the median of several runs of one system on one topology.
@@ -73,6 +74,7 @@ type ConvergeRow struct {
 	Converge       time.Duration // medians
 	Tail           time.Duration // converge − ingest
 	Wire           int64
+	CPU            time.Duration
 }
 
 // ConvergeResult is the convergence comparison of a whole run.
@@ -95,6 +97,7 @@ func medianRow(r ConvergeRow) ConvergeRow {
 	r.Converge = time.Duration(med(func(x convergeRun) int64 { return int64(x.Converge) }))
 	r.Tail = time.Duration(med(func(x convergeRun) int64 { return int64(x.Converge - x.Ingest) }))
 	r.Wire = med(func(x convergeRun) int64 { return x.Wire })
+	r.CPU = time.Duration(med(func(x convergeRun) int64 { return int64(x.CPU) }))
 	return r
 }
 
@@ -180,7 +183,7 @@ func skyfedOnce(ctx context.Context, scratch, topo string, n int, data dataSet) 
 		}
 		return b
 	}
-	wire0 := wire()
+	wire0, cpu0 := wire(), processCPU()
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(putParallel)
@@ -208,7 +211,7 @@ func skyfedOnce(ctx context.Context, scratch, topo string, n int, data dataSet) 
 	if err != nil {
 		return convergeRun{}, err
 	}
-	return convergeRun{Converge: time.Since(start), Ingest: ingest, Wire: wire() - wire0}, nil
+	return convergeRun{Converge: time.Since(start), Ingest: ingest, Wire: wire() - wire0, CPU: processCPU() - cpu0}, nil
 }
 
 // pollFine is poll at a 5 ms step: convergence times are a few hundred
@@ -286,7 +289,7 @@ func (r *ConvergeResult) WriteTable(w io.Writer) error {
 	for _, d := range r.Data {
 		fmt.Fprintf(w, "\n%s: %s, %s in %d objects\n", d.Name, d.Desc, ByteSize(d.Bytes), d.count())
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "topology\tsystem\tconverge\tafter last put\twire\twire/raw\tskyfed÷ time\tskyfed÷ wire\t")
+		fmt.Fprintln(tw, "topology\tsystem\tconverge\tafter last put\tCPU\twire\twire/raw\tskyfed÷ time\tskyfed÷ wire\t")
 		for _, row := range r.Rows {
 			if row.Data != d.Name {
 				continue
@@ -300,7 +303,7 @@ func (r *ConvergeResult) WriteTable(w io.Writer) error {
 			if vs == "" {
 				vs = "\t"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.3fs\t%.3fs\t%s\t%.3f\t%s\t\n", row.Topology, row.System, row.Converge.Seconds(), row.Tail.Seconds(),
+			fmt.Fprintf(tw, "%s\t%s\t%.3fs\t%.3fs\t%.2fs\t%s\t%.3f\t%s\t\n", row.Topology, row.System, row.Converge.Seconds(), row.Tail.Seconds(), row.CPU.Seconds(),
 				ByteSize(row.Wire), float64(row.Wire)/float64(max(d.Bytes*int64(r.Sites-1), 1)), vs)
 		}
 		if err := tw.Flush(); err != nil {
@@ -314,8 +317,9 @@ func (r *ConvergeResult) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, strings.TrimSpace(`
 converge = first put at site 0 to every site holding every version with all its chunks (skyfed) or every mirror holding
 every message of the Object Store's stream (JetStream); after last put = converge − the time the puts took. Puts run 2 at
-a time in both. wire = bytes through the link proxies, both ways, from the first put to convergence; wire/raw divides it
-by the data × (sites − 1). JetStream runs only on trees (leafnodes refuse cycles): an Object Store at site 0, every other
+a time in both. CPU = CPU time of the bench's process over the same span (every site and server runs in it): on a
+machine shared with other work the times follow it. wire = bytes through the link proxies, both ways, from the first
+put to convergence; wire/raw divides it by the data × (sites − 1). JetStream runs only on trees (leafnodes refuse cycles): an Object Store at site 0, every other
 site a JetStream domain mirroring its parent's stream over a leafnode.`))
 	return nil
 }

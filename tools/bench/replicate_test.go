@@ -88,7 +88,7 @@ func TestReplicateJetStreamSmall(t *testing.T) {
 		if !ok1 || !ok2 {
 			t.Fatalf("%s: rows missing", d.Name)
 		}
-		if sky.Converge <= 0 || off.Converge <= 0 || sky.Wire <= 0 {
+		if sky.Converge <= 0 || off.Converge <= 0 || sky.Wire <= 0 || sky.CPU <= 0 || off.CPU <= 0 {
 			t.Errorf("%s: skyfed %+v, JetStream %+v", d.Name, sky, off)
 		}
 		if raw := 2 * d.Bytes; off.Wire < raw {
