@@ -18,7 +18,8 @@ import (
 //	version, bitpix code, predictor, entropy coder, generic codec (1 byte each)
 //	rawLen, dataStart, samples, row, rowPhase, scale, genLen (uvarints)
 //	genLen bytes: the bytes outside the samples (prefix then suffix), raw or zstd
-//	the rest: the residuals, Rice-coded or as zstd of byte planes
+//	the rest: the residuals, Rice-coded or as zstd of byte planes, or
+//	(coder shuffle, floats) zstd of the samples' own byte planes
 //
 // Residuals are taken modulo 2^bits and zigzagged, so every predictor is
 // lossless for any input; floats are predicted on their bit patterns,
@@ -230,6 +231,12 @@ func encodeResiduals(z []uint64, data []byte, f sampleFormat, shuffle bool) ([]b
 	if err != nil {
 		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
 	}
+	// The samples' own planes hold the repeats zstd's match finder is for:
+	// its default level does as well there as the better one, faster.
+	fast, err := sharedEncoder()
+	if err != nil {
+		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
+	}
 	planes := getScratch(len(z) * f.width)
 	defer putScratch(planes)
 	p := newRiceParams(f.nbits)
@@ -271,7 +278,7 @@ func encodeResiduals(z []uint64, data []byte, f sampleFormat, shuffle bool) ([]b
 		}
 		if shuffle {
 			shuffleN(t, *tdata, f.width)
-			if zb := enc.EncodeAll(t, nil); len(zb) < limit {
+			if zb := fast.EncodeAll(t, nil); len(zb) < limit {
 				ent = entShuffle
 			}
 		}
@@ -281,6 +288,7 @@ func encodeResiduals(z []uint64, data []byte, f sampleFormat, shuffle bool) ([]b
 	}
 	if ent == entShuffle {
 		shuffleN(*planes, data, f.width)
+		enc = fast
 	} else {
 		toPlanes(*planes, z, f.width)
 	}
