@@ -45,7 +45,9 @@ func TestReadThroughWhileBulkBacklog(t *testing.T) {
 	for _, l := range a.Links() {
 		backlog += l.Backlog
 	}
-	if backlog < 10*(1<<20)/(64<<10) {
+	// Half the bulk still queued proves the read overtook it; a loaded
+	// machine (or the adaptive window's startup) may have sent the rest.
+	if backlog < uint64(len(bulk)/2/(64<<10)) {
 		t.Fatalf("A's link backlog is %d chunks: the bulk was no longer queued, so this proves nothing", backlog)
 	}
 	t.Logf("read at C while A's backlog held %d chunks", backlog)
