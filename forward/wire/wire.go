@@ -212,7 +212,7 @@ type AnswerMsg struct {
 type Data struct {
 	Lane    Lane
 	ID      [32]byte
-	Codec   byte   // chunk codec (0 raw, 1 zstd, 2 zstd+shuffle16); 0 on LaneManifest
+	Codec   byte   // chunk codec (0 raw, 1 zstd, 2 zstd+shuffle16, 3 FITS); 0 on LaneManifest
 	RawLen  uint32 // raw length of the whole payload's decoded bytes (≤ chunk.MaxSize; = Total for codec 0)
 	Total   uint32 // whole stored payload length (≤ chunk.MaxSize)
 	Offset  uint32 // this frame's offset in the stored payload; Offset+len(Payload) ≤ Total

@@ -139,7 +139,7 @@ var wireBad = []struct {
 	{"ack bad lane", &Message{Type: MsgAck, Ack: &Ack{Lane: 9, IDs: wireIDs(1), Status: []AckStatus{AckStored}}}, "lane(9)", ""},
 	{"ack 1025", &Message{Type: MsgAck, Ack: &Ack{IDs: wireIDs(MaxBatch + 1), Status: make([]AckStatus, MaxBatch+1)}}, "1025 entries", ""},
 	{"data bad lane", &Message{Type: MsgData, Data: &Data{Lane: 4}}, "lane(4)", ""},
-	{"data bad codec", &Message{Type: MsgData, Data: &Data{Codec: 3, Total: 1, RawLen: 1, Payload: []byte{1}}}, "codec 3", ""},
+	{"data bad codec", &Message{Type: MsgData, Data: &Data{Codec: 4, Total: 1, RawLen: 1, Payload: []byte{1}}}, "codec 4", ""},
 	{"data compressed manifest", &Message{Type: MsgData, Data: &Data{Lane: LaneManifest, Codec: 1, Total: 1, RawLen: 1, Payload: []byte{1}}}, "manifest with codec 1", ""},
 	{"data payload over FrameSize", &Message{Type: MsgData, Data: &Data{Total: 1 << 20, RawLen: 1 << 20, Payload: make([]byte, FrameSize+1)}}, "exceeds 131072", ""},
 	{"data beyond total", &Message{Type: MsgData, Data: &Data{Total: 10, RawLen: 10, Offset: 5, Payload: make([]byte, 6)}}, "frame 5+6 beyond total 10", ""},
