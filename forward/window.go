@@ -26,11 +26,11 @@ import (
 // it; and below it whenever the queue the acks report exceeds two round
 // trips and two frames (and a second). So what waits at the bottleneck stays small, and
 // control, manifests and lookups, which the shell sends first, are not
-// stuck behind bulk in the path. The window, twice the bandwidth-delay product plus two
-// chunks and at most what the peer buffers for the lane, bounds what is
+// stuck behind bulk in the path. The window, twice the bandwidth-delay product plus four
+// chunks (winChunks) and at most what the peer buffers for the lane, bounds what is
 // in flight whatever the pacing does. Only an ack says a chunk was
-// delivered (a chunk is acked once whole and stored), hence the two
-// chunks; and a chunk whose first frame went out is always sent whole,
+// delivered (a chunk is acked once whole and stored), hence the
+// chunks beyond it; and a chunk whose first frame went out is always sent whole,
 // so the lane never stalls on a window smaller than a chunk.
 //
 // All of this is the shell's: the engine still decides what to send,
