@@ -59,37 +59,51 @@ func (s *Site) primeRead(r *http.Request, m *manifest.Manifest, rt *readThrough)
 
 // rangeStart is the first byte a Range header asks for (0 for none, a
 // multi-range, or one that does not parse: ServeContent judges those).
+// It reads the header as net/http's parseRange does, so the chunk it
+// primes is the one ServeContent starts at: ranges that begin past the
+// end are dropped, and what is left decides whether one range remains.
 func rangeStart(h string, size int64) int64 {
 	spec, ok := strings.CutPrefix(h, "bytes=")
 	if !ok {
 		return 0
 	}
-	// As net/http parses it: empty parts skipped, spaces trimmed.
-	var one string
+	var first int64
+	satisfiable := 0
 	for _, part := range strings.Split(spec, ",") {
 		if part = textproto.TrimString(part); part == "" {
 			continue
 		}
-		if one != "" {
-			return 0 // a multi-range
-		}
-		one = part
-	}
-	from, to, ok := strings.Cut(one, "-")
-	if !ok {
-		return 0
-	}
-	from, to = textproto.TrimString(from), textproto.TrimString(to)
-	if from == "" {
-		n, err := strconv.ParseInt(to, 10, 64)
-		if err != nil || n <= 0 {
+		from, to, ok := strings.Cut(part, "-")
+		if !ok {
 			return 0
 		}
-		return max(size-n, 0)
+		from, to = textproto.TrimString(from), textproto.TrimString(to)
+		var start int64
+		if from == "" {
+			n, err := strconv.ParseInt(to, 10, 64)
+			if err != nil || n < 0 || to == "" || to[0] == '-' {
+				return 0
+			}
+			start = size - min(n, size)
+		} else {
+			n, err := strconv.ParseInt(from, 10, 64)
+			if err != nil || n < 0 {
+				return 0
+			}
+			if n >= size {
+				continue // begins past the end: ServeContent drops it
+			}
+			if to != "" {
+				if last, err := strconv.ParseInt(to, 10, 64); err != nil || n > last {
+					return 0
+				}
+			}
+			start = n
+		}
+		if satisfiable++; satisfiable > 1 {
+			return 0 // a multi-range
+		}
+		first = start
 	}
-	n, err := strconv.ParseInt(from, 10, 64)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
+	return first
 }
