@@ -184,24 +184,16 @@ func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
 	z := *zp
 	residuals(z, s, row, pred, f.nbits)
 
-	res, ent, err := encodeResiduals(z, raw[start:end], f, f.float)
-	if ent == entShuffle {
-		pred = predNone
-	}
-	if err != nil {
-		return nil, err
-	}
 	gen, genCodec, err := encodeOutside(raw, start, end)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, fitsHeaderMax+len(gen)+len(res))
-	out = append(out, fitsFormat, bitpixCode(l.Bitpix), byte(pred), byte(ent), byte(genCodec))
+	var hdr [fitsHeaderMax]byte
+	h := append(hdr[:0], fitsFormat, bitpixCode(l.Bitpix), byte(pred), byte(entRice), byte(genCodec))
 	for _, v := range []int{len(raw), start, n, row, max(l.RowPhase, 0) % max(row, 1), scale, len(gen)} {
-		out = binary.AppendUvarint(out, uint64(v))
+		h = binary.AppendUvarint(h, uint64(v))
 	}
-	out = append(out, gen...)
-	return append(out, res...), nil
+	return encodeResiduals(h, gen, z, raw[start:end], f, f.float)
 }
 
 // planesTrial is the share of samples a chunk's trial of the zstd coders
@@ -226,81 +218,109 @@ const (
 // zstd coders run on an eighth of the chunk first; the best of them is
 // run on the whole chunk only if it beats Rice there by 2%, and the
 // smaller result is kept.
-func encodeResiduals(z []uint64, data []byte, f sampleFormat, shuffle bool) ([]byte, entropyCoder, error) {
+//
+// The payload returned is newly allocated: hdr (whose predictor and
+// coder bytes are set here), gen, then the residuals.
+func encodeResiduals(hdr, gen []byte, z []uint64, data []byte, f sampleFormat, shuffle bool) ([]byte, error) {
 	enc, err := planesEncoder()
 	if err != nil {
-		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
+		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
 	}
 	// The samples' own planes hold the repeats zstd's match finder is for:
 	// its default level does as well there as the better one, faster.
 	fast, err := sharedEncoder()
 	if err != nil {
-		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
+		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
 	}
-	planes := getScratch(len(z) * f.width)
-	defer putScratch(planes)
 	p := newRiceParams(f.nbits)
-	w := bitWriter{buf: make([]byte, 0, len(z)*f.width/2)}
+	// Rice is planned first, block by block: its size decides between
+	// the coders, and it is written only if it is kept.
+	nblk := (len(z) + riceBlock - 1) / riceBlock
+	codes := getScratch(nblk)
+	defer putScratch(codes)
+	bp := blockBitsPool.get(nblk)
+	defer blockBitsPool.put(bp)
+	riceBytes := int((p.plan(z, *codes, *bp) + 7) / 8)
+	payload := func(ent entropyCoder, res []byte) []byte {
+		out := make([]byte, len(hdr)+len(gen)+len(res))
+		copy(out[copy(out, hdr):], gen)
+		out[3] = byte(ent)
+		if ent == entShuffle {
+			out[2] = byte(predNone)
+		}
+		copy(out[len(hdr)+len(gen):], res)
+		return out
+	}
+	rice := func() []byte {
+		out := make([]byte, len(hdr)+len(gen), len(hdr)+len(gen)+riceBytes)
+		copy(out[copy(out, hdr):], gen)
+		out[3] = byte(entRice)
+		w := bitWriter{buf: out}
+		p.emit(&w, z, *codes)
+		return w.finish()
+	}
 	// The trial runs on trialStripes stripes spread over the chunk (the
 	// start of a frame is often unlike the rest), of whole Rice blocks so
-	// that Rice's bits for them are known from the full encoding.
+	// that Rice's bits for them are known from the plan.
 	stripe := len(z) / planesTrial / trialStripes / riceBlock * riceBlock
 	trial := stripe * trialStripes
-	tz := residualPool.get(trial)
-	defer residualPool.put(tz)
-	tdata := getScratch(trial * f.width)
-	defer putScratch(tdata)
-	riceBits, done := 0, 0
-	for k := range trialStripes {
-		from := k * (len(z) / trialStripes) / riceBlock * riceBlock
-		riceEncode(&w, z[done:from], p)
-		before := 8*len(w.buf) + int(w.n)
-		riceEncode(&w, z[from:from+stripe], p)
-		riceBits += 8*len(w.buf) + int(w.n) - before
-		copy((*tz)[k*stripe:], z[from:from+stripe])
-		copy((*tdata)[k*stripe*f.width:], data[from*f.width:(from+stripe)*f.width])
-		done = from + stripe
-	}
-	riceEncode(&w, z[done:], p)
-	best := w.finish()
 	ent := entPlanes
 	if trial >= 4096 {
-		t := (*planes)[:trial*f.width]
-		toPlanes(t, *tz, f.width)
+		tz := residualPool.get(trial)
+		defer residualPool.put(tz)
+		tdata := getScratch(trial * f.width)
+		defer putScratch(tdata)
+		riceBits := 0
+		for k := range trialStripes {
+			from := k * (len(z) / trialStripes) / riceBlock * riceBlock
+			for _, b := range (*bp)[from/riceBlock : (from+stripe)/riceBlock] {
+				riceBits += int(b)
+			}
+			copy((*tz)[k*stripe:], z[from:from+stripe])
+			copy((*tdata)[k*stripe*f.width:], data[from*f.width:(from+stripe)*f.width])
+		}
+		t := getScratch(trial * f.width)
+		defer putScratch(t)
+		toPlanes(*t, *tz, f.width)
 		gain := planesGain
 		if shuffle {
 			gain = planesGainFloat
 		}
 		limit := int((1 - gain) * float64(riceBits) / 8)
 		ent = entRice
-		if zb := enc.EncodeAll(t, nil); len(zb) < limit {
+		zt := getScratch(trial * f.width)
+		defer putScratch(zt)
+		if zb := enc.EncodeAll(*t, (*zt)[:0]); len(zb) < limit {
 			ent, limit = entPlanes, len(zb)
 		}
 		if shuffle {
-			shuffleN(t, *tdata, f.width)
-			if zb := fast.EncodeAll(t, nil); len(zb) < limit {
+			shuffleN(*t, *tdata, f.width)
+			if zb := fast.EncodeAll(*t, (*zt)[:0]); len(zb) < limit {
 				ent = entShuffle
 			}
 		}
 		if ent == entRice {
-			return best, entRice, nil
+			return rice(), nil
 		}
 	}
+	planes := getScratch(len(z) * f.width)
+	defer putScratch(planes)
 	if ent == entShuffle {
 		shuffleN(*planes, data, f.width)
 		enc = fast
 	} else {
 		toPlanes(*planes, z, f.width)
 	}
-	out := getScratch(len(best))
+	out := getScratch(riceBytes)
 	defer putScratch(out)
-	if zb := enc.EncodeAll(*planes, (*out)[:0]); len(zb) < len(best) {
-		best = append(best[:0], zb...)
+	if zb := enc.EncodeAll(*planes, (*out)[:0]); len(zb) < riceBytes {
 		*out = zb[:0]
-		return best, ent, nil
+		return payload(ent, zb), nil
 	}
-	return best, entRice, nil
+	return rice(), nil
 }
+
+var blockBitsPool slicePool[uint32]
 
 // shuffleN writes the samples of width bytes in src as byte planes.
 func shuffleN(dst, src []byte, width int) {
