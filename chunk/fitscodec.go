@@ -418,6 +418,8 @@ func storeSamples(b []byte, s []int64, f sampleFormat) {
 	if f.float {
 		flip = int64(1)<<(f.nbits-1) - 1
 	}
+	// 2- and 4-byte samples are stored in 8-byte words: one bounds
+	// check and one store for several samples.
 	switch f.width {
 	case 1:
 		b = b[:len(s)]
@@ -426,12 +428,24 @@ func storeSamples(b []byte, s []int64, f sampleFormat) {
 		}
 	case 2:
 		b = b[:2*len(s)]
-		for i, v := range s {
-			binary.BigEndian.PutUint16(b[2*i:], uint16(v))
+		i := 0
+		for ; i+4 <= len(s); i += 4 {
+			q := s[i : i+4 : i+4]
+			binary.BigEndian.PutUint64(b[2*i:], uint64(uint16(q[0]))<<48|uint64(uint16(q[1]))<<32|uint64(uint16(q[2]))<<16|uint64(uint16(q[3])))
+		}
+		for ; i < len(s); i++ {
+			binary.BigEndian.PutUint16(b[2*i:], uint16(s[i]))
 		}
 	case 4:
 		b = b[:4*len(s)]
-		for i, v := range s {
+		i := 0
+		for ; i+2 <= len(s); i += 2 {
+			q := s[i : i+2 : i+2]
+			v0, v1 := q[0]^(flip&(q[0]>>63)), q[1]^(flip&(q[1]>>63))
+			binary.BigEndian.PutUint64(b[4*i:], uint64(uint32(v0))<<32|uint64(uint32(v1)))
+		}
+		for ; i < len(s); i++ {
+			v := s[i]
 			binary.BigEndian.PutUint32(b[4*i:], uint32(v^(flip&(v>>63))))
 		}
 	case 8:

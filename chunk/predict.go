@@ -30,6 +30,13 @@ func med(a, b, c int64) int64 {
 	}
 }
 
+// medNarrow is med for samples of fewer than 64 bits, where a+b-c
+// cannot overflow: clamping the plane to [min, max] gives med's three
+// cases without branches.
+func medNarrow(a, b, c int64) int64 {
+	return min(max(a+b-c, min(a, b)), max(a, b))
+}
+
 // predictorsFor lists the predictors worth measuring.
 func predictorsFor(row int, f sampleFormat) []predictor {
 	ps := []predictor{predLeft}
@@ -140,14 +147,37 @@ func reconstructRange(s []int64, z []uint64, from, row int, p predictor, nbits u
 			s[i] = prev
 		}
 	}
+	if i >= end {
+		return
+	}
+	// The loops run over reslices of equal length so that the compiler
+	// drops the bounds checks.
+	cur := s[i:end]
+	zz := z[i-from : end-from]
+	zz = zz[:len(cur)]
 	switch p {
 	case predUp:
-		for ; i < end; i++ {
-			s[i] = (s[i-row] + unzigzag(z[i-from])) << sh >> sh
+		up := s[i-row : end-row]
+		up = up[:len(cur)]
+		for j := range cur {
+			cur[j] = (up[j] + unzigzag(zz[j])) << sh >> sh
 		}
 	case predMED:
-		for ; i < end; i++ {
-			s[i] = (med(s[i-1], s[i-row], s[i-row-1]) + unzigzag(z[i-from])) << sh >> sh
+		up := s[i-row : end-row]
+		up = up[:len(cur)]
+		ul := s[i-row-1 : end-row-1]
+		ul = ul[:len(cur)]
+		left := s[i-1]
+		if sh == 0 { // a+b-c may overflow: med's cases as they are
+			for j := range cur {
+				left = med(left, up[j], ul[j]) + unzigzag(zz[j])
+				cur[j] = left
+			}
+			return
+		}
+		for j := range cur {
+			left = (medNarrow(left, up[j], ul[j]) + unzigzag(zz[j])) << sh >> sh
+			cur[j] = left
 		}
 	}
 }
