@@ -296,8 +296,11 @@ func (p riceParams) decodeBlock(r *bitReader, blk []uint64, k uint) {
 	// Shift counts are masked to 63 so the compiler emits plain shifts;
 	// none reaches 64 here (q < qmax ≤ 32, k ≤ 24).
 	acc, n, pos, buf, qmax := r.acc, r.n, r.pos, r.buf, p.qmax
+	// A value takes at most qmax+1+k bits unless it escapes; with that
+	// many bits at hand the reader refills only every few values.
+	need := qmax + 1 + k
 	for i := range blk {
-		if n < 57 {
+		if n < need {
 			if pos+8 > len(buf) {
 				r.acc, r.n, r.pos = acc, n, pos
 				r.refill()
@@ -308,8 +311,8 @@ func (p riceParams) decodeBlock(r *bitReader, blk []uint64, k uint) {
 				n |= 56
 			}
 		}
-		// n ≥ 56 ≥ qmax+1+24 when nbits ≤ 16; wider values may need a
-		// second refill after the unary part.
+		// n ≥ min(need, 56): wider values may need a second refill
+		// after the unary part.
 		q := uint(bits.LeadingZeros64(acc))
 		if q >= qmax {
 			r.acc, r.n, r.pos = acc, n, pos
