@@ -390,12 +390,26 @@ func loadSamples(s []int64, b []byte, f sampleFormat) {
 		for i := range s {
 			s[i] = int64(int8(b[i]))
 		}
-	case 2:
-		for i := range s {
+	case 2: // four samples to an 8-byte load, as storeSamples
+		b = b[:2*len(s)]
+		i := 0
+		for ; i+4 <= len(s); i += 4 {
+			w := binary.BigEndian.Uint64(b[2*i:])
+			q := s[i : i+4 : i+4]
+			q[0], q[1], q[2], q[3] = int64(int16(w>>48)), int64(int16(w>>32)), int64(int16(w>>16)), int64(int16(w))
+		}
+		for ; i < len(s); i++ {
 			s[i] = int64(int16(binary.BigEndian.Uint16(b[2*i:])))
 		}
 	case 4:
-		for i := range s {
+		b = b[:4*len(s)]
+		i := 0
+		for ; i+2 <= len(s); i += 2 {
+			w := binary.BigEndian.Uint64(b[4*i:])
+			q := s[i : i+2 : i+2]
+			q[0], q[1] = int64(int32(w>>32)), int64(int32(w))
+		}
+		for ; i < len(s); i++ {
 			s[i] = int64(int32(binary.BigEndian.Uint32(b[4*i:])))
 		}
 	case 8:

@@ -63,7 +63,11 @@ func choosePredictor(s []int64, row int, f sampleFormat) predictor {
 			if row > 0 {
 				b, c := s[i-row], s[i-row-1]
 				cost[predUp] += uint64(bits.Len64(zigzag(v-b, sh)))
-				cost[predMED] += uint64(bits.Len64(zigzag(v-med(a, b, c), sh)))
+				m := medNarrow(a, b, c)
+				if sh == 0 {
+					m = med(a, b, c)
+				}
+				cost[predMED] += uint64(bits.Len64(zigzag(v-m, sh)))
 			}
 		}
 	}
@@ -109,14 +113,33 @@ func residuals(z []uint64, s []int64, row int, p predictor, nbits uint) {
 		z[i] = zigzag(v-prev, sh)
 		prev = v
 	}
+	if h >= len(s) {
+		return
+	}
+	// Reslices of equal length, so that the loops have no bounds checks.
+	cur := s[h:]
+	zz := z[h:len(s)]
+	zz = zz[:len(cur)]
+	up := s[h-row : len(s)-row]
+	up = up[:len(cur)]
 	switch p {
 	case predUp:
-		for i := h; i < len(s); i++ {
-			z[i] = zigzag(s[i]-s[i-row], sh)
+		for j, v := range cur {
+			zz[j] = zigzag(v-up[j], sh)
 		}
 	case predMED:
-		for i := h; i < len(s); i++ {
-			z[i] = zigzag(s[i]-med(s[i-1], s[i-row], s[i-row-1]), sh)
+		left := s[h-1 : len(s)-1]
+		left = left[:len(cur)]
+		ul := s[h-row-1 : len(s)-row-1]
+		ul = ul[:len(cur)]
+		if sh == 0 {
+			for j, v := range cur {
+				zz[j] = zigzag(v-med(left[j], up[j], ul[j]), sh)
+			}
+			return
+		}
+		for j, v := range cur {
+			zz[j] = zigzag(v-medNarrow(left[j], up[j], ul[j]), sh)
 		}
 	}
 }
