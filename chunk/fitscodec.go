@@ -586,11 +586,16 @@ func decodeFITS(payload, dst []byte, maxRaw int) ([]byte, error) {
 	}
 	r := bitReader{buf: h.residualPayload}
 	rp := newRiceParams(f.nbits)
-	sp := samplePool.get(h.samples)
-	defer samplePool.put(sp)
-	s := *sp
 	// Block by block, so that residuals and samples stay in cache between
-	// the entropy decoder, the predictor and the store.
+	// the entropy decoder, the predictor and the store. The samples are
+	// kept in a window of the chunk, from a row and one sample before the
+	// block (all the predictors look at), which slides when full: a
+	// window a few rows long stays in cache where the whole chunk's
+	// samples, as int64, would not.
+	keep := h.row + 1
+	wp := samplePool.get(min(h.samples, keep+max(4*keep, decodeBlock)))
+	defer samplePool.put(wp)
+	win, base := *wp, 0
 	var zb [decodeBlock]uint64
 	for i0 := 0; i0 < h.samples; i0 += decodeBlock {
 		i1 := min(i0+decodeBlock, h.samples)
@@ -600,12 +605,18 @@ func decodeFITS(payload, dst []byte, maxRaw int) ([]byte, error) {
 		} else if !riceDecode(&r, z, rp) {
 			return dst[:0], fmt.Errorf("decode %s: Rice residuals: %w", CodecFITS, ErrCorrupt)
 		}
-		reconstructRange(s, z, i0, h.row, h.pred, f.nbits)
+		if i1-base > len(win) {
+			k := min(i0, keep)
+			copy(win, win[i0-base-k:i0-base])
+			base = i0 - k
+		}
+		s := win[:i1-base]
+		reconstructRange(s, z, i0-base, h.row, h.pred, f.nbits, base, h.samples)
 		out := dst[h.start+i0*f.width : h.start+i1*f.width]
 		if h.scale > 0 {
-			storeScaled(out, s[i0:i1], f, h.scale)
+			storeScaled(out, s[i0-base:], f, h.scale)
 		} else {
-			storeSamples(out, s[i0:i1], f)
+			storeSamples(out, s[i0-base:], f)
 		}
 	}
 	if planes == nil && r.pos+r.over-int(r.n/8) != len(h.residualPayload) {

@@ -145,8 +145,10 @@ func residuals(z []uint64, s []int64, row int, p predictor, nbits uint) {
 }
 
 // reconstructRange is the inverse of residuals for s[from:from+len(z)],
-// the samples before from being decoded already.
-func reconstructRange(s []int64, z []uint64, from, row int, p predictor, nbits uint) {
+// the samples before from being decoded already. s holds the samples
+// from base on of a chunk of n samples, at least a row and one before
+// from unless they start the chunk.
+func reconstructRange(s []int64, z []uint64, from, row int, p predictor, nbits uint, base, n int) {
 	sh := 64 - nbits
 	end := from + len(z)
 	if p == predNone {
@@ -155,14 +157,15 @@ func reconstructRange(s []int64, z []uint64, from, row int, p predictor, nbits u
 		}
 		return
 	}
-	h := head(p, row, len(s))
+	h := head(p, row, n)
 	if p == predLeft {
-		h = len(s)
+		h = n
 	}
+	h -= base
 	i := from
 	if i < h {
 		prev := int64(0)
-		if i > 0 {
+		if base+i > 0 {
 			prev = s[i-1]
 		}
 		for ; i < min(h, end); i++ {
