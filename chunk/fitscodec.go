@@ -486,11 +486,28 @@ func toPlanes(dst []byte, z []uint64, width int) {
 // fromPlanesRange is the inverse of toPlanes for the values from..from+len(z)
 // of n values in src.
 func fromPlanesRange(z []uint64, src []byte, n, from, width int) {
+	plane := func(p int) []byte {
+		b := src[p*n+from : p*n+from+len(z)]
+		return b[:len(z)]
+	}
+	switch width { // the common widths in one pass, without bounds checks
+	case 2:
+		hi, lo := plane(0), plane(1)
+		for i := range z {
+			z[i] = uint64(hi[i])<<8 | uint64(lo[i])
+		}
+		return
+	case 4:
+		b0, b1, b2, b3 := plane(0), plane(1), plane(2), plane(3)
+		for i := range z {
+			z[i] = uint64(b0[i])<<24 | uint64(b1[i])<<16 | uint64(b2[i])<<8 | uint64(b3[i])
+		}
+		return
+	}
 	clear(z)
 	for p := range width {
 		shift := uint(8 * (width - 1 - p))
-		plane := src[p*n+from : p*n+from+len(z)]
-		for i, b := range plane {
+		for i, b := range plane(p) {
 			z[i] |= uint64(b) << shift
 		}
 	}
