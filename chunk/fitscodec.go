@@ -166,23 +166,22 @@ func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
 		row = 0 // no row above in this chunk
 	}
 
-	sp := samplePool.get(n)
-	defer samplePool.put(sp)
-	s := *sp
+	// The samples are loaded where their residuals go: residuals works
+	// in place.
+	zp := residualPool.get(n)
+	defer residualPool.put(zp)
+	z := *zp
 	scale := 0
 	if f.float {
-		if d := findScale(raw[start:end], f); d > 0 && loadScaled(s, raw[start:end], f, d) {
+		if d := findScale(raw[start:end], f); d > 0 && loadScaled(z, raw[start:end], f, d) {
 			scale, f.float = d, false // code the integers
 		}
 	}
 	if scale == 0 {
-		loadSamples(s, raw[start:end], f)
+		loadSamples(z, raw[start:end], f)
 	}
-	pred := choosePredictor(s, row, f)
-	zp := residualPool.get(n)
-	defer residualPool.put(zp)
-	z := *zp
-	residuals(z, s, row, pred, f.nbits)
+	pred := choosePredictor(z, row, f)
+	residuals(z, row, pred, f.nbits)
 
 	gen, genCodec, err := encodeOutside(raw, start, end)
 	if err != nil {
@@ -381,14 +380,15 @@ func encodeOutside(raw []byte, start, end int) ([]byte, Codec, error) {
 	return other, CodecRaw, nil
 }
 
-// loadSamples reads big-endian samples, sign-extended; floats are mapped
+// loadSamples reads big-endian samples, sign-extended (as the bits of
+// int64s: residuals turns them into residuals in place); floats are mapped
 // so that integer order is float order (negative floats have their
 // magnitude bits flipped).
-func loadSamples(s []int64, b []byte, f sampleFormat) {
+func loadSamples(s []uint64, b []byte, f sampleFormat) {
 	switch f.width {
 	case 1:
 		for i := range s {
-			s[i] = int64(int8(b[i]))
+			s[i] = uint64(int64(int8(b[i])))
 		}
 	case 2: // four samples to an 8-byte load, as storeSamples
 		b = b[:2*len(s)]
@@ -396,10 +396,10 @@ func loadSamples(s []int64, b []byte, f sampleFormat) {
 		for ; i+4 <= len(s); i += 4 {
 			w := binary.BigEndian.Uint64(b[2*i:])
 			q := s[i : i+4 : i+4]
-			q[0], q[1], q[2], q[3] = int64(int16(w>>48)), int64(int16(w>>32)), int64(int16(w>>16)), int64(int16(w))
+			q[0], q[1], q[2], q[3] = uint64(int64(int16(w>>48))), uint64(int64(int16(w>>32))), uint64(int64(int16(w>>16))), uint64(int64(int16(w)))
 		}
 		for ; i < len(s); i++ {
-			s[i] = int64(int16(binary.BigEndian.Uint16(b[2*i:])))
+			s[i] = uint64(int64(int16(binary.BigEndian.Uint16(b[2*i:]))))
 		}
 	case 4:
 		b = b[:4*len(s)]
@@ -407,20 +407,21 @@ func loadSamples(s []int64, b []byte, f sampleFormat) {
 		for ; i+2 <= len(s); i += 2 {
 			w := binary.BigEndian.Uint64(b[4*i:])
 			q := s[i : i+2 : i+2]
-			q[0], q[1] = int64(int32(w>>32)), int64(int32(w))
+			q[0], q[1] = uint64(int64(int32(w>>32))), uint64(int64(int32(w)))
 		}
 		for ; i < len(s); i++ {
-			s[i] = int64(int32(binary.BigEndian.Uint32(b[4*i:])))
+			s[i] = uint64(int64(int32(binary.BigEndian.Uint32(b[4*i:]))))
 		}
 	case 8:
 		for i := range s {
-			s[i] = int64(binary.BigEndian.Uint64(b[8*i:]))
+			s[i] = binary.BigEndian.Uint64(b[8*i:])
 		}
 	}
 	if f.float {
 		flip := int64(1)<<(f.nbits-1) - 1
-		for i, v := range s {
-			s[i] = v ^ (flip & (v >> 63))
+		for i, u := range s {
+			v := int64(u)
+			s[i] = uint64(v ^ (flip & (v >> 63)))
 		}
 	}
 }

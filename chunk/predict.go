@@ -52,16 +52,16 @@ func predictorsFor(row int, f sampleFormat) []predictor {
 // choosePredictor measures the candidates on an eighth of the samples
 // (runs of 32 every 256, past the first row and a half) by the bits of
 // their residuals, in one pass, and returns the cheapest.
-func choosePredictor(s []int64, row int, f sampleFormat) predictor {
+func choosePredictor(s []uint64, row int, f sampleFormat) predictor {
 	sh := 64 - f.nbits
 	var cost [predEnd]uint64
 	for base := row + 1; base < len(s); base += 256 {
 		for i := base; i < min(base+32, len(s)); i++ {
-			v, a := s[i], s[i-1]
+			v, a := int64(s[i]), int64(s[i-1])
 			cost[predNone] += uint64(bits.Len64(zigzag(v, sh)))
 			cost[predLeft] += uint64(bits.Len64(zigzag(v-a, sh)))
 			if row > 0 {
-				b, c := s[i-row], s[i-row-1]
+				b, c := int64(s[i-row]), int64(s[i-row-1])
 				cost[predUp] += uint64(bits.Len64(zigzag(v-b, sh)))
 				m := medNarrow(a, b, c)
 				if sh == 0 {
@@ -95,52 +95,55 @@ func head(p predictor, row, n int) int {
 	}
 }
 
-// residuals writes the zigzagged residuals of s under predictor p to z.
-func residuals(z []uint64, s []int64, row int, p predictor, nbits uint) {
+// residuals replaces the samples in z (int64s as bits) by their
+// zigzagged residuals under predictor p. It works from the end, so that
+// the samples a residual is predicted from are still there.
+func residuals(z []uint64, row int, p predictor, nbits uint) {
 	sh := 64 - nbits
 	if p == predNone {
-		for i, v := range s {
-			z[i] = zigzag(v, sh)
+		for i, v := range z {
+			z[i] = zigzag(int64(v), sh)
 		}
 		return
 	}
-	h := head(p, row, len(s))
+	h := head(p, row, len(z))
 	if p == predLeft {
-		h = len(s)
+		h = len(z)
 	}
-	prev := int64(0)
-	for i, v := range s[:h] {
-		z[i] = zigzag(v-prev, sh)
-		prev = v
-	}
-	if h >= len(s) {
-		return
-	}
-	// Reslices of equal length, so that the loops have no bounds checks.
-	cur := s[h:]
-	zz := z[h:len(s)]
-	zz = zz[:len(cur)]
-	up := s[h-row : len(s)-row]
-	up = up[:len(cur)]
-	switch p {
-	case predUp:
-		for j, v := range cur {
-			zz[j] = zigzag(v-up[j], sh)
-		}
-	case predMED:
-		left := s[h-1 : len(s)-1]
-		left = left[:len(cur)]
-		ul := s[h-row-1 : len(s)-row-1]
-		ul = ul[:len(cur)]
-		if sh == 0 {
-			for j, v := range cur {
-				zz[j] = zigzag(v-med(left[j], up[j], ul[j]), sh)
+	if h < len(z) {
+		// Reslices of equal length, so that the loops have no bounds
+		// checks; they overlap, and each step reads only samples before
+		// the one it writes.
+		cur := z[h:]
+		up := z[h-row : len(z)-row]
+		up = up[:len(cur)]
+		switch p {
+		case predUp:
+			for j := len(cur) - 1; j >= 0; j-- {
+				cur[j] = zigzag(int64(cur[j])-int64(up[j]), sh)
 			}
-			return
+		case predMED:
+			left := z[h-1 : len(z)-1]
+			left = left[:len(cur)]
+			ul := z[h-row-1 : len(z)-row-1]
+			ul = ul[:len(cur)]
+			if sh == 0 {
+				for j := len(cur) - 1; j >= 0; j-- {
+					cur[j] = zigzag(int64(cur[j])-med(int64(left[j]), int64(up[j]), int64(ul[j])), sh)
+				}
+				break
+			}
+			for j := len(cur) - 1; j >= 0; j-- {
+				cur[j] = zigzag(int64(cur[j])-medNarrow(int64(left[j]), int64(up[j]), int64(ul[j])), sh)
+			}
 		}
-		for j, v := range cur {
-			zz[j] = zigzag(v-medNarrow(left[j], up[j], ul[j]), sh)
-		}
+	}
+	hs := z[:h]
+	for i := len(hs) - 1; i > 0; i-- {
+		hs[i] = zigzag(int64(hs[i])-int64(hs[i-1]), sh)
+	}
+	if len(hs) > 0 {
+		hs[0] = zigzag(int64(hs[0]), sh)
 	}
 }
 
