@@ -166,42 +166,33 @@ func compressFITS(raw []byte, l Layout, f sampleFormat) ([]byte, error) {
 		row = 0 // no row above in this chunk
 	}
 
-	sp := samplePool.get(n)
-	defer samplePool.put(sp)
-	s := *sp
+	// The samples are loaded where their residuals go: residuals works
+	// in place.
+	zp := residualPool.get(n)
+	defer residualPool.put(zp)
+	z := *zp
 	scale := 0
 	if f.float {
-		if d := findScale(raw[start:end], f); d > 0 && loadScaled(s, raw[start:end], f, d) {
+		if d := findScale(raw[start:end], f); d > 0 && loadScaled(z, raw[start:end], f, d) {
 			scale, f.float = d, false // code the integers
 		}
 	}
 	if scale == 0 {
-		loadSamples(s, raw[start:end], f)
+		loadSamples(z, raw[start:end], f)
 	}
-	pred := choosePredictor(s, row, f)
-	zp := residualPool.get(n)
-	defer residualPool.put(zp)
-	z := *zp
-	residuals(z, s, row, pred, f.nbits)
+	pred := choosePredictor(z, row, f)
+	residuals(z, row, pred, f.nbits)
 
-	res, ent, err := encodeResiduals(z, raw[start:end], f, f.float)
-	if ent == entShuffle {
-		pred = predNone
-	}
-	if err != nil {
-		return nil, err
-	}
 	gen, genCodec, err := encodeOutside(raw, start, end)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, fitsHeaderMax+len(gen)+len(res))
-	out = append(out, fitsFormat, bitpixCode(l.Bitpix), byte(pred), byte(ent), byte(genCodec))
+	var hdr [fitsHeaderMax]byte
+	h := append(hdr[:0], fitsFormat, bitpixCode(l.Bitpix), byte(pred), byte(entRice), byte(genCodec))
 	for _, v := range []int{len(raw), start, n, row, max(l.RowPhase, 0) % max(row, 1), scale, len(gen)} {
-		out = binary.AppendUvarint(out, uint64(v))
+		h = binary.AppendUvarint(h, uint64(v))
 	}
-	out = append(out, gen...)
-	return append(out, res...), nil
+	return encodeResiduals(h, gen, z, raw[start:end], f, f.float)
 }
 
 // planesTrial is the share of samples a chunk's trial of the zstd coders
@@ -226,81 +217,109 @@ const (
 // zstd coders run on an eighth of the chunk first; the best of them is
 // run on the whole chunk only if it beats Rice there by 2%, and the
 // smaller result is kept.
-func encodeResiduals(z []uint64, data []byte, f sampleFormat, shuffle bool) ([]byte, entropyCoder, error) {
+//
+// The payload returned is newly allocated: hdr (whose predictor and
+// coder bytes are set here), gen, then the residuals.
+func encodeResiduals(hdr, gen []byte, z []uint64, data []byte, f sampleFormat, shuffle bool) ([]byte, error) {
 	enc, err := planesEncoder()
 	if err != nil {
-		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
+		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
 	}
 	// The samples' own planes hold the repeats zstd's match finder is for:
 	// its default level does as well there as the better one, faster.
 	fast, err := sharedEncoder()
 	if err != nil {
-		return nil, 0, fmt.Errorf("compress: zstd encoder: %w", err)
+		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
 	}
-	planes := getScratch(len(z) * f.width)
-	defer putScratch(planes)
 	p := newRiceParams(f.nbits)
-	w := bitWriter{buf: make([]byte, 0, len(z)*f.width/2)}
+	// Rice is planned first, block by block: its size decides between
+	// the coders, and it is written only if it is kept.
+	nblk := (len(z) + riceBlock - 1) / riceBlock
+	codes := getScratch(nblk)
+	defer putScratch(codes)
+	bp := blockBitsPool.get(nblk)
+	defer blockBitsPool.put(bp)
+	riceBytes := int((p.plan(z, *codes, *bp) + 7) / 8)
+	payload := func(ent entropyCoder, res []byte) []byte {
+		out := make([]byte, len(hdr)+len(gen)+len(res))
+		copy(out[copy(out, hdr):], gen)
+		out[3] = byte(ent)
+		if ent == entShuffle {
+			out[2] = byte(predNone)
+		}
+		copy(out[len(hdr)+len(gen):], res)
+		return out
+	}
+	rice := func() []byte {
+		out := make([]byte, len(hdr)+len(gen), len(hdr)+len(gen)+riceBytes)
+		copy(out[copy(out, hdr):], gen)
+		out[3] = byte(entRice)
+		w := bitWriter{buf: out}
+		p.emit(&w, z, *codes)
+		return w.finish()
+	}
 	// The trial runs on trialStripes stripes spread over the chunk (the
 	// start of a frame is often unlike the rest), of whole Rice blocks so
-	// that Rice's bits for them are known from the full encoding.
+	// that Rice's bits for them are known from the plan.
 	stripe := len(z) / planesTrial / trialStripes / riceBlock * riceBlock
 	trial := stripe * trialStripes
-	tz := residualPool.get(trial)
-	defer residualPool.put(tz)
-	tdata := getScratch(trial * f.width)
-	defer putScratch(tdata)
-	riceBits, done := 0, 0
-	for k := range trialStripes {
-		from := k * (len(z) / trialStripes) / riceBlock * riceBlock
-		riceEncode(&w, z[done:from], p)
-		before := 8*len(w.buf) + int(w.n)
-		riceEncode(&w, z[from:from+stripe], p)
-		riceBits += 8*len(w.buf) + int(w.n) - before
-		copy((*tz)[k*stripe:], z[from:from+stripe])
-		copy((*tdata)[k*stripe*f.width:], data[from*f.width:(from+stripe)*f.width])
-		done = from + stripe
-	}
-	riceEncode(&w, z[done:], p)
-	best := w.finish()
 	ent := entPlanes
 	if trial >= 4096 {
-		t := (*planes)[:trial*f.width]
-		toPlanes(t, *tz, f.width)
+		tz := residualPool.get(trial)
+		defer residualPool.put(tz)
+		tdata := getScratch(trial * f.width)
+		defer putScratch(tdata)
+		riceBits := 0
+		for k := range trialStripes {
+			from := k * (len(z) / trialStripes) / riceBlock * riceBlock
+			for _, b := range (*bp)[from/riceBlock : (from+stripe)/riceBlock] {
+				riceBits += int(b)
+			}
+			copy((*tz)[k*stripe:], z[from:from+stripe])
+			copy((*tdata)[k*stripe*f.width:], data[from*f.width:(from+stripe)*f.width])
+		}
+		t := getScratch(trial * f.width)
+		defer putScratch(t)
+		toPlanes(*t, *tz, f.width)
 		gain := planesGain
 		if shuffle {
 			gain = planesGainFloat
 		}
 		limit := int((1 - gain) * float64(riceBits) / 8)
 		ent = entRice
-		if zb := enc.EncodeAll(t, nil); len(zb) < limit {
+		zt := getScratch(trial * f.width)
+		defer putScratch(zt)
+		if zb := enc.EncodeAll(*t, (*zt)[:0]); len(zb) < limit {
 			ent, limit = entPlanes, len(zb)
 		}
 		if shuffle {
-			shuffleN(t, *tdata, f.width)
-			if zb := fast.EncodeAll(t, nil); len(zb) < limit {
+			shuffleN(*t, *tdata, f.width)
+			if zb := fast.EncodeAll(*t, (*zt)[:0]); len(zb) < limit {
 				ent = entShuffle
 			}
 		}
 		if ent == entRice {
-			return best, entRice, nil
+			return rice(), nil
 		}
 	}
+	planes := getScratch(len(z) * f.width)
+	defer putScratch(planes)
 	if ent == entShuffle {
 		shuffleN(*planes, data, f.width)
 		enc = fast
 	} else {
 		toPlanes(*planes, z, f.width)
 	}
-	out := getScratch(len(best))
+	out := getScratch(riceBytes)
 	defer putScratch(out)
-	if zb := enc.EncodeAll(*planes, (*out)[:0]); len(zb) < len(best) {
-		best = append(best[:0], zb...)
+	if zb := enc.EncodeAll(*planes, (*out)[:0]); len(zb) < riceBytes {
 		*out = zb[:0]
-		return best, ent, nil
+		return payload(ent, zb), nil
 	}
-	return best, entRice, nil
+	return rice(), nil
 }
+
+var blockBitsPool slicePool[uint32]
 
 // shuffleN writes the samples of width bytes in src as byte planes.
 func shuffleN(dst, src []byte, width int) {
@@ -361,32 +380,48 @@ func encodeOutside(raw []byte, start, end int) ([]byte, Codec, error) {
 	return other, CodecRaw, nil
 }
 
-// loadSamples reads big-endian samples, sign-extended; floats are mapped
+// loadSamples reads big-endian samples, sign-extended (as the bits of
+// int64s: residuals turns them into residuals in place); floats are mapped
 // so that integer order is float order (negative floats have their
 // magnitude bits flipped).
-func loadSamples(s []int64, b []byte, f sampleFormat) {
+func loadSamples(s []uint64, b []byte, f sampleFormat) {
 	switch f.width {
 	case 1:
 		for i := range s {
-			s[i] = int64(int8(b[i]))
+			s[i] = uint64(int64(int8(b[i])))
 		}
-	case 2:
-		for i := range s {
-			s[i] = int64(int16(binary.BigEndian.Uint16(b[2*i:])))
+	case 2: // four samples to an 8-byte load, as storeSamples
+		b = b[:2*len(s)]
+		i := 0
+		for ; i+4 <= len(s); i += 4 {
+			w := binary.BigEndian.Uint64(b[2*i:])
+			q := s[i : i+4 : i+4]
+			q[0], q[1], q[2], q[3] = uint64(int64(int16(w>>48))), uint64(int64(int16(w>>32))), uint64(int64(int16(w>>16))), uint64(int64(int16(w)))
+		}
+		for ; i < len(s); i++ {
+			s[i] = uint64(int64(int16(binary.BigEndian.Uint16(b[2*i:]))))
 		}
 	case 4:
-		for i := range s {
-			s[i] = int64(int32(binary.BigEndian.Uint32(b[4*i:])))
+		b = b[:4*len(s)]
+		i := 0
+		for ; i+2 <= len(s); i += 2 {
+			w := binary.BigEndian.Uint64(b[4*i:])
+			q := s[i : i+2 : i+2]
+			q[0], q[1] = uint64(int64(int32(w>>32))), uint64(int64(int32(w)))
+		}
+		for ; i < len(s); i++ {
+			s[i] = uint64(int64(int32(binary.BigEndian.Uint32(b[4*i:]))))
 		}
 	case 8:
 		for i := range s {
-			s[i] = int64(binary.BigEndian.Uint64(b[8*i:]))
+			s[i] = binary.BigEndian.Uint64(b[8*i:])
 		}
 	}
 	if f.float {
 		flip := int64(1)<<(f.nbits-1) - 1
-		for i, v := range s {
-			s[i] = v ^ (flip & (v >> 63))
+		for i, u := range s {
+			v := int64(u)
+			s[i] = uint64(v ^ (flip & (v >> 63)))
 		}
 	}
 }
@@ -398,6 +433,8 @@ func storeSamples(b []byte, s []int64, f sampleFormat) {
 	if f.float {
 		flip = int64(1)<<(f.nbits-1) - 1
 	}
+	// 2- and 4-byte samples are stored in 8-byte words: one bounds
+	// check and one store for several samples.
 	switch f.width {
 	case 1:
 		b = b[:len(s)]
@@ -406,12 +443,24 @@ func storeSamples(b []byte, s []int64, f sampleFormat) {
 		}
 	case 2:
 		b = b[:2*len(s)]
-		for i, v := range s {
-			binary.BigEndian.PutUint16(b[2*i:], uint16(v))
+		i := 0
+		for ; i+4 <= len(s); i += 4 {
+			q := s[i : i+4 : i+4]
+			binary.BigEndian.PutUint64(b[2*i:], uint64(uint16(q[0]))<<48|uint64(uint16(q[1]))<<32|uint64(uint16(q[2]))<<16|uint64(uint16(q[3])))
+		}
+		for ; i < len(s); i++ {
+			binary.BigEndian.PutUint16(b[2*i:], uint16(s[i]))
 		}
 	case 4:
 		b = b[:4*len(s)]
-		for i, v := range s {
+		i := 0
+		for ; i+2 <= len(s); i += 2 {
+			q := s[i : i+2 : i+2]
+			v0, v1 := q[0]^(flip&(q[0]>>63)), q[1]^(flip&(q[1]>>63))
+			binary.BigEndian.PutUint64(b[4*i:], uint64(uint32(v0))<<32|uint64(uint32(v1)))
+		}
+		for ; i < len(s); i++ {
+			v := s[i]
 			binary.BigEndian.PutUint32(b[4*i:], uint32(v^(flip&(v>>63))))
 		}
 	case 8:
@@ -438,11 +487,28 @@ func toPlanes(dst []byte, z []uint64, width int) {
 // fromPlanesRange is the inverse of toPlanes for the values from..from+len(z)
 // of n values in src.
 func fromPlanesRange(z []uint64, src []byte, n, from, width int) {
+	plane := func(p int) []byte {
+		b := src[p*n+from : p*n+from+len(z)]
+		return b[:len(z)]
+	}
+	switch width { // the common widths in one pass, without bounds checks
+	case 2:
+		hi, lo := plane(0), plane(1)
+		for i := range z {
+			z[i] = uint64(hi[i])<<8 | uint64(lo[i])
+		}
+		return
+	case 4:
+		b0, b1, b2, b3 := plane(0), plane(1), plane(2), plane(3)
+		for i := range z {
+			z[i] = uint64(b0[i])<<24 | uint64(b1[i])<<16 | uint64(b2[i])<<8 | uint64(b3[i])
+		}
+		return
+	}
 	clear(z)
 	for p := range width {
 		shift := uint(8 * (width - 1 - p))
-		plane := src[p*n+from : p*n+from+len(z)]
-		for i, b := range plane {
+		for i, b := range plane(p) {
 			z[i] |= uint64(b) << shift
 		}
 	}
@@ -538,11 +604,16 @@ func decodeFITS(payload, dst []byte, maxRaw int) ([]byte, error) {
 	}
 	r := bitReader{buf: h.residualPayload}
 	rp := newRiceParams(f.nbits)
-	sp := samplePool.get(h.samples)
-	defer samplePool.put(sp)
-	s := *sp
 	// Block by block, so that residuals and samples stay in cache between
-	// the entropy decoder, the predictor and the store.
+	// the entropy decoder, the predictor and the store. The samples are
+	// kept in a window of the chunk, from a row and one sample before the
+	// block (all the predictors look at), which slides when full: a
+	// window a few rows long stays in cache where the whole chunk's
+	// samples, as int64, would not.
+	keep := h.row + 1
+	wp := samplePool.get(min(h.samples, keep+max(4*keep, decodeBlock)))
+	defer samplePool.put(wp)
+	win, base := *wp, 0
 	var zb [decodeBlock]uint64
 	for i0 := 0; i0 < h.samples; i0 += decodeBlock {
 		i1 := min(i0+decodeBlock, h.samples)
@@ -552,12 +623,18 @@ func decodeFITS(payload, dst []byte, maxRaw int) ([]byte, error) {
 		} else if !riceDecode(&r, z, rp) {
 			return dst[:0], fmt.Errorf("decode %s: Rice residuals: %w", CodecFITS, ErrCorrupt)
 		}
-		reconstructRange(s, z, i0, h.row, h.pred, f.nbits)
+		if i1-base > len(win) {
+			k := min(i0, keep)
+			copy(win, win[i0-base-k:i0-base])
+			base = i0 - k
+		}
+		s := win[:i1-base]
+		reconstructRange(s, z, i0-base, h.row, h.pred, f.nbits, base, h.samples)
 		out := dst[h.start+i0*f.width : h.start+i1*f.width]
 		if h.scale > 0 {
-			storeScaled(out, s[i0:i1], f, h.scale)
+			storeScaled(out, s[i0-base:], f, h.scale)
 		} else {
-			storeSamples(out, s[i0:i1], f)
+			storeSamples(out, s[i0-base:], f)
 		}
 	}
 	if planes == nil && r.pos+r.over-int(r.n/8) != len(h.residualPayload) {

@@ -168,3 +168,25 @@ func TestDecodeShuffle(t *testing.T) {
 		t.Fatalf("shuffle payload: %v", err)
 	}
 }
+
+// TestMedNarrow checks the branchless MED against med's three cases for
+// samples narrower than 64 bits, at the extremes of each width.
+func TestMedNarrow(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, nbits := range []uint{8, 16, 32} {
+		lo, hi := -int64(1)<<(nbits-1), int64(1)<<(nbits-1)-1
+		edge := []int64{lo, lo + 1, -1, 0, 1, hi - 1, hi}
+		pick := func() int64 {
+			if r.IntN(2) == 0 {
+				return edge[r.IntN(len(edge))]
+			}
+			return r.Int64() << (64 - nbits) >> (64 - nbits)
+		}
+		for range 100000 {
+			a, b, c := pick(), pick(), pick()
+			if got, want := medNarrow(a, b, c), med(a, b, c); got != want {
+				t.Fatalf("nbits %d: medNarrow(%d, %d, %d) = %d, med %d", nbits, a, b, c, got, want)
+			}
+		}
+	}
+}

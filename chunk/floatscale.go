@@ -71,14 +71,14 @@ func unscale(k int64, f sampleFormat, d int) float64 {
 
 // loadScaled fills s with the integers k of samples k/d, and reports
 // whether every sample is one.
-func loadScaled(s []int64, b []byte, f sampleFormat, d int) bool {
+func loadScaled(s []uint64, b []byte, f sampleFormat, d int) bool {
 	for i := range s {
 		v := floatAt(b[i*f.width:], f)
 		k, ok := scaledInt(v, f, d)
 		if !ok {
 			return false
 		}
-		s[i] = k
+		s[i] = uint64(k)
 	}
 	return true
 }

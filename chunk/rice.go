@@ -147,27 +147,78 @@ func (p riceParams) riceCosts(vals []uint64, k uint) (uint64, uint64) {
 
 // riceEncode appends the Rice code of vals (each < 1<<nbits) to w.
 func riceEncode(w *bitWriter, vals []uint64, p riceParams) {
-	for len(vals) > 0 {
-		blk := vals[:min(riceBlock, len(vals))]
-		vals = vals[len(blk):]
-		var sum uint64
+	codes := make([]byte, (len(vals)+riceBlock-1)/riceBlock)
+	p.plan(vals, codes, nil)
+	p.emit(w, vals, codes)
+}
+
+// plan picks the code of each block of vals into codes (one per block,
+// as riceEncode writes them) and returns the bits the Rice code of vals
+// takes; if blockBits is not nil, it receives each block's bits too.
+// Planning first lets a caller learn the size of the Rice code without
+// writing it, and write it later without choosing again.
+func (p riceParams) plan(vals []uint64, codes []byte, blockBits []uint32) uint64 {
+	var total uint64
+	for b := range codes {
+		blk := vals[b*riceBlock : min((b+1)*riceBlock, len(vals))]
+		var sum, or uint64
 		for _, v := range blk {
 			sum += v
+			or |= v
 		}
-		if sum == 0 {
-			w.write(0, p.hb)
-			continue
+		var code byte
+		bitsOf := uint64(p.hb)
+		switch {
+		case sum == 0:
+		default:
+			k, cost := p.bestK(blk, sum)
+			if cost >= uint64(len(blk))*uint64(p.nbits) {
+				code = byte(p.raw)
+				bitsOf += uint64(len(blk)) * uint64(p.nbits)
+				break
+			}
+			code = byte(k + 1)
+			if or>>k >= uint64(p.qmax) { // some value escapes: cost is an estimate
+				cost = p.exactCost(blk, k)
+			}
+			bitsOf += cost
 		}
-		k, cost := p.bestK(blk, sum)
-		if cost >= uint64(len(blk))*uint64(p.nbits) {
-			w.write(p.raw, p.hb)
+		codes[b] = code
+		if blockBits != nil {
+			blockBits[b] = uint32(bitsOf)
+		}
+		total += bitsOf
+	}
+	return total
+}
+
+// exactCost is the bits encodeBlock writes for blk with parameter k.
+func (p riceParams) exactCost(blk []uint64, k uint) uint64 {
+	var c uint64
+	for _, v := range blk {
+		if q := v >> k; q >= uint64(p.qmax) {
+			c += uint64(p.qmax + 1 + p.nbits)
+		} else {
+			c += q + 1 + uint64(k)
+		}
+	}
+	return c
+}
+
+// emit writes the Rice code of vals with the block codes from plan.
+func (p riceParams) emit(w *bitWriter, vals []uint64, codes []byte) {
+	for b, code := range codes {
+		blk := vals[b*riceBlock : min((b+1)*riceBlock, len(vals))]
+		w.write(uint64(code), p.hb)
+		switch {
+		case code == 0:
+		case uint64(code) == p.raw:
 			for _, v := range blk {
 				w.writeWide(v, p.nbits)
 			}
-			continue
+		default:
+			p.encodeBlock(w, blk, uint(code)-1)
 		}
-		w.write(uint64(k+1), p.hb)
-		p.encodeBlock(w, blk, k)
 	}
 }
 
@@ -245,8 +296,11 @@ func (p riceParams) decodeBlock(r *bitReader, blk []uint64, k uint) {
 	// Shift counts are masked to 63 so the compiler emits plain shifts;
 	// none reaches 64 here (q < qmax ≤ 32, k ≤ 24).
 	acc, n, pos, buf, qmax := r.acc, r.n, r.pos, r.buf, p.qmax
+	// A value takes at most qmax+1+k bits unless it escapes; with that
+	// many bits at hand the reader refills only every few values.
+	need := qmax + 1 + k
 	for i := range blk {
-		if n < 57 {
+		if n < need {
 			if pos+8 > len(buf) {
 				r.acc, r.n, r.pos = acc, n, pos
 				r.refill()
@@ -257,8 +311,8 @@ func (p riceParams) decodeBlock(r *bitReader, blk []uint64, k uint) {
 				n |= 56
 			}
 		}
-		// n ≥ 56 ≥ qmax+1+24 when nbits ≤ 16; wider values may need a
-		// second refill after the unary part.
+		// n ≥ min(need, 56): wider values may need a second refill
+		// after the unary part.
 		q := uint(bits.LeadingZeros64(acc))
 		if q >= qmax {
 			r.acc, r.n, r.pos = acc, n, pos
