@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/skyfed/skyfed/tools/bench"
 )
 
-// BenchCmd groups the benchmarks (later issues add `replicate` and `lookup`).
+// BenchCmd groups the benchmarks.
 type BenchCmd struct {
+	CPUProfile string `name:"cpuprofile" type:"path" placeholder:"FILE" help:"Write a CPU profile of the bench's own process to FILE, for 'go tool pprof FILE' (site processes the bench starts are not in it; the sites and servers it runs in-process are)."`
+
 	Ingest    BenchIngestCmd    `cmd:"" help:"Measure ingest on one disk: raw write, SHA-256, skyfed put (random data and FITS frames) and a JetStream Object Store, as one table with ratios and goals."`
 	Replicate BenchReplicateCmd `cmd:"" help:"Measure replication over topologies with loops: transfers per chunk per site for offer and flood, control and wire overheads, convergence time, a rate-limited link."`
 	Lookup    BenchLookupCmd    `cmd:"" help:"Measure lookups on sites with loops and added link latency: fresh lookups and read-through gets against hops x RTT, and a local lookup."`
@@ -40,4 +43,21 @@ func (c *BenchIngestCmd) Run(app *App) error {
 		return err
 	}
 	return res.WriteTable(app.Stdout)
+}
+
+// startCPUProfile starts a CPU profile into path and returns what stops
+// it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -176,6 +177,13 @@ func run(args []string, app *App) (code int) {
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		return usageError(app, err)
+	}
+	if root.Bench.CPUProfile != "" && strings.HasPrefix(kctx.Command(), "bench ") {
+		stop, err := startCPUProfile(root.Bench.CPUProfile)
+		if err != nil {
+			return report(app, err)
+		}
+		defer stop()
 	}
 	return report(app, kctx.Run(app))
 }

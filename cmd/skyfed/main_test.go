@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -98,5 +100,28 @@ func TestUnknownCommand(t *testing.T) {
 	}
 	if want := "hint: see 'skyfed --help'\n"; !strings.HasPrefix(errb.String(), "skyfed: ") || !strings.HasSuffix(errb.String(), want) {
 		t.Errorf("stderr %q", errb)
+	}
+}
+
+// TestBenchCPUProfile checks that --cpuprofile writes a profile for a
+// bench command, even one that fails, and is refused elsewhere.
+func TestBenchCPUProfile(t *testing.T) {
+	leakCheck(t)
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "cpu.prof")
+	app, _, errb := testApp("")
+	if code := run([]string{"bench", "codec", dir, "--cpuprofile", prof}, app); code == exitOK {
+		t.Fatalf("bench codec on an empty dir: exit 0, want an error; stderr %s", errb)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatalf("no profile written: %v", err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile is not a gzipped pprof profile: % x", b[:min(len(b), 8)])
+	}
+	app, _, _ = testApp("")
+	if code := run([]string{"ls", "--cpuprofile", prof}, app); code != exitUsage {
+		t.Fatalf("ls --cpuprofile: exit %d, want %d", code, exitUsage)
 	}
 }
