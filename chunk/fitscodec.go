@@ -213,31 +213,28 @@ const (
 
 // encodeResiduals codes z with the entropy coder that makes it smallest
 // for its cost. Rice is fast and near the entropy of residuals with a
-// geometric distribution. zstd on byte planes (for integers at its better
-// level, 2 to 8 times slower) wins where the distribution is otherwise
-// (many repeated values, floats' bit patterns), and for floats (shuffle)
-// so may zstd on the planes of the unpredicted samples (data, the
-// samples' bytes). The zstd coders run on a sixteenth of the chunk first; the best of them is
-// run on the whole chunk only if it beats Rice there by 2%, and the
-// smaller result is kept.
+// geometric distribution. zstd on byte planes (for integers at its
+// better level, 2 to 8 times slower) wins where the distribution is
+// otherwise (many repeated values, floats' bit patterns), and for floats
+// (shuffle) so may zstd on the planes of the unpredicted samples (data,
+// the samples' bytes). The zstd coders run on a sixteenth of the chunk
+// first; the best of them is run on the whole chunk only if it beats
+// Rice there by 2%, and the smaller result is kept.
 //
 // The payload returned is newly allocated: hdr (whose predictor and
 // coder bytes are set here), gen, then the residuals.
 func encodeResiduals(hdr, gen []byte, z []uint64, data []byte, f sampleFormat, shuffle bool) ([]byte, error) {
-	enc, err := planesEncoder()
+	// Integers' residual planes need zstd's better level (planesEncoder).
+	// For floats the default level serves both their residual planes
+	// (the better one saved about 1% there, for a quarter of the float
+	// coding time) and the samples' own planes, which hold the repeats
+	// zstd's match finder is for.
+	enc, err := sharedEncoder()
+	if err == nil && !shuffle {
+		enc, err = planesEncoder()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
-	}
-	// The samples' own planes hold the repeats zstd's match finder is for:
-	// its default level does as well there as the better one, faster.
-	fast, err := sharedEncoder()
-	if err != nil {
-		return nil, fmt.Errorf("compress: zstd encoder: %w", err)
-	}
-	if shuffle {
-		// Floats' residual planes: the better level saves about 1% over
-		// the default one and costs a quarter of the float coding time.
-		enc = fast
 	}
 	p := newRiceParams(f.nbits)
 	// Rice is planned first, block by block: its size decides between
@@ -302,7 +299,7 @@ func encodeResiduals(hdr, gen []byte, z []uint64, data []byte, f sampleFormat, s
 		}
 		if shuffle {
 			shuffleN(*t, *tdata, f.width)
-			if zb := fast.EncodeAll(*t, (*zt)[:0]); len(zb) < limit {
+			if zb := enc.EncodeAll(*t, (*zt)[:0]); len(zb) < limit {
 				ent = entShuffle
 			}
 		}
@@ -314,7 +311,6 @@ func encodeResiduals(hdr, gen []byte, z []uint64, data []byte, f sampleFormat, s
 	defer putScratch(planes)
 	if ent == entShuffle {
 		shuffleN(*planes, data, f.width)
-		enc = fast
 	} else {
 		toPlanes(*planes, z, f.width)
 	}
@@ -357,9 +353,9 @@ var (
 	planesErr  error
 )
 
-// planesEncoder is zstd at its better level: on residual byte planes it
-// spends its time on entropy coding the literals, where the faster levels
-// give up on such data and store it nearly raw.
+// planesEncoder is zstd at its better level, for integers' residual byte
+// planes: it spends its time on entropy coding the literals, where the
+// faster levels give up on such data and store it nearly raw.
 func planesEncoder() (*zstd.Encoder, error) {
 	planesOnce.Do(func() {
 		planesEnc, planesErr = zstd.NewWriter(nil,

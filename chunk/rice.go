@@ -244,35 +244,21 @@ func (p riceParams) bestK(blk []uint64, sum uint64) (uint, uint64) {
 }
 
 func (p riceParams) encodeBlock(w *bitWriter, blk []uint64, k uint) {
-	// The writer's state stays in locals for the common code, as in
-	// decodeBlock: through the pointer every write is loads and stores.
-	acc, n, buf := w.acc, w.n, w.buf
 	qmax := uint64(p.qmax)
-	top := uint64(1) << (k & 63)
-	low := top - 1
 	for _, v := range blk {
 		q := v >> k
-		if nb := uint(q) + 1 + k; q < qmax && nb <= 32 {
-			acc = acc<<(nb&63) | top | v&low
-			n += nb
-			if n >= 32 {
-				n -= 32
-				buf = binary.BigEndian.AppendUint32(buf, uint32(acc>>(n&63)))
-			}
-			continue
-		}
-		w.acc, w.n, w.buf = acc, n, buf
-		if q >= qmax {
+		switch {
+		case q >= qmax:
 			w.write(0, p.qmax) // qmax may be 32: the escape is two writes
 			w.write(1, 1)
 			w.writeWide(v, p.nbits)
-		} else {
+		case uint(q)+1+k <= 32:
+			w.write(1<<(k&63)|v&(1<<(k&63)-1), uint(q)+1+k)
+		default:
 			w.write(1, uint(q)+1)
-			w.writeWide(v&low, k)
+			w.writeWide(v&(1<<k-1), k)
 		}
-		acc, n, buf = w.acc, w.n, w.buf
 	}
-	w.acc, w.n, w.buf = acc, n, buf
 }
 
 // riceDecode fills vals from r. It returns false if the input is

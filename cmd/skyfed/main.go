@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -178,7 +177,7 @@ func run(args []string, app *App) (code int) {
 	if err != nil {
 		return usageError(app, err)
 	}
-	if root.Bench.CPUProfile != "" && strings.HasPrefix(kctx.Command(), "bench ") {
+	if root.Bench.CPUProfile != "" { // only a bench command parses the flag
 		stop, err := startCPUProfile(root.Bench.CPUProfile)
 		if err != nil {
 			return report(app, err)
