@@ -42,6 +42,9 @@ func TestCompressRoundTrip(t *testing.T) {
 		{"image 16-bit", imageLike(3, DefaultSize), CodecZstdShuffle16},
 		{"image 16-bit odd", imageLike(4, DefaultSize-1), CodecZstdShuffle16},
 		{"text", bytes.Repeat([]byte("SIMPLE  =                    T / conforms to FITS standard "), 2000), 255},
+		// The sample sees the random windows and the zeros between them:
+		// the chunk is tried whole and compresses.
+		{"random then zeros", append(randomBytes(5, DefaultSize/2), make([]byte, DefaultSize/2)...), 255},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +73,30 @@ func TestCompressRoundTrip(t *testing.T) {
 			}
 			t.Logf("%s: %d → %d bytes", c, len(tc.raw), len(payload))
 		})
+	}
+}
+
+// A chunk whose sample does not compress is not tried whole; one whose
+// sample does is.
+func TestIncompressibleBySample(t *testing.T) {
+	enc, err := sharedEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		raw  []byte
+		want bool
+	}{
+		{"random", randomBytes(6, DefaultSize), true},
+		{"random, too small to sample", randomBytes(7, sampleMin-1), false},
+		{"image", imageLike(8, DefaultSize), false},
+		{"zeros", make([]byte, sampleMin), false},
+	}
+	for _, tc := range cases {
+		if got := incompressible(enc, tc.raw); got != tc.want {
+			t.Errorf("%s: incompressible = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -564,9 +564,26 @@ func (l *Link) storeLoop(ctx context.Context) {
 			l.node.post(abandoned(it.v, time.Now()))
 		}
 	}()
+	// Two stages: this goroutine verifies and writes a group while the
+	// committer syncs the one before (stagedGroup); one group waits
+	// between them at most.
+	staged := make(chan *stagedGroup, 1)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for g := range staged {
+			for i, r := range l.node.stores.commitGroup(g) {
+				l.stored(g.sts[i], r.res, r.err)
+			}
+		}
+	}()
+	defer func() {
+		close(staged)
+		<-committed // a group staged is committed and told, as it always was
+	}()
 	for {
-		// What queued while the last group was stored goes in one commit
-		// (storeGroup), each payload still ending, in order, as alone.
+		// What queued while the last group was staged goes in one commit
+		// (stageGroup), each payload still ending, in order, as alone.
 		group, ok := l.stores.drain(ctx, maxStoreGroup)
 		if !ok {
 			return
@@ -575,9 +592,7 @@ func (l *Link) storeLoop(ctx context.Context) {
 		for i, it := range group {
 			sts[i] = it.v
 		}
-		for i, r := range l.node.stores.storeGroup(sts) {
-			l.stored(sts[i], r.res, r.err)
-		}
+		staged <- l.node.stores.stageGroup(sts)
 	}
 }
 

@@ -26,21 +26,46 @@ type storeResult struct {
 	err error
 }
 
+// stagedGroup is a group whose chunks are verified and written to the
+// packs (stageGroup), waiting for their commit (commitGroup). A link's
+// store loop stages the next group while this one commits, so that its
+// verifying (hashing, decoding) runs while the disk syncs the last
+// one, where one after the other left the CPU idle during every sync
+// and the disk idle during every verify.
+type stagedGroup struct {
+	sts  []engine.Store
+	out  []storeResult
+	runs []stagedRun // the group's runs of chunks, in order
+}
+
+// stagedRun is a run of consecutive chunks of a group, staged in one
+// batch: sts[i:j] of the group.
+type stagedRun struct {
+	i, j    int
+	b       *chunk.Batch
+	staged  []bool // written to the batch, to be committed
+	staging bool   // any of them
+}
+
 // storeGroup verifies and stores payloads that arrived on one link, in
-// their order, and logs them as arrived there. Consecutive chunks share
-// one commit: one sync of the pack and one of the index for all of
-// them, where storing them one by one costs two syncs each, which on a
-// disk syncing in 3–10 ms bounded a link's receiving to 50–150 chunks a
-// second, far below the wire. A chunk is still stored and logged (and
-// so acked and relayed) only once durable. A chunk that fails
-// verification is refused alone; a commit that fails fails its group.
-// Manifests are stored one by one, in their place.
+// their order, and logs them as arrived there: stageGroup, then
+// commitGroup.
 func (s *Stores) storeGroup(sts []engine.Store) []storeResult {
-	out := make([]storeResult, len(sts))
+	return s.commitGroup(s.stageGroup(sts))
+}
+
+// stageGroup verifies a group's chunks and writes them to the packs,
+// unsynced and invisible; its manifests wait for commitGroup.
+// Consecutive chunks share one commit: one sync of the pack and one of
+// the index for all of them, where storing them one by one costs two
+// syncs each, which on a disk syncing in 3–10 ms bounded a link's
+// receiving to 50–150 chunks a second, far below the wire. A chunk is
+// still stored and logged (and so acked and relayed) only once
+// durable. A chunk that fails verification is refused alone.
+func (s *Stores) stageGroup(sts []engine.Store) *stagedGroup {
+	g := &stagedGroup{sts: sts, out: make([]storeResult, len(sts))}
 	for i := 0; i < len(sts); {
 		if sts[i].Kind != engine.KindChunk {
-			res, err := s.store(sts[i])
-			out[i] = storeResult{res, err}
 			i++
 			continue
 		}
@@ -48,19 +73,37 @@ func (s *Stores) storeGroup(sts []engine.Store) []storeResult {
 		for j < len(sts) && sts[j].Kind == engine.KindChunk && sts[j].Link == sts[i].Link {
 			j++
 		}
-		s.storeChunks(sts[i:j], out[i:j])
+		g.runs = append(g.runs, s.stageChunks(sts[i:j], g.out[i:j], i))
 		i = j
 	}
-	return out
+	return g
 }
 
-// storeChunks stores chunks that arrived on one link in one commit.
-func (s *Stores) storeChunks(sts []engine.Store, out []storeResult) {
-	b := s.Chunks.NewBatch()
-	staged := make([]bool, len(sts))
-	staging := false
+// commitGroup commits a staged group: each run of chunks in one commit
+// (a commit that fails fails its run), manifests one by one in their
+// place.
+func (s *Stores) commitGroup(g *stagedGroup) []storeResult {
+	runs := g.runs
+	for i := 0; i < len(g.sts); {
+		if len(runs) > 0 && runs[0].i == i {
+			s.commitChunks(g.sts[i:runs[0].j], g.out[i:runs[0].j], runs[0])
+			i = runs[0].j
+			runs = runs[1:]
+			continue
+		}
+		res, err := s.store(g.sts[i])
+		g.out[i] = storeResult{res, err}
+		i++
+	}
+	return g.out
+}
+
+// stageChunks verifies chunks that arrived on one link and writes them
+// to one batch; at is where they start in their group.
+func (s *Stores) stageChunks(sts []engine.Store, out []storeResult, at int) stagedRun {
+	run := stagedRun{i: at, j: at + len(sts), b: s.Chunks.NewBatch(), staged: make([]bool, len(sts))}
 	for i, st := range sts {
-		isNew, err := b.AddStored(st.ID, st.Codec, st.Payload, st.RawLen)
+		isNew, err := run.b.AddStored(st.ID, st.Codec, st.Payload, st.RawLen)
 		switch {
 		case errors.Is(err, chunk.ErrCorrupt) || errors.Is(err, chunk.ErrTooLarge):
 			out[i] = storeResult{engine.Rejected, fmt.Errorf("%w: %w", ErrRejected, err)}
@@ -69,16 +112,22 @@ func (s *Stores) storeChunks(sts []engine.Store, out []storeResult) {
 		case !isNew:
 			out[i] = storeResult{engine.Duplicate, nil} // stored before, or earlier in this group
 		default:
-			staged[i], staging = true, true
+			run.staged[i], run.staging = true, true
 		}
 	}
-	if !staging {
-		b.Abort()
+	return run
+}
+
+// commitChunks makes a staged run durable and visible in one commit and
+// logs its new chunks as arrived.
+func (s *Stores) commitChunks(sts []engine.Store, out []storeResult, run stagedRun) {
+	if !run.staging {
+		run.b.Abort()
 		return
 	}
 	var added map[chunk.ID]bool
 	var tracked func()
-	err := b.Commit(func(pb *pebble.Batch, ids []chunk.ID) error {
+	err := run.b.Commit(func(pb *pebble.Batch, ids []chunk.ID) error {
 		added = make(map[chunk.ID]bool, len(ids))
 		for _, id := range ids {
 			added[id] = true
@@ -92,7 +141,7 @@ func (s *Stores) storeChunks(sts []engine.Store, out []storeResult) {
 		// as Stores.Put marks them (compress.go).
 		var raw []chunk.ID
 		for i, st := range sts {
-			if staged[i] && st.Codec == chunk.CodecRaw && added[st.ID] {
+			if run.staged[i] && st.Codec == chunk.CodecRaw && added[st.ID] {
 				raw = append(raw, st.ID)
 			}
 		}
@@ -103,7 +152,7 @@ func (s *Stores) storeChunks(sts []engine.Store, out []storeResult) {
 	})
 	for i, st := range sts {
 		switch {
-		case !staged[i]:
+		case !run.staged[i]:
 		case err != nil:
 			out[i] = storeResult{engine.Failed, err}
 		case added[st.ID]:

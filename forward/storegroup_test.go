@@ -90,3 +90,43 @@ func TestWorkQueueDrain(t *testing.T) {
 		t.Fatal("drain returned items after its context ended")
 	}
 }
+
+// A link stages its next group while the last one commits: a chunk in
+// both is stored by the first and a duplicate in the second, each
+// chunk is logged once, in order, and nothing is visible before its
+// commit.
+func TestStagedGroupsOverlap(t *testing.T) {
+	s := openTestStores(t)
+	from := engine.LinkID{Peer: "beta", Dir: engine.DirIn}
+	payload := func(text string) engine.Store {
+		raw := []byte(text)
+		return engine.Store{Link: from, Lane: wire.LaneBulk, Kind: engine.KindChunk, ID: chunk.Sum(raw),
+			Codec: chunk.CodecRaw, Payload: raw, RawLen: uint32(len(raw))}
+	}
+	a, b, c := payload("chunk a"), payload("chunk b"), payload("chunk c")
+	head := s.Log.Head(KindChunk)
+	first := s.stageGroup([]engine.Store{a, b})
+	second := s.stageGroup([]engine.Store{b, c})
+	if has, _ := s.HasChunk(a.ID); has {
+		t.Fatal("a staged chunk is visible before its commit")
+	}
+	res := s.commitGroup(first)
+	for i, want := range []engine.StoreResult{engine.Stored, engine.Stored} {
+		if r := res[i]; r.res != want {
+			t.Errorf("first group, store %d: %v (%v), want %v", i, r.res, r.err, want)
+		}
+	}
+	res = s.commitGroup(second)
+	for i, want := range []engine.StoreResult{engine.Duplicate, engine.Stored} {
+		if r := res[i]; r.res != want {
+			t.Errorf("second group, store %d: %v (%v), want %v", i, r.res, r.err, want)
+		}
+	}
+	as, err := s.Log.Read(KindChunk, head, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 3 || as[0].ID != a.ID || as[1].ID != b.ID || as[2].ID != c.ID {
+		t.Errorf("logged %+v, want a, b, c once each", as)
+	}
+}

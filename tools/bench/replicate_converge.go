@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -127,8 +128,12 @@ func runConvergence(ctx context.Context, cfg ReplicateConfig, scratch string) (*
 		for _, topo := range cfg.Topologies {
 			row := ConvergeRow{Data: data.Name, Topology: topo, System: "skyfed"}
 			for k := range cfg.Runs {
+				var err error
 				fmt.Fprintf(cfg.Progress, "replicate: %s, %s of %d, skyfed, run %d of %d...\n", data.Name, topo, cfg.Sites, k+1, cfg.Runs)
-				run, err := skyfedOnce(ctx, scratch, topo, cfg.Sites, data)
+				var run convergeRun
+				pprof.Do(ctx, runLabels("skyfed", data.Name, topo), func(ctx context.Context) {
+					run, err = skyfedOnce(ctx, scratch, topo, cfg.Sites, data)
+				})
 				if err != nil {
 					return nil, fmt.Errorf("%s/%s/skyfed: %w", data.Name, topo, err)
 				}
@@ -141,7 +146,11 @@ func runConvergence(ctx context.Context, cfg ReplicateConfig, scratch string) (*
 				row := ConvergeRow{Data: data.Name, Topology: topo, System: v.String(), Variant: &v}
 				for k := range cfg.Runs {
 					fmt.Fprintf(cfg.Progress, "replicate: %s, %s of %d, %s, run %d of %d...\n", data.Name, topo, cfg.Sites, v, k+1, cfg.Runs)
-					run, err := jetStreamOnce(ctx, scratch, topo, cfg.Sites, v, data)
+					var run convergeRun
+					var err error
+					pprof.Do(ctx, runLabels("jetstream "+v.String(), data.Name, topo), func(ctx context.Context) {
+						run, err = jetStreamOnce(ctx, scratch, topo, cfg.Sites, v, data)
+					})
 					if err != nil {
 						return nil, fmt.Errorf("%s/%s/%s: %w", data.Name, topo, v, err)
 					}
@@ -153,6 +162,13 @@ func runConvergence(ctx context.Context, cfg ReplicateConfig, scratch string) (*
 	}
 	res.LoadEnd = loadAverage()
 	return res, nil
+}
+
+// runLabels tag a run's goroutines (the sites' and servers' included, as
+// they inherit them) so that a --cpuprofile can be split by system, e.g.
+// go tool pprof -tagfocus=system=skyfed.
+func runLabels(system, data, topo string) pprof.LabelSet {
+	return pprof.Labels("system", system, "data", data, "topology", topo)
 }
 
 // skyfedOnce puts the data set at site 0 of a fresh federation whose
