@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +103,10 @@ type PutOptions struct {
 	ContentType string
 	Meta        []manifest.Meta
 	Expires     time.Time // zero: never
+	// MetaAfter, if set, is called once the body has been read whole and
+	// before the version is signed; the pairs it returns join Meta (what
+	// only the body tells, such as the MD5 an S3 ETag is).
+	MetaAfter func() []manifest.Meta
 }
 
 // Open returns the object layer over db and chunks.
@@ -167,10 +173,65 @@ func (s *Store) Put(ctx context.Context, name Name, r io.Reader, opts PutOptions
 		return nil, fmt.Errorf("put %s: %w", name, err)
 	}
 	m.SHA256 = sum
+	if opts.MetaAfter != nil {
+		m.Meta = mergeMeta(m.Meta, opts.MetaAfter())
+	}
 	if err := s.commit(b, m); err != nil {
 		return nil, fmt.Errorf("put %s: %w", name, err)
 	}
 	committed = true
+	return m, nil
+}
+
+// mergeMeta returns meta with extra's pairs added (replacing those of
+// the same key), sorted by key as a manifest keeps them.
+func mergeMeta(meta, extra []manifest.Meta) []manifest.Meta {
+	out := slices.Clone(meta)
+	for _, kv := range extra {
+		if i := slices.IndexFunc(out, func(o manifest.Meta) bool { return o.Key == kv.Key }); i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	slices.SortFunc(out, func(a, b manifest.Meta) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// MayPut reports (nil) whether this site's key may write under domain.
+func (s *Store) MayPut(domain string) error {
+	return s.checkWriter(s.cfg.Signer.PublicKey(), domain)
+}
+
+// Copy makes a new version of name over the bytes of src, without
+// reading or writing them: the new manifest lists src's chunks (as
+// Pithos+ copies), with opts' content type and meta. Chunks of src this
+// site lacks arrive as for any version whose manifest came first.
+func (s *Store) Copy(ctx context.Context, src *manifest.Manifest, name Name, opts PutOptions) (*manifest.Manifest, error) {
+	if err := s.checkWriter(s.cfg.Signer.PublicKey(), name.Domain()); err != nil {
+		return nil, err
+	}
+	if src.Tombstone {
+		return nil, fmt.Errorf("copy %s to %s: %w", src.Name, name, ErrDeleted)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m := &manifest.Manifest{Name: name.String(), ChunkSize: src.ChunkSize, Chunks: slices.Clone(src.Chunks), Size: src.Size,
+		SHA256: src.SHA256, ContentType: opts.ContentType, Meta: opts.Meta}
+	if opts.MetaAfter != nil {
+		m.Meta = mergeMeta(m.Meta, opts.MetaAfter())
+	}
+	if !opts.Expires.IsZero() {
+		m.Expires = opts.Expires.UnixMilli()
+	}
+	b := s.chunks.NewBatch()
+	unpin := s.chunks.Pin(m.Chunks) // not collected between the look and the commit
+	defer unpin()
+	if err := s.commit(b, m); err != nil {
+		b.Abort()
+		return nil, fmt.Errorf("copy %s to %s: %w", src.Name, name, err)
+	}
 	return m, nil
 }
 

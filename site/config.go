@@ -40,10 +40,11 @@ var (
 // Config is a site's config file.
 type Config struct {
 	ID      string `toml:"id"`
-	Domain  string `toml:"domain"`   // the domain this site's own key writes under
-	HTTP    string `toml:"http"`     // HTTP listen address
-	NATS    string `toml:"nats"`     // listen address of the embedded NATS server
-	NATSURL string `toml:"nats_url"` // external NATS server instead of the embedded one
+	Domain  string `toml:"domain"`       // the domain this site's own key writes under
+	HTTP    string `toml:"http"`         // HTTP listen address
+	S3      string `toml:"s3,omitempty"` // S3 API listen address (s3.go); empty: off
+	NATS    string `toml:"nats"`         // listen address of the embedded NATS server
+	NATSURL string `toml:"nats_url"`     // external NATS server instead of the embedded one
 	// Link encryption (natstls.go): nats_tls is auto (TLS whenever the
 	// NATS listener binds beyond loopback; the default), on or off. With
 	// no cert and key the site's certificate is the self-signed one
@@ -188,6 +189,11 @@ func (c *Config) Validate() error {
 		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("%w: %s address %q: %w", ErrBadConfig, a.what, a.addr, err)
+		}
+	}
+	if c.S3 != "" {
+		if _, _, err := net.SplitHostPort(c.S3); err != nil {
+			return fmt.Errorf("%w: s3 address %q: %w", ErrBadConfig, c.S3, err)
 		}
 	}
 	if v := c.HTTPBodyIdleTimeout; v != "" {

@@ -20,6 +20,8 @@ type metrics struct {
 	fetched      prometheus.Counter
 	bodyTimeouts prometheus.Counter
 	access       *accessMetrics // skyfed_http_denied_total (access_http.go)
+	s3Denied     *prometheus.CounterVec
+	s3Puts       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
@@ -62,6 +64,13 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 		Name: "skyfed_http_body_timeouts_total", Help: "Requests whose body stalled longer than http_body_idle_timeout between two reads; answered 408 and dropped.",
 	})
 	m.access = newAccessMetrics(reg)
+	m.s3Denied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "skyfed_s3_denied_total", Help: "S3 requests refused before the protocol: by S3 error code (SignatureDoesNotMatch for wrong signatures and unknown keys alike, AccessDenied for scope).",
+	}, []string{"code"})
+	m.s3Puts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skyfed_s3_puts_total", Help: "Objects put through the S3 API (also counted in skyfed_ingest_*).",
+	})
+	reg.MustRegister(m.s3Denied, m.s3Puts)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

@@ -80,7 +80,11 @@ type Site struct {
 	tls       *natsTLS // link encryption (natstls.go)
 	httpSrv   *http.Server
 	httpAddr  string
-	httpsOn   bool // the HTTP API is served over TLS
+	httpsOn   bool         // the HTTP API is served over TLS
+	s3Srv     *http.Server // the S3 API (s3.go), nil when off
+	s3Addr    string
+	s3TLS     bool
+	started   time.Time
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -236,7 +240,16 @@ func (s *Site) Start(ctx context.Context) error {
 		s.stopNATS()
 		return err
 	}
+	s.started = time.Now()
+	if err := s.startS3(cfg); err != nil {
+		s.stopLinks()
+		s.stopNATS()
+		return err
+	}
 	if err := s.startHTTP(cfg); err != nil {
+		if s.s3Srv != nil {
+			s.s3Srv.Close()
+		}
 		s.stopLinks()
 		s.stopNATS()
 		return err
@@ -404,11 +417,17 @@ func (s *Site) stop() error {
 	}
 	s.wg.Wait()
 	var errs []error
-	if s.httpSrv != nil {
+	for _, srv := range []struct {
+		what string
+		srv  *http.Server
+	}{{"HTTP", s.httpSrv}, {"S3", s.s3Srv}} {
+		if srv.srv == nil {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.httpSrv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop HTTP: %w", err))
-			s.httpSrv.Close()
+		if err := srv.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", srv.what, err))
+			srv.srv.Close()
 		}
 		cancel()
 	}

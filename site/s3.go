@@ -1,0 +1,251 @@
+package site
+
+// The S3 API (s3backend.go has the object operations): its own listener,
+// AWS Signature Version 4 with access tokens as keys, and the same
+// scopes as the HTTP API, decided here before the request reaches the
+// protocol library (github.com/rclone/gofakes3, the fork `rclone serve
+// s3` runs: XML, listing, ranges, conditions, checksums and streamed
+// multipart parts, with the objects left to a backend).
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rclone/gofakes3"
+	"github.com/rclone/gofakes3/signature"
+)
+
+// s3SkewLimit is how far a request's signing time may be from the
+// site's clock: AWS's own limit.
+const s3SkewLimit = 15 * time.Minute
+
+// s3Request is what the gate learned about a request, for the backend:
+// who sent it, which listed names it may see, and the request itself
+// (read-through asks the federation on its behalf).
+type s3Request struct {
+	p    principal
+	a    *accessState
+	keep func(string) bool // nil: every name
+	r    *http.Request
+}
+
+type s3RequestKey struct{}
+
+func s3From(ctx context.Context) *s3Request {
+	if q, ok := ctx.Value(s3RequestKey{}).(*s3Request); ok {
+		return q
+	}
+	return &s3Request{p: principal{}, a: &accessState{cfg: &Config{}}}
+}
+
+// startS3 starts the S3 listener when the config names one.
+func (s *Site) startS3(cfg Config) error {
+	if cfg.S3 == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.S3)
+	if err != nil {
+		return fmt.Errorf("listen for S3 on %s: %w (change s3 in %s, or skyfed site s3 --dir %s --listen ADDR)", cfg.S3, err, ConfigFile, s.dir)
+	}
+	s.s3Addr = ln.Addr().String()
+	if cfg.HTTPTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(resolvePath(s.dir, cfg.HTTPTLSCert), resolvePath(s.dir, cfg.HTTPTLSKey))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("%w: http_tls_cert/http_tls_key in %s: %w", ErrTLSConfig, ConfigFile, err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+		s.s3TLS = true
+	}
+	s.s3Srv = &http.Server{
+		Handler:           s.S3Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.s3Srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("S3 server stopped", "err", err)
+		}
+	}()
+	s.log.Info("S3 API listening", "addr", s.s3Addr, "tls", s.s3TLS)
+	return nil
+}
+
+// S3Addr returns the S3 listener's address ("" when off).
+func (s *Site) S3Addr() string { return s.s3Addr }
+
+// S3Handler serves the S3 API: the gate (signature, scope), then the
+// protocol over the site's objects.
+func (s *Site) S3Handler() http.Handler {
+	fake := gofakes3.New(&s3Backend{s: s},
+		gofakes3.WithHostBucket(false), // domains have dots: path style (virtual hosts break TLS names)
+		gofakes3.WithTimeSkewLimit(s3SkewLimit),
+		gofakes3.WithLogger(s3Logger{s.log}),
+		gofakes3.WithoutVersioning(),
+	)
+	return s.s3Gate(fake.Server())
+}
+
+// s3OnLoopback reports whether the S3 listener is on loopback, where
+// unsigned requests are let in as on the HTTP API; signed ones are still
+// checked.
+func (s *Site) s3OnLoopback() bool {
+	host, _, _ := net.SplitHostPort(s.s3Addr)
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback() || host == "localhost"
+}
+
+// s3Denial is a request refused before the protocol: HTTP status, S3
+// error code and message.
+type s3Denial struct {
+	status    int
+	code, msg string
+}
+
+// s3Gate authenticates a request by its signature and authorizes it by
+// the token's scopes before the protocol sees it.
+func (s *Site) s3Gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := s.access()
+		a.open = false // on S3 a signature names its token even on loopback
+		p, d := s.s3Authenticate(r)
+		q := &s3Request{p: p, a: a, r: r}
+		if d == nil {
+			d = s.s3Authorize(r, q)
+		}
+		if d != nil {
+			s.metrics.s3Denied.WithLabelValues(d.code).Inc()
+			writeS3Error(w, r, d.status, d.code, d.msg)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), s3RequestKey{}, q)))
+	})
+}
+
+// s3Signed reports whether r carries credentials: an Authorization
+// header or a presigned URL's signature.
+func s3Signed(r *http.Request) bool {
+	return r.Header.Get("Authorization") != "" || r.URL.Query().Has("X-Amz-Signature") || r.URL.Query().Has("X-Amz-Credential")
+}
+
+// errSignatureMismatch is the answer to a wrong signature and to an
+// unknown key alike.
+const errSignatureMismatch = "SignatureDoesNotMatch"
+
+// s3Authenticate checks r's signature against the secret of the access
+// token its access key names. A key this site does not know (or whose
+// token expired or was revoked) is answered exactly as a wrong
+// signature, so keys cannot be probed. Unsigned requests are let in on
+// loopback only, as on the HTTP API.
+func (s *Site) s3Authenticate(r *http.Request) (principal, *s3Denial) {
+	if !s3Signed(r) {
+		if s.s3OnLoopback() {
+			return principal{open: true}, nil
+		}
+		return principal{}, &s3Denial{http.StatusForbidden, "AccessDenied",
+			"requests to this S3 endpoint must be signed with an access token as the key: skyfed site token create --dir DIR"}
+	}
+	var tok AccessToken
+	var found bool
+	code := signature.V4SignVerifyWithLookup(r, func(accessKey string) (string, bool) {
+		secret, t, ok := s.TokenSecret(accessKey)
+		tok, found = t, ok
+		return secret, ok
+	})
+	if code == signature.ErrNone && found {
+		return principal{tok: &tok}, nil
+	}
+	e := signature.GetAPIError(code)
+	if code == signature.ErrNone || e.Code == "InvalidAccessKeyId" || e.Code == errSignatureMismatch {
+		return principal{}, &s3Denial{http.StatusForbidden, errSignatureMismatch,
+			"The request signature we calculated does not match the signature you provided. Check your key and signing method."}
+	}
+	return principal{}, &s3Denial{e.HTTPStatusCode, e.Code, e.Description}
+}
+
+// s3Authorize decides r by path-style bucket and key (bucket = domain,
+// key = the rest of the name): reads of a name need read scope on it,
+// writes write scope; listings keep only readable names; the bucket
+// list and bucket-level reads need some credential.
+func (s *Site) s3Authorize(r *http.Request, q *s3Request) *s3Denial {
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	deny := func(d *denial) *s3Denial {
+		if d == nil {
+			return nil
+		}
+		return &s3Denial{http.StatusForbidden, "AccessDenied", d.msg}
+	}
+	switch {
+	case bucket == "":
+		if !q.p.authenticated() && len(q.a.cfg.Public) == 0 {
+			return &s3Denial{http.StatusForbidden, "AccessDenied", "listing buckets needs an access token"}
+		}
+		return nil
+	case key == "":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodPost {
+			keep, d := q.a.list(q.p, nil, bucket+"/"+r.URL.Query().Get("prefix"))
+			q.keep = keep
+			return deny(d)
+		}
+		if !q.p.all() && (q.p.tok == nil || !overlaps(bucket+"/", q.p.tok.Write)) {
+			return &s3Denial{http.StatusForbidden, "AccessDenied", "this credential may not write in " + bucket}
+		}
+		return nil
+	}
+	name := bucket + "/" + key
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return deny(q.a.objectRead(q.p, nil, name, ""))
+	}
+	if src := r.Header.Get("X-Amz-Copy-Source"); src != "" {
+		srcName, _, _ := strings.Cut(strings.TrimPrefix(src, "/"), "?")
+		if u, err := url.PathUnescape(srcName); err == nil {
+			srcName = u
+		}
+		if d := deny(q.a.objectRead(q.p, nil, srcName, "")); d != nil {
+			return d
+		}
+	}
+	return deny(q.a.objectWrite(q.p, nil, name))
+}
+
+// s3Error is the body of an S3 error answer.
+type s3Error struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string   `xml:"Code"`
+	Message   string   `xml:"Message"`
+	Resource  string   `xml:"Resource,omitempty"`
+	RequestID string   `xml:"RequestId"`
+}
+
+func writeS3Error(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write([]byte(xml.Header))
+	_ = xml.NewEncoder(w).Encode(s3Error{Code: code, Message: msg, Resource: r.URL.Path, RequestID: w.Header().Get("x-amz-request-id")})
+}
+
+// s3Logger hands the library's log lines to the site's logger: its
+// errors as warnings, the rest at debug level.
+type s3Logger struct{ log *slog.Logger }
+
+func (l s3Logger) Print(level gofakes3.LogLevel, v ...any) {
+	msg := strings.TrimSpace(fmt.Sprintln(v...))
+	switch level {
+	case gofakes3.LogErr:
+		l.log.Warn("s3", "msg", msg)
+	default:
+		l.log.Debug("s3", "msg", msg)
+	}
+}
