@@ -127,8 +127,32 @@ func (s *Site) s3Gate(next http.Handler) http.Handler {
 			writeS3Error(w, r, d.status, d.code, d.msg)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), s3RequestKey{}, q)))
+		ctx := context.WithValue(r.Context(), s3RequestKey{}, q)
+		if bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); r.Method == http.MethodPut && bucket != "" && key == "" && r.URL.RawQuery == "" {
+			s.s3CreateBucket(w, r.WithContext(ctx), bucket)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// s3CreateBucket answers CreateBucket here rather than in the library,
+// whose bucket-name check refuses labels of two letters ("gloria.eu"):
+// a bucket is a domain, so "creating" one this site may write under (or
+// already holds) succeeds, as S3 answers its owner, and any other is
+// refused.
+func (s *Site) s3CreateBucket(w http.ResponseWriter, r *http.Request, bucket string) {
+	ok, err := (&s3Backend{s: s}).BucketExists(r.Context(), bucket)
+	switch {
+	case err != nil:
+		writeS3Error(w, r, http.StatusInternalServerError, "InternalError", err.Error())
+	case !ok:
+		writeS3Error(w, r, http.StatusForbidden, "AccessDenied",
+			"buckets are the federation's domains: this site's key may not write under "+bucket+" (skyfed site trust on its peers decides who writes where)")
+	default:
+		w.Header().Set("Location", "/"+bucket)
+		w.WriteHeader(http.StatusOK)
+	}
 }
 
 // s3Signed reports whether r carries credentials: an Authorization

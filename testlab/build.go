@@ -76,6 +76,8 @@ type FedOptions struct {
 	// HTTPAddr and NATSAddr return the fixed listen addresses of new site
 	// i; nil picks a random port (for NATS, anew at every start).
 	HTTPAddr, NATSAddr func(i int) string
+	// S3Addr, if set, turns each new site's S3 API on at that address.
+	S3Addr func(i int) string
 	// Direct links dial the acceptor's NATS address itself instead of a
 	// Proxy (which Proxy, Cut and Heal need). It needs NATSAddr.
 	Direct bool

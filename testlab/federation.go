@@ -75,6 +75,9 @@ func (f *Federation) initMember(i int) error {
 	if f.opts.NATSAddr != nil {
 		cfg.NATS = f.opts.NATSAddr(i)
 	}
+	if f.opts.S3Addr != nil {
+		cfg.S3 = f.opts.S3Addr(i)
+	}
 	cfg, key, err := initOrReuse(dir, cfg)
 	if err != nil {
 		return fmt.Errorf("lab: init %s: %w", id, err)

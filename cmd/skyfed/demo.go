@@ -29,6 +29,7 @@ type DemoCmd struct {
 	Topology string        `default:"ring-chords" enum:"line,ring,star,mesh,ring-chords" help:"How the sites are linked (line, ring, star, mesh, ring-chords)."`
 	HTTPPort int           `name:"http-port" default:"7401" help:"HTTP port of the first site; the others follow."`
 	NATSPort int           `name:"nats-port" default:"7421" help:"NATS port of the first site; the others follow."`
+	S3Port   int           `name:"s3-port" default:"7441" help:"S3 API port of the first site; the others follow."`
 	FITS     string        `name:"fits" env:"SKYFED_FITS" help:"Directory of real FITS files to use as sample data (e.g. from Debian's eso-midas-testdata); synthetic 16-bit frames when unset."`
 	Frames   int           `default:"6" help:"Frames to put at each of the two observing sites."`
 	For      time.Duration `name:"for" help:"Stop after this long (default: run until Ctrl-C)."`
@@ -91,9 +92,10 @@ func (c *DemoCmd) startFederation(app *App, base string) (*testlab.Federation, e
 		ChunkSize: chunk.DefaultSize, Logger: app.Log, Direct: true,
 		HTTPAddr: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort+i)) },
 		NATSAddr: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NATSPort+i)) },
+		S3Addr:   func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.S3Port+i)) },
 	})
 	if errors.Is(err, testlab.ErrStart) {
-		return nil, fmt.Errorf("%w (another demo running? use --http-port/--nats-port)", err)
+		return nil, fmt.Errorf("%w (another demo running? use --http-port/--nats-port/--s3-port)", err)
 	}
 	return fed, err
 }
@@ -194,7 +196,7 @@ func progressLine(sites []*site.Site, want int64) (string, bool, error) {
 func (c *DemoCmd) printGuide(w io.Writer, sites []*site.Site) {
 	fmt.Fprintf(w, "skyfed demo: %d sites running\n", len(sites))
 	for _, s := range sites {
-		fmt.Fprintf(w, "  %-14s http://%s   nats %s\n", s.Config().ID, s.HTTPAddr(), s.NATSURL())
+		fmt.Fprintf(w, "  %-14s http://%s   nats %s   s3 http://%s\n", s.Config().ID, s.HTTPAddr(), s.NATSURL(), s.S3Addr())
 	}
 	first := "http://" + sites[0].HTTPAddr()
 	fmt.Fprintf(w, "\nTry, in another terminal:\n")
@@ -202,6 +204,7 @@ func (c *DemoCmd) printGuide(w io.Writer, sites []*site.Site) {
 	fmt.Fprintf(w, "  skyfed ls %s/\n", demoDomain)
 	fmt.Fprintf(w, "  skyfed stat\n")
 	fmt.Fprintf(w, "  curl -s %s/api/status\n", first)
+	fmt.Fprintf(w, "  aws --endpoint-url http://%s s3 ls s3://%s/   # S3; on loopback unsigned requests are open: add --no-sign-request\n", sites[0].S3Addr(), demoDomain)
 	if c.For > 0 {
 		fmt.Fprintf(w, "The demo stops by itself after %s.\n", c.For)
 	} else {

@@ -23,6 +23,35 @@ type SiteCmd struct {
 	TLS     SiteTLSCmd     `cmd:"" name:"tls" help:"Change the site's TLS settings (NATS links, HTTPS); restart the site to apply."`
 	Token   SiteTokenCmd   `cmd:"" help:"Create, list and revoke access tokens for the HTTP API (access.go)."`
 	Public  SitePublicCmd  `cmd:"" help:"Name prefixes anyone may read without a token."`
+	S3      SiteS3Cmd      `cmd:"" name:"s3" help:"Turn the S3 API on (--listen ADDR) or off (--off); restart the site to apply."`
+}
+
+// SiteS3Cmd is `skyfed site s3`.
+type SiteS3Cmd struct {
+	Dir    string `required:"" type:"existingdir" help:"The site's data dir."`
+	Listen string `help:"Listen address of the S3 API, e.g. 127.0.0.1:7403." xor:"s3"`
+	Off    bool   `help:"Turn the S3 API off." xor:"s3"`
+}
+
+// Run edits s3 in the site's config. Listeners start with the site, so a
+// running site takes the change at its next start.
+func (c *SiteS3Cmd) Run(app *App) error {
+	if c.Listen == "" && !c.Off {
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("give --listen ADDR or --off")}
+	}
+	err := site.EditConfig(c.Dir, func(cfg *site.Config) error {
+		cfg.S3 = c.Listen
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if c.Off {
+		app.Log.Info("S3 API off at the next start", "dir", c.Dir, "next", "restart the site (skyfed site run --dir "+c.Dir+")")
+		return nil
+	}
+	app.Log.Info("S3 API on at the next start", "dir", c.Dir, "listen", c.Listen, "next", "restart the site (skyfed site run --dir "+c.Dir+")")
+	return nil
 }
 
 // SiteInitCmd is `skyfed site init`.
@@ -34,12 +63,13 @@ type SiteInitCmd struct {
 	NATS      string `default:"127.0.0.1:7402" help:"Listen address of the embedded NATS server."`
 	NATSURL   string `name:"nats-url" help:"Use an external NATS server at this URL instead of the embedded one."`
 	ChunkSize int    `default:"1048576" help:"Chunk size in bytes."`
+	S3        string `name:"s3" help:"Listen address of the S3 API, e.g. 127.0.0.1:7403 (off unless given)."`
 	tlsFlags
 }
 
 // Run creates the site; stdout gets exactly the public key.
 func (c *SiteInitCmd) Run(app *App) error {
-	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize}
+	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize, S3: c.S3}
 	if err := c.apply(&cfg); err != nil {
 		return err
 	}
