@@ -414,10 +414,14 @@ func (s *Store) CollectedByPrefix(prefix []byte) (bool, error) {
 func (s *Store) CollectedCount() (int64, error) { return s.collected.Load(), nil }
 
 // ForEachReferencedChunk calls fn with every chunk ID referenced by a
-// manifest stored here (duplicates possible). Manifests committed while
+// manifest stored here or by a part of an upload in progress
+// (duplicates possible). Manifests committed while
 // it runs may or may not be seen: a sweep must not collect a chunk that
 // became unreferenced only recently (the chunk grace period covers it).
 func (s *Store) ForEachReferencedChunk(ctx context.Context, fn func(chunk.ID) error) error {
+	if err := s.forEachPartChunk(ctx, fn); err != nil { // parts of uploads in progress
+		return err
+	}
 	return s.scanPrefix(ctx, prefixManifest, func(k, v []byte) error {
 		m, err := manifest.Decode(v)
 		if err != nil {

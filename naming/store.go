@@ -271,7 +271,9 @@ func (s *Store) flushChunks(b *chunk.Batch) error {
 	if err != nil {
 		return err
 	}
-	arrived()
+	if arrived != nil { // nil when every chunk since the last flush was stored before: Flush had nothing to commit
+		arrived()
+	}
 	if logged {
 		s.cfg.Journal.Committed()
 	}

@@ -125,3 +125,22 @@ func TestPutShipsChunksBeforeItCommits(t *testing.T) {
 		t.Fatalf("the log holds %d chunks and %d manifests, want %d and 1 (each once)", nChunks, nManifests, len(m.Chunks))
 	}
 }
+
+// A put past putFlushBytes whose chunks are all stored already (the same
+// file put again, under another name) flushes nothing new: it used to
+// take that for a failure to stage and panic.
+func TestPutOfStoredBytesPastAFlush(t *testing.T) {
+	j := &chunkJournal{logged: make(chan struct{}, 64)}
+	e := openEnvJournal(t, vfs.Default, t.TempDir(), j)
+	defer e.close(t)
+	data := randomBytes(9, 2*putFlushBytes+100)
+	for _, n := range []string{"gloria.eu/a.fits", "gloria.eu/copy-of-a.fits"} {
+		if _, err := e.store.Put(context.Background(), MustParseName(n), bytes.NewReader(data), PutOptions{}); err != nil {
+			t.Fatalf("put %s: %v", n, err)
+		}
+	}
+	m, err := e.store.Latest(MustParseName("gloria.eu/copy-of-a.fits"))
+	if err != nil || !bytes.Equal(e.read(t, m), data) {
+		t.Fatalf("the second put: %v", err)
+	}
+}

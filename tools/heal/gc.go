@@ -30,11 +30,18 @@ type GCOptions struct {
 	// MinDead is the share of dead bytes past which a pack is rewritten
 	// (0: chunk.DefaultMinDead).
 	MinDead float64
+	// UploadExpiry is how long a multipart upload may stay unfinished
+	// before the collection aborts it (0: DefaultUploadExpiry).
+	UploadExpiry time.Duration
 	// Now is the collection's clock (nil: time.Now).
 	Now func() time.Time
 	// Progress, if set, is called as the collection goes and at the end.
 	Progress func(GCReport)
 }
+
+// DefaultUploadExpiry is how long an S3 multipart upload may stay
+// unfinished before garbage collection takes it as abandoned.
+const DefaultUploadExpiry = 7 * 24 * time.Hour
 
 // GCReport is what a collection reclaimed. Its JSON is the last line of
 // POST /api/gc and of skyfed tools gc --json.
@@ -42,6 +49,7 @@ type GCReport struct {
 	Phase             string `json:"phase"` // versions, chunks, packs, done
 	VersionsCollected int64  `json:"versions_collected"`
 	VersionBytes      int64  `json:"version_bytes"` // their sizes as objects
+	UploadsCollected  int    `json:"uploads_collected"` // multipart uploads abandoned past UploadExpiry
 	ChunksCollected   int64  `json:"chunks_collected"`
 	ChunkBytes        int64  `json:"chunk_bytes"` // stored bytes of the chunks collected
 	// OrphansWaiting are chunks no manifest references that are still in
@@ -94,6 +102,15 @@ func (s *Site) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
 	stopGuard := s.Chunks.GuardReuse()
 	defer stopGuard()
 	manifestHead := s.Arrivals.Head(forward.KindManifest)
+	expiry := opts.UploadExpiry
+	if expiry <= 0 {
+		expiry = DefaultUploadExpiry
+	}
+	uploads, err := s.Objects.CollectUploads(ctx, opts.Now().Add(-expiry))
+	if err != nil {
+		return fail(err)
+	}
+	rep.UploadsCollected = uploads
 	collected, err := s.Objects.CollectHidden(ctx, opts.Now(), opts.Grace)
 	if s.Inventory != nil {
 		s.Inventory.Forget(forward.KindManifest, collected.Manifests)
