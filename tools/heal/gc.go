@@ -48,7 +48,7 @@ const DefaultUploadExpiry = 7 * 24 * time.Hour
 type GCReport struct {
 	Phase             string `json:"phase"` // versions, chunks, packs, done
 	VersionsCollected int64  `json:"versions_collected"`
-	VersionBytes      int64  `json:"version_bytes"` // their sizes as objects
+	VersionBytes      int64  `json:"version_bytes"`     // their sizes as objects
 	UploadsCollected  int    `json:"uploads_collected"` // multipart uploads abandoned past UploadExpiry
 	ChunksCollected   int64  `json:"chunks_collected"`
 	ChunkBytes        int64  `json:"chunk_bytes"` // stored bytes of the chunks collected
