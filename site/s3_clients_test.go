@@ -96,6 +96,16 @@ func TestS3AWSCLI(t *testing.T) {
 	if body, err := curl.Output(); err != nil || !bytes.Equal(body, files["night/a.fits"]) {
 		t.Errorf("presigned URL: %d bytes, %v", len(body), err)
 	}
+	// Past awscli's multipart threshold (8 MiB): three parts.
+	big := filepath.Join(t.TempDir(), "big.fits")
+	bigData := seeded(77, 20<<20+12345)
+	if err := os.WriteFile(big, bigData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, env, aws, "--endpoint-url", ep, "s3", "cp", big, "s3://gloria.eu/aws/big.fits")
+	bigBack := filepath.Join(t.TempDir(), "big.fits")
+	runClient(t, env, aws, "--endpoint-url", ep, "s3", "cp", "s3://gloria.eu/aws/big.fits", bigBack)
+	sameTree(t, filepath.Dir(bigBack), map[string][]byte{"big.fits": bigData})
 	runClient(t, env, aws, "--endpoint-url", ep, "s3", "rm", "s3://gloria.eu/aws/single.fits")
 	if ls := runClient(t, env, aws, "--endpoint-url", ep, "s3", "ls", "s3://gloria.eu/aws/"); strings.Contains(ls, "single.fits") {
 		t.Errorf("removed, still listed:\n%s", ls)
@@ -137,6 +147,14 @@ func TestS3Rclone(t *testing.T) {
 		t.Errorf("server-side copy wrote %d bytes", after-stored)
 	}
 	runClient(t, env, rclone, "check", "--one-way", src, "sky:gloria.eu/rc")
+	// A multipart upload (parts of 5 MiB past a 5 MiB cutoff), checked by
+	// MD5 afterwards.
+	big := t.TempDir()
+	if err := os.WriteFile(filepath.Join(big, "big.fits"), seeded(78, 12<<20+777), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runClient(t, env, rclone, "copy", "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M", big, "sky:gloria.eu/rc-big")
+	runClient(t, env, rclone, "check", big, "sky:gloria.eu/rc-big")
 }
 
 // Debian's s3cmd with path-style addressing: put, get, ls, sync, del.
