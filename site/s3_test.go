@@ -399,3 +399,71 @@ func TestS3Multipart(t *testing.T) {
 		t.Errorf("aborted upload: %v", err)
 	}
 }
+
+// UploadPartCopy takes a range of a stored object as a part; ListParts
+// and ListMultipartUploads show an upload in progress; response header
+// overrides and a wrong Content-MD5 are answered as S3 does.
+func TestS3PartCopyListsAndOverrides(t *testing.T) {
+	ts := startS3Site(t)
+	id, secret := s3Token(t, ts, AccessToken{Name: "mp", Write: []string{"gloria.eu/"}})
+	c := s3Client(t, ts, id, secret)
+	ctx := context.Background()
+	src := seeded(400, 6<<20)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("src.fits"), Body: bytes.NewReader(src)}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("gloria.eu"), Key: aws.String("joined.fits")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("gloria.eu"), Key: aws.String("joined.fits"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), CopySource: aws.String("gloria.eu/src.fits"), CopySourceRange: aws.String("bytes=0-5242879")})
+	if err != nil {
+		t.Fatalf("upload part copy: %v", err)
+	}
+	tail := seeded(401, 1000)
+	p2, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("gloria.eu"), Key: aws.String("joined.fits"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(2), Body: bytes.NewReader(tail)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String("gloria.eu"), Key: aws.String("joined.fits"), UploadId: up.UploadId})
+	if err != nil || len(parts.Parts) != 2 || aws.ToInt64(parts.Parts[0].Size) != 5<<20 {
+		t.Fatalf("list parts: %+v %v", parts, err)
+	}
+	uploads, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String("gloria.eu")})
+	if err != nil || len(uploads.Uploads) != 1 || aws.ToString(uploads.Uploads[0].Key) != "joined.fits" {
+		t.Fatalf("list uploads: %+v %v", uploads, err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("gloria.eu"), Key: aws.String("joined.fits"),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{
+			{ETag: cp.CopyPartResult.ETag, PartNumber: aws.Int32(1)}, {ETag: p2.ETag, PartNumber: aws.Int32(2)}}}}); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+	got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("joined.fits"),
+		ResponseContentType: aws.String("application/fits"), ResponseContentDisposition: aws.String("attachment")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+	if !bytes.Equal(body, append(src[:5<<20:5<<20], tail...)) || aws.ToString(got.ContentType) != "application/fits" || aws.ToString(got.ContentDisposition) != "attachment" {
+		t.Errorf("joined: %d bytes, type %q, disposition %q", len(body), aws.ToString(got.ContentType), aws.ToString(got.ContentDisposition))
+	}
+	// A Content-MD5 that does not match the body: refused, nothing stored.
+	req, _ := http.NewRequest(http.MethodPut, "http://"+ts.S3Addr()+"/gloria.eu/bad-md5.fits", strings.NewReader("frame"))
+	req.Header.Set("Content-MD5", "AAAAAAAAAAAAAAAAAAAAAA==")
+	resp, err := http.DefaultClient.Do(req) // unsigned: the listener is on loopback
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(rb), "BadDigest") {
+		t.Errorf("wrong Content-MD5: %d %s", resp.StatusCode, rb)
+	}
+	if _, err := ts.objects.Latest(naming.MustParseName("gloria.eu/bad-md5.fits")); err == nil {
+		t.Error("a put with a wrong Content-MD5 was stored")
+	}
+}

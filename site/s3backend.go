@@ -50,9 +50,12 @@ func s3Name(bucket, key string) (naming.Name, error) {
 
 // s3Err turns a site error into the S3 error a client expects.
 func s3Err(bucket, key string, err error) error {
+	var proto gofakes3.Error // the library's own, from reading the body: BadDigest, IncompleteBody...
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &proto):
+		return proto
 	case errors.Is(err, naming.ErrNotFound), errors.Is(err, naming.ErrDeleted):
 		return gofakes3.KeyNotFound(key)
 	case errors.Is(err, naming.ErrForbidden), errors.Is(err, naming.ErrUntrusted):
