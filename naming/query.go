@@ -179,3 +179,30 @@ func (s *Store) HistoryByHash(h Hash) ([]*manifest.Manifest, error) {
 	}
 	return out, it.Error()
 }
+
+// Names returns up to limit names (deleted ones included: they have a
+// history) that start with prefix and sort after after, and whether
+// more follow.
+func (s *Store) Names(prefix, after string, limit int) ([]Name, bool, error) {
+	lower := nameKey(prefix)
+	if after >= prefix {
+		lower = append(nameKey(after), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(nameKey(prefix))})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	var out []Name
+	for it.First(); it.Valid(); it.Next() {
+		name, err := ParseName(string(it.Key()[1:]))
+		if err != nil {
+			return nil, false, fmt.Errorf("names: index holds %w", err)
+		}
+		if len(out) == limit {
+			return out, true, nil
+		}
+		out = append(out, name)
+	}
+	return out, false, it.Error()
+}

@@ -90,7 +90,6 @@ func (s *Site) S3Handler() http.Handler {
 		gofakes3.WithHostBucket(false), // domains have dots: path style (virtual hosts break TLS names)
 		gofakes3.WithTimeSkewLimit(s3SkewLimit),
 		gofakes3.WithLogger(s3Logger{s.log}),
-		gofakes3.WithoutVersioning(),
 	)
 	return s.s3Gate(fake.Server())
 }
@@ -216,8 +215,15 @@ func (s *Site) s3Authorize(r *http.Request, q *s3Request) *s3Denial {
 		return nil
 	case key == "":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodPost {
-			keep, d := q.a.list(q.p, nil, bucket+"/"+r.URL.Query().Get("prefix"))
+			prefix := bucket + "/" + r.URL.Query().Get("prefix")
+			keep, d := q.a.list(q.p, nil, prefix)
 			q.keep = keep
+			// Versions are listed without a filter (the library gives
+			// that call no context): only a credential that may read
+			// every name under the prefix may list them.
+			if d == nil && keep != nil && r.URL.Query().Has("versions") && (q.p.tok == nil || !q.p.tok.mayReadUnder(prefix)) {
+				return &s3Denial{http.StatusForbidden, "AccessDenied", "listing versions needs read scope on every name under " + prefix}
+			}
 			return deny(d)
 		}
 		if !q.p.all() && (q.p.tok == nil || !overlaps(bucket+"/", q.p.tok.Write)) {

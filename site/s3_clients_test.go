@@ -107,6 +107,10 @@ func TestS3AWSCLI(t *testing.T) {
 	runClient(t, env, aws, "--endpoint-url", ep, "s3", "cp", "s3://gloria.eu/aws/big.fits", bigBack)
 	sameTree(t, filepath.Dir(bigBack), map[string][]byte{"big.fits": bigData})
 	runClient(t, env, aws, "--endpoint-url", ep, "s3", "rm", "s3://gloria.eu/aws/single.fits")
+	versions := runClient(t, env, aws, "--endpoint-url", ep, "s3api", "list-object-versions", "--bucket", "gloria.eu", "--prefix", "aws/single.fits")
+	if !strings.Contains(versions, `"DeleteMarkers"`) || !strings.Contains(versions, `"Versions"`) {
+		t.Errorf("list-object-versions after a put and an rm:\n%s", versions)
+	}
 	if ls := runClient(t, env, aws, "--endpoint-url", ep, "s3", "ls", "s3://gloria.eu/aws/"); strings.Contains(ls, "single.fits") {
 		t.Errorf("removed, still listed:\n%s", ls)
 	}
@@ -213,6 +217,11 @@ keys = [o["Key"] for o in l.get("Contents", [])]
 prefixes = [p["Prefix"] for p in l.get("CommonPrefixes", [])]
 assert keys == ["py/b", "py/frame.fits"], keys
 assert prefixes == ["py/a/"], prefixes
+v2 = s3.put_object(Bucket="gloria.eu", Key="py/frame.fits", Body=b"second take")["VersionId"]
+vs = s3.list_object_versions(Bucket="gloria.eu", Prefix="py/frame.fits")["Versions"]
+assert len(vs) == 2 and vs[0]["VersionId"] == v2 and vs[0]["IsLatest"], vs
+old = s3.get_object(Bucket="gloria.eu", Key="py/frame.fits", VersionId=vs[1]["VersionId"])["Body"].read()
+assert old == data
 print("ok")
 `
 	out := runClient(t, s3Env(t, id, secret), python, "-c", script, "http://"+ts.S3Addr())

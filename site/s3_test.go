@@ -467,3 +467,78 @@ func TestS3PartCopyListsAndOverrides(t *testing.T) {
 		t.Error("a put with a wrong Content-MD5 was stored")
 	}
 }
+
+// Versions through S3: every put and delete is a version, a delete a
+// delete marker, any version can be read by its ID, versions cannot be
+// deleted one by one, and versioning is always on.
+func TestS3Versions(t *testing.T) {
+	ts := startS3Site(t)
+	id, secret := s3Token(t, ts, AccessToken{Name: "v", Write: []string{"gloria.eu/"}})
+	c := s3Client(t, ts, id, secret)
+	ctx := context.Background()
+	var ids []string
+	for i := range 3 {
+		res, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("v/frame.fits"), Body: strings.NewReader(fmt.Sprint("take ", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, aws.ToString(res.VersionId))
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("v/other.fits"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	del, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("v/frame.fits")})
+	if err != nil || !aws.ToBool(del.DeleteMarker) {
+		t.Fatalf("delete: %+v %v", del, err)
+	}
+	got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("v/frame.fits"), VersionId: aws.String(ids[1])})
+	if err != nil {
+		t.Fatalf("get version %s: %v", ids[1], err)
+	}
+	b, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+	if string(b) != "take 1" || aws.ToString(got.VersionId) != ids[1] {
+		t.Errorf("version %s: %q (version %s)", ids[1], b, aws.ToString(got.VersionId))
+	}
+	// All five versions, a page of two at a time.
+	var seen []string
+	markers := 0
+	in := &s3.ListObjectVersionsInput{Bucket: aws.String("gloria.eu"), Prefix: aws.String("v/"), MaxKeys: aws.Int32(2)}
+	for range 10 {
+		page, err := c.ListObjectVersions(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range page.Versions {
+			seen = append(seen, aws.ToString(v.Key)+"@"+aws.ToString(v.VersionId))
+		}
+		for _, m := range page.DeleteMarkers {
+			markers++
+			seen = append(seen, aws.ToString(m.Key)+"@"+aws.ToString(m.VersionId))
+			if !aws.ToBool(m.IsLatest) {
+				t.Errorf("the delete marker is not the latest version")
+			}
+		}
+		if !aws.ToBool(page.IsTruncated) {
+			break
+		}
+		in.KeyMarker, in.VersionIdMarker = page.NextKeyMarker, page.NextVersionIdMarker
+	}
+	if len(seen) != 5 || markers != 1 {
+		t.Errorf("versions listed: %v (%d delete markers)", seen, markers)
+	}
+	uniq := map[string]bool{}
+	for _, s := range seen {
+		uniq[s] = true
+	}
+	if len(uniq) != len(seen) {
+		t.Errorf("a version listed twice: %v", seen)
+	}
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("v/frame.fits"), VersionId: aws.String(ids[0])}); s3Code(err) != "NotImplemented" {
+		t.Errorf("deleting a version: %v", err)
+	}
+	vc, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String("gloria.eu")})
+	if err != nil || vc.Status != types.BucketVersioningStatusEnabled {
+		t.Errorf("versioning: %+v %v", vc, err)
+	}
+}

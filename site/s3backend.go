@@ -251,7 +251,7 @@ func (b *s3Backend) HeadObject(ctx context.Context, bucket, key string) (*gofake
 	if err != nil {
 		return nil, err
 	}
-	return &gofakes3.Object{Name: key, Metadata: s3Metadata(m), Size: m.Size, Contents: noBody{}, Hash: etagOf(m)}, nil
+	return &gofakes3.Object{Name: key, Metadata: s3Metadata(m), Size: m.Size, Contents: noBody{}, Hash: etagOf(m), VersionID: gofakes3.VersionID(m.Version())}, nil
 }
 
 func (b *s3Backend) GetObject(ctx context.Context, bucket, key string, rnge *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
@@ -259,6 +259,12 @@ func (b *s3Backend) GetObject(ctx context.Context, bucket, key string, rnge *gof
 	if err != nil {
 		return nil, err
 	}
+	return b.objectOf(ctx, bucket, key, m, rnge)
+}
+
+// objectOf answers a GET of version m: its bytes in the range asked,
+// streamed chunk by chunk (read-through for chunks not here yet).
+func (b *s3Backend) objectOf(ctx context.Context, bucket, key string, m *manifest.Manifest, rnge *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
 	or, err := rnge.Range(m.Size)
 	if err != nil {
 		return nil, err
@@ -278,7 +284,8 @@ func (b *s3Backend) GetObject(ctx context.Context, bucket, key string, rnge *gof
 		return nil, s3Err(bucket, key, err)
 	}
 	body := &s3Body{r: naming.NewReader(rt, m, start, length), unpin: unpin, s: b.s}
-	return &gofakes3.Object{Name: key, Metadata: s3Metadata(m), Size: m.Size, Contents: body, Hash: etagOf(m), Range: or}, nil
+	return &gofakes3.Object{Name: key, Metadata: s3Metadata(m), Size: m.Size, Contents: body, Hash: etagOf(m), Range: or,
+		VersionID: gofakes3.VersionID(m.Version())}, nil
 }
 
 // s3Body streams an object's bytes and lets its chunks go when closed.
@@ -363,7 +370,7 @@ func (b *s3Backend) PutObject(ctx context.Context, bucket, key string, meta map[
 	b.s.metrics.ingestBytes.Add(float64(m.Size))
 	b.s.metrics.ingestObjs.Inc()
 	b.s.metrics.s3Puts.Inc()
-	return gofakes3.PutObjectResult{ETag: `"` + hex.EncodeToString(etagOf(m)) + `"`}, nil
+	return gofakes3.PutObjectResult{ETag: `"` + hex.EncodeToString(etagOf(m)) + `"`, VersionID: gofakes3.VersionID(m.Version())}, nil
 }
 
 func (b *s3Backend) DeleteObject(ctx context.Context, bucket, key string) (gofakes3.ObjectDeleteResult, error) {
@@ -374,7 +381,7 @@ func (b *s3Backend) DeleteObject(ctx context.Context, bucket, key string) (gofak
 	if err := b.s.checkClock(); err != nil {
 		return gofakes3.ObjectDeleteResult{}, gofakes3.ErrorMessage(gofakes3.ErrSlowDown, err.Error())
 	}
-	_, err = b.s.objects.Delete(ctx, name)
+	m, err := b.s.objects.Delete(ctx, name)
 	if errors.Is(err, naming.ErrNotFound) || errors.Is(err, naming.ErrDeleted) {
 		return gofakes3.ObjectDeleteResult{}, nil // S3 answers a delete of nothing as done
 	}
@@ -382,7 +389,7 @@ func (b *s3Backend) DeleteObject(ctx context.Context, bucket, key string) (gofak
 		return gofakes3.ObjectDeleteResult{}, s3Err(bucket, key, err)
 	}
 	b.s.metrics.ingestObjs.Inc()
-	return gofakes3.ObjectDeleteResult{}, nil
+	return gofakes3.ObjectDeleteResult{IsDeleteMarker: true, VersionID: gofakes3.VersionID(m.Version())}, nil
 }
 
 func (b *s3Backend) DeleteMulti(ctx context.Context, bucket string, keys ...string) (gofakes3.MultiDeleteResult, error) {
