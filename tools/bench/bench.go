@@ -101,6 +101,8 @@ type IngestResult struct {
 	SHA256          Measure // the random stream through SHA-256, one core
 	Random          SitePut // skyfed put of the random stream as one object
 	FITS            FITSPut
+	Put4            SitePut // skyfed PUT over HTTP, 4 streams
+	S3Multipart     SitePut // the S3 API, AWS SDK for Go v2 multipart, 4 part streams
 	StoreDefault    Measure // JetStream Object Store, default sync
 	StoreSyncAlways Measure // JetStream Object Store, sync always
 }
@@ -123,6 +125,8 @@ var ingestSteps = []struct {
 	{"SHA-256, one core", (*ingestRun).measureSHA256},
 	{"skyfed put, random data", (*ingestRun).measureSiteRandom},
 	{"skyfed put, FITS frames", (*ingestRun).measureSiteFITS},
+	{"skyfed put, 4 streams", (*ingestRun).measureSitePut4},
+	{"S3 multipart put (AWS SDK for Go v2), 4 streams", (*ingestRun).measureS3Multipart},
 	{"JetStream Object Store, default sync", func(b *ingestRun, ctx context.Context) (Measure, error) {
 		return b.measureObjectStore(ctx, false)
 	}},

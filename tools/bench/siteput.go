@@ -47,6 +47,17 @@ func (b *ingestRun) startSite(ctx context.Context, name string) (*benchSite, err
 	return &benchSite{proc: p, client: client.New(url, ""), dir: dir, log: logw}, nil
 }
 
+// restart starts the site's process again (after proc.Stop and a
+// config change).
+func (s *benchSite) restart(ctx context.Context, bin string) error {
+	p, err := testlab.StartProcess(ctx, bin, s.proc.Dir, s.log)
+	if err != nil {
+		return s.wrap(err)
+	}
+	s.proc = p
+	return nil
+}
+
 // stop stops the process and removes the site's data.
 func (s *benchSite) stop() error {
 	s.client.CloseIdleConnections()
