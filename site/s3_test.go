@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"strings"
@@ -540,5 +544,81 @@ func TestS3Versions(t *testing.T) {
 	vc, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String("gloria.eu")})
 	if err != nil || vc.Status != types.BucketVersioningStatusEnabled {
 		t.Errorf("versioning: %+v %v", vc, err)
+	}
+}
+
+// Over HTTPS the current AWS SDK for Go v2 streams a body it cannot
+// seek as aws-chunked with a trailing checksum: each algorithm it
+// offers is accepted, checked and kept, and given back on request.
+func TestS3TrailingChecksumsOverHTTPS(t *testing.T) {
+	ts, _ := startSiteWith(t, func(c *Config) {
+		c.S3 = "127.0.0.1:0"
+		c.HTTPTLSCert, c.HTTPTLSKey = SiteCertFile, SiteKeyFile
+	})
+	id, secret := s3Token(t, ts, AccessToken{Name: "tls", Write: []string{"gloria.eu/"}})
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // the site's own certificate; what is tested is the body's framing
+	t.Cleanup(tr.CloseIdleConnections)
+	c := s3.New(s3.Options{BaseEndpoint: aws.String("https://" + ts.S3Addr()), Region: "us-east-1", UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""), HTTPClient: &http.Client{Transport: tr}})
+	ctx := context.Background()
+	for i, alg := range []types.ChecksumAlgorithm{types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c,
+		types.ChecksumAlgorithmCrc64nvme, types.ChecksumAlgorithmSha256} {
+		data := seeded(uint64(500+i), 700<<10)
+		key := "trailer/" + string(alg)
+		// A reader that cannot seek: the SDK streams it, checksum last.
+		body := struct{ io.Reader }{bytes.NewReader(data)}
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String(key), Body: body,
+			ContentLength: aws.Int64(int64(len(data))), ChecksumAlgorithm: alg}); err != nil {
+			t.Errorf("%s: put: %v", alg, err)
+			continue
+		}
+		got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Errorf("%s: get: %v", alg, err)
+			continue
+		}
+		b, err := io.ReadAll(got.Body) // the SDK checks the checksum it gets back as it reads
+		got.Body.Close()
+		if err != nil || !bytes.Equal(b, data) {
+			t.Errorf("%s: read back %d bytes of %d: %v", alg, len(b), len(data), err)
+		}
+	}
+}
+
+// An aws-chunked body whose trailing checksum does not match is refused
+// and nothing is stored; the right one is taken.
+func TestS3TrailingChecksumMismatch(t *testing.T) {
+	ts := startS3Site(t)
+	data := []byte("a frame sent in aws-chunked framing")
+	good := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(data)))
+	put := func(key, sum string) (int, string) {
+		body := fmt.Sprintf("%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:%s\r\n\r\n", len(data), data, sum)
+		req, _ := http.NewRequest(http.MethodPut, "http://"+ts.S3Addr()+"/gloria.eu/"+key, strings.NewReader(body))
+		req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+		req.Header.Set("Content-Encoding", "aws-chunked")
+		req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+		req.Header.Set("X-Amz-Decoded-Content-Length", fmt.Sprint(len(data)))
+		resp, err := http.DefaultClient.Do(req) // unsigned: the listener is on loopback
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	defer http.DefaultClient.CloseIdleConnections()
+	if code, body := put("bad.fits", "AAAAAA=="); code != http.StatusBadRequest {
+		t.Errorf("wrong trailing checksum: %d %s", code, body)
+	}
+	if _, err := ts.objects.Latest(naming.MustParseName("gloria.eu/bad.fits")); err == nil {
+		t.Error("a body with a wrong trailing checksum was stored")
+	}
+	if code, body := put("good.fits", good); code != http.StatusOK {
+		t.Fatalf("right trailing checksum: %d %s", code, body)
+	}
+	resp, body := ts.do(t, "GET", "/o/gloria.eu/good.fits", nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Errorf("stored: %d %q", resp.StatusCode, body)
 	}
 }
