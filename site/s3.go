@@ -126,13 +126,15 @@ func (s *Site) s3Gate(next http.Handler) http.Handler {
 			writeS3Error(w, r, d.status, d.code, d.msg)
 			return
 		}
+		body := checkPayload
 		if isAWSChunked(r) {
-			if err := unchunkRequest(r); err != nil {
-				var e gofakes3.Error
-				errors.As(err, &e)
-				writeS3Error(w, r, e.ErrorCode().Status(), string(e.ErrorCode()), err.Error())
-				return
-			}
+			body = unchunkRequest
+		}
+		if err := body(r); err != nil {
+			var e gofakes3.Error
+			errors.As(err, &e)
+			writeS3Error(w, r, e.ErrorCode().Status(), string(e.ErrorCode()), err.Error())
+			return
 		}
 		ctx := context.WithValue(r.Context(), s3RequestKey{}, q)
 		if bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); r.Method == http.MethodPut && bucket != "" && key == "" && r.URL.RawQuery == "" {

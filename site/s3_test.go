@@ -622,3 +622,36 @@ func TestS3TrailingChecksumMismatch(t *testing.T) {
 		t.Errorf("stored: %d %q", resp.StatusCode, body)
 	}
 }
+
+// A signed payload whose body does not hash to the signed
+// x-amz-content-sha256 is refused (the body was swapped under a valid
+// signature); nothing is stored.
+func TestS3SwappedBodyUnderSignature(t *testing.T) {
+	ts := startS3Site(t)
+	id, secret := s3Token(t, ts, AccessToken{Name: "sig", Write: []string{"gloria.eu/"}})
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	swap := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodPut && r.Body != nil {
+			b, _ := io.ReadAll(r.Body)
+			b[0] ^= 1 // the signature was made over the original bytes
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		return tr.RoundTrip(r)
+	})
+	c := s3.New(s3.Options{BaseEndpoint: aws.String("http://" + ts.S3Addr()), Region: "us-east-1", UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""), HTTPClient: &http.Client{Transport: swap},
+		RetryMaxAttempts: 1, RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired}) // no CRC32 header: only the signed SHA-256 guards the body
+	_, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("swapped.fits"),
+		Body: bytes.NewReader(seeded(600, 100<<10))})
+	if s3Code(err) != "BadDigest" {
+		t.Errorf("swapped body: %v", err)
+	}
+	if _, err := ts.objects.Latest(naming.MustParseName("gloria.eu/swapped.fits")); err == nil {
+		t.Error("a swapped body was stored")
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -274,4 +275,64 @@ func (c *chunkedBody) line() (string, error) {
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}
+}
+
+// A signed payload: the request's signature covers x-amz-content-sha256,
+// so the body must hash to it, or anyone on the path could swap the
+// body under a valid signature. The gate checks it as the body streams,
+// answering a mismatch with the last bytes (before the put commits).
+
+// errSHA256Mismatch answers a body that does not hash to its
+// x-amz-content-sha256: BadDigest (400), with S3's own message for it.
+var errSHA256Mismatch = gofakes3.ErrorMessage(gofakes3.ErrBadDigest, "The provided 'x-amz-content-sha256' header does not match what was computed.")
+
+// signedPayload returns the SHA-256 r's signature covers, if r sends
+// one (64 hex digits rather than UNSIGNED-PAYLOAD or a STREAMING-
+// mode).
+func signedPayload(r *http.Request) ([]byte, bool) {
+	v := r.Header.Get("X-Amz-Content-Sha256")
+	if len(v) != 64 {
+		return nil, false
+	}
+	b, err := hex.DecodeString(v)
+	return b, err == nil
+}
+
+// payloadCheck passes a body through, checking at its last byte (its
+// length is known) that it hashes to want.
+type payloadCheck struct {
+	r    io.ReadCloser
+	want []byte
+	size int64
+	got  int64
+	h    hash.Hash
+}
+
+func (p *payloadCheck) Close() error { return p.r.Close() }
+
+func (p *payloadCheck) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.h.Write(b[:n])
+	p.got += int64(n)
+	if (p.got == p.size || err == io.EOF) && !bytes.Equal(p.h.Sum(nil), p.want) {
+		return n, errSHA256Mismatch
+	}
+	return n, err
+}
+
+// checkPayload makes r's body check itself against its signed SHA-256
+// (an empty one at once: nothing will read it).
+func checkPayload(r *http.Request) error {
+	want, ok := signedPayload(r)
+	if !ok {
+		return nil
+	}
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		if empty := sha256.Sum256(nil); !bytes.Equal(want, empty[:]) {
+			return errSHA256Mismatch
+		}
+		return nil
+	}
+	r.Body = &payloadCheck{r: r.Body, want: want, size: r.ContentLength, h: sha256.New()}
+	return nil
 }
