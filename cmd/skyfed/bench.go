@@ -19,6 +19,7 @@ type BenchCmd struct {
 	Heal      BenchHealCmd      `cmd:"" help:"Measure scrub (read, check, re-hash every chunk) against raw reads and SHA-256, and compaction against raw writes with fsync, on a real chunk store."`
 	Chaos     BenchChaosCmd     `cmd:"" help:"Run seeded chaos schedules of real site processes (kills, hangs, cuts, blackholes, latency, squeezes, trust and link changes, skewed clocks, a lying peer) and check every acknowledged operation at every site."`
 	Codec     BenchCodecCmd     `cmd:"" help:"Measure the chunk codec on the FITS files of a directory, as the put path codes them (FITS layout per chunk), against fpack's best lossless mode and zstd -19 in the same run: bytes per file and in total for integer and float images, compress and decompress MB/s per core."`
+	S3        BenchS3Cmd        `cmd:"" name:"s3" help:"Put one large object through a site's S3 API (AWS SDK for Go v2, multipart) and read it back in ranges: MB/s both ways and the site's peak RSS against its idle RSS."`
 	WAN       BenchWANCmd       `cmd:"" name:"wan" help:"Measure links shaped to a WAN by the lab proxy: a line of site processes at 100 Mbit/s and 100 ms round trip per link against plain TCP through the same proxy and the pipelined bound, and a 1 Mbit/s, 600 ms satellite link that must carry names first."`
 }
 
@@ -39,6 +40,25 @@ func (c *BenchIngestCmd) Run(app *App) error {
 	res, err := bench.RunIngest(app.Ctx, bench.IngestConfig{
 		Size: c.Size, Dir: c.Dir, FITS: c.FITS, Binary: bin, Progress: app.Stderr,
 	})
+	if err != nil {
+		return err
+	}
+	return res.WriteTable(app.Stdout)
+}
+
+// BenchS3Cmd is `skyfed bench s3`.
+type BenchS3Cmd struct {
+	Size bench.ByteSize `default:"4GiB" help:"Size of the object put and read back."`
+	Dir  string         `type:"path" help:"Directory on the disk to use; the bench works in a new subdirectory and removes it (default: under the system temp dir)."`
+}
+
+// Run runs the S3 streaming benchmark with this very binary as the site.
+func (c *BenchS3Cmd) Run(app *App) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench s3: find the skyfed binary to run the site with: %w", err)
+	}
+	res, err := bench.RunS3Stream(app.Ctx, bench.S3StreamConfig{Size: c.Size, Dir: c.Dir, Binary: bin, Progress: app.Stderr})
 	if err != nil {
 		return err
 	}

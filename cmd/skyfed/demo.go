@@ -204,7 +204,7 @@ func (c *DemoCmd) printGuide(w io.Writer, sites []*site.Site) {
 	fmt.Fprintf(w, "  skyfed ls %s/\n", demoDomain)
 	fmt.Fprintf(w, "  skyfed stat\n")
 	fmt.Fprintf(w, "  curl -s %s/api/status\n", first)
-	fmt.Fprintf(w, "  aws --endpoint-url http://%s s3 ls s3://%s/   # S3; on loopback unsigned requests are open: add --no-sign-request\n", sites[0].S3Addr(), demoDomain)
+	fmt.Fprintf(w, "  aws --endpoint-url http://%s --no-sign-request s3 ls --recursive s3://%s/   # S3 (unsigned requests are open on loopback)\n", sites[0].S3Addr(), demoDomain)
 	if c.For > 0 {
 		fmt.Fprintf(w, "The demo stops by itself after %s.\n", c.For)
 	} else {

@@ -83,6 +83,7 @@ func checkResult(t *testing.T, res *IngestResult, synthetic bool) {
 	for name, m := range map[string]Measure{
 		"source": res.Source, "raw": res.RawWrite, "sha256": res.SHA256, "random": res.Random.Measure,
 		"fits": res.FITS.Measure, "store default": res.StoreDefault, "store sync": res.StoreSyncAlways,
+		"put 4 streams": res.Put4.Measure, "s3 multipart": res.S3Multipart.Measure,
 	} {
 		if m.Bytes <= 0 || m.Elapsed <= 0 || m.MBps() <= 0 {
 			t.Errorf("%s: %+v, want positive bytes and time", name, m)
@@ -117,8 +118,8 @@ func checkResult(t *testing.T, res *IngestResult, synthetic bool) {
 // first number is positive.
 func checkTable(t *testing.T, table string, synthetic bool) {
 	t.Helper()
-	labels := []string{RowSource, RowRawWrite, RowSHA256, RowSkyfedRandom, RowSkyfedFITS, RowStoreDefault,
-		RowStoreSyncAlways, RatioStoreDefault, RatioStoreSyncAlways, RatioRawWrite}
+	labels := []string{RowSource, RowRawWrite, RowSHA256, RowSkyfedRandom, RowSkyfedFITS, RowSkyfedPut4, RowS3Multipart, RowStoreDefault,
+		RowStoreSyncAlways, RatioStoreDefault, RatioStoreSyncAlways, RatioRawWrite, RatioS3}
 	rows := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(table))
 	for sc.Scan() {
@@ -154,5 +155,29 @@ func checkTable(t *testing.T, table string, synthetic bool) {
 	}
 	if got := strings.Contains(table, "SYNTHETIC"); got != synthetic {
 		t.Errorf("table says SYNTHETIC: %v, want %v", got, synthetic)
+	}
+}
+
+// One object through a site's S3 API and back in ranges: the bytes
+// match (checked inside), and the result has rates and memory.
+func TestRunS3Stream(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	bin, err := testlab.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := RunS3Stream(context.Background(), S3StreamConfig{Size: 70 << 20, Dir: t.TempDir(), Binary: bin, Progress: logWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Upload.MBps() <= 0 || res.Download.MBps() <= 0 || res.IdleRSS <= 0 || res.PeakRSS < res.IdleRSS {
+		t.Errorf("result %+v", res)
+	}
+	var out bytes.Buffer
+	if err := res.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), RowRSSGrowth) {
+		t.Errorf("table:\n%s", out.String())
 	}
 }
