@@ -96,6 +96,8 @@ type Store struct {
 	gcMu      sync.Mutex   // one CollectHidden at a time (gc.go)
 	collected atomic.Int64 // 'g' keys committed
 	gcLimits  gcLimits
+
+	hashes uploadHashes // in-order hashes of multipart uploads (upload_hash.go)
 }
 
 // PutOptions are the optional fields of a new version.

@@ -120,6 +120,7 @@ func (s *Store) StartUpload(name Name, opts PutOptions) (string, error) {
 	if err := s.db.Set(uploadKey(u.ID), enc, pebble.Sync); err != nil {
 		return "", fmt.Errorf("start upload of %s: %w", name, err)
 	}
+	s.hashes.start(u.ID)
 	return u.ID, nil
 }
 
@@ -237,6 +238,7 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, r io.Reader) (Par
 	if logged {
 		s.cfg.Journal.Committed()
 	}
+	s.advance(ctx, id, n, p.MD5)
 	return p, nil
 }
 
@@ -290,7 +292,7 @@ func (s *Store) CompleteUpload(ctx context.Context, id string, refs []PartRef, e
 	unpin := s.chunks.Pin(partChunks(parts)) // not collected while they are read
 	defer unpin()
 	if s.aligned(parts) {
-		m, sum, err := s.completeAligned(ctx, name, u, parts, extra)
+		m, sum, err := s.completeAligned(ctx, id, name, u, parts, extra)
 		if err != nil {
 			return nil, nil, fmt.Errorf("complete upload %s: %w", id, err)
 		}
@@ -326,9 +328,10 @@ func (s *Store) aligned(parts []Part) bool {
 
 // completeAligned makes the version of parts that fall on chunk
 // boundaries: its chunk list is theirs, so no byte is cut or written
-// again; the object's SHA-256 and MD5 are computed on two cores from one
-// read of the chunks.
-func (s *Store) completeAligned(ctx context.Context, name Name, u Upload, parts []Part, extra func([]byte) []manifest.Meta) (*manifest.Manifest, []byte, error) {
+// again. The object's SHA-256 and MD5 were computed as the parts came
+// (upload_hash.go), or else now, on two cores from one read of the
+// chunks.
+func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upload, parts []Part, extra func([]byte) []manifest.Meta) (*manifest.Manifest, []byte, error) {
 	if err := s.checkWriter(s.cfg.Signer.PublicKey(), name.Domain()); err != nil {
 		return nil, nil, err
 	}
@@ -337,9 +340,12 @@ func (s *Store) completeAligned(ctx context.Context, name Name, u Upload, parts 
 		m.Chunks = append(m.Chunks, p.Chunks...)
 		m.Size += p.Size
 	}
-	shaSum, md5Sum, err := s.hashChunks(ctx, m.Chunks, m.Size)
-	if err != nil {
-		return nil, nil, err
+	shaSum, md5Sum, ok := s.sums(id, parts) // hashed as the parts came
+	if !ok {
+		var err error
+		if shaSum, md5Sum, err = s.hashChunks(ctx, m.Chunks, m.Size); err != nil {
+			return nil, nil, err
+		}
 	}
 	m.SHA256 = shaSum
 	if extra != nil {
@@ -434,6 +440,7 @@ func (s *Store) AbortUpload(id string) error {
 }
 
 func (s *Store) dropUpload(id string) error {
+	s.hashes.drop(id)
 	pb := s.db.NewBatch()
 	defer pb.Close()
 	lower := append([]byte{prefixUpload, 'p'}, id...)

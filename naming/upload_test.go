@@ -3,6 +3,8 @@ package naming
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -105,4 +107,56 @@ func FuzzDecodeUploadRecords(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The object's SHA-256 and MD5 are right whether completion found them
+// hashed in order as the parts came, or read the parts back: parts in
+// order, out of order, and a hashed part sent again.
+func TestUploadSums(t *testing.T) {
+	e := openEnv(t, vfs.Default, t.TempDir())
+	defer e.close(t)
+	ctx := context.Background()
+	parts := [][]byte{randomBytes(11, 2*4096), randomBytes(12, 3*4096), randomBytes(13, 999)}
+	whole := bytes.Join(parts, nil)
+	for _, tc := range []struct {
+		name    string
+		order   []int // part numbers in the order they are sent (1-based)
+		running bool  // the sums are ready before completion
+	}{
+		{"in order", []int{1, 2, 3}, true},
+		{"out of order", []int{3, 1, 2}, true},
+		{"a hashed part sent again, the same", []int{1, 2, 1, 3}, true},
+		{"a hashed part replaced", []int{-1, 2, 1, 3}, false}, // -1: other bytes first
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := e.store.StartUpload(MustParseName("gloria.eu/sums/"+tc.name), PutOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range tc.order {
+				body := parts[max(n, -n)-1]
+				if n < 0 {
+					n, body = -n, randomBytes(14, 2*4096)
+				}
+				if _, err := e.store.PutPart(ctx, id, n, bytes.NewReader(body)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, stored, err := e.store.GetUpload(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, ok := e.store.sums(id, stored); ok != tc.running {
+				t.Errorf("sums ready before completion: %v, want %v", ok, tc.running)
+			}
+			m, md5Sum, err := e.store.CompleteUpload(ctx, id, []PartRef{{Number: 1}, {Number: 2}, {Number: 3}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMD5 := md5.Sum(whole)
+			if m.SHA256 != sha256.Sum256(whole) || !bytes.Equal(md5Sum, wantMD5[:]) || !bytes.Equal(e.read(t, m), whole) {
+				t.Errorf("sums or bytes wrong")
+			}
+		})
+	}
 }
