@@ -238,7 +238,7 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, r io.Reader) (Par
 	if logged {
 		s.cfg.Journal.Committed()
 	}
-	s.advance(ctx, id, n, p.MD5)
+	s.advance(ctx, id)
 	return p, nil
 }
 
@@ -363,6 +363,23 @@ func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upl
 // their bytes, each hash on its own goroutine; it checks they hold size
 // bytes.
 func (s *Store) hashChunks(ctx context.Context, ids []chunk.ID, size int64) ([32]byte, []byte, error) {
+	sha, md := sha256.New(), md5.New()
+	total, err := s.hashInto(ctx, ids, sha, md)
+	var sum [32]byte
+	if err != nil {
+		return sum, nil, err
+	}
+	if total != size {
+		return sum, nil, fmt.Errorf("parts hold %d bytes, their records %d", total, size)
+	}
+	sha.Sum(sum[:0])
+	return sum, md.Sum(nil), nil
+}
+
+// hashInto reads chunks in order and writes their bytes to each of
+// hashers, each on its own goroutine (MD5 and SHA-256 side by side); it
+// returns how many bytes it hashed.
+func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, hashers ...hash.Hash) (int64, error) {
 	const slots = 4
 	var bufs [slots][]byte
 	var busy [slots]sync.WaitGroup
@@ -370,7 +387,6 @@ func (s *Store) hashChunks(ctx context.Context, ids []chunk.ID, size int64) ([32
 		b    []byte
 		slot int
 	}
-	hashers := []hash.Hash{sha256.New(), md5.New()}
 	feeds := make([]chan piece, len(hashers))
 	var done sync.WaitGroup
 	for i, h := range hashers {
@@ -396,7 +412,7 @@ func (s *Store) hashChunks(ctx context.Context, ids []chunk.ID, size int64) ([32
 				return err
 			}
 			slot := i % slots
-			busy[slot].Wait() // both hashers are done with what the slot held
+			busy[slot].Wait() // every hasher is done with what the slot held
 			raw, err := s.chunks.Get(id, bufs[slot])
 			if err != nil {
 				return err
@@ -411,15 +427,7 @@ func (s *Store) hashChunks(ctx context.Context, ids []chunk.ID, size int64) ([32
 		return nil
 	}()
 	done.Wait()
-	var sum [32]byte
-	if err != nil {
-		return sum, nil, err
-	}
-	if total != size {
-		return sum, nil, fmt.Errorf("parts hold %d bytes, their records %d", total, size)
-	}
-	hashers[0].Sum(sum[:0])
-	return sum, hashers[1].Sum(nil), nil
+	return total, err
 }
 
 func partChunks(parts []Part) []chunk.ID {

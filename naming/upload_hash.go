@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"hash"
 	"sync"
+	"sync/atomic"
 )
 
 // The object's SHA-256 and MD5 are computed while its parts arrive, in
@@ -19,13 +20,13 @@ import (
 
 // runningHash is the in-order hash of one upload's parts.
 type runningHash struct {
-	mu     sync.Mutex
-	next   int // the next part number to hash
-	size   int64
-	sha    hash.Hash
-	md5    hash.Hash
-	hashed map[int]string // part number → the MD5 of the part hashed
-	broken bool           // a hashed part was replaced: the sums are not the object's
+	mu      sync.Mutex  // held while hashing
+	pending atomic.Bool // a part was stored since the hashing last looked
+	next    int         // the next part number to hash
+	sha     hash.Hash
+	md5     hash.Hash
+	hashed  map[int]string // part number → the MD5 of the part hashed
+	broken  bool           // a part could not be read: the sums are not the object's
 }
 
 // uploadHashes holds the running hashes of the uploads in progress.
@@ -47,47 +48,42 @@ func (u *uploadHashes) get(id string) *runningHash {
 func (u *uploadHashes) drop(id string) { u.m.Delete(id) }
 
 // advance hashes the parts of upload id from the next unhashed one on,
-// as long as they are stored; n is the part just stored.
-func (s *Store) advance(ctx context.Context, id string, n int, md5Hex string) {
+// as long as they are stored. One part's store does the hashing at a
+// time; a part stored meanwhile leaves it to that one (pending), so
+// parts answer at once while one of them hashes for all. A part
+// replaced after it was hashed shows at completion: its MD5 is no
+// longer the one hashed, and sums refuses.
+func (s *Store) advance(ctx context.Context, id string) {
 	rh := s.hashes.get(id)
 	if rh == nil {
 		return
 	}
-	rh.mu.Lock()
-	defer rh.mu.Unlock()
-	if rh.broken {
-		return
+	rh.pending.Store(true)
+	for rh.pending.Load() {
+		if !rh.mu.TryLock() {
+			return // the one hashing sees pending and goes on
+		}
+		rh.pending.Store(false)
+		s.hashStored(ctx, id, rh)
+		rh.mu.Unlock()
 	}
-	if n < rh.next && rh.hashed[n] != md5Hex {
-		rh.broken = true // part n changed after it was hashed
-		return
-	}
-	for {
+}
+
+// hashStored hashes the stored parts from rh.next on; rh.mu held.
+func (s *Store) hashStored(ctx context.Context, id string, rh *runningHash) {
+	for !rh.broken {
 		v, ok, err := getValue(s.db, partKey(id, rh.next))
 		if err != nil || !ok {
 			return // a gap: the part that fills it hashes on
 		}
 		p, err := decodePart(v)
+		if err == nil {
+			_, err = s.hashInto(ctx, p.Chunks, rh.sha, rh.md5)
+		}
 		if err != nil {
-			rh.broken = true
+			rh.broken = true // half a part hashed, or not readable
 			return
 		}
-		var buf []byte
-		for _, c := range p.Chunks {
-			if ctx.Err() != nil {
-				rh.broken = true // half a part hashed
-				return
-			}
-			raw, err := s.chunks.Get(c, buf)
-			if err != nil {
-				rh.broken = true
-				return
-			}
-			buf = raw
-			rh.sha.Write(raw)
-			rh.md5.Write(raw)
-		}
-		rh.size += p.Size
 		rh.hashed[p.Number] = p.MD5
 		rh.next++
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -122,9 +123,16 @@ func (b *ingestRun) s3Site(ctx context.Context, s *benchSite) (*s3.Client, error
 // ingestStreams parts at once. Parts are read from r in turn, so at most
 // ingestStreams parts are in memory.
 func s3Multipart(ctx context.Context, c *s3.Client, key string, r io.Reader, size int64) error {
+	_, err := s3MultipartTimed(ctx, c, key, r, size)
+	return err
+}
+
+// s3MultipartTimed is s3Multipart, returning how long the completion
+// call took.
+func s3MultipartTimed(ctx context.Context, c *s3.Client, key string, r io.Reader, size int64) (time.Duration, error) {
 	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(benchDomain), Key: aws.String(key)})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	parts := int((size + s3PartSize - 1) / s3PartSize)
 	done := make([]types.CompletedPart, parts)
@@ -137,7 +145,7 @@ func s3Multipart(ctx context.Context, c *s3.Client, key string, r io.Reader, siz
 		_, err := io.ReadFull(r, buf)
 		mu.Unlock()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		g.Go(func() error {
 			res, err := c.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(benchDomain), Key: aws.String(key), UploadId: up.UploadId,
@@ -150,11 +158,12 @@ func s3Multipart(ctx context.Context, c *s3.Client, key string, r io.Reader, siz
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return 0, err
 	}
+	start := time.Now()
 	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(benchDomain), Key: aws.String(key),
 		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
-	return err
+	return time.Since(start), err
 }
 
 // putParallel puts the random objects with ingestStreams writers at
