@@ -223,6 +223,10 @@ func (s *Site) s3Authorize(r *http.Request, q *s3Request) *s3Denial {
 			return &s3Denial{http.StatusForbidden, "AccessDenied", "listing buckets needs an access token"}
 		}
 		return nil
+	case key == "" && r.Method == http.MethodPost && !r.URL.Query().Has("delete"):
+		// A browser form upload names its key in the body, where the
+		// gate cannot see it: not served.
+		return &s3Denial{http.StatusNotImplemented, "NotImplemented", "POST object (browser form uploads) is not served; use PUT"}
 	case key == "":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodPost {
 			prefix := bucket + "/" + r.URL.Query().Get("prefix")

@@ -225,6 +225,34 @@ func TestS3SignaturesAndScopes(t *testing.T) {
 		t.Errorf("put outside the write scope: %v", err)
 	}
 	ro := s3Client(t, ts, roID, roSecret)
+	if _, err := ro.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("bootes-2/copy.fits"),
+		CopySource: aws.String("gloria.eu/bootes-2/a.fits")}); s3Code(err) != "AccessDenied" {
+		t.Errorf("copy with read scope only: %v", err)
+	}
+	if _, err := ro.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("gloria.eu"), Key: aws.String("bootes-2/mp.fits")}); s3Code(err) != "AccessDenied" {
+		t.Errorf("multipart with read scope only: %v", err)
+	}
+	del, err := ro.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("gloria.eu"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("bootes-2/a.fits")}}}})
+	if err != nil || len(del.Errors) != 1 || len(del.Deleted) != 0 {
+		t.Errorf("delete objects with read scope only: %+v %v", del, err)
+	}
+	// A browser form upload names its key in the body, out of the gate's
+	// sight: refused whatever the form says.
+	form := "--b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nbootes-2/form.fits\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\nx\r\n--b--\r\n"
+	freq, _ := http.NewRequest(http.MethodPost, "http://"+ts.S3Addr()+"/gloria.eu", strings.NewReader(form))
+	freq.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	fresp, err := http.DefaultClient.Do(freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, fresp.Body)
+	fresp.Body.Close()
+	if fresp.StatusCode != http.StatusNotImplemented {
+		t.Errorf("browser form POST: %d", fresp.StatusCode)
+	}
+	if _, err := ts.objects.Latest(naming.MustParseName("gloria.eu/bootes-2/form.fits")); err == nil {
+		t.Error("a browser form upload was stored")
+	}
 	if got, err := ro.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("bootes-2/a.fits")}); err != nil {
 		t.Errorf("get with read scope: %v", err)
 	} else {

@@ -34,6 +34,9 @@ const metaMultipartETag = "s3-multipart-etag"
 var _ gofakes3.MultipartBackend = (*s3Backend)(nil)
 
 func (b *s3Backend) CreateMultipartUpload(ctx context.Context, bucket, key string, meta map[string]string) (gofakes3.UploadID, error) {
+	if err := mayWrite(ctx, bucket, key); err != nil {
+		return "", err
+	}
 	name, err := s3Name(bucket, key)
 	if err != nil {
 		return "", err
@@ -59,6 +62,9 @@ func (b *s3Backend) upload(bucket, key string, id gofakes3.UploadID) error {
 }
 
 func (b *s3Backend) UploadPart(ctx context.Context, bucket, key string, id gofakes3.UploadID, n int, size int64, body io.Reader) (string, error) {
+	if err := mayWrite(ctx, bucket, key); err != nil {
+		return "", err
+	}
 	if err := b.upload(bucket, key, id); err != nil {
 		return "", err
 	}
@@ -92,6 +98,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 }
 
 func (b *s3Backend) CompleteMultipartUpload(ctx context.Context, bucket, key string, id gofakes3.UploadID, in *gofakes3.CompleteMultipartUploadRequest) (gofakes3.VersionID, string, error) {
+	if err := mayWrite(ctx, bucket, key); err != nil {
+		return "", "", err
+	}
 	if err := b.upload(bucket, key, id); err != nil {
 		return "", "", err
 	}
@@ -135,6 +144,9 @@ func (b *s3Backend) CompleteMultipartUpload(ctx context.Context, bucket, key str
 }
 
 func (b *s3Backend) AbortMultipartUpload(ctx context.Context, bucket, key string, id gofakes3.UploadID) error {
+	if err := mayWrite(ctx, bucket, key); err != nil {
+		return err
+	}
 	if err := b.upload(bucket, key, id); err != nil {
 		return err
 	}
