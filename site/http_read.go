@@ -48,6 +48,8 @@ type Status struct {
 	NATSTLS     string `json:"nats_tls"`
 	NATSTLSPeer string `json:"nats_tls_peers"`
 	HTTPS       bool   `json:"https"`
+	// S3 is the S3 API's endpoint (http:// or https://), "" when off.
+	S3 string `json:"s3"`
 }
 
 // maxStatusUnrepairable bounds the unrepairable chunks /api/status lists.
@@ -71,6 +73,12 @@ func (s *Site) Status() (Status, error) {
 		Unrepairable: []forward.Unrepairable{},
 	}
 	st.NATSTLS, st.NATSTLSPeer, st.HTTPS = "plain", forward.TLSPinned, s.httpsOn
+	if s.s3Addr != "" {
+		st.S3 = "http://" + s.s3Addr
+		if s.s3TLS {
+			st.S3 = "https://" + s.s3Addr
+		}
+	}
 	if s.tls != nil && s.tls.listen {
 		st.NATSTLS = "tls"
 	}

@@ -192,6 +192,9 @@ func TestS3ObjectsWithTheAWSSDK(t *testing.T) {
 	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String("other/x")}); err == nil {
 		t.Error("a deleted object is still there")
 	}
+	if st, err := ts.Status(); err != nil || st.S3 != "http://"+ts.S3Addr() {
+		t.Errorf("status s3 %q, %v", st.S3, err)
+	}
 	// The REST API sees what S3 wrote.
 	resp, body := ts.do(t, "GET", "/o/gloria.eu/bootes-2/img-0001.fits", nil)
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
