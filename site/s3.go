@@ -128,7 +128,13 @@ func (s *Site) s3Gate(next http.Handler) http.Handler {
 		}
 		body := checkPayload
 		if isAWSChunked(r) {
-			body = unchunkRequest
+			body = func(r *http.Request) error {
+				signer, err := s.chunkSigner(r, p)
+				if err != nil {
+					return err
+				}
+				return unchunkRequest(r, signer)
+			}
 		}
 		if err := body(r); err != nil {
 			var e gofakes3.Error
@@ -143,6 +149,22 @@ func (s *Site) s3Gate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// chunkSigner returns the verifier of r's chunk signatures when r sends
+// a signed aws-chunked body (nil for an unsigned one).
+func (s *Site) chunkSigner(r *http.Request, p principal) (*chunkSigner, error) {
+	if !strings.HasPrefix(r.Header.Get("X-Amz-Content-Sha256"), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") {
+		return nil, nil
+	}
+	if p.tok == nil {
+		return nil, gofakes3.ErrorMessage(gofakes3.ErrInvalidRequest, "a signed aws-chunked body needs a signed request")
+	}
+	secret, _, ok := s.TokenSecret(p.tok.ID)
+	if !ok {
+		return nil, gofakes3.ErrorMessage(gofakes3.ErrInvalidRequest, "the request's key is gone")
+	}
+	return newChunkSigner(r, secret)
 }
 
 // s3CreateBucket answers CreateBucket here rather than in the library,

@@ -3,6 +3,7 @@ package site
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
@@ -25,9 +26,9 @@ import (
 // checksum the current SDKs send by default, and hands the protocol a
 // plain body. The library it hands them to would read the chunks but
 // skip the trailer, storing a body whose checksum did not match.
-// Chunk signatures (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) are parsed, not
-// verified: the request's own signature is, and off loopback TLS
-// carries the body.
+// Chunk signatures (STREAMING-AWS4-HMAC-SHA256-PAYLOAD) are verified as
+// a chain from the request's own signature; the trailer's signature of
+// the -TRAILER variant is not (the trailer's checksum is).
 
 // Bounds on what a client may send in the framing.
 const (
@@ -61,7 +62,7 @@ func isAWSChunked(r *http.Request) bool {
 // unchunkRequest replaces an aws-chunked body of r by its decoded bytes,
 // checked as they are read, and its headers by those of a plain body of
 // that length.
-func unchunkRequest(r *http.Request) error {
+func unchunkRequest(r *http.Request, signer *chunkSigner) error {
 	size, err := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64)
 	if err != nil || size < 0 {
 		return gofakes3.ErrorMessage(gofakes3.ErrMissingContentLength, "an aws-chunked body needs x-amz-decoded-content-length")
@@ -74,7 +75,7 @@ func unchunkRequest(r *http.Request) error {
 			return gofakes3.ErrorMessagef(gofakes3.ErrInvalidRequest, "trailer %q is not a checksum this site knows", t)
 		}
 	}
-	cb := &chunkedBody{r: bufio.NewReaderSize(r.Body, 64<<10), body: r.Body, want: size, alg: alg, newHash: newHash}
+	cb := &chunkedBody{r: bufio.NewReaderSize(r.Body, 64<<10), body: r.Body, want: size, alg: alg, newHash: newHash, signer: signer}
 	if err := cb.checkEmpty(); err != nil {
 		return err
 	}
@@ -115,7 +116,16 @@ type chunkedBody struct {
 	alg     string
 	newHash func() hash.Hash
 	sum     hash.Hash
+	// signed bodies: the chain of chunk signatures, the current chunk's
+	// signature and the hash of its data so far
+	signer   *chunkSigner
+	chunkSig string
+	chunkSum hash.Hash
 }
+
+// errChunkSignature answers a chunk whose signature is not the one its
+// data and the chain call for (BadDigest, 400: not worth a retry).
+var errChunkSignature = gofakes3.ErrorMessage(gofakes3.ErrBadDigest, "The chunk signature does not match the chunk's data and the request's signature.")
 
 func (c *chunkedBody) Close() error { return c.body.Close() }
 
@@ -164,6 +174,13 @@ func (c *chunkedBody) Read(p []byte) (int, error) {
 	if c.sum != nil {
 		c.sum.Write(p[:n])
 	}
+	if c.chunkSum != nil {
+		c.chunkSum.Write(p[:n])
+		if c.left == 0 && !c.signer.next(c.chunkSig, c.chunkSum.Sum(nil)) {
+			c.err = errChunkSignature
+			return n, c.err
+		}
+	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
@@ -201,10 +218,20 @@ func (c *chunkedBody) next() error {
 	if err != nil {
 		return bad("chunk header: %v", err)
 	}
-	sizeHex, _, _ := strings.Cut(line, ";") // ;chunk-signature=... is not checked (see above)
+	sizeHex, ext, _ := strings.Cut(line, ";")
 	size, err := strconv.ParseInt(strings.TrimSpace(sizeHex), 16, 64)
 	if err != nil || size < 0 || size > chunkedChunkMax {
 		return bad("chunk size %q", sizeHex)
+	}
+	if c.signer != nil {
+		sig, ok := strings.CutPrefix(strings.TrimSpace(ext), "chunk-signature=")
+		if !ok || len(sig) != 64 {
+			return errChunkSignature
+		}
+		c.chunkSig, c.chunkSum = sig, sha256.New()
+		if size == 0 && !c.signer.next(sig, c.chunkSum.Sum(nil)) {
+			return errChunkSignature
+		}
 	}
 	if c.got+size > c.want {
 		return bad("%d bytes past the %d x-amz-decoded-content-length said", c.got+size-c.want, c.want)
@@ -335,4 +362,71 @@ func checkPayload(r *http.Request) error {
 	}
 	r.Body = &payloadCheck{r: r.Body, want: want, size: r.ContentLength, h: sha256.New()}
 	return nil
+}
+
+// chunkSigner verifies the chain of chunk signatures of a
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD body: each chunk's signature signs
+// its data's SHA-256 and the signature before it, from the request's
+// own (the seed).
+type chunkSigner struct {
+	key       []byte // the SigV4 signing key of the request's date, region and service
+	timestamp string // X-Amz-Date
+	scope     string // date/region/service/aws4_request
+	prev      string // the last signature verified (the seed first)
+}
+
+// emptySHA256 is the hex SHA-256 of nothing, part of every chunk's
+// string to sign.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// next checks sig, the signature a chunk whose data hashes to dataSHA256
+// came with, and chains it.
+func (c *chunkSigner) next(sig string, dataSHA256 []byte) bool {
+	toSign := "AWS4-HMAC-SHA256-PAYLOAD\n" + c.timestamp + "\n" + c.scope + "\n" + c.prev + "\n" + emptySHA256 + "\n" + hex.EncodeToString(dataSHA256)
+	want := hex.EncodeToString(hmacSHA256(c.key, []byte(toSign)))
+	if !hmac.Equal([]byte(want), []byte(sig)) {
+		return false
+	}
+	c.prev = sig
+	return true
+}
+
+func hmacSHA256(key, data []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+// signingKey is SigV4's key for secret on date (YYYYMMDD), region and
+// service.
+func signingKey(secret, date, region, service string) []byte {
+	k := hmacSHA256([]byte("AWS4"+secret), []byte(date))
+	k = hmacSHA256(k, []byte(region))
+	k = hmacSHA256(k, []byte(service))
+	return hmacSHA256(k, []byte("aws4_request"))
+}
+
+// newChunkSigner reads what chunk signatures chain from in r's
+// Authorization header (Credential scope, Signature) and X-Amz-Date,
+// with secret the secret of the key the request was signed with.
+func newChunkSigner(r *http.Request, secret string) (*chunkSigner, error) {
+	auth := r.Header.Get("Authorization")
+	field := func(name string) string {
+		i := strings.Index(auth, name+"=")
+		if i < 0 {
+			return ""
+		}
+		v := auth[i+len(name)+1:]
+		if j := strings.IndexAny(v, ", "); j >= 0 {
+			v = v[:j]
+		}
+		return v
+	}
+	cred, seed, ts := field("Credential"), field("Signature"), r.Header.Get("X-Amz-Date")
+	parts := strings.Split(cred, "/")
+	if len(parts) != 5 || seed == "" || ts == "" {
+		return nil, gofakes3.ErrorMessage(gofakes3.ErrInvalidRequest, "a signed aws-chunked body needs the request's credential scope, signature and x-amz-date")
+	}
+	return &chunkSigner{key: signingKey(secret, parts[1], parts[2], parts[3]), timestamp: ts,
+		scope: strings.Join(parts[1:], "/"), prev: seed}, nil
 }

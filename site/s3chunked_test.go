@@ -3,6 +3,7 @@ package site
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -90,4 +91,32 @@ func FuzzChunkedBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The chain of chunk signatures of AWS's own example of a signed
+// aws-chunked upload (sigv4-streaming.html: 66,560 bytes of 'a' in
+// chunks of 64 KiB, 1 KiB and nothing).
+func TestChunkSignaturesOfAWSExample(t *testing.T) {
+	c := &chunkSigner{
+		key:       signingKey("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3"),
+		timestamp: "20130524T000000Z",
+		scope:     "20130524/us-east-1/s3/aws4_request",
+		prev:      "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9",
+	}
+	for i, ch := range []struct {
+		n   int
+		sig string
+	}{
+		{65536, "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"},
+		{1024, "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497"},
+		{0, "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"},
+	} {
+		sum := sha256.Sum256(bytes.Repeat([]byte("a"), ch.n))
+		if !c.next(ch.sig, sum[:]) {
+			t.Fatalf("chunk %d: signature %s refused", i+1, ch.sig)
+		}
+	}
+	if c.next("b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9", make([]byte, 32)) {
+		t.Error("a signature replayed out of its chain was taken")
+	}
 }
