@@ -17,11 +17,7 @@ import (
 func TestStoreGroupEndsEachAsAlone(t *testing.T) {
 	s := openTestStores(t)
 	from := engine.LinkID{Peer: "beta", Dir: engine.DirIn}
-	payload := func(text string) engine.Store {
-		raw := []byte(text)
-		return engine.Store{Link: from, Lane: wire.LaneBulk, Kind: engine.KindChunk, ID: chunk.Sum(raw),
-			Codec: chunk.CodecRaw, Payload: raw, RawLen: uint32(len(raw))}
-	}
+	payload := func(text string) engine.Store { return rawPayload(from, text) }
 	before := payload("stored before the group")
 	if res := s.storeGroup([]engine.Store{before}); res[0].res != engine.Stored {
 		t.Fatalf("a lone chunk: %+v", res)
@@ -62,6 +58,13 @@ func TestStoreGroupEndsEachAsAlone(t *testing.T) {
 	}
 }
 
+// rawPayload is a chunk of text's bytes as it arrives on link from.
+func rawPayload(from engine.LinkID, text string) engine.Store {
+	raw := []byte(text)
+	return engine.Store{Link: from, Lane: wire.LaneBulk, Kind: engine.KindChunk, ID: chunk.Sum(raw),
+		Codec: chunk.CodecRaw, Payload: raw, RawLen: uint32(len(raw))}
+}
+
 // drain hands out what is queued, in order, up to its bound, and waits
 // for more when nothing is.
 func TestWorkQueueDrain(t *testing.T) {
@@ -98,11 +101,7 @@ func TestWorkQueueDrain(t *testing.T) {
 func TestStagedGroupsOverlap(t *testing.T) {
 	s := openTestStores(t)
 	from := engine.LinkID{Peer: "beta", Dir: engine.DirIn}
-	payload := func(text string) engine.Store {
-		raw := []byte(text)
-		return engine.Store{Link: from, Lane: wire.LaneBulk, Kind: engine.KindChunk, ID: chunk.Sum(raw),
-			Codec: chunk.CodecRaw, Payload: raw, RawLen: uint32(len(raw))}
-	}
+	payload := func(text string) engine.Store { return rawPayload(from, text) }
 	a, b, c := payload("chunk a"), payload("chunk b"), payload("chunk c")
 	head := s.Log.Head(KindChunk)
 	first := s.stageGroup([]engine.Store{a, b})

@@ -72,34 +72,47 @@ func (s *Store) History(name Name) ([]*manifest.Manifest, error) {
 // List returns up to limit live objects (their latest versions) whose
 // names start with prefix and sort after after, and whether more follow.
 func (s *Store) List(prefix, after string, limit int) ([]*manifest.Manifest, bool, error) {
+	var out []*manifest.Manifest
+	more, err := s.eachName(prefix, after, func(name Name) (bool, error) {
+		m, err := s.Latest(name)
+		if errors.Is(err, ErrDeleted) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if len(out) == limit {
+			return true, nil
+		}
+		out = append(out, m)
+		return false, nil
+	})
+	return out, more, err
+}
+
+// eachName calls fn with the names that start with prefix and sort
+// after after, in order, until fn says stop (then it reports true: more
+// follow) or an error.
+func (s *Store) eachName(prefix, after string, fn func(Name) (stop bool, err error)) (bool, error) {
 	lower := nameKey(prefix)
 	if after >= prefix {
 		lower = append(nameKey(after), 0)
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(nameKey(prefix))})
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	defer it.Close()
-	var out []*manifest.Manifest
 	for it.First(); it.Valid(); it.Next() {
 		name, err := ParseName(string(it.Key()[1:]))
 		if err != nil {
-			return nil, false, fmt.Errorf("list: index holds %w", err)
+			return false, fmt.Errorf("names: index holds %w", err)
 		}
-		m, err := s.Latest(name)
-		if errors.Is(err, ErrDeleted) {
-			continue
+		if stop, err := fn(name); stop || err != nil {
+			return stop, err
 		}
-		if err != nil {
-			return nil, false, err
-		}
-		if len(out) == limit {
-			return out, true, nil
-		}
-		out = append(out, m)
 	}
-	return out, false, it.Error()
+	return false, it.Error()
 }
 
 // Objects counts the names whose latest version is live.
@@ -184,25 +197,13 @@ func (s *Store) HistoryByHash(h Hash) ([]*manifest.Manifest, error) {
 // history) that start with prefix and sort after after, and whether
 // more follow.
 func (s *Store) Names(prefix, after string, limit int) ([]Name, bool, error) {
-	lower := nameKey(prefix)
-	if after >= prefix {
-		lower = append(nameKey(after), 0)
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(nameKey(prefix))})
-	if err != nil {
-		return nil, false, err
-	}
-	defer it.Close()
 	var out []Name
-	for it.First(); it.Valid(); it.Next() {
-		name, err := ParseName(string(it.Key()[1:]))
-		if err != nil {
-			return nil, false, fmt.Errorf("names: index holds %w", err)
-		}
+	more, err := s.eachName(prefix, after, func(name Name) (bool, error) {
 		if len(out) == limit {
-			return out, true, nil
+			return true, nil
 		}
 		out = append(out, name)
-	}
-	return out, false, it.Error()
+		return false, nil
+	})
+	return out, more, err
 }

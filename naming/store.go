@@ -256,30 +256,46 @@ const (
 // so that links start shipping them; the version itself stays invisible
 // until its manifest commits.
 func (s *Store) flushChunks(b *chunk.Batch) error {
-	var arrived func()
-	logged := false
-	err := b.Flush(func(pb *pebble.Batch, added []chunk.ID) error {
-		apply, err := s.StageChunksArrived(pb, added)
-		if err != nil {
-			return err
-		}
-		arrived = apply
-		if s.cfg.Journal == nil || len(added) == 0 {
-			return nil
-		}
-		logged = true
-		return s.cfg.Journal.Stage(pb, added, chunk.ID{}, FromLocal)
-	})
+	a := localArrival{s: s}
+	if err := b.Flush(a.stage); err != nil {
+		return err
+	}
+	a.done()
+	return nil
+}
+
+// localArrival records chunks that became new at this site, outside a
+// version's commit (a put's flushes, multipart parts): stage, as the
+// extra of a chunk batch's commit, tracks them for the versions waiting
+// for them and logs them for the links; done applies that once the
+// commit is through. A commit that had nothing new calls no extra, and
+// done then does nothing.
+type localArrival struct {
+	s      *Store
+	apply  func()
+	logged bool
+}
+
+func (a *localArrival) stage(pb *pebble.Batch, added []chunk.ID) error {
+	apply, err := a.s.StageChunksArrived(pb, added)
 	if err != nil {
 		return err
 	}
-	if arrived != nil { // nil when every chunk since the last flush was stored before: Flush had nothing to commit
-		arrived()
+	a.apply = apply
+	if a.s.cfg.Journal == nil || len(added) == 0 {
+		return nil
 	}
-	if logged {
-		s.cfg.Journal.Committed()
+	a.logged = true
+	return a.s.cfg.Journal.Stage(pb, added, chunk.ID{}, FromLocal)
+}
+
+func (a *localArrival) done() {
+	if a.apply != nil {
+		a.apply()
 	}
-	return nil
+	if a.logged {
+		a.s.cfg.Journal.Committed()
+	}
 }
 
 // stageChunks reads the stream chunk by chunk into b, recording the chunk

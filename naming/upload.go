@@ -206,8 +206,7 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, r io.Reader) (Par
 	if err != nil {
 		return Part{}, err
 	}
-	var arrived func()
-	logged := false
+	arrival := localArrival{s: s}
 	err = b.Commit(func(pb *pebble.Batch, added []chunk.ID) error {
 		// Still there: an abort or a collection meanwhile drops the part.
 		if _, ok, err := getValue(s.db, uploadKey(id)); err != nil || !ok {
@@ -219,25 +218,13 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, r io.Reader) (Par
 		if err := pb.Set(partKey(id, n), enc, nil); err != nil {
 			return err
 		}
-		apply, err := s.StageChunksArrived(pb, added)
-		if err != nil {
-			return err
-		}
-		arrived = apply
-		if s.cfg.Journal == nil || len(added) == 0 {
-			return nil
-		}
-		logged = true
-		return s.cfg.Journal.Stage(pb, added, chunk.ID{}, FromLocal)
+		return arrival.stage(pb, added)
 	})
 	committed = true
 	if err != nil {
 		return Part{}, fmt.Errorf("part %d of upload %s: %w", n, id, err)
 	}
-	arrived()
-	if logged {
-		s.cfg.Journal.Committed()
-	}
+	arrival.done()
 	s.advance(ctx, id)
 	return p, nil
 }

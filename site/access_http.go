@@ -55,8 +55,11 @@ func newAccessMetrics(reg prometheus.Registerer) *accessMetrics {
 
 // onLoopback reports whether the HTTP listener is on loopback, where
 // everything is open and credentials are ignored.
-func (s *Site) onLoopback() bool {
-	host, _, _ := net.SplitHostPort(s.httpAddr)
+func (s *Site) onLoopback() bool { return loopbackAddr(s.httpAddr) }
+
+// loopbackAddr reports whether a listener's host:port is on loopback.
+func loopbackAddr(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback() || host == "localhost"
 }

@@ -232,11 +232,7 @@ func waitOptions(r *http.Request) (int, time.Duration, error) {
 }
 
 func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name) {
-	if err := s.checkClock(); err != nil {
-		s.fail(w, r, "put", err)
-		return
-	}
-	if err := s.space.refuse(); err != nil {
+	if err := s.mayPut(); err != nil {
 		s.fail(w, r, "put", err)
 		return
 	}
@@ -250,18 +246,11 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 		s.fail(w, r, "put", err)
 		return
 	}
-	start := time.Now()
-	m, err := s.objects.Put(r.Context(), name, r.Body, opts)
+	m, err := s.put(r.Context(), name, r.Body, opts)
 	if err != nil {
-		if errors.Is(err, syscall.ENOSPC) {
-			s.space.lookSoon()
-		}
 		s.fail(w, r, "put", err)
 		return
 	}
-	s.metrics.putSeconds.Observe(time.Since(start).Seconds())
-	s.metrics.ingestBytes.Add(float64(m.Size))
-	s.metrics.ingestObjs.Inc()
 	answer := client.PutResult{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks)}
 	if got, err := s.waitSites(r.Context(), m, want, timeout); err != nil {
 		s.metrics.requests.WithLabelValues("put", "504").Inc()
@@ -297,17 +286,52 @@ func putOptions(r *http.Request, now time.Time) (naming.PutOptions, error) {
 	return opts, nil
 }
 
-func (s *Site) serveDelete(w http.ResponseWriter, r *http.Request, name naming.Name) {
+// mayPut refuses a new version before its body is read: the site's
+// clock is too far ahead, or its disk is full.
+func (s *Site) mayPut() error {
 	if err := s.checkClock(); err != nil {
-		s.fail(w, r, "delete", err)
-		return
+		return err
 	}
-	m, err := s.objects.Delete(r.Context(), name)
+	return s.space.refuse()
+}
+
+// put stores a new version of name from r (after mayPut), for the HTTP
+// and S3 APIs alike: a full disk met on the way is looked at at once,
+// and the put is counted.
+func (s *Site) put(ctx context.Context, name naming.Name, r io.Reader, opts naming.PutOptions) (*manifest.Manifest, error) {
+	start := time.Now()
+	m, err := s.objects.Put(ctx, name, r, opts)
+	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			s.space.lookSoon()
+		}
+		return nil, err
+	}
+	s.metrics.putSeconds.Observe(time.Since(start).Seconds())
+	s.metrics.ingestBytes.Add(float64(m.Size))
+	s.metrics.ingestObjs.Inc()
+	return m, nil
+}
+
+// remove records a tombstone of name, for the HTTP and S3 APIs alike.
+func (s *Site) remove(ctx context.Context, name naming.Name) (*manifest.Manifest, error) {
+	if err := s.checkClock(); err != nil {
+		return nil, err
+	}
+	m, err := s.objects.Delete(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.ingestObjs.Inc()
+	return m, nil
+}
+
+func (s *Site) serveDelete(w http.ResponseWriter, r *http.Request, name naming.Name) {
+	m, err := s.remove(r.Context(), name)
 	if err != nil {
 		s.fail(w, r, "delete", err)
 		return
 	}
-	s.metrics.ingestObjs.Inc()
 	s.ok(w, "delete", http.StatusOK, map[string]string{"name": m.Name, "version": m.Version()})
 }
 

@@ -9,7 +9,6 @@ package site
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -57,25 +56,11 @@ func (s *Site) startS3(cfg Config) error {
 		return fmt.Errorf("listen for S3 on %s: %w (change s3 in %s, or skyfed site s3 --dir %s --listen ADDR)", cfg.S3, err, ConfigFile, s.dir)
 	}
 	s.s3Addr = ln.Addr().String()
-	if cfg.HTTPTLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(resolvePath(s.dir, cfg.HTTPTLSCert), resolvePath(s.dir, cfg.HTTPTLSKey))
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("%w: http_tls_cert/http_tls_key in %s: %w", ErrTLSConfig, ConfigFile, err)
-		}
-		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
-		s.s3TLS = true
+	srv, tlsOn, err := s.serve("S3", ln, cfg, s.S3Handler())
+	if err != nil {
+		return err
 	}
-	s.s3Srv = &http.Server{
-		Handler:           s.S3Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	go func() {
-		if err := s.s3Srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("S3 server stopped", "err", err)
-		}
-	}()
+	s.s3Srv, s.s3TLS = srv, tlsOn
 	s.log.Info("S3 API listening", "addr", s.s3Addr, "tls", s.s3TLS)
 	return nil
 }
@@ -97,11 +82,7 @@ func (s *Site) S3Handler() http.Handler {
 // s3OnLoopback reports whether the S3 listener is on loopback, where
 // unsigned requests are let in as on the HTTP API; signed ones are still
 // checked.
-func (s *Site) s3OnLoopback() bool {
-	host, _, _ := net.SplitHostPort(s.s3Addr)
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback() || host == "localhost"
-}
+func (s *Site) s3OnLoopback() bool { return loopbackAddr(s.s3Addr) }
 
 // s3Denial is a request refused before the protocol: HTTP status, S3
 // error code and message.

@@ -78,6 +78,23 @@ func s3Client(t *testing.T, ts *testSite, id, secret string) *s3.Client {
 	})
 }
 
+// fetch sends a hand-made request and returns the answer's status and
+// body.
+func fetch(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
 func s3Code(err error) string {
 	var api smithy.APIError
 	if errors.As(err, &api) {
@@ -246,14 +263,8 @@ func TestS3SignaturesAndScopes(t *testing.T) {
 	form := "--b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nbootes-2/form.fits\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\nx\r\n--b--\r\n"
 	freq, _ := http.NewRequest(http.MethodPost, "http://"+ts.S3Addr()+"/gloria.eu", strings.NewReader(form))
 	freq.Header.Set("Content-Type", "multipart/form-data; boundary=b")
-	fresp, err := http.DefaultClient.Do(freq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, fresp.Body)
-	fresp.Body.Close()
-	if fresp.StatusCode != http.StatusNotImplemented {
-		t.Errorf("browser form POST: %d", fresp.StatusCode)
+	if code, _ := fetch(t, freq); code != http.StatusNotImplemented {
+		t.Errorf("browser form POST: %d", code)
 	}
 	if _, err := ts.objects.Latest(naming.MustParseName("gloria.eu/bootes-2/form.fits")); err == nil {
 		t.Error("a browser form upload was stored")
@@ -272,25 +283,15 @@ func TestS3SignaturesAndScopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer http.DefaultClient.CloseIdleConnections()
-	resp, err := http.Get(req.URL)
-	if err != nil {
-		t.Fatal(err)
+	get := func(url string) (int, []byte) {
+		r, _ := http.NewRequest(http.MethodGet, url, nil)
+		return fetch(t, r)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || string(b) != "frame" {
-		t.Errorf("presigned get: %d %s", resp.StatusCode, b)
+	if code, b := get(req.URL); code != http.StatusOK || string(b) != "frame" {
+		t.Errorf("presigned get: %d %s", code, b)
 	}
-	tampered := strings.Replace(req.URL, "a.fits", "b.fits", 1)
-	resp, err = http.Get(tampered)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Errorf("a presigned URL for another key: %d", resp.StatusCode)
+	if code, _ := get(strings.Replace(req.URL, "a.fits", "b.fits", 1)); code != http.StatusForbidden {
+		t.Errorf("a presigned URL for another key: %d", code)
 	}
 }
 
@@ -490,15 +491,8 @@ func TestS3PartCopyListsAndOverrides(t *testing.T) {
 	// A Content-MD5 that does not match the body: refused, nothing stored.
 	req, _ := http.NewRequest(http.MethodPut, "http://"+ts.S3Addr()+"/gloria.eu/bad-md5.fits", strings.NewReader("frame"))
 	req.Header.Set("Content-MD5", "AAAAAAAAAAAAAAAAAAAAAA==")
-	resp, err := http.DefaultClient.Do(req) // unsigned: the listener is on loopback
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	http.DefaultClient.CloseIdleConnections()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(rb), "BadDigest") {
-		t.Errorf("wrong Content-MD5: %d %s", resp.StatusCode, rb)
+	if code, rb := fetch(t, req); code != http.StatusBadRequest || !strings.Contains(string(rb), "BadDigest") { // unsigned: the listener is on loopback
+		t.Errorf("wrong Content-MD5: %d %s", code, rb)
 	}
 	if _, err := ts.objects.Latest(naming.MustParseName("gloria.eu/bad-md5.fits")); err == nil {
 		t.Error("a put with a wrong Content-MD5 was stored")
@@ -632,15 +626,9 @@ func TestS3TrailingChecksumMismatch(t *testing.T) {
 		req.Header.Set("Content-Encoding", "aws-chunked")
 		req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
 		req.Header.Set("X-Amz-Decoded-Content-Length", fmt.Sprint(len(data)))
-		resp, err := http.DefaultClient.Do(req) // unsigned: the listener is on loopback
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := fetch(t, req) // unsigned: the listener is on loopback
+		return code, string(b)
 	}
-	defer http.DefaultClient.CloseIdleConnections()
 	if code, body := put("bad.fits", "AAAAAA=="); code != http.StatusBadRequest {
 		t.Errorf("wrong trailing checksum: %d %s", code, body)
 	}
@@ -736,15 +724,9 @@ func TestS3SignedChunks(t *testing.T) {
 		auth := req.Header.Get("Authorization")
 		seed := auth[strings.Index(auth, "Signature=")+len("Signature="):]
 		req.Body = io.NopCloser(bytes.NewReader(body(seed)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := fetch(t, req)
+		return code
 	}
-	defer http.DefaultClient.CloseIdleConnections()
 	if code := put("signed-chunks.fits", false); code != http.StatusOK {
 		t.Fatalf("signed chunks: %d", code)
 	}

@@ -60,6 +60,8 @@ func s3Err(bucket, key string, err error) error {
 		return gofakes3.KeyNotFound(key)
 	case errors.Is(err, naming.ErrForbidden), errors.Is(err, naming.ErrUntrusted):
 		return gofakes3.ErrorMessage("AccessDenied", err.Error())
+	case errors.Is(err, ErrClockAhead):
+		return gofakes3.ErrorMessage(gofakes3.ErrSlowDown, err.Error())
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, ErrDiskFull):
 		return gofakes3.ErrorMessage(gofakes3.ErrSlowDown, err.Error()+" (skyfed site gc frees space)")
 	case errors.Is(err, context.Canceled):
@@ -88,6 +90,41 @@ func mayWrite(ctx context.Context, bucket, key string) error {
 	return nil
 }
 
+// writable is the name bucket/key, if the request may write it.
+func writable(ctx context.Context, bucket, key string) (naming.Name, error) {
+	if err := mayWrite(ctx, bucket, key); err != nil {
+		return naming.Name{}, err
+	}
+	return s3Name(bucket, key)
+}
+
+// request is the HTTP request the gate saw, for what asks the
+// federation on its behalf (a bare one for the library's calls that
+// carry no context).
+func (q *s3Request) request(ctx context.Context) *http.Request {
+	if q.r != nil {
+		return q.r
+	}
+	r, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+	return r
+}
+
+// keptHeader reports whether an S3 put's header k (canonical) is kept
+// with the object, in its manifest's meta.
+func keptHeader(k string) bool {
+	return strings.HasPrefix(k, "X-Amz-Meta-") || strings.HasPrefix(k, "X-Amz-Checksum-") || slices.Contains(s3MetaHeaders, k)
+}
+
+// bucket answers NoSuchBucket for a domain this site neither holds nor
+// may write.
+func (b *s3Backend) bucket(ctx context.Context, bucket string) error {
+	ok, err := b.BucketExists(ctx, bucket)
+	if err == nil && !ok {
+		err = gofakes3.BucketNotFound(bucket)
+	}
+	return err
+}
+
 func etagOf(m *manifest.Manifest) []byte {
 	for _, kv := range m.Meta {
 		if kv.Key == metaMD5 {
@@ -110,7 +147,7 @@ func s3Metadata(m *manifest.Manifest) map[string]string {
 	for _, kv := range m.Meta {
 		switch k := textproto.CanonicalMIMEHeaderKey(kv.Key); {
 		case kv.Key == metaMD5:
-		case strings.HasPrefix(k, "X-Amz-Meta-"), slices.Contains(s3MetaHeaders, k), strings.HasPrefix(k, "X-Amz-Checksum-"):
+		case keptHeader(k):
 			out[k] = kv.Value
 		default: // meta put over the REST API
 			out["X-Amz-Meta-"+kv.Key] = kv.Value
@@ -182,11 +219,8 @@ func (b *s3Backend) DeleteBucket(ctx context.Context, bucket string) error {
 // continuation token and start-after are turned into markers by the
 // library).
 func (b *s3Backend) ListBucket(ctx context.Context, bucket string, prefix *gofakes3.Prefix, page gofakes3.ListBucketPage) (*gofakes3.ObjectList, error) {
-	if ok, err := b.BucketExists(ctx, bucket); err != nil || !ok {
-		if err != nil {
-			return nil, err
-		}
-		return nil, gofakes3.BucketNotFound(bucket)
+	if err := b.bucket(ctx, bucket); err != nil {
+		return nil, err
 	}
 	keep := s3From(ctx).keep
 	var pfx, delim string
@@ -258,11 +292,7 @@ func (b *s3Backend) resolve(ctx context.Context, bucket, key string) (*manifest.
 	if err != nil {
 		return nil, name, err
 	}
-	r := s3From(ctx).r
-	if r == nil {
-		r, _ = http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
-	}
-	m, err := b.s.latest(r, name)
+	m, err := b.s.latest(s3From(ctx).request(ctx), name)
 	if err != nil {
 		return nil, name, s3Err(bucket, key, err)
 	}
@@ -296,13 +326,9 @@ func (b *s3Backend) objectOf(ctx context.Context, bucket, key string, m *manifes
 	if or != nil {
 		start, length = or.Start, or.Length
 	}
-	r := s3From(ctx).r
-	if r == nil {
-		r, _ = http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
-	}
 	rt := &readThrough{ctx: ctx, s: b.s, name: m.Name + "@" + m.Version()}
 	unpin := b.s.chunks.Pin(m.Chunks) // no garbage collection under a read
-	if err := b.s.primeRead(r, m, rt); err != nil {
+	if err := b.s.primeRead(s3From(ctx).request(ctx), m, rt); err != nil {
 		unpin()
 		return nil, s3Err(bucket, key, err)
 	}
@@ -349,7 +375,7 @@ func putOptionsS3(meta map[string]string, sum hash.Hash) (naming.PutOptions, err
 		case k == "Content-Type":
 			opts.ContentType = v
 		case k == "Last-Modified":
-		case strings.HasPrefix(k, "X-Amz-Meta-"), slices.Contains(s3MetaHeaders, k), strings.HasPrefix(k, "X-Amz-Checksum-"):
+		case keptHeader(k):
 			opts.Meta = append(opts.Meta, manifest.Meta{Key: strings.ToLower(k), Value: v})
 		}
 	}
@@ -366,58 +392,40 @@ func putOptionsS3(meta map[string]string, sum hash.Hash) (naming.PutOptions, err
 }
 
 func (b *s3Backend) PutObject(ctx context.Context, bucket, key string, meta map[string]string, input io.Reader, size int64) (gofakes3.PutObjectResult, error) {
-	if err := mayWrite(ctx, bucket, key); err != nil {
-		return gofakes3.PutObjectResult{}, err
-	}
-	name, err := s3Name(bucket, key)
+	name, err := writable(ctx, bucket, key)
 	if err != nil {
 		return gofakes3.PutObjectResult{}, err
 	}
-	if err := b.s.checkClock(); err != nil {
-		return gofakes3.PutObjectResult{}, gofakes3.ErrorMessage(gofakes3.ErrSlowDown, err.Error())
-	}
-	if err := b.s.space.refuse(); err != nil {
+	if err := b.s.mayPut(); err != nil {
 		return gofakes3.PutObjectResult{}, s3Err(bucket, key, err)
 	}
+	// The library hashes the body with MD5 too (for the ETag it answers),
+	// but out of reach: the manifest is signed with this one.
 	sum := md5.New()
 	opts, err := putOptionsS3(meta, sum)
 	if err != nil {
 		return gofakes3.PutObjectResult{}, err
 	}
-	start := time.Now()
-	m, err := b.s.objects.Put(ctx, name, io.TeeReader(input, sum), opts)
+	m, err := b.s.put(ctx, name, io.TeeReader(input, sum), opts)
 	if err != nil {
-		if errors.Is(err, syscall.ENOSPC) {
-			b.s.space.lookSoon()
-		}
 		return gofakes3.PutObjectResult{}, s3Err(bucket, key, err)
 	}
-	b.s.metrics.putSeconds.Observe(time.Since(start).Seconds())
-	b.s.metrics.ingestBytes.Add(float64(m.Size))
-	b.s.metrics.ingestObjs.Inc()
 	b.s.metrics.s3Puts.Inc()
 	return gofakes3.PutObjectResult{ETag: `"` + hex.EncodeToString(etagOf(m)) + `"`, VersionID: gofakes3.VersionID(m.Version())}, nil
 }
 
 func (b *s3Backend) DeleteObject(ctx context.Context, bucket, key string) (gofakes3.ObjectDeleteResult, error) {
-	if err := mayWrite(ctx, bucket, key); err != nil {
-		return gofakes3.ObjectDeleteResult{}, err
-	}
-	name, err := s3Name(bucket, key)
+	name, err := writable(ctx, bucket, key)
 	if err != nil {
 		return gofakes3.ObjectDeleteResult{}, err
 	}
-	if err := b.s.checkClock(); err != nil {
-		return gofakes3.ObjectDeleteResult{}, gofakes3.ErrorMessage(gofakes3.ErrSlowDown, err.Error())
-	}
-	m, err := b.s.objects.Delete(ctx, name)
+	m, err := b.s.remove(ctx, name)
 	if errors.Is(err, naming.ErrNotFound) || errors.Is(err, naming.ErrDeleted) {
 		return gofakes3.ObjectDeleteResult{}, nil // S3 answers a delete of nothing as done
 	}
 	if err != nil {
 		return gofakes3.ObjectDeleteResult{}, s3Err(bucket, key, err)
 	}
-	b.s.metrics.ingestObjs.Inc()
 	return gofakes3.ObjectDeleteResult{IsDeleteMarker: true, VersionID: gofakes3.VersionID(m.Version())}, nil
 }
 
@@ -442,29 +450,24 @@ func (b *s3Backend) DeleteMulti(ctx context.Context, bucket string, keys ...stri
 // CopyObject makes a new version of the destination over the source's
 // chunks: no byte is read or written (the source's MD5 stays its ETag).
 func (b *s3Backend) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, meta map[string]string) (gofakes3.CopyObjectResult, error) {
-	if err := mayWrite(ctx, dstBucket, dstKey); err != nil {
+	dst, err := writable(ctx, dstBucket, dstKey)
+	if err != nil {
 		return gofakes3.CopyObjectResult{}, err
 	}
 	src, _, err := b.resolve(ctx, srcBucket, srcKey) // checks read scope on the source
 	if err != nil {
 		return gofakes3.CopyObjectResult{}, err
 	}
-	dst, err := s3Name(dstBucket, dstKey)
-	if err != nil {
-		return gofakes3.CopyObjectResult{}, err
-	}
 	if err := b.s.checkClock(); err != nil {
-		return gofakes3.CopyObjectResult{}, gofakes3.ErrorMessage(gofakes3.ErrSlowDown, err.Error())
+		return gofakes3.CopyObjectResult{}, s3Err(dstBucket, dstKey, err)
 	}
 	opts, err := putOptionsS3(meta, nil)
 	if err != nil {
 		return gofakes3.CopyObjectResult{}, err
 	}
-	for _, kv := range src.Meta {
-		if kv.Key == metaMD5 {
-			opts.Meta = append(opts.Meta, kv)
-			slices.SortFunc(opts.Meta, func(a, b manifest.Meta) int { return strings.Compare(a.Key, b.Key) })
-		}
+	// The bytes are the source's, so is their MD5 (the ETag).
+	opts.MetaAfter = func() []manifest.Meta {
+		return slices.DeleteFunc(slices.Clone(src.Meta), func(kv manifest.Meta) bool { return kv.Key != metaMD5 })
 	}
 	m, err := b.s.objects.Copy(ctx, src, dst, opts)
 	if err != nil {

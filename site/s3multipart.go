@@ -34,10 +34,7 @@ const metaMultipartETag = "s3-multipart-etag"
 var _ gofakes3.MultipartBackend = (*s3Backend)(nil)
 
 func (b *s3Backend) CreateMultipartUpload(ctx context.Context, bucket, key string, meta map[string]string) (gofakes3.UploadID, error) {
-	if err := mayWrite(ctx, bucket, key); err != nil {
-		return "", err
-	}
-	name, err := s3Name(bucket, key)
+	name, err := writable(ctx, bucket, key)
 	if err != nil {
 		return "", err
 	}
@@ -71,8 +68,7 @@ func (b *s3Backend) UploadPart(ctx context.Context, bucket, key string, id gofak
 	if err := b.s.space.refuse(); err != nil {
 		return "", s3Err(bucket, key, err)
 	}
-	cr := &countReader{r: body}
-	p, err := b.s.objects.PutPart(ctx, string(id), n, cr)
+	p, err := b.s.objects.PutPart(ctx, string(id), n, body)
 	if err != nil {
 		if errors.Is(err, naming.ErrNoSuchUpload) {
 			return "", gofakes3.ResourceError(gofakes3.ErrNoSuchUpload, string(id))
@@ -86,17 +82,6 @@ func (b *s3Backend) UploadPart(ctx context.Context, bucket, key string, id gofak
 	return `"` + p.MD5 + `"`, nil
 }
 
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 func (b *s3Backend) CompleteMultipartUpload(ctx context.Context, bucket, key string, id gofakes3.UploadID, in *gofakes3.CompleteMultipartUploadRequest) (gofakes3.VersionID, string, error) {
 	if err := mayWrite(ctx, bucket, key); err != nil {
 		return "", "", err
@@ -105,7 +90,7 @@ func (b *s3Backend) CompleteMultipartUpload(ctx context.Context, bucket, key str
 		return "", "", err
 	}
 	if err := b.s.checkClock(); err != nil {
-		return "", "", gofakes3.ErrorMessage(gofakes3.ErrSlowDown, err.Error())
+		return "", "", s3Err(bucket, key, err)
 	}
 	if len(in.Parts) == 0 {
 		return "", "", gofakes3.ErrorMessage(gofakes3.ErrMalformedXML, "a completion lists at least one part")

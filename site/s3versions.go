@@ -3,7 +3,6 @@ package site
 import (
 	"context"
 	"encoding/hex"
-	"net/http"
 	"strings"
 
 	"github.com/rclone/gofakes3"
@@ -20,11 +19,8 @@ import (
 var _ gofakes3.VersionedBackend = (*s3Backend)(nil)
 
 func (b *s3Backend) VersioningConfiguration(bucket string) (gofakes3.VersioningConfiguration, error) {
-	if ok, err := b.BucketExists(context.Background(), bucket); err != nil || !ok {
-		if err != nil {
-			return gofakes3.VersioningConfiguration{}, err
-		}
-		return gofakes3.VersioningConfiguration{}, gofakes3.BucketNotFound(bucket)
+	if err := b.bucket(context.Background(), bucket); err != nil {
+		return gofakes3.VersioningConfiguration{}, err
 	}
 	return gofakes3.VersioningConfiguration{Status: gofakes3.VersioningEnabled}, nil
 }
@@ -47,8 +43,8 @@ func (b *s3Backend) version(bucket, key string, id gofakes3.VersionID) (*manifes
 	if err != nil {
 		return nil, gofakes3.ResourceError(gofakes3.ErrNoSuchVersion, string(id))
 	}
-	r, _ := http.NewRequest(http.MethodGet, "/", nil)
-	m, err := b.s.version(r, name, stamp)
+	ctx := context.Background() // the library gives versioned calls no context
+	m, err := b.s.version(s3From(ctx).request(ctx), name, stamp)
 	if err != nil {
 		return nil, gofakes3.ResourceError(gofakes3.ErrNoSuchVersion, string(id))
 	}
@@ -86,11 +82,8 @@ func (b *s3Backend) DeleteObjectVersion(bucket, key string, id gofakes3.VersionI
 // newest first per name, tombstones as delete markers, a page of
 // max-keys versions at a time.
 func (b *s3Backend) ListBucketVersions(bucket string, prefix *gofakes3.Prefix, page *gofakes3.ListBucketVersionsPage) (*gofakes3.ListBucketVersionsResult, error) {
-	if ok, err := b.BucketExists(context.Background(), bucket); err != nil || !ok {
-		if err != nil {
-			return nil, err
-		}
-		return nil, gofakes3.BucketNotFound(bucket)
+	if err := b.bucket(context.Background(), bucket); err != nil {
+		return nil, err
 	}
 	res := gofakes3.NewListBucketVersionsResult(bucket, prefix, page)
 	var pfx, delim string

@@ -381,26 +381,35 @@ func (s *Site) startHTTP(cfg Config) error {
 		}
 	}
 	s.httpAddr = ln.Addr().String()
-	if cfg.HTTPTLSCert != "" {
+	srv, tlsOn, err := s.serve("HTTP", ln, cfg, s.Handler())
+	s.httpSrv, s.httpsOn = srv, tlsOn
+	return err
+}
+
+// serve serves handler on ln, over TLS with the http_tls_* files when
+// the config names them (the HTTP API and the S3 API alike), until the
+// server is shut down.
+func (s *Site) serve(what string, ln net.Listener, cfg Config, handler http.Handler) (*http.Server, bool, error) {
+	tlsOn := cfg.HTTPTLSCert != ""
+	if tlsOn {
 		cert, err := tls.LoadX509KeyPair(resolvePath(s.dir, cfg.HTTPTLSCert), resolvePath(s.dir, cfg.HTTPTLSKey))
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("%w: http_tls_cert/http_tls_key in %s: %w", ErrTLSConfig, ConfigFile, err)
+			return nil, false, fmt.Errorf("%w: http_tls_cert/http_tls_key in %s: %w", ErrTLSConfig, ConfigFile, err)
 		}
 		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
-		s.httpsOn = true
 	}
-	s.httpSrv = &http.Server{
-		Handler:           s.Handler(),
+	srv := &http.Server{
+		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("HTTP server stopped", "err", err)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error(what+" server stopped", "err", err)
 		}
 	}()
-	return nil
+	return srv, tlsOn, nil
 }
 
 // Stop shuts the site down cleanly: HTTP first (letting requests in
