@@ -202,13 +202,61 @@ func (n *Node) onHello(m *nats.Msg) {
 		n.refusedHandshake(peer, "key not trusted for this site ID")
 		return
 	}
+	id := engine.LinkID{Peer: peer, Dir: engine.DirIn}
+	n.mu.Lock()
+	cur := n.links[id]
+	n.mu.Unlock()
+	if cur != nil && cur.currentState() == linkUp {
+		// A hello for a link that is up is either one the dialer sent
+		// before it read the hello-ack that brought the link up (hellos
+		// have their own subject, so one can be read after the proof
+		// that followed it) or a dialer starting a new session. Only
+		// the second proves this answer's nonce; until it does, the
+		// link stays as it is: replaced at once, it would wait for a
+		// proof the dialer, up already, never sends.
+		nonce := n.issueNonce(peer)
+		cur.mu.Lock()
+		cur.rehello = &pendingHello{hello: h, nonce: nonce}
+		cur.mu.Unlock()
+		cur.c.receivedWire.Add(int64(len(m.Data)))
+		cur.c.messages.Add(1)
+		cur.sendSmall(wire.LaneControl, n.helloAck(cur, h, nonce), 0)
+		return
+	}
+	l := n.acceptLink(peer, key, h, nil)
+	if l == nil {
+		return
+	}
+	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
+	l.c.messages.Add(1)
+	l.sendSmall(wire.LaneControl, n.helloAck(l, h, n.issueNonce(peer)), 0)
+}
+
+// pendingHello is a hello answered on a link that was up when it came:
+// the link is replaced by one made from it only once the dialer proves
+// the answer's nonce.
+type pendingHello struct {
+	hello *wire.Hello
+	nonce [32]byte
+}
+
+// acceptLink replaces the accepted link from peer, if any, by a new one
+// made from hello h and starts it; nil if it cannot subscribe, or if
+// only is set and the link is no longer only.
+func (n *Node) acceptLink(peer string, key manifest.PublicKey, h *wire.Hello, only *Link) *Link {
 	mode := engine.ModeOffer
 	if h.Mode == byte(engine.ModeFlood) {
 		mode = engine.ModeFlood
 	}
 	id := engine.LinkID{Peer: peer, Dir: engine.DirIn}
+	n.acceptMu.Lock()
+	defer n.acceptMu.Unlock()
 	n.mu.Lock()
 	old := n.links[id]
+	if only != nil && old != only {
+		n.mu.Unlock()
+		return nil
+	}
 	delete(n.links, id)
 	n.mu.Unlock()
 	if old != nil {
@@ -227,19 +275,22 @@ func (n *Node) onHello(m *nats.Msg) {
 	l.connP.Store(n.local)
 	if err := l.subscribe(n.local, l.pair.Up()); err != nil {
 		n.log.Error("accept link", "peer", peer, "err", err)
-		return
+		return nil
 	}
-	nonce := n.issueNonce(peer)
 	n.mu.Lock()
 	n.links[id] = l
 	n.mu.Unlock()
 	l.start(n.ctx)
 	l.lastHeard.Store(time.Now().UnixNano())
-	l.c.receivedWire.Add(int64(len(m.Data))) // the hello is the link's first message
-	l.c.messages.Add(1)
+	return l
+}
+
+// helloAck answers hello h on accepted link l with this site's proof over
+// h's nonce and nonce, the one the dialer's proof must sign.
+func (n *Node) helloAck(l *Link, h *wire.Hello, nonce [32]byte) *wire.Message {
 	ack := &wire.Hello{Site: n.site, Proto: wire.ProtocolVersion, Caps: n.helloCaps(), Nonce: nonce, Key: n.cfg.Signer.PublicKey(),
-		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, peer, RoleAcceptor)), Clock: l.clockForPeer()}
-	l.sendSmall(wire.LaneControl, &wire.Message{Type: wire.MsgHelloAck, Hello: ack}, 0)
+		Mode: h.Mode, MaxRate: h.MaxRate, Sig: n.cfg.Signer.Sign(ProofMessage(h.Nonce, n.site, l.id.Peer, RoleAcceptor)), Clock: l.clockForPeer()}
+	return &wire.Message{Type: wire.MsgHelloAck, Hello: ack}
 }
 
 // onHandshake handles a hello-ack (on a dialed link) or a proof (on an
@@ -247,6 +298,9 @@ func (n *Node) onHello(m *nats.Msg) {
 func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 	h := msg.Hello
 	if l.currentState() == linkUp {
+		if msg.Type == wire.MsgProof && l.id.Dir == engine.DirIn {
+			n.onRehelloProof(l, h)
+		}
 		return // an answer to an earlier hello, or a repeated proof
 	}
 	switch {
@@ -285,6 +339,32 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 		}
 		l.setState(linkUp)
 	}
+}
+
+// onRehelloProof starts a new session on accepted link l, up, when the
+// dialer proves the nonce of the hello-ack to the hello that came while
+// it was up: the dialer started a new session.
+func (n *Node) onRehelloProof(l *Link, proof *wire.Hello) {
+	l.mu.Lock()
+	p := l.rehello
+	l.mu.Unlock()
+	key, _ := n.peerKey(l.id.Peer)
+	if p == nil || !provesAny(key, [][32]byte{p.nonce}, l.id.Peer, n.site, RoleDialer, proof.Sig) {
+		return
+	}
+	// Replacing l stops it, which waits for its callbacks: this one too.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.helloMu.RLock()
+		defer n.helloMu.RUnlock()
+		if n.closed {
+			return
+		}
+		if nl := n.acceptLink(l.id.Peer, key, p.hello, l); nl != nil {
+			nl.setState(linkUp)
+		}
+	}()
 }
 
 // maxNonces is how many recent hellos a side accepts answers to: hellos

@@ -91,9 +91,12 @@ type Node struct {
 	local   *nats.Conn
 	hello   *nats.Subscription
 	helloMu sync.RWMutex // held (read) by the hello callback; Close waits for it
-	closed  bool
-	events  chan engine.Event
-	wg      sync.WaitGroup
+	// acceptMu makes replacing an accepted link one step: a hello's and
+	// a new session's proof (handshake.go) may come together.
+	acceptMu sync.Mutex
+	closed   bool
+	events   chan engine.Event
+	wg       sync.WaitGroup
 
 	engMu sync.Mutex // the engine is single-threaded: the loop steps it, status reads it
 	eng   *engine.Engine
