@@ -97,7 +97,7 @@ type Store struct {
 	collected atomic.Int64 // 'g' keys committed
 	gcLimits  gcLimits
 
-	hashes uploadHashes // in-order hashes of multipart uploads (upload_hash.go)
+	hashes *uploadHashes // in-order hashes of multipart uploads (upload_hash.go)
 }
 
 // PutOptions are the optional fields of a new version.
@@ -110,6 +110,11 @@ type PutOptions struct {
 	// only the body tells, such as the MD5 an S3 ETag is).
 	MetaAfter func() []manifest.Meta
 }
+
+// Close stops the store's background work (the hashers of multipart
+// uploads, upload_hash.go) and waits for it; the caller closes db and
+// chunks after.
+func (s *Store) Close() { s.hashes.close() }
 
 // Open returns the object layer over db and chunks.
 func Open(db *pebble.DB, chunks *chunk.Store, cfg Config) (*Store, error) {
@@ -125,7 +130,7 @@ func Open(db *pebble.DB, chunks *chunk.Store, cfg Config) (*Store, error) {
 	if cfg.MaxSkew <= 0 {
 		cfg.MaxSkew = 5 * time.Minute
 	}
-	s := &Store{db: db, chunks: chunks, cfg: cfg, gcLimits: defaultGCLimits}
+	s := &Store{db: db, chunks: chunks, cfg: cfg, gcLimits: defaultGCLimits, hashes: newUploadHashes()}
 	n, err := s.countPrefix([]byte{prefixManifest})
 	if err != nil {
 		return nil, fmt.Errorf("count versions: %w", err)

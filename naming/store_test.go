@@ -84,6 +84,7 @@ func openEnvJournal(t testing.TB, fs vfs.FS, dir string, j Journal) *testEnv {
 
 func (e *testEnv) close(t testing.TB) {
 	t.Helper()
+	e.store.Close()
 	if err := errors.Join(e.chunks.Close(), e.db.Close()); err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ package naming
 // one version of the parts in order, cut into the store's fixed chunk
 // size like any put. Parts whose sizes are multiples of the chunk size
 // (what clients send: 5, 8, 16 MiB...) re-cut into the very chunks they
-// were stored as, so completing reads them once (for the object's
-// SHA-256 and MD5) and writes nothing again; other sizes are re-cut and
+// were stored as, so completing writes nothing again and reads nothing
+// back (the object's SHA-256 is hashed as the parts come, upload_hash.go); other sizes are re-cut and
 // their new chunks written. A manifest keeps one chunk size, so every
 // manifest stays readable by every binary.
 
@@ -225,7 +225,7 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, r io.Reader) (Par
 		return Part{}, fmt.Errorf("part %d of upload %s: %w", n, id, err)
 	}
 	arrival.done()
-	s.advance(ctx, id)
+	s.advance(id)
 	return p, nil
 }
 
@@ -249,17 +249,16 @@ type PartRef struct {
 }
 
 // CompleteUpload makes the version of upload id from the parts listed,
-// in their order, and ends the upload. extra, given the MD5 of the whole
-// object once it is read, returns meta to add to the version (the S3
-// ETags). It returns the version and that MD5.
-func (s *Store) CompleteUpload(ctx context.Context, id string, refs []PartRef, extra func(md5 []byte) []manifest.Meta) (*manifest.Manifest, []byte, error) {
+// in their order, with meta added to the upload's (the S3 ETag), and
+// ends the upload.
+func (s *Store) CompleteUpload(ctx context.Context, id string, refs []PartRef, meta []manifest.Meta) (*manifest.Manifest, error) {
 	u, stored, err := s.GetUpload(id)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	name, err := ParseName(u.Name)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	byNumber := make(map[int]Part, len(stored))
 	for _, p := range stored {
@@ -269,32 +268,28 @@ func (s *Store) CompleteUpload(ctx context.Context, id string, refs []PartRef, e
 	for i, ref := range refs {
 		p, ok := byNumber[ref.Number]
 		if !ok || (ref.MD5 != "" && ref.MD5 != p.MD5) {
-			return nil, nil, fmt.Errorf("part %d of upload %s: %w", ref.Number, id, ErrInvalidPart)
+			return nil, fmt.Errorf("part %d of upload %s: %w", ref.Number, id, ErrInvalidPart)
 		}
 		if i > 0 && ref.Number <= refs[i-1].Number {
-			return nil, nil, fmt.Errorf("parts of upload %s out of order at %d: %w", id, ref.Number, ErrInvalidPart)
+			return nil, fmt.Errorf("parts of upload %s out of order at %d: %w", id, ref.Number, ErrInvalidPart)
 		}
 		parts = append(parts, p)
 	}
 	unpin := s.chunks.Pin(partChunks(parts)) // not collected while they are read
 	defer unpin()
+	u.Meta = mergeMeta(u.Meta, meta)
 	if s.aligned(parts) {
-		m, sum, err := s.completeAligned(ctx, id, name, u, parts, extra)
+		m, err := s.completeAligned(ctx, id, name, u, parts)
 		if err != nil {
-			return nil, nil, fmt.Errorf("complete upload %s: %w", id, err)
+			return nil, fmt.Errorf("complete upload %s: %w", id, err)
 		}
-		return m, sum, s.dropUpload(id)
+		return m, s.dropUpload(id)
 	}
-	whole := md5.New()
-	opts := PutOptions{ContentType: u.ContentType, Meta: u.Meta}
-	if extra != nil {
-		opts.MetaAfter = func() []manifest.Meta { return extra(whole.Sum(nil)) }
-	}
-	m, err := s.Put(ctx, name, io.TeeReader(&partsReader{s: s, parts: parts}, whole), opts)
+	m, err := s.Put(ctx, name, &partsReader{s: s, parts: parts}, PutOptions{ContentType: u.ContentType, Meta: u.Meta})
 	if err != nil {
-		return nil, nil, fmt.Errorf("complete upload %s: %w", id, err)
+		return nil, fmt.Errorf("complete upload %s: %w", id, err)
 	}
-	return m, whole.Sum(nil), s.dropUpload(id)
+	return m, s.dropUpload(id)
 }
 
 // aligned reports whether the parts, in order, are the store's chunks
@@ -315,58 +310,42 @@ func (s *Store) aligned(parts []Part) bool {
 
 // completeAligned makes the version of parts that fall on chunk
 // boundaries: its chunk list is theirs, so no byte is cut or written
-// again. The object's SHA-256 and MD5 were computed as the parts came
-// (upload_hash.go), or else now, on two cores from one read of the
-// chunks.
-func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upload, parts []Part, extra func([]byte) []manifest.Meta) (*manifest.Manifest, []byte, error) {
+// again. The object's SHA-256 was computed as the parts came
+// (upload_hash.go), or else now, from one read of the chunks.
+func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upload, parts []Part) (*manifest.Manifest, error) {
 	if err := s.checkWriter(s.cfg.Signer.PublicKey(), name.Domain()); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	m := &manifest.Manifest{Name: name.String(), ChunkSize: uint32(s.cfg.ChunkSize), ContentType: u.ContentType, Meta: u.Meta}
 	for _, p := range parts {
 		m.Chunks = append(m.Chunks, p.Chunks...)
 		m.Size += p.Size
 	}
-	shaSum, md5Sum, ok := s.sums(id, parts) // hashed as the parts came
+	sum, ok := s.sum(ctx, id, parts) // hashed as the parts came
 	if !ok {
-		var err error
-		if shaSum, md5Sum, err = s.hashChunks(ctx, m.Chunks, m.Size); err != nil {
-			return nil, nil, err
+		sha := sha256.New()
+		total, err := s.hashInto(ctx, m.Chunks, sha)
+		if err != nil {
+			return nil, err
 		}
+		if total != m.Size {
+			return nil, fmt.Errorf("parts hold %d bytes, their records %d", total, m.Size)
+		}
+		sha.Sum(sum[:0])
 	}
-	m.SHA256 = shaSum
-	if extra != nil {
-		m.Meta = mergeMeta(m.Meta, extra(md5Sum))
-	}
+	m.SHA256 = sum
 	b := s.chunks.NewBatch()
 	if err := s.commit(b, m); err != nil {
 		b.Abort()
-		return nil, nil, err
+		return nil, err
 	}
-	return m, md5Sum, nil
+	return m, nil
 }
 
-// hashChunks reads chunks in order and returns the SHA-256 and MD5 of
-// their bytes, each hash on its own goroutine; it checks they hold size
-// bytes.
-func (s *Store) hashChunks(ctx context.Context, ids []chunk.ID, size int64) ([32]byte, []byte, error) {
-	sha, md := sha256.New(), md5.New()
-	total, err := s.hashInto(ctx, ids, sha, md)
-	var sum [32]byte
-	if err != nil {
-		return sum, nil, err
-	}
-	if total != size {
-		return sum, nil, fmt.Errorf("parts hold %d bytes, their records %d", total, size)
-	}
-	sha.Sum(sum[:0])
-	return sum, md.Sum(nil), nil
-}
-
-// hashInto reads chunks in order and writes their bytes to each of
-// hashers, each on its own goroutine (MD5 and SHA-256 side by side); it
-// returns how many bytes it hashed.
-func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, hashers ...hash.Hash) (int64, error) {
+// hashInto reads chunks in order and writes their bytes to h on a
+// goroutine of its own, so that reading (which verifies each chunk) and
+// hashing overlap; it returns how many bytes it hashed.
+func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, h hash.Hash) (int64, error) {
 	const slots = 4
 	var bufs [slots][]byte
 	var busy [slots]sync.WaitGroup
@@ -374,42 +353,31 @@ func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, hashers ...hash.Ha
 		b    []byte
 		slot int
 	}
-	feeds := make([]chan piece, len(hashers))
+	feed := make(chan piece, slots)
 	var done sync.WaitGroup
-	for i, h := range hashers {
-		feeds[i] = make(chan piece, slots)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			for p := range feeds[i] {
-				h.Write(p.b)
-				busy[p.slot].Done()
-			}
-		}()
-	}
+	done.Go(func() {
+		for p := range feed {
+			h.Write(p.b)
+			busy[p.slot].Done()
+		}
+	})
 	var total int64
 	err := func() error {
-		defer func() {
-			for _, f := range feeds {
-				close(f)
-			}
-		}()
+		defer close(feed)
 		for i, id := range ids {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			slot := i % slots
-			busy[slot].Wait() // every hasher is done with what the slot held
+			busy[slot].Wait() // the hasher is done with what the slot held
 			raw, err := s.chunks.Get(id, bufs[slot])
 			if err != nil {
 				return err
 			}
 			bufs[slot] = raw
 			total += int64(len(raw))
-			busy[slot].Add(len(hashers))
-			for _, f := range feeds {
-				f <- piece{raw, slot}
-			}
+			busy[slot].Add(1)
+			feed <- piece{raw, slot}
 		}
 		return nil
 	}()

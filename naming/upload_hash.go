@@ -2,40 +2,60 @@ package naming
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
 	"hash"
 	"sync"
 	"sync/atomic"
 )
 
-// The object's SHA-256 and MD5 are computed while its parts arrive, in
-// part order: when a part is stored and every part before it has been
-// hashed, the part that stored it hashes on (its chunks are still in
-// the page cache), so completion finds the sums ready instead of reading
-// the whole object back while its client waits. Parts that arrive out
-// of order are hashed once the gap closes. The state is memory only: a
-// part stored again after it was hashed, or a restart, leaves
-// completion to read the parts back (hashChunks).
+// The object's SHA-256 is computed while its parts arrive, in part
+// order, off the parts' requests: when a part is stored, a hasher of the
+// upload (one goroutine at a time, started on demand) hashes on from the
+// next unhashed part as far as the parts are stored (their chunks are
+// still in the page cache), so a part's answer never waits for hashing
+// and completion finds the sum ready instead of reading the whole object
+// back while its client waits. Parts that arrive out of order are hashed
+// once the gap closes. The state is memory only: a part stored again
+// after it was hashed, or a restart, leaves completion to read the
+// parts back (hashChunks).
+//
+// Only the SHA-256: an S3 client learns a multipart object's ETag from
+// its parts' MD5s, as AWS makes it, so no MD5 of the whole is needed.
 
 // runningHash is the in-order hash of one upload's parts.
 type runningHash struct {
 	mu      sync.Mutex  // held while hashing
-	pending atomic.Bool // a part was stored since the hashing last looked
+	pending atomic.Bool // a part was stored since the hasher last looked
+	running atomic.Bool // a hasher goroutine is on it
 	next    int         // the next part number to hash
 	sha     hash.Hash
-	md5     hash.Hash
 	hashed  map[int]string // part number → the MD5 of the part hashed
-	broken  bool           // a part could not be read: the sums are not the object's
+	broken  bool           // a part could not be read: the sum is not the object's
 }
 
-// uploadHashes holds the running hashes of the uploads in progress.
+// uploadHashes holds the running hashes of the uploads in progress and
+// owns their hasher goroutines.
 type uploadHashes struct {
-	m sync.Map // upload ID → *runningHash
+	m      sync.Map // upload ID → *runningHash
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newUploadHashes() *uploadHashes {
+	u := &uploadHashes{}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	return u
+}
+
+// close stops the hashers and waits for them.
+func (u *uploadHashes) close() {
+	u.cancel()
+	u.wg.Wait()
 }
 
 func (u *uploadHashes) start(id string) {
-	u.m.Store(id, &runningHash{next: 1, sha: sha256.New(), md5: md5.New(), hashed: map[int]string{}})
+	u.m.Store(id, &runningHash{next: 1, sha: sha256.New(), hashed: map[int]string{}})
 }
 
 func (u *uploadHashes) get(id string) *runningHash {
@@ -47,26 +67,38 @@ func (u *uploadHashes) get(id string) *runningHash {
 
 func (u *uploadHashes) drop(id string) { u.m.Delete(id) }
 
-// advance hashes the parts of upload id from the next unhashed one on,
-// as long as they are stored. One part's store does the hashing at a
-// time; a part stored meanwhile leaves it to that one (pending), so
-// parts answer at once while one of them hashes for all. A part
-// replaced after it was hashed shows at completion: its MD5 is no
-// longer the one hashed, and sums refuses.
-func (s *Store) advance(ctx context.Context, id string) {
+// advance has upload id's parts hashed from the next unhashed one on,
+// as far as they are stored, by the upload's hasher: started here unless
+// one runs, which then sees pending and goes on. A part replaced after
+// it was hashed shows at completion: its MD5 is no longer the one
+// hashed, and sum refuses.
+func (s *Store) advance(id string) {
 	rh := s.hashes.get(id)
 	if rh == nil {
 		return
 	}
 	rh.pending.Store(true)
-	for rh.pending.Load() {
-		if !rh.mu.TryLock() {
-			return // the one hashing sees pending and goes on
-		}
-		rh.pending.Store(false)
-		s.hashStored(ctx, id, rh)
-		rh.mu.Unlock()
+	if !rh.running.CompareAndSwap(false, true) {
+		return
 	}
+	s.hashes.wg.Add(1)
+	go func() {
+		defer s.hashes.wg.Done()
+		for {
+			for rh.pending.Swap(false) {
+				rh.mu.Lock()
+				s.hashStored(s.hashes.ctx, id, rh)
+				rh.mu.Unlock()
+			}
+			rh.running.Store(false)
+			// A part stored between the last look and the flag's
+			// clearing found the hasher running: look again unless
+			// another hasher took over.
+			if !rh.pending.Load() || !rh.running.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // hashStored hashes the stored parts from rh.next on; rh.mu held.
@@ -78,7 +110,7 @@ func (s *Store) hashStored(ctx context.Context, id string, rh *runningHash) {
 		}
 		p, err := decodePart(v)
 		if err == nil {
-			_, err = s.hashInto(ctx, p.Chunks, rh.sha, rh.md5)
+			_, err = s.hashInto(ctx, p.Chunks, rh.sha)
 		}
 		if err != nil {
 			rh.broken = true // half a part hashed, or not readable
@@ -89,24 +121,26 @@ func (s *Store) hashStored(ctx context.Context, id string, rh *runningHash) {
 	}
 }
 
-// sums returns the SHA-256 and MD5 of parts if the running hash of
-// upload id covers exactly them (parts 1..n, as hashed).
-func (s *Store) sums(id string, parts []Part) ([32]byte, []byte, bool) {
+// sum returns the SHA-256 of parts if the running hash of upload id
+// covers exactly them (parts 1..n, as hashed), hashing what the hasher
+// has not reached yet.
+func (s *Store) sum(ctx context.Context, id string, parts []Part) ([32]byte, bool) {
 	var sha [32]byte
 	rh := s.hashes.get(id)
 	if rh == nil {
-		return sha, nil, false
+		return sha, false
 	}
 	rh.mu.Lock()
 	defer rh.mu.Unlock()
+	s.hashStored(ctx, id, rh)
 	if rh.broken || rh.next != len(parts)+1 {
-		return sha, nil, false
+		return sha, false
 	}
 	for i, p := range parts {
 		if p.Number != i+1 || rh.hashed[p.Number] != p.MD5 {
-			return sha, nil, false
+			return sha, false
 		}
 	}
 	rh.sha.Sum(sha[:0])
-	return sha, rh.md5.Sum(nil), true
+	return sha, true
 }

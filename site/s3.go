@@ -9,6 +9,8 @@ package site
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -16,11 +18,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/rclone/gofakes3"
 	"github.com/rclone/gofakes3/signature"
+
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
 )
 
 // s3SkewLimit is how far a request's signing time may be from the
@@ -128,8 +134,82 @@ func (s *Site) s3Gate(next http.Handler) http.Handler {
 			s.s3CreateBucket(w, r.WithContext(ctx), bucket)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(ctx))
+		stripPartCounts(r.Header)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		ew := &s3ETagWriter{ResponseWriter: w, s: s, r: r}
+		next.ServeHTTP(ew, r.WithContext(ctx))
+		ew.complete() // a HEAD's headers go out after the handler returns
 	})
+}
+
+// s3ETagWriter completes the ETag of a GET or HEAD of an object made by
+// a multipart upload: the protocol library writes an object's ETag as
+// the hex of its bytes (etagOf), and such an object's ETag has "-N"
+// after them. Versions are looked up here, where the library's ETag is
+// known, and only one whose bytes are that ETag completes it.
+type s3ETagWriter struct {
+	http.ResponseWriter
+	s    *Site
+	r    *http.Request
+	done bool
+}
+
+func (w *s3ETagWriter) WriteHeader(code int) {
+	w.complete()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *s3ETagWriter) Write(b []byte) (int, error) {
+	w.complete()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *s3ETagWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *s3ETagWriter) complete() {
+	if w.done {
+		return
+	}
+	w.done = true
+	tag := w.Header().Get("ETag")
+	if len(tag) != 2+2*md5.Size {
+		return
+	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(w.r.URL.Path, "/"), "/")
+	name, err := naming.ParseName(bucket + "/" + key)
+	if err != nil || key == "" {
+		return
+	}
+	var m *manifest.Manifest
+	if v := w.r.URL.Query().Get("versionId"); v != "" {
+		stamp, serr := manifest.ParseStamp(v)
+		if serr != nil {
+			return
+		}
+		m, err = w.s.objects.Version(name, stamp)
+	} else {
+		m, err = w.s.objects.Latest(name)
+	}
+	if err == nil && `"`+hex.EncodeToString(etagOf(m))+`"` == tag {
+		w.Header().Set("ETag", etag(m))
+	}
+}
+
+// partCount is the "-N" of a multipart object's ETag in a condition.
+var partCount = regexp.MustCompile(`([0-9a-fA-F]{32})-[0-9]+`)
+
+// stripPartCounts drops the "-N" from the ETags in a request's
+// conditions, which the protocol library compares with the hex of an
+// object's ETag bytes (see s3ETagWriter).
+func stripPartCounts(h http.Header) {
+	for _, k := range []string{"If-Match", "If-None-Match", "X-Amz-Copy-Source-If-Match", "X-Amz-Copy-Source-If-None-Match"} {
+		if v := h.Get(k); v != "" {
+			h.Set(k, partCount.ReplaceAllString(v, "$1"))
+		}
+	}
 }
 
 // chunkSigner returns the verifier of r's chunk signatures when r sends

@@ -357,9 +357,10 @@ func TestS3AcrossTheFederation(t *testing.T) {
 }
 
 // A multipart upload streams its parts into chunks; completing it makes
-// one version of the parts in order, answers the multipart ETag, and
-// GET answers the MD5 of the whole. Parts cut on chunk boundaries are
-// not written again; other sizes are re-cut. An aborted upload is gone.
+// one version of the parts in order and answers the multipart ETag,
+// which GET, HEAD, listings and conditions use too, as on AWS. Parts cut
+// on chunk boundaries are not written again; other sizes are re-cut. An
+// aborted upload is gone.
 func TestS3Multipart(t *testing.T) {
 	ts := startS3Site(t)
 	id, secret := s3Token(t, ts, AccessToken{Name: "mp", Write: []string{"gloria.eu/"}})
@@ -403,22 +404,34 @@ func TestS3Multipart(t *testing.T) {
 			if err != nil {
 				t.Fatalf("complete: %v", err)
 			}
-			if want := fmt.Sprintf(`"%x-%d"`, etags.Sum(nil), len(tc.sizes)); aws.ToString(res.ETag) != want {
+			want := fmt.Sprintf(`"%x-%d"`, etags.Sum(nil), len(tc.sizes))
+			if aws.ToString(res.ETag) != want {
 				t.Errorf("complete ETag %s, want %s", aws.ToString(res.ETag), want)
 			}
 			if wrote := ts.chunks.Stats().StoredBytes - before; (wrote > 0) != tc.rewrites {
 				t.Errorf("completing wrote %d bytes", wrote)
 			}
-			got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String(key)})
+			got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String(key), IfMatch: aws.String(want)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			body, _ := io.ReadAll(got.Body)
 			got.Body.Close()
-			sum := md5.Sum(whole)
-			if !bytes.Equal(body, whole) || aws.ToString(got.ETag) != `"`+hex.EncodeToString(sum[:])+`"` ||
+			if !bytes.Equal(body, whole) || aws.ToString(got.ETag) != want ||
 				got.Metadata["telescope"] != "bootes-2" || aws.ToString(got.ContentType) != "image/fits" {
 				t.Errorf("get: %d bytes of %d, ETag %s, meta %v, type %s", len(body), len(whole), aws.ToString(got.ETag), got.Metadata, aws.ToString(got.ContentType))
+			}
+			head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String(key), VersionId: got.VersionId})
+			if err != nil || aws.ToString(head.ETag) != want {
+				t.Errorf("head of the version: ETag %s, %v; want %s", aws.ToString(head.ETag), err, want)
+			}
+			_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("gloria.eu"), Key: aws.String(key), IfNoneMatch: aws.String(want)})
+			if code := s3Code(err); code != "NotModified" && code != "304" {
+				t.Errorf("get if none match its ETag: %v, want not modified", err)
+			}
+			list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("gloria.eu"), Prefix: aws.String(key)})
+			if err != nil || len(list.Contents) != 1 || aws.ToString(list.Contents[0].ETag) != want {
+				t.Errorf("listing: %+v, %v; want one ETag %s", list, err, want)
 			}
 		})
 	}

@@ -125,7 +125,17 @@ func (b *s3Backend) bucket(ctx context.Context, bucket string) error {
 	return err
 }
 
+// etagOf returns the bytes whose hex is m's ETag, or its ETag before
+// "-N" for an object made by a multipart upload (see etag): the MD5 an
+// S3 put computed, the MD5 of the parts' MD5s, or for versions put over
+// the REST API their SHA-256. The protocol library writes ETags from
+// these bytes; the gate adds the "-N" (s3ETagWriter).
 func etagOf(m *manifest.Manifest) []byte {
+	if tag, _, ok := strings.Cut(multipartETag(m), "-"); ok {
+		if b, err := hex.DecodeString(tag); err == nil && len(b) == md5.Size {
+			return b
+		}
+	}
 	for _, kv := range m.Meta {
 		if kv.Key == metaMD5 {
 			if b, err := base64.StdEncoding.DecodeString(kv.Value); err == nil && len(b) == md5.Size {
@@ -134,6 +144,25 @@ func etagOf(m *manifest.Manifest) []byte {
 		}
 	}
 	return m.SHA256[:]
+}
+
+// multipartETag returns the ETag of an object made by a multipart
+// upload ("" for other objects).
+func multipartETag(m *manifest.Manifest) string {
+	for _, kv := range m.Meta {
+		if kv.Key == metaMultipartETag {
+			return kv.Value
+		}
+	}
+	return ""
+}
+
+// etag returns m's ETag as S3 answers it, quoted.
+func etag(m *manifest.Manifest) string {
+	if tag := multipartETag(m); tag != "" && len(etagOf(m)) == md5.Size {
+		return `"` + tag + `"`
+	}
+	return `"` + hex.EncodeToString(etagOf(m)) + `"`
 }
 
 // s3Metadata is what a GET or HEAD answers of m besides its bytes.
@@ -146,7 +175,7 @@ func s3Metadata(m *manifest.Manifest) map[string]string {
 	out["Content-Type"] = ct
 	for _, kv := range m.Meta {
 		switch k := textproto.CanonicalMIMEHeaderKey(kv.Key); {
-		case kv.Key == metaMD5:
+		case kv.Key == metaMD5, kv.Key == metaMultipartETag: // in the ETag
 		case keptHeader(k):
 			out[k] = kv.Value
 		default: // meta put over the REST API
@@ -267,7 +296,7 @@ func (b *s3Backend) ListBucket(ctx context.Context, bucket string, prefix *gofak
 				after = base + entry + "\xff" // past every name under it
 			} else {
 				list.Add(&gofakes3.Content{Key: key, LastModified: gofakes3.NewContentTime(m.Stamp.Time()),
-					ETag: `"` + hex.EncodeToString(etagOf(m)) + `"`, Size: m.Size, StorageClass: gofakes3.StorageStandard})
+					ETag: etag(m), Size: m.Size, StorageClass: gofakes3.StorageStandard})
 				after = m.Name
 			}
 			last = entry
@@ -411,7 +440,7 @@ func (b *s3Backend) PutObject(ctx context.Context, bucket, key string, meta map[
 		return gofakes3.PutObjectResult{}, s3Err(bucket, key, err)
 	}
 	b.s.metrics.s3Puts.Inc()
-	return gofakes3.PutObjectResult{ETag: `"` + hex.EncodeToString(etagOf(m)) + `"`, VersionID: gofakes3.VersionID(m.Version())}, nil
+	return gofakes3.PutObjectResult{ETag: etag(m), VersionID: gofakes3.VersionID(m.Version())}, nil
 }
 
 func (b *s3Backend) DeleteObject(ctx context.Context, bucket, key string) (gofakes3.ObjectDeleteResult, error) {
@@ -465,14 +494,14 @@ func (b *s3Backend) CopyObject(ctx context.Context, srcBucket, srcKey, dstBucket
 	if err != nil {
 		return gofakes3.CopyObjectResult{}, err
 	}
-	// The bytes are the source's, so is their MD5 (the ETag).
+	// The bytes are the source's, so is their ETag.
 	opts.MetaAfter = func() []manifest.Meta {
-		return slices.DeleteFunc(slices.Clone(src.Meta), func(kv manifest.Meta) bool { return kv.Key != metaMD5 })
+		return slices.DeleteFunc(slices.Clone(src.Meta), func(kv manifest.Meta) bool { return kv.Key != metaMD5 && kv.Key != metaMultipartETag })
 	}
 	m, err := b.s.objects.Copy(ctx, src, dst, opts)
 	if err != nil {
 		return gofakes3.CopyObjectResult{}, s3Err(dstBucket, dstKey, err)
 	}
 	b.s.metrics.ingestObjs.Inc()
-	return gofakes3.CopyObjectResult{ETag: `"` + hex.EncodeToString(etagOf(m)) + `"`, LastModified: gofakes3.NewContentTime(m.Stamp.Time())}, nil
+	return gofakes3.CopyObjectResult{ETag: etag(m), LastModified: gofakes3.NewContentTime(m.Stamp.Time())}, nil
 }

@@ -3,7 +3,6 @@ package site
 import (
 	"context"
 	"crypto/md5"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,11 +23,12 @@ import (
 // records, are in the site's index, and garbage collection aborts
 // uploads left unfinished for a week (tools/heal.DefaultUploadExpiry).
 
-// metaMultipartETag is the manifest meta key of the ETag S3 gives a
-// multipart upload (MD5 of the parts' MD5s, "-", the part count), which
-// CompleteMultipartUpload answers and clients compare with their own;
-// GET and HEAD answer the MD5 of the whole object (content-md5), which
-// completing computes as it reads the parts.
+// metaMultipartETag is the manifest meta key of the ETag S3 gives an
+// object made by a multipart upload (MD5 of the parts' MD5s, "-", the
+// part count), which CompleteMultipartUpload, GET, HEAD and listings
+// answer, as AWS does: no MD5 of the whole object is computed (clients
+// know such an ETag is not one; rclone and s3cmd keep their own MD5 in
+// user metadata).
 const metaMultipartETag = "s3-multipart-etag"
 
 var _ gofakes3.MultipartBackend = (*s3Backend)(nil)
@@ -107,12 +107,7 @@ func (b *s3Backend) CompleteMultipartUpload(ctx context.Context, bucket, key str
 		etags.Write(raw)
 	}
 	multipartETag := fmt.Sprintf("%s-%d", hex.EncodeToString(etags.Sum(nil)), len(in.Parts))
-	m, _, err := b.s.objects.CompleteUpload(ctx, string(id), refs, func(sum []byte) []manifest.Meta {
-		return []manifest.Meta{
-			{Key: metaMD5, Value: base64.StdEncoding.EncodeToString(sum)},
-			{Key: metaMultipartETag, Value: multipartETag},
-		}
-	})
+	m, err := b.s.objects.CompleteUpload(ctx, string(id), refs, []manifest.Meta{{Key: metaMultipartETag, Value: multipartETag}})
 	switch {
 	case errors.Is(err, naming.ErrInvalidPart):
 		return "", "", gofakes3.ErrorMessage(gofakes3.ErrInvalidPart, err.Error())

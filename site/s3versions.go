@@ -2,7 +2,6 @@ package site
 
 import (
 	"context"
-	"encoding/hex"
 	"strings"
 
 	"github.com/rclone/gofakes3"
@@ -179,5 +178,5 @@ func versionItem(key string, m *manifest.Manifest, latest bool) gofakes3.Version
 		return &gofakes3.DeleteMarker{Key: key, VersionID: gofakes3.VersionID(m.Version()), IsLatest: latest, LastModified: gofakes3.NewContentTime(m.Stamp.Time())}
 	}
 	return &gofakes3.Version{Key: key, VersionID: gofakes3.VersionID(m.Version()), IsLatest: latest, LastModified: gofakes3.NewContentTime(m.Stamp.Time()),
-		Size: m.Size, StorageClass: gofakes3.StorageStandard, ETag: `"` + hex.EncodeToString(etagOf(m)) + `"`}
+		Size: m.Size, StorageClass: gofakes3.StorageStandard, ETag: etag(m)}
 }

@@ -451,6 +451,7 @@ func (s *Site) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopHealing()
+		s.objects.Close()
 		err = errors.Join(s.chunks.Close(), s.db.Close())
 	})
 	return err

@@ -87,7 +87,8 @@ func (c *SiteInitCmd) Run(app *App) error {
 
 // SiteRunCmd is `skyfed site run`.
 type SiteRunCmd struct {
-	Dir string `required:"" type:"existingdir" help:"The site's data dir."`
+	Dir        string `required:"" type:"existingdir" help:"The site's data dir."`
+	CPUProfile string `name:"cpuprofile" type:"path" env:"SKYFED_SITE_CPUPROFILE" placeholder:"FILE" help:"Write a CPU profile of the site until it stops to FILE.PID, for 'go tool pprof' (the environment variable reaches sites that benchmarks start)."`
 }
 
 // testClockOffsetEnv shifts a site's clock, for tests of clock skew.
@@ -116,6 +117,13 @@ func (c *SiteRunCmd) Run(app *App) error {
 	s, err := site.Open(c.Dir, site.Options{Logger: app.Log, ClockOffset: offset})
 	if err != nil {
 		return err
+	}
+	if c.CPUProfile != "" {
+		stop, err := startCPUProfile(fmt.Sprintf("%s.%d", c.CPUProfile, os.Getpid()))
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return s.Run(app.Ctx)
 }

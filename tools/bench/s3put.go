@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -68,15 +69,14 @@ func (b *ingestRun) measureS3Multipart(ctx context.Context) (Measure, error) {
 		return Measure{}, err
 	}
 	d, err := b.timed(func() error {
+		var objects []s3Object
 		for i, size := range randomObjects(int64(b.cfg.Size)) {
-			key := fmt.Sprintf("random/object-%04d.bin", i)
-			if err := s3Multipart(ctx, c, key, NewRandom(b.cfg.Seed+uint64(i), size), size); err != nil {
-				return s.wrap(err)
-			}
+			objects = append(objects, s3Object{key: fmt.Sprintf("random/object-%04d.bin", i), r: NewRandom(b.cfg.Seed+uint64(i), size), size: size})
 			out.Bytes += size
 			out.Objects++
 		}
-		return nil
+		_, err := s3MultipartAll(ctx, c, objects)
+		return s.wrap(err)
 	})
 	if err != nil {
 		return Measure{}, err
@@ -119,51 +119,68 @@ func (b *ingestRun) s3Site(ctx context.Context, s *benchSite) (*s3.Client, error
 	}), nil
 }
 
-// s3Multipart uploads size bytes of r as key in parts of s3PartSize,
-// ingestStreams parts at once. Parts are read from r in turn, so at most
-// ingestStreams parts are in memory.
-func s3Multipart(ctx context.Context, c *s3.Client, key string, r io.Reader, size int64) error {
-	_, err := s3MultipartTimed(ctx, c, key, r, size)
-	return err
+// s3Object is one object an S3 row uploads: size bytes of r as key.
+type s3Object struct {
+	key  string
+	r    io.Reader
+	size int64
 }
 
-// s3MultipartTimed is s3Multipart, returning how long the completion
-// call took.
-func s3MultipartTimed(ctx context.Context, c *s3.Client, key string, r io.Reader, size int64) (time.Duration, error) {
-	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(benchDomain), Key: aws.String(key)})
-	if err != nil {
-		return 0, err
-	}
-	parts := int((size + s3PartSize - 1) / s3PartSize)
-	done := make([]types.CompletedPart, parts)
+// s3MultipartAll uploads each object as a multipart upload of parts of
+// s3PartSize, ingestStreams part uploads at once across the objects, as
+// `aws s3 cp --recursive` and rclone run theirs: an object's parts go
+// while the one before completes. Each object's parts are read from its
+// reader in turn, so at most ingestStreams+1 parts are in memory. It
+// returns how long the last completion call took.
+func s3MultipartAll(ctx context.Context, c *s3.Client, objects []s3Object) (time.Duration, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ingestStreams)
-	var mu sync.Mutex // reads of r in turn
-	for i := range parts {
-		buf := make([]byte, min(s3PartSize, size-int64(i)*s3PartSize))
-		mu.Lock()
-		_, err := io.ReadFull(r, buf)
-		mu.Unlock()
-		if err != nil {
-			return 0, err
-		}
-		g.Go(func() error {
-			res, err := c.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(benchDomain), Key: aws.String(key), UploadId: up.UploadId,
-				PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf)))})
+	var mu sync.Mutex
+	var lastComplete time.Duration
+	err := func() error {
+		for _, o := range objects {
+			up, err := c.CreateMultipartUpload(gctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(benchDomain), Key: aws.String(o.key)})
 			if err != nil {
-				return fmt.Errorf("part %d of %s: %w", i+1, key, err)
+				return err
 			}
-			done[i] = types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))}
-			return nil
-		})
+			parts := int((o.size + s3PartSize - 1) / s3PartSize)
+			done := make([]types.CompletedPart, parts)
+			var left atomic.Int64
+			left.Store(int64(parts))
+			for i := range parts {
+				buf := make([]byte, min(s3PartSize, o.size-int64(i)*s3PartSize))
+				if _, err := io.ReadFull(o.r, buf); err != nil {
+					return err
+				}
+				g.Go(func() error {
+					res, err := c.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(benchDomain), Key: aws.String(o.key), UploadId: up.UploadId,
+						PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf)))})
+					if err != nil {
+						return fmt.Errorf("part %d of %s: %w", i+1, o.key, err)
+					}
+					done[i] = types.CompletedPart{ETag: res.ETag, PartNumber: aws.Int32(int32(i + 1))}
+					if left.Add(-1) > 0 {
+						return nil
+					}
+					start := time.Now()
+					_, err = c.CompleteMultipartUpload(gctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(benchDomain), Key: aws.String(o.key),
+						UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
+					mu.Lock()
+					lastComplete = time.Since(start)
+					mu.Unlock()
+					if err != nil {
+						return fmt.Errorf("complete %s: %w", o.key, err)
+					}
+					return nil
+				})
+			}
+		}
+		return nil
+	}()
+	if werr := g.Wait(); err == nil {
+		err = werr
 	}
-	if err := g.Wait(); err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(benchDomain), Key: aws.String(key),
-		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
-	return time.Since(start), err
+	return lastComplete, err
 }
 
 // putParallel puts the random objects with ingestStreams writers at
