@@ -44,8 +44,10 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 
 // PutCmd is `skyfed put`.
 type PutCmd struct {
-	Name        string            `arg:"" help:"Object name, domain first (gloria.eu/bootes-2/2026/11/21/img-0001.fits)."`
-	File        string            `arg:"" help:"File to store; - reads stdin."`
+	Name        string            `arg:"" help:"Object name, domain first (gloria.eu/bootes-2/2026/11/21/img-0001.fits); with -r the prefix of the names."`
+	File        string            `arg:"" help:"File to store; - reads stdin; with -r a directory."`
+	Recursive   bool              `short:"r" help:"Put every file under the directory FILE as NAME/ + its path there; files whose name already holds the same bytes are skipped. One line per file: put NAME VERSION SHA256 SIZE (same ... when skipped)."`
+	Jobs        int               `help:"With -r: files put at once." default:"4" placeholder:"N"`
 	ContentType string            `help:"Content type (default: guessed from FILE's extension, else application/octet-stream)." placeholder:"TYPE"`
 	Meta        map[string]string `help:"User metadata, KEY=VALUE (repeatable)." mapsep:"none" placeholder:"KEY=VALUE"`
 	JSON        bool              `name:"json" help:"Print the site's JSON answer instead of 'VERSION SHA256 SIZE'."`
@@ -58,6 +60,12 @@ type PutCmd struct {
 
 // Run stores the file and prints its version, SHA-256 and size.
 func (c *PutCmd) Run(app *App) error {
+	if c.Expires < 0 || c.WaitSites < 0 {
+		return &ExitError{Code: exitUsage, Err: errors.New("--expires and --wait-sites must not be negative")}
+	}
+	if c.Recursive {
+		return c.putTree(app)
+	}
 	r, size, closeIn, err := openInput(app, c.File)
 	if err != nil {
 		return err
@@ -75,9 +83,6 @@ func (c *PutCmd) Run(app *App) error {
 	bar := newProgress(app.Stderr, size, "put")
 	if bar != nil {
 		r = io.TeeReader(r, bar)
-	}
-	if c.Expires < 0 || c.WaitSites < 0 {
-		return &ExitError{Code: exitUsage, Err: errors.New("--expires and --wait-sites must not be negative")}
 	}
 	res, err := cl.Put(ctx, c.Name, r, size, client.PutOptions{ContentType: ct, Meta: c.Meta,
 		Expires: time.Duration(c.Expires), WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout})
@@ -108,7 +113,7 @@ func openInput(app *App, file string) (io.Reader, int64, func(), error) {
 	}
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		f.Close()
-		return nil, 0, nil, fmt.Errorf("put: %s is a directory", file)
+		return nil, 0, nil, withHint(fmt.Errorf("put: %s is a directory", file), "skyfed put -r PREFIX DIR puts every file under it")
 	}
 	return f, regularSize(f), func() { f.Close() }, nil
 }
@@ -162,13 +167,16 @@ func finishProgress(bar *progressbar.ProgressBar, err error) {
 
 // GetCmd is `skyfed get`.
 type GetCmd struct {
-	Name    string        `arg:"" optional:"" help:"Object name (or use --sha256)."`
-	Output  string        `short:"o" help:"Write to FILE instead of stdout: via a temp file that is verified, synced and renamed, so FILE is whole or untouched." placeholder:"FILE"`
-	Version string        `help:"Fetch this version instead of the latest." placeholder:"V"`
-	Fresh   bool          `help:"Ask the federation for the newest version, not only this site."`
-	SHA256  string        `name:"sha256" help:"Get the object whose whole content has this SHA-256, from wherever it is." placeholder:"HEX"`
-	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"0s"`
-	Conn    siteFlags     `embed:""`
+	Name      string        `arg:"" optional:"" help:"Object name (or use --sha256); with -r the prefix of the names."`
+	Dir       string        `arg:"" optional:"" help:"With -r: the directory to write the names into, at their paths after the prefix."`
+	Recursive bool          `short:"r" help:"Get every name under the prefix NAME into DIR: only files missing or different there, each verified and renamed into place whole. One line per file: get NAME VERSION SHA256 SIZE (same ... when already there)."`
+	Jobs      int           `help:"With -r: files fetched at once." default:"4" placeholder:"N"`
+	Output    string        `short:"o" help:"Write to FILE instead of stdout: via a temp file that is verified, synced and renamed, so FILE is whole or untouched." placeholder:"FILE"`
+	Version   string        `help:"Fetch this version instead of the latest." placeholder:"V"`
+	Fresh     bool          `help:"Ask the federation for the newest version, not only this site."`
+	SHA256    string        `name:"sha256" help:"Get the object whose whole content has this SHA-256, from wherever it is." placeholder:"HEX"`
+	Timeout   time.Duration `help:"Give up after this long (0: no limit)." default:"0s"`
+	Conn      siteFlags     `embed:""`
 }
 
 // Run streams the object to stdout or FILE, checking its SHA-256.
@@ -177,6 +185,12 @@ func (c *GetCmd) Run(app *App) error {
 	defer cancel()
 	cl := c.Conn.client()
 	defer cl.CloseIdleConnections()
+	if c.Recursive {
+		return c.getTree(app)
+	}
+	if c.Dir != "" {
+		return &ExitError{Code: exitUsage, Err: withHint(fmt.Errorf("get takes one NAME; %q is a second one", c.Dir), "-o FILE writes to a file; -r PREFIX DIR gets a tree")}
+	}
 	if (c.Name == "") == (c.SHA256 == "") {
 		return &ExitError{Code: exitUsage, Err: withHint(errors.New("give either NAME or --sha256 HEX"), "see 'skyfed get --help'")}
 	}
@@ -381,13 +395,19 @@ func (c *LsCmd) print(w io.Writer, o client.ListEntry) error {
 
 // RmCmd is `skyfed rm`.
 type RmCmd struct {
-	Name    string        `arg:"" help:"Object name."`
-	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"30s"`
-	Conn    siteFlags     `embed:""`
+	Name      string        `arg:"" help:"Object name; with -r the prefix of the names."`
+	Recursive bool          `short:"r" help:"Delete every name under the prefix NAME (asks first unless --yes). One line per name: rm NAME VERSION."`
+	Yes       bool          `help:"With -r: do not ask."`
+	Jobs      int           `help:"With -r: names deleted at once." default:"4" placeholder:"N"`
+	Timeout   time.Duration `help:"Give up after this long (0: no limit); with -r, per name." default:"30s"`
+	Conn      siteFlags     `embed:""`
 }
 
 // Run deletes the object and prints the tombstone's version.
 func (c *RmCmd) Run(app *App) error {
+	if c.Recursive {
+		return c.rmTree(app)
+	}
 	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
 	defer cancel()
 	cl := c.Conn.client()
