@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -216,7 +217,12 @@ func (n *Node) onHello(m *nats.Msg) {
 		// proof the dialer, up already, never sends.
 		nonce := n.issueNonce(peer)
 		cur.mu.Lock()
-		cur.rehello = &pendingHello{hello: h, nonce: nonce}
+		// The dialer re-sends its hello while unanswered: it may prove
+		// the answer to any of the recent ones.
+		cur.rehellos = append(cur.rehellos, pendingHello{hello: h, nonce: nonce})
+		if len(cur.rehellos) > maxNonces {
+			cur.rehellos = cur.rehellos[1:]
+		}
 		cur.mu.Unlock()
 		cur.c.receivedWire.Add(int64(len(m.Data)))
 		cur.c.messages.Add(1)
@@ -346,12 +352,18 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 // it was up: the dialer started a new session.
 func (n *Node) onRehelloProof(l *Link, proof *wire.Hello) {
 	l.mu.Lock()
-	p := l.rehello
+	pending := slices.Clone(l.rehellos)
 	l.mu.Unlock()
 	key, _ := n.peerKey(l.id.Peer)
-	if p == nil || !provesAny(key, [][32]byte{p.nonce}, l.id.Peer, n.site, RoleDialer, proof.Sig) {
+	nonces := make([][32]byte, len(pending))
+	for i, p := range pending {
+		nonces[i] = p.nonce
+	}
+	i := proves(key, nonces, l.id.Peer, n.site, RoleDialer, proof.Sig)
+	if i < 0 {
 		return
 	}
+	p := pending[i]
 	// Replacing l stops it, which waits for its callbacks: this one too.
 	n.wg.Add(1)
 	go func() {

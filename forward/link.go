@@ -79,7 +79,7 @@ type Link struct {
 	nonces      [][32]byte         // dialed links: nonces of the recent hellos, for the peer's proof
 	helloAt     []time.Time        // dialed links: when each of nonces was sent, for the round trip
 	peerKey     manifest.PublicKey // accepted links: the key the peer was admitted with
-	rehello     *pendingHello      // accepted links: a hello answered while up (guarded by mu)
+	rehellos    []pendingHello     // accepted links: recent hellos answered while up (guarded by mu)
 	lim         *Limiter
 	win         *bulkWindow // when the next bulk frame may go (window.go)
 	log         *slog.Logger

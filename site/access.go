@@ -578,6 +578,21 @@ func (a *accessState) reader(p principal, authErr *denial) *denial {
 	return scopeDenial(p, "read", "")
 }
 
+// writer decides PUT /c/{id}: a token with some write scope (a chunk
+// names nothing; the hashmap put that uses it needs write scope on its
+// name).
+func (a *accessState) writer(p principal, authErr *denial) *denial {
+	switch {
+	case authErr != nil:
+		return authErr
+	case p.all() || p.tok != nil && len(p.tok.Write) > 0:
+		return nil
+	case !p.authenticated():
+		return noToken("sending chunks")
+	}
+	return scopeDenial(p, "write", "")
+}
+
 // list decides GET /ls?prefix= and returns which names to answer: nil
 // keep means all of them.
 func (a *accessState) list(p principal, authErr *denial, prefix string) (keep func(string) bool, d *denial) {

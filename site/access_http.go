@@ -78,6 +78,7 @@ const (
 	needNone               // POST /login, which checks what it is given
 	needViewer             // status, metrics, dashboard assets and APIs
 	needReader             // chunks by ID: a token with some read scope
+	needWriter             // chunks sent for a hashmap put: a token with some write scope
 	needSelf               // the handler decides by name (/ls, /sha256, /api/share)
 	needPage               // the dashboard page: a viewer, else the login form
 )
@@ -93,6 +94,7 @@ type route struct {
 var routes = map[string]route{
 	"GET /ls":                 {needSelf, "ls"},
 	"GET /c/{id}":             {needReader, "chunk"},
+	"PUT /c/{id}":             {needWriter, "chunk"},
 	"GET /sha256/{hex}":       {needSelf, "sha256"},
 	"GET /api/status":         {needViewer, "status"},
 	"GET /api/diff/{peer}":    {needAdmin, "diff"},
@@ -151,6 +153,8 @@ func (s *Site) serveGuarded(mux *http.ServeMux, w http.ResponseWriter, r *http.R
 		d = a.viewer(p, authErr, dashboardCookie(r))
 	case needReader:
 		d = a.reader(p, authErr)
+	case needWriter:
+		d = a.writer(p, authErr)
 	case needPage:
 		if a.open {
 			break

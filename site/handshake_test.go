@@ -64,4 +64,32 @@ func TestStaleHelloLeavesTheLinkUp(t *testing.T) {
 		return nil
 	})
 	offerAnswered("in the new session")
+
+	// A dialer whose hello went unanswered for a while sent it again: its
+	// proof of the first answer still starts the new session.
+	second := linkRow(b.Links(), "xray", forward.DirIn).Since
+	first1, again := p.Honest(), p.Honest()
+	for _, h := range []*wire.Hello{first1, again} {
+		if err := p.SendHello(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ack, err := p.AwaitHelloAck(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AwaitHelloAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Proof(xkey, liar.ProofMessage(ack.Nonce, "xray", "beta", liar.RoleDialer)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a new session from the proof of the first of two hellos", func() error {
+		r := linkRow(b.Links(), "xray", forward.DirIn)
+		if r == nil || r.State != forward.StateUp || !r.Since.After(second) {
+			return fmt.Errorf("link %+v, want up since after %v", r, second)
+		}
+		return nil
+	})
+	offerAnswered("in the session of the first hello's proof")
 }

@@ -29,6 +29,7 @@ func (s *Site) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ls", s.serveList)
 	mux.HandleFunc("GET /c/{id}", s.serveChunk)
+	mux.HandleFunc("PUT /c/{id}", s.servePutChunk)
 	mux.HandleFunc("GET /sha256/{hex}", s.serveBySHA256)
 	mux.HandleFunc("GET /api/status", s.serveStatus)
 	mux.HandleFunc("GET /api/diff/{peer}", s.serveDiff)
@@ -93,6 +94,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestTimeout, "the upload stalled; the site drops a body idle longer than http_body_idle_timeout in its " + ConfigFile
 	case errors.As(err, &be):
 		return http.StatusBadRequest, "the request body ended early or was malformed (shorter than its Content-Length, or truncated chunked encoding); nothing was stored, send it again"
+	case errors.Is(err, naming.ErrBadHashmap):
+		return http.StatusBadRequest, ""
 	case errors.Is(err, naming.ErrBadName):
 		return http.StatusBadRequest, "names are domain/path: UTF-8, at most 1024 bytes, no empty, . or .. segments"
 	case errors.Is(err, naming.ErrDeleted):
@@ -194,6 +197,8 @@ func (s *Site) serveObject(w http.ResponseWriter, r *http.Request, escaped strin
 	}
 	q := r.URL.Query()
 	switch {
+	case r.Method == http.MethodPut && q.Has("hashmap"):
+		s.servePutHashmap(w, r, name)
 	case r.Method == http.MethodPut:
 		s.servePut(w, r, name)
 	case r.Method == http.MethodDelete:
@@ -251,6 +256,12 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 		s.fail(w, r, "put", err)
 		return
 	}
+	s.answerPut(w, r, m, want, timeout)
+}
+
+// answerPut answers a put of m with its JSON, once want sites hold it
+// (504 after timeout).
+func (s *Site) answerPut(w http.ResponseWriter, r *http.Request, m *manifest.Manifest, want int, timeout time.Duration) {
 	answer := client.PutResult{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks)}
 	if got, err := s.waitSites(r.Context(), m, want, timeout); err != nil {
 		s.metrics.requests.WithLabelValues("put", "504").Inc()

@@ -50,6 +50,9 @@ type Status struct {
 	HTTPS       bool   `json:"https"`
 	// S3 is the S3 API's endpoint (http:// or https://), "" when off.
 	S3 string `json:"s3"`
+	// ChunkSize is where this site cuts objects into chunks: what a
+	// hashmap put's chunk list must be cut at.
+	ChunkSize int `json:"chunk_size"`
 }
 
 // maxStatusUnrepairable bounds the unrepairable chunks /api/status lists.
@@ -71,6 +74,7 @@ func (s *Site) Status() (Status, error) {
 		IncompleteVersions: incVersions, IncompleteBytes: incBytes,
 		Links:        s.node.Links(),
 		Unrepairable: []forward.Unrepairable{},
+		ChunkSize:    cfg.ChunkSize,
 	}
 	st.NATSTLS, st.NATSTLSPeer, st.HTTPS = "plain", forward.TLSPinned, s.httpsOn
 	if s.s3Addr != "" {

@@ -22,6 +22,9 @@ type metrics struct {
 	access       *accessMetrics // skyfed_http_denied_total (access_http.go)
 	s3Denied     *prometheus.CounterVec
 	s3Puts       prometheus.Counter
+	// Hashmap puts (hashmap.go): versions made from a chunk list, and
+	// chunks sent for them that were new here.
+	hashmapPuts, hashmapChunks prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
@@ -71,6 +74,13 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 		Name: "skyfed_s3_puts_total", Help: "Objects put through the S3 API (also counted in skyfed_ingest_*).",
 	})
 	reg.MustRegister(m.s3Denied, m.s3Puts)
+	m.hashmapPuts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skyfed_hashmap_puts_total", Help: "Versions made from a chunk list (PUT /o/{name}?hashmap), whose bytes were here already or sent as missing chunks (also counted in skyfed_ingest_objects_total).",
+	})
+	m.hashmapChunks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "skyfed_hashmap_chunks_total", Help: "Chunks sent with PUT /c/{id} that were new here (their bytes count in skyfed_ingest_bytes_total).",
+	})
+	reg.MustRegister(m.hashmapPuts, m.hashmapChunks)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

@@ -140,3 +140,53 @@ func TestTreePutGetRm(t *testing.T) {
 		t.Errorf("ls after rm -r: exit %d\n%s; want only the name outside the tree", code, out)
 	}
 }
+
+// The CLI puts a file of 4 chunks or more by its chunk list first: a
+// new file streams (most chunks missing), the same bytes under another
+// name move only the list, and a file with one chunk changed sends that
+// chunk alone. Each put prints README's line and reads back whole.
+func TestPutByHashmap(t *testing.T) {
+	s := newProcSite(t, "alpha")
+	s.start()
+	bin := procBin(t)
+	env := []string{"SKYFED_SITE=" + s.url}
+	const mib = 1 << 20 // the site's chunk size (site init's default)
+	dir := t.TempDir()
+	data := make([]byte, 5*mib+4321)
+	for i := range data {
+		data[i] = byte(i * 7 / 5)
+	}
+	copy(data[mib:], bytes.Repeat([]byte("not a repeating chunk "), mib/20))
+	file := filepath.Join(dir, "frame.fits")
+	os.WriteFile(file, data, 0o644)
+	line := regexp.MustCompile(`^\S+ ([0-9a-f]{64}) (\d+)\n$`)
+	put := func(name string) {
+		t.Helper()
+		code, out, errOut := runCLI(t, bin, env, nil, "put", name, file)
+		if m := line.FindStringSubmatch(out); code != 0 || m == nil || m[1] != hexSHA(data) {
+			t.Fatalf("put %s: exit %d, %q %s", name, code, out, errOut)
+		}
+		code, out, errOut = runCLI(t, bin, env, nil, "get", name, "-o", filepath.Join(dir, "back"))
+		if got, _ := os.ReadFile(filepath.Join(dir, "back")); code != 0 || !bytes.Equal(got, data) {
+			t.Fatalf("get %s: exit %d %s%s", name, code, out, errOut)
+		}
+	}
+	put("gloria.eu/hm/frame.fits")
+	ingest := metric(t, s.url, "skyfed_ingest_bytes_total", "")
+	put("gloria.eu/hm/renamed.fits")
+	if got := metric(t, s.url, "skyfed_ingest_bytes_total", ""); got != ingest {
+		t.Errorf("the same bytes under another name moved %v bytes, want only the chunk list", got-ingest)
+	}
+	if n := metric(t, s.url, "skyfed_hashmap_puts_total", ""); n != 1 {
+		t.Errorf("skyfed_hashmap_puts_total = %v, want 1", n)
+	}
+	data[3*mib+5] ^= 0xff
+	os.WriteFile(file, data, 0o644)
+	put("gloria.eu/hm/edited.fits")
+	if n := metric(t, s.url, "skyfed_hashmap_chunks_total", ""); n != 1 {
+		t.Errorf("an edit of one chunk sent %v chunks, want 1", n)
+	}
+	if got := metric(t, s.url, "skyfed_ingest_bytes_total", ""); got != ingest+mib {
+		t.Errorf("an edit of one chunk ingested %v bytes, want %d", got-ingest, mib)
+	}
+}

@@ -48,6 +48,7 @@ type PutCmd struct {
 	File        string            `arg:"" help:"File to store; - reads stdin; with -r a directory."`
 	Recursive   bool              `short:"r" help:"Put every file under the directory FILE as NAME/ + its path there; files whose name already holds the same bytes are skipped. One line per file: put NAME VERSION SHA256 SIZE (same ... when skipped)."`
 	Jobs        int               `help:"With -r: files put at once." default:"4" placeholder:"N"`
+	NoHashmap   bool              `name:"no-hashmap" help:"Always stream the bytes. By default a file of 4 chunks or more is sent as its chunk list first, and only the chunks the site lacks follow (a renamed or copied file moves only its list)."`
 	ContentType string            `help:"Content type (default: guessed from FILE's extension, else application/octet-stream)." placeholder:"TYPE"`
 	Meta        map[string]string `help:"User metadata, KEY=VALUE (repeatable)." mapsep:"none" placeholder:"KEY=VALUE"`
 	JSON        bool              `name:"json" help:"Print the site's JSON answer instead of 'VERSION SHA256 SIZE'."`
@@ -80,13 +81,24 @@ func (c *PutCmd) Run(app *App) error {
 	cl := c.Conn.client()
 	defer cl.CloseIdleConnections()
 
-	bar := newProgress(app.Stderr, size, "put")
-	if bar != nil {
-		r = io.TeeReader(r, bar)
+	opts := client.PutOptions{ContentType: ct, Meta: c.Meta,
+		Expires: time.Duration(c.Expires), WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout}
+	var res client.PutResult
+	f, isFile := r.(*os.File)
+	chunkSize := 0
+	if isFile && c.File != "-" && !c.NoHashmap && size > 0 {
+		chunkSize = chunkSizeOf(ctx, cl)
 	}
-	res, err := cl.Put(ctx, c.Name, r, size, client.PutOptions{ContentType: ct, Meta: c.Meta,
-		Expires: time.Duration(c.Expires), WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout})
-	finishProgress(bar, err)
+	if usesHashmap(size, chunkSize) {
+		res, err = cl.PutByHashmap(ctx, c.Name, f, size, chunkSize, opts)
+	} else {
+		bar := newProgress(app.Stderr, size, "put")
+		if bar != nil {
+			r = io.TeeReader(r, bar)
+		}
+		res, err = cl.Put(ctx, c.Name, r, size, opts)
+		finishProgress(bar, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -159,6 +159,10 @@ func (c *PutCmd) putTree(app *App) error {
 	for _, e := range there {
 		held[e.Name] = e
 	}
+	chunkSize := 0
+	if !c.NoHashmap {
+		chunkSize = chunkSizeOf(ctx, cl)
+	}
 	run := newTreeRun(app, "put")
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.Jobs)
@@ -180,7 +184,7 @@ func (c *PutCmd) putTree(app *App) error {
 		}
 		name := prefix + filepath.ToSlash(rel)
 		g.Go(func() error {
-			c.putOne(gctx, cl, run, name, path, held[name])
+			c.putOne(gctx, cl, run, name, path, held[name], chunkSize)
 			return nil
 		})
 		return nil
@@ -192,8 +196,9 @@ func (c *PutCmd) putTree(app *App) error {
 }
 
 // putOne puts one file of a tree, unless old (the name's latest
-// version, if any) already has its bytes.
-func (c *PutCmd) putOne(ctx context.Context, cl *client.Client, run *treeRun, name, path string, old client.ListEntry) {
+// version, if any) already has its bytes; by its chunk list first when
+// it is large enough (chunkSize: the site's, 0 to stream).
+func (c *PutCmd) putOne(ctx context.Context, cl *client.Client, run *treeRun, name, path string, old client.ListEntry, chunkSize int) {
 	if old.SHA256 != "" {
 		sum, err := fileSHA256(path)
 		if err != nil {
@@ -217,8 +222,14 @@ func (c *PutCmd) putOne(ctx context.Context, cl *client.Client, run *treeRun, na
 	if ct == "" {
 		ct = mime.TypeByExtension(filepath.Ext(path))
 	}
-	res, err := cl.Put(ctx, name, f, regularSize(f), client.PutOptions{ContentType: ct, Meta: c.Meta,
-		Expires: time.Duration(c.Expires), WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout})
+	opts := client.PutOptions{ContentType: ct, Meta: c.Meta,
+		Expires: time.Duration(c.Expires), WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout}
+	var res client.PutResult
+	if size := regularSize(f); usesHashmap(size, chunkSize) {
+		res, err = cl.PutByHashmap(ctx, name, f, size, chunkSize, opts)
+	} else {
+		res, err = cl.Put(ctx, name, f, size, opts)
+	}
 	if err != nil {
 		run.fail(name, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -217,7 +218,11 @@ func (c *Client) newRequest(ctx context.Context, method, path, rawQuery string, 
 // do sends req. A non-2xx answer becomes an *APIError (and its body is
 // closed); a dial failure becomes an *UnreachableError; an answer that
 // is not from a skyfed site becomes a *NotSkyfedError.
-func (c *Client) do(req *http.Request) (*http.Response, error) {
+func (c *Client) do(req *http.Request) (*http.Response, error) { return c.doAccept(req) }
+
+// doAccept is do, also passing on answers with the statuses in also
+// (whose bodies the caller reads).
+func (c *Client) doAccept(req *http.Request, also ...int) (*http.Response, error) {
 	if c.setupErr != nil {
 		return nil, c.setupErr
 	}
@@ -237,7 +242,7 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 		return nil, &NotSkyfedError{Site: c.base,
 			Why: fmt.Sprintf("it answered HTTP %d without the %s header", resp.StatusCode, SiteHeader)}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if (resp.StatusCode < 200 || resp.StatusCode > 299) && !slices.Contains(also, resp.StatusCode) {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
 		e := parseError(resp.StatusCode, body)
@@ -330,6 +335,8 @@ type Status struct {
 	NATSTLS     string `json:"nats_tls"`
 	NATSTLSPeer string `json:"nats_tls_peers"`
 	HTTPS       bool   `json:"https"`
+	// ChunkSize is where the site cuts objects (0 from older sites).
+	ChunkSize int `json:"chunk_size"`
 }
 
 // Unrepairable is a chunk lost at the site that no site could send.

@@ -103,6 +103,7 @@ type IngestResult struct {
 	FITS            FITSPut
 	Put4            SitePut // skyfed PUT over HTTP, 4 streams
 	S3Multipart     SitePut // the S3 API, AWS SDK for Go v2 multipart, 4 part streams
+	RePut           RePut   // the random objects put again under new names by their chunk lists
 	StoreDefault    Measure // JetStream Object Store, default sync
 	StoreSyncAlways Measure // JetStream Object Store, sync always
 }
@@ -127,6 +128,7 @@ var ingestSteps = []struct {
 	{"skyfed put, FITS frames", (*ingestRun).measureSiteFITS},
 	{"skyfed put, 4 streams", (*ingestRun).measureSitePut4},
 	{"S3 multipart put (AWS SDK for Go v2), 4 streams", (*ingestRun).measureS3Multipart},
+	{"skyfed re-put of renamed files, by chunk list", (*ingestRun).measureRePut},
 	{"JetStream Object Store, default sync", func(b *ingestRun, ctx context.Context) (Measure, error) {
 		return b.measureObjectStore(ctx, false)
 	}},
