@@ -208,7 +208,7 @@ func (s *Site) authorizeObject(w http.ResponseWriter, r *http.Request, name nami
 	p, authErr := a.authenticate(r.Header.Get("Authorization"))
 	var d *denial
 	switch r.Method {
-	case http.MethodPut:
+	case http.MethodPut, http.MethodPost: // POST: ?restore
 		d = a.objectWrite(p, authErr, name.String())
 	case http.MethodDelete:
 		d = a.objectWrite(p, authErr, name.String())

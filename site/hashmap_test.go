@@ -27,6 +27,12 @@ func hashmapOf(b []byte, size int) hashmapJSON {
 func (s *testSite) send(t *testing.T, method, path string, body []byte) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, s.base+path, bytes.NewReader(body))
+	return s.sendReq(t, req)
+}
+
+// sendReq sends req and returns the status and the JSON answer.
+func (s *testSite) sendReq(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

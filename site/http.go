@@ -94,7 +94,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestTimeout, "the upload stalled; the site drops a body idle longer than http_body_idle_timeout in its " + ConfigFile
 	case errors.As(err, &be):
 		return http.StatusBadRequest, "the request body ended early or was malformed (shorter than its Content-Length, or truncated chunked encoding); nothing was stored, send it again"
-	case errors.Is(err, naming.ErrBadHashmap):
+	case errors.Is(err, naming.ErrBadHashmap), errors.Is(err, ErrRestoreDeleted):
 		return http.StatusBadRequest, ""
 	case errors.Is(err, naming.ErrBadName):
 		return http.StatusBadRequest, "names are domain/path: UTF-8, at most 1024 bytes, no empty, . or .. segments"
@@ -201,10 +201,12 @@ func (s *Site) serveObject(w http.ResponseWriter, r *http.Request, escaped strin
 		s.servePutHashmap(w, r, name)
 	case r.Method == http.MethodPut:
 		s.servePut(w, r, name)
+	case r.Method == http.MethodPost && q.Has("restore"):
+		s.serveRestore(w, r, name)
 	case r.Method == http.MethodDelete:
 		s.serveDelete(w, r, name)
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
+		w.Header().Set("Allow", "GET, HEAD, PUT, DELETE, POST")
 		s.fail(w, r, "object", &apiError{status: http.StatusMethodNotAllowed, err: fmt.Errorf("method %s not allowed", r.Method)})
 	case q.Has("versions"):
 		s.serveVersions(w, r, name)

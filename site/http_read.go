@@ -53,6 +53,8 @@ type Status struct {
 	// ChunkSize is where this site cuts objects into chunks: what a
 	// hashmap put's chunk list must be cut at.
 	ChunkSize int `json:"chunk_size"`
+	// Build is the skyfed build serving (Build).
+	Build string `json:"build"`
 }
 
 // maxStatusUnrepairable bounds the unrepairable chunks /api/status lists.
@@ -75,6 +77,7 @@ func (s *Site) Status() (Status, error) {
 		Links:        s.node.Links(),
 		Unrepairable: []forward.Unrepairable{},
 		ChunkSize:    cfg.ChunkSize,
+		Build:        Build(),
 	}
 	st.NATSTLS, st.NATSTLSPeer, st.HTTPS = "plain", forward.TLSPinned, s.httpsOn
 	if s.s3Addr != "" {

@@ -190,3 +190,40 @@ func TestPutByHashmap(t *testing.T) {
 		t.Errorf("an edit of one chunk ingested %v bytes, want %d", got-ingest, mib)
 	}
 }
+
+// skyfed restore makes an earlier version the latest again and prints
+// it as put does; skyfed version prints this build and the site's.
+func TestRestoreAndVersion(t *testing.T) {
+	s := newProcSite(t, "alpha")
+	s.start()
+	bin := procBin(t)
+	env := []string{"SKYFED_SITE=" + s.url}
+	dir := t.TempDir()
+	v1, v2 := []byte("first light"), []byte("second light")
+	var first string
+	for i, b := range [][]byte{v1, v2} {
+		os.WriteFile(filepath.Join(dir, "f"), b, 0o644)
+		code, out, errOut := runCLI(t, bin, env, nil, "put", "gloria.eu/r/m31.fits", filepath.Join(dir, "f"))
+		if code != 0 {
+			t.Fatalf("put: %d %s", code, errOut)
+		}
+		if i == 0 {
+			first = strings.Fields(out)[0]
+		}
+	}
+	code, out, errOut := runCLI(t, bin, env, nil, "restore", "gloria.eu/r/m31.fits", "--version", first)
+	if f := strings.Fields(out); code != 0 || len(f) != 3 || f[0] == first || f[1] != hexSHA(v1) || f[2] != "11" {
+		t.Fatalf("restore: exit %d, %q %s; want VERSION SHA256 SIZE of the first bytes", code, out, errOut)
+	}
+	code, _, _ = runCLI(t, bin, env, nil, "get", "gloria.eu/r/m31.fits", "-o", filepath.Join(dir, "back"))
+	if got, _ := os.ReadFile(filepath.Join(dir, "back")); code != 0 || !bytes.Equal(got, v1) {
+		t.Errorf("latest after restore: %q", got)
+	}
+	if code, _, errOut := runCLI(t, bin, env, nil, "restore", "gloria.eu/r/m31.fits", "--version", "1763765000000.0000.alpha"); code != 2 {
+		t.Errorf("restore of an unknown version: exit %d %s, want 2 (not found)", code, errOut)
+	}
+	code, out, errOut = runCLI(t, bin, nil, nil, "version", "--site", s.url)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "skyfed ") || !strings.HasPrefix(lines[1], "site alpha: skyfed ") {
+		t.Errorf("version --site: exit %d, %q %s", code, out, errOut)
+	}
+}

@@ -54,6 +54,8 @@ type cli struct {
 	Versions VersionsCmd `cmd:"" help:"List every version of an object, newest first."`
 	Ls       LsCmd       `cmd:"" help:"List objects by name prefix."`
 	Rm       RmCmd       `cmd:"" help:"Delete an object (writes a tombstone version)."`
+	Restore  RestoreCmd  `cmd:"" help:"Make an earlier version of NAME the latest again, without moving data."`
+	Version  VersionCmd  `cmd:"" help:"Print this build of skyfed (and, with --site, the site's)."`
 	Stat     StatCmd     `cmd:"" help:"Show a site's status and its links."`
 	Diff     DiffCmd     `cmd:"" help:"Reconcile this site with a linked peer now and say what either lacks (exit 5 when they differ)."`
 	Resync   ResyncCmd   `cmd:"" help:"Reconcile with a linked peer until the two are in sync, moving what is missing, with progress."`

@@ -337,6 +337,8 @@ type Status struct {
 	HTTPS       bool   `json:"https"`
 	// ChunkSize is where the site cuts objects (0 from older sites).
 	ChunkSize int `json:"chunk_size"`
+	// Build is the site's skyfed build ("" from older sites).
+	Build string `json:"build"`
 }
 
 // Unrepairable is a chunk lost at the site that no site could send.

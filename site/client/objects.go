@@ -409,3 +409,21 @@ func (c *Client) Delete(ctx context.Context, name string) (DeleteResult, error) 
 	}
 	return DeleteResult{}, fmt.Errorf("delete %s: %w", name, err)
 }
+
+// Restore makes version of name the latest again: a new version over
+// its bytes, made without moving data. It answers like a put.
+func (c *Client) Restore(ctx context.Context, name, version string) (PutResult, error) {
+	path, err := objectPath(name)
+	if err != nil {
+		return PutResult{}, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, path, url.Values{"restore": {version}}.Encode(), nil)
+	if err != nil {
+		return PutResult{}, err
+	}
+	var res PutResult
+	if err := c.doJSON(req, &res); err != nil {
+		return PutResult{}, fmt.Errorf("restore %s version %s: %w", name, version, err)
+	}
+	return res, nil
+}
