@@ -236,19 +236,26 @@ func (s *Site) authorizeList(w http.ResponseWriter, r *http.Request, prefix stri
 	return keep, true
 }
 
-// listKept is objects.List keeping only the names keep allows. It reads
+// listKept is objects.List (ListAsOf when asOf is set) keeping only the
+// names keep allows. It reads
 // further pages until limit names are kept or listScanBudget names were
 // read; next is where the following page starts ("" at the end).
-func (s *Site) listKept(prefix, after string, limit int, keep func(string) bool) (page []*manifest.Manifest, next string, err error) {
+func (s *Site) listKept(prefix, after string, limit int, keep func(string) bool, asOf *manifest.Stamp) (page []*manifest.Manifest, next string, err error) {
+	list := s.objects.List
+	if asOf != nil {
+		list = func(prefix, after string, limit int) ([]*manifest.Manifest, bool, error) {
+			return s.objects.ListAsOf(prefix, after, limit, *asOf)
+		}
+	}
 	if keep == nil {
-		pg, more, err := s.objects.List(prefix, after, limit)
+		pg, more, err := list(prefix, after, limit)
 		if err != nil || !more || len(pg) == 0 {
 			return pg, "", err
 		}
 		return pg, pg[len(pg)-1].Name, nil
 	}
 	for scanned := 0; ; {
-		pg, more, err := s.objects.List(prefix, after, limit)
+		pg, more, err := list(prefix, after, limit)
 		if err != nil {
 			return nil, "", err
 		}

@@ -443,7 +443,18 @@ type versionEntry struct {
 }
 
 func (s *Site) serveVersions(w http.ResponseWriter, r *http.Request, name naming.Name) {
+	asOf, err := asOfParam(r)
+	if err != nil {
+		s.fail(w, r, "versions", err)
+		return
+	}
 	hist, err := s.history(r, name)
+	if err == nil && asOf != nil {
+		hist = slices.DeleteFunc(hist, func(m *manifest.Manifest) bool { return m.Stamp.Compare(*asOf) > 0 })
+		if len(hist) == 0 {
+			err = fmt.Errorf("%s as of %s: %w", name, asOf, naming.ErrNotFound)
+		}
+	}
 	if err != nil {
 		s.fail(w, r, "versions", err)
 		return

@@ -8,6 +8,8 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/tools/heal"
 )
 
@@ -136,6 +138,20 @@ type listEntry struct {
 
 const maxListLimit = 10000
 
+// asOfParam reads ?as_of= (an RFC 3339 time or a version stamp): nil
+// when absent.
+func asOfParam(r *http.Request) (*manifest.Stamp, error) {
+	v := r.URL.Query().Get("as_of")
+	if v == "" {
+		return nil, nil
+	}
+	at, err := naming.ParseAsOf(v)
+	if err != nil {
+		return nil, badRequest(err, "as_of=2026-12-06T21:00:00Z, or a version as skyfed versions lists it")
+	}
+	return &at, nil
+}
+
 func (s *Site) serveList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := 1000
@@ -147,11 +163,16 @@ func (s *Site) serveList(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	asOf, err := asOfParam(r)
+	if err != nil {
+		s.fail(w, r, "ls", err)
+		return
+	}
 	keep, ok := s.authorizeList(w, r, q.Get("prefix"))
 	if !ok {
 		return
 	}
-	page, next, err := s.listKept(q.Get("prefix"), q.Get("after"), limit, keep) // only what the credential may read
+	page, next, err := s.listKept(q.Get("prefix"), q.Get("after"), limit, keep, asOf) // only what the credential may read
 	if err != nil {
 		s.fail(w, r, "ls", err)
 		return

@@ -272,7 +272,7 @@ func (b *s3Backend) ListBucket(ctx context.Context, bucket string, prefix *gofak
 	var n int64
 	last := ""
 	for {
-		pg, next, err := b.s.listKept(base+pfx, after, 1000, keep)
+		pg, next, err := b.s.listKept(base+pfx, after, 1000, keep, nil)
 		if err != nil {
 			return nil, err
 		}

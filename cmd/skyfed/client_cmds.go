@@ -278,6 +278,7 @@ func writeFileAtomic(path string, r io.Reader) (err error) {
 // VersionsCmd is `skyfed versions`.
 type VersionsCmd struct {
 	Name    string        `arg:"" help:"Object name."`
+	AsOf    string        `name:"as-of" help:"Only the versions stamped at or before TIME (RFC 3339, e.g. 2026-12-06T21:00:00Z, or a version stamp): the history as it was then." placeholder:"TIME"`
 	Fresh   bool          `help:"Also list the versions any reachable site of the federation knows."`
 	JSON    bool          `name:"json" help:"Print the site's JSON answer."`
 	Timeout time.Duration `help:"Give up after this long (0: no limit)." default:"30s"`
@@ -290,7 +291,7 @@ func (c *VersionsCmd) Run(app *App) error {
 	defer cancel()
 	cl := c.Conn.client()
 	defer cl.CloseIdleConnections()
-	vl, err := cl.VersionsFresh(ctx, c.Name, c.Fresh)
+	vl, err := cl.VersionsAsOf(ctx, c.Name, c.Fresh, c.AsOf)
 	if err != nil {
 		warnIncomplete(app, nil, err)
 		return err
@@ -340,6 +341,7 @@ func orDash(s string) string {
 // LsCmd is `skyfed ls`.
 type LsCmd struct {
 	Prefix  string        `arg:"" optional:"" help:"Only names that start with PREFIX (default: all)."`
+	AsOf    string        `name:"as-of" help:"The names as they were at TIME (RFC 3339, e.g. 2026-12-06T21:00:00Z, or a version stamp): each with its version then, deleted ones left out." placeholder:"TIME"`
 	Limit   int           `help:"Stop after N objects (0: all)." placeholder:"N" default:"0"`
 	JSON    bool          `name:"json" help:"Print one JSON object per line."`
 	Timeout time.Duration `help:"Give up on a page after this long (0: no limit)." default:"30s"`
@@ -389,7 +391,7 @@ func (c *LsCmd) Run(app *App) error {
 func (c *LsCmd) page(ctx context.Context, cl *client.Client, after string, limit int) (client.ListPage, error) {
 	ctx, cancel := withTimeout(ctx, c.Timeout)
 	defer cancel()
-	return cl.List(ctx, c.Prefix, after, limit)
+	return cl.ListAsOf(ctx, c.Prefix, after, limit, c.AsOf)
 }
 
 func (c *LsCmd) print(w io.Writer, o client.ListEntry) error {

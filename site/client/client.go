@@ -389,7 +389,16 @@ type ListPage struct {
 // List returns one page of the names that start with prefix and sort
 // after after. limit <= 0 lets the site pick the page size.
 func (c *Client) List(ctx context.Context, prefix, after string, limit int) (ListPage, error) {
+	return c.ListAsOf(ctx, prefix, after, limit, "")
+}
+
+// ListAsOf is List of the names as they were at asOf (an RFC 3339 time
+// or a version stamp; "" now).
+func (c *Client) ListAsOf(ctx context.Context, prefix, after string, limit int, asOf string) (ListPage, error) {
 	q := url.Values{}
+	if asOf != "" {
+		q.Set("as_of", asOf)
+	}
 	if prefix != "" {
 		q.Set("prefix", prefix)
 	}

@@ -356,10 +356,19 @@ func (c *Client) Versions(ctx context.Context, name string) (VersionList, error)
 // VersionsFresh lists every version of name; with fresh, also those any
 // reachable site of the federation knows.
 func (c *Client) VersionsFresh(ctx context.Context, name string, fresh bool) (VersionList, error) {
+	return c.VersionsAsOf(ctx, name, fresh, "")
+}
+
+// VersionsAsOf is VersionsFresh keeping the versions stamped at or
+// before asOf (an RFC 3339 time or a version stamp; "" all).
+func (c *Client) VersionsAsOf(ctx context.Context, name string, fresh bool, asOf string) (VersionList, error) {
 	path, err := objectPath(name)
 	q := "versions"
 	if fresh {
 		q += "&fresh=1"
+	}
+	if asOf != "" {
+		q += "&" + url.Values{"as_of": {asOf}}.Encode()
 	}
 	if err == nil {
 		var vl VersionList
