@@ -96,6 +96,12 @@ func TestHashmapPut(t *testing.T) {
 	if code, _ := ts.send(t, http.MethodPut, "/c/"+hm.Chunks[2], data[2*size:3*size]); code != http.StatusCreated {
 		t.Fatalf("chunk 2: %d", code)
 	}
+	if code, answer := ts.send(t, http.MethodPut, "/c/"+hm.Chunks[2], data[2*size:3*size]); code != http.StatusOK || answer["new"] != false {
+		t.Errorf("a chunk sent again: %d %v, want 200 and new false", code, answer)
+	}
+	if code, _ := ts.send(t, http.MethodPut, "/c/"+chunk.Sum(make([]byte, size+1)).String(), make([]byte, size+1)); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a chunk larger than the site's chunk size: %d, want 413", code)
+	}
 	code, answer = ts.send(t, http.MethodPut, "/o/gloria.eu/hm/a.fits?hashmap", hashmapBytes(t, hm))
 	if code != http.StatusCreated || answer["sha256"] != hm.SHA256 || answer["size"] != float64(len(data)) {
 		t.Fatalf("complete hashmap: %d %v", code, answer)
