@@ -3,7 +3,9 @@ package chunk
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // FITS structure: headers are 80-byte cards in 2880-byte blocks, and every
@@ -52,6 +54,68 @@ type FITSScanner struct {
 	next               int64
 
 	floats bool // an image HDU of float samples was seen
+
+	// Header keywords kept for the object's metadata (WantKeywords).
+	want    map[string]bool
+	kept    []Card
+	fits    bool // the object opened with SIMPLE = T
+	damaged bool // a header of it could not be followed
+}
+
+// Card is a header keyword and its value as the header wrote it: a
+// string without its quotes and trailing blanks (a doubled quote read as
+// one), other values as the token before any comment.
+type Card struct{ Key, Value string }
+
+// maxKeptCards bounds the keywords a scanner keeps.
+const maxKeptCards = 64
+
+// WantKeywords makes the scanner keep the first value of each of keys
+// (upper case, as in headers) that any header holds, the primary HDU's
+// before the extensions'.
+func (s *FITSScanner) WantKeywords(keys []string) {
+	s.want = make(map[string]bool, len(keys))
+	for _, k := range keys {
+		s.want[k] = true
+	}
+}
+
+// Keywords returns the values kept, in the order the headers held them;
+// nil for an object that is not FITS.
+func (s *FITSScanner) Keywords() []Card {
+	if !s.fits {
+		return nil
+	}
+	return s.kept
+}
+
+// Damaged reports whether the object opened as FITS but a header of it
+// could not be followed (a malformed card, END missing before the
+// object ended, sizes that do not add up).
+func (s *FITSScanner) Damaged() bool {
+	return s.damaged || s.fits && s.state == scanHeader && (s.cards > 0 || s.cardN > 0)
+}
+
+// giveUp stops the scan at damage in a header of a FITS object.
+func (s *FITSScanner) giveUp() {
+	s.state = scanDone
+	s.damaged = s.fits
+}
+
+// keep records a wanted keyword's value, the first one met.
+func (s *FITSScanner) keep(key string, val []byte) {
+	if !s.want[key] || len(s.kept) >= maxKeptCards || slices.ContainsFunc(s.kept, func(c Card) bool { return c.Key == key }) {
+		return
+	}
+	v := string(val)
+	if len(v) > 0 && v[0] == '\'' {
+		if len(v) < 2 || v[len(v)-1] != '\'' {
+			s.damaged = true // an unterminated string
+			return
+		}
+		v = strings.TrimRight(strings.ReplaceAll(v[1:len(v)-1], "''", "'"), " ")
+	}
+	s.kept = append(s.kept, Card{Key: key, Value: v})
 }
 
 // fitsHDU is what a header said so far.
@@ -133,11 +197,16 @@ func (s *FITSScanner) parseCard(c []byte) {
 	key := string(bytes.TrimRight(c[:8], " "))
 	if s.cards == 1 {
 		if !s.firstCard(key, c) {
-			s.state = scanDone
+			s.state = scanDone // not FITS, or not an extension after the last HDU
+		} else if s.hdus == 0 {
+			s.fits = true
 		}
 		return
 	}
 	val, hasVal := cardValue(c)
+	if hasVal && s.want != nil {
+		s.keep(key, val)
+	}
 	h := &s.hdu
 	switch {
 	case key == "END":
@@ -148,7 +217,7 @@ func (s *FITSScanner) parseCard(c []byte) {
 	case key == "NAXIS":
 		n := parseInt(val, -1)
 		if n < 0 || n > fitsMaxAxes || h.axes != nil {
-			s.state = scanDone
+			s.giveUp()
 			return
 		}
 		h.naxis = int(n)
@@ -200,11 +269,11 @@ func (s *FITSScanner) endHeader() {
 	switch h.bitpix {
 	case 8, 16, 32, 64, -32, -64:
 	default:
-		s.state = scanDone
+		s.giveUp()
 		return
 	}
 	if h.pcount < 0 || h.gcount < 0 {
-		s.state = scanDone
+		s.giveUp()
 		return
 	}
 	prod := int64(0)
@@ -216,14 +285,14 @@ func (s *FITSScanner) endHeader() {
 		prod = 1
 		for _, a := range h.axes[first:] {
 			if a < 0 || (a > 0 && prod > fitsMaxData/a) {
-				s.state = scanDone
+				s.giveUp()
 				return
 			}
 			prod *= a
 		}
 	}
 	if prod+h.pcount > fitsMaxData/width || (h.gcount > 0 && (prod+h.pcount)*width > fitsMaxData/h.gcount) {
-		s.state = scanDone
+		s.giveUp()
 		return
 	}
 	size := width * h.gcount * (prod + h.pcount)
@@ -267,8 +336,15 @@ func cardValue(c []byte) (val []byte, ok bool) {
 	}
 	v := bytes.TrimLeft(c[10:], " ")
 	if len(v) > 0 && v[0] == '\'' {
-		if end := bytes.IndexByte(v[1:], '\''); end >= 0 {
-			return v[:end+2], true
+		for i := 1; i < len(v); i++ {
+			if v[i] != '\'' {
+				continue
+			}
+			if i+1 < len(v) && v[i+1] == '\'' {
+				i++ // a doubled quote is a quote in the string
+				continue
+			}
+			return v[:i+1], true
 		}
 		return v, true
 	}

@@ -3,6 +3,7 @@ package chunk
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -115,6 +116,16 @@ func FuzzFITSScanner(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, size int) {
 		size = 1 + abs(size%5000)
 		s := NewFITSScanner()
+		s.WantKeywords(fitsTestKeywords)
+		defer func() {
+			seen := map[string]bool{}
+			for _, c := range s.Keywords() {
+				if !slices.Contains(fitsTestKeywords, c.Key) || seen[c.Key] || len(c.Value) > fitsCard {
+					t.Fatalf("kept %+v (keys so far %v)", c, seen)
+				}
+				seen[c.Key] = true
+			}
+		}()
 		for off := 0; off < len(b); off += size {
 			c := b[off:min(off+size, len(b))]
 			l := s.Next(c)
@@ -127,4 +138,49 @@ func FuzzFITSScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+var fitsTestKeywords = []string{"OBJECT", "DATE-OBS", "EXPTIME", "FILTER", "NAXIS1", "BITPIX", "OBSERVER", "SIMPLE"}
+
+// The scanner keeps the first value of each wanted keyword, primary
+// header first, strings unquoted; not FITS keeps nothing; a header it
+// cannot follow says so.
+func TestFITSScannerKeywords(t *testing.T) {
+	primary := fitsHDUBytes([]string{card("SIMPLE", "T"), card("BITPIX", "16"), card("NAXIS", "2"),
+		card("NAXIS1", "30"), card("NAXIS2", "20"), card("OBJECT", "'M31     '"), card("OBSERVER", "'O''Brien'"),
+		card("DATE-OBS", "'2026-12-06T21:04:05.1'"), card("EXPTIME", "30.0"), "COMMENT FILTER = 'nope'"}, samplesLike(1, 16, 30*20, 30))
+	ext := fitsHDUBytes([]string{card("XTENSION", "'IMAGE   '"), card("BITPIX", "-32"), card("NAXIS", "2"),
+		card("NAXIS1", "5"), card("NAXIS2", "4"), card("PCOUNT", "0"), card("GCOUNT", "1"), card("OBJECT", "'later'"), card("FILTER", "'R'")}, samplesLike(2, -32, 5*4, 5))
+	obj := append(primary, ext...)
+	want := []Card{{"BITPIX", "16"}, {"NAXIS1", "30"}, {"OBJECT", "M31"}, {"OBSERVER", "O'Brien"},
+		{"DATE-OBS", "2026-12-06T21:04:05.1"}, {"EXPTIME", "30.0"}, {"FILTER", "R"}}
+	for _, size := range []int{len(obj), 1000, 79, 7} {
+		s := NewFITSScanner()
+		s.WantKeywords(fitsTestKeywords)
+		for off := 0; off < len(obj); off += size {
+			s.Next(obj[off:min(off+size, len(obj))])
+		}
+		if got := s.Keywords(); !slices.Equal(got, want) || s.Damaged() {
+			t.Errorf("chunks of %d: kept %v (damaged %v), want %v", size, got, s.Damaged(), want)
+		}
+	}
+	s := NewFITSScanner()
+	s.WantKeywords(fitsTestKeywords)
+	s.Next([]byte(strings.Repeat("not a FITS file ", 400)))
+	if s.Keywords() != nil || s.Damaged() {
+		t.Errorf("not FITS: kept %v, damaged %v", s.Keywords(), s.Damaged())
+	}
+	for what, b := range map[string][]byte{
+		"END missing":        primary[:5*fitsCard],
+		"a bad NAXIS":        fitsHDUBytes([]string{card("SIMPLE", "T"), card("BITPIX", "8"), card("NAXIS", "-3")}, nil),
+		"an unending string": fitsHDUBytes([]string{card("SIMPLE", "T"), card("BITPIX", "8"), card("NAXIS", "0"), "OBJECT  = 'M31"}, nil),
+		"BITPIX not a width": fitsHDUBytes([]string{card("SIMPLE", "T"), card("BITPIX", "12"), card("NAXIS", "0")}, nil),
+	} {
+		s := NewFITSScanner()
+		s.WantKeywords(fitsTestKeywords)
+		s.Next(b)
+		if !s.Damaged() {
+			t.Errorf("%s: not reported damaged (kept %v)", what, s.Keywords())
+		}
+	}
 }

@@ -73,6 +73,10 @@ type Config struct {
 	// image samples are (chunk.FITSScanner), so that a compressor can
 	// use chunk.CompressLayout. nil: objects are not scanned.
 	Layouts LayoutSink
+	// FITSKeywords are the header keywords (upper case) a put of a FITS
+	// object copies into its manifest's meta, as "fits.<keyword lower
+	// case>", so that they replicate and are verified with it. nil: none.
+	FITSKeywords []string
 }
 
 // LayoutSink is told the layout of the image samples in chunks as a put
@@ -98,6 +102,7 @@ type Store struct {
 	gcLimits  gcLimits
 
 	hashes *uploadHashes // in-order hashes of multipart uploads (upload_hash.go)
+	fits   fitsCounts    // puts of FITS objects (fitsmeta.go)
 }
 
 // PutOptions are the optional fields of a new version.
@@ -175,11 +180,17 @@ func (s *Store) Put(ctx context.Context, name Name, r io.Reader, opts PutOptions
 	if !opts.Expires.IsZero() {
 		m.Expires = opts.Expires.UnixMilli()
 	}
-	sum, err := s.stageChunks(ctx, chunk.NewSplitter(r, s.cfg.ChunkSize), b, m)
+	var scan *chunk.FITSScanner // reads only header cards: no copy of the data
+	if s.cfg.Layouts != nil || len(s.cfg.FITSKeywords) > 0 {
+		scan = chunk.NewFITSScanner()
+		scan.WantKeywords(s.cfg.FITSKeywords)
+	}
+	sum, err := s.stageChunks(ctx, chunk.NewSplitter(r, s.cfg.ChunkSize), b, m, scan)
 	if err != nil {
 		return nil, fmt.Errorf("put %s: %w", name, err)
 	}
 	m.SHA256 = sum
+	m.Meta = s.withFITSMeta(m.Meta, scan)
 	if opts.MetaAfter != nil {
 		m.Meta = mergeMeta(m.Meta, opts.MetaAfter())
 	}
@@ -308,7 +319,7 @@ func (a *localArrival) done() {
 // whole-object hash runs on its own goroutine, beside the chunk hashing
 // and pack writes of this one, so a put uses two cores; at most
 // putBuffers chunks are in memory.
-func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Batch, m *manifest.Manifest) ([32]byte, error) {
+func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Batch, m *manifest.Manifest, scan *chunk.FITSScanner) ([32]byte, error) {
 	free := make(chan []byte, putBuffers)
 	for range putBuffers {
 		free <- make([]byte, sp.Size())
@@ -325,10 +336,6 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 		}
 		whole.Sum(sum[:0])
 	}()
-	var scan *chunk.FITSScanner // reads only header cards: no copy of the data
-	if s.cfg.Layouts != nil {
-		scan = chunk.NewFITSScanner()
-	}
 	unflushed := 0
 	var lastFlush time.Time // zero: the first flush goes at once
 	err := func() error {
@@ -349,7 +356,7 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 				return err
 			}
 			if scan != nil {
-				if l := scan.Next(raw); l.Known() {
+				if l := scan.Next(raw); l.Known() && s.cfg.Layouts != nil {
 					s.cfg.Layouts.NoteLayout(id, l)
 				}
 			}

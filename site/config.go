@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -58,6 +59,10 @@ type Config struct {
 	HTTPTLSCert string `toml:"http_tls_cert,omitempty"`
 	HTTPTLSKey  string `toml:"http_tls_key,omitempty"`
 	ChunkSize   int    `toml:"chunk_size"` // bytes
+	// FITSKeywords are the header keywords a put of a FITS object copies
+	// into its manifest (as meta "fits.<keyword>"): the defaults
+	// (naming.DefaultFITSKeywords) when absent, none when empty.
+	FITSKeywords *[]string `toml:"fits_keywords,omitempty"`
 	// Token is the bearer token writes need when HTTP listens on a
 	// non-loopback address.
 	Token string `toml:"token"`
@@ -99,6 +104,17 @@ type Revoked struct {
 	ID  string    `toml:"id"`
 	Key string    `toml:"key"`
 	At  time.Time `toml:"at"`
+}
+
+// fitsKeyword is what a FITS header keyword may be.
+var fitsKeyword = regexp.MustCompile(`^[A-Z0-9_-]{1,8}$`)
+
+// fitsKeywords returns the header keywords puts copy into manifests.
+func (c *Config) fitsKeywords() []string {
+	if c.FITSKeywords == nil {
+		return naming.DefaultFITSKeywords
+	}
+	return *c.FITSKeywords
 }
 
 // RevocationGrace is how long a revoked key's versions are refused only
@@ -217,6 +233,11 @@ func (c *Config) Validate() error {
 	}
 	if c.ChunkSize <= 0 || c.ChunkSize > chunk.MaxSize {
 		return fmt.Errorf("%w: chunk_size %d must be 1..%d", ErrBadConfig, c.ChunkSize, chunk.MaxSize)
+	}
+	for _, k := range c.fitsKeywords() {
+		if !fitsKeyword.MatchString(k) {
+			return fmt.Errorf("%w: fits_keywords: %q is not a FITS keyword (1-8 of A-Z, 0-9, '-', '_')", ErrBadConfig, k)
+		}
 	}
 	links := map[string]bool{}
 	for _, l := range c.Links {

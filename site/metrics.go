@@ -81,6 +81,14 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 		Name: "skyfed_hashmap_chunks_total", Help: "Chunks sent with PUT /c/{id} that were new here (their bytes count in skyfed_ingest_bytes_total).",
 	})
 	reg.MustRegister(m.hashmapPuts, m.hashmapChunks)
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "skyfed_fits_headers_total", Help: "Puts of FITS objects whose header keywords (fits_keywords) went into the manifest as fits.* meta.",
+		}, func() float64 { n, _ := s.objects.FITSCounts(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "skyfed_fits_headers_skipped_total", Help: "Puts of FITS objects whose header could not be read: stored without fits.* meta.",
+		}, func() float64 { _, n := s.objects.FITSCounts(); return float64(n) }),
+	)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

@@ -178,6 +178,8 @@ func (s *Site) openStores(cfg Config) error {
 		ChunkSize: cfg.ChunkSize,
 		Journal:   stores,
 		Layouts:   stores,
+
+		FITSKeywords: cfg.fitsKeywords(),
 	})
 	if err != nil {
 		chunks.Close()

@@ -1,0 +1,59 @@
+package naming
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/manifest"
+)
+
+// FITSMetaPrefix starts the meta keys a put copies from a FITS object's
+// header keywords (Config.FITSKeywords): "fits.object", "fits.date-obs".
+const FITSMetaPrefix = "fits."
+
+// DefaultFITSKeywords are the header keywords a site copies into its
+// manifests unless its config says otherwise.
+var DefaultFITSKeywords = []string{"OBJECT", "DATE-OBS", "MJD-OBS", "TELESCOP", "INSTRUME", "FILTER", "EXPTIME",
+	"IMAGETYP", "OBSERVER", "RA", "DEC", "NAXIS1", "NAXIS2", "BITPIX"}
+
+// maxManifestMeta is the most meta pairs a manifest holds.
+const maxManifestMeta = 64
+
+// fitsCounts counts the puts of FITS objects: those whose keywords went
+// into the manifest, and those whose header could not be followed (the
+// put stores the object without them).
+type fitsCounts struct{ tagged, skipped atomic.Int64 }
+
+// FITSCounts returns how many puts copied FITS header keywords into
+// their manifest, and how many FITS objects had a header that could not
+// be read (stored without them).
+func (s *Store) FITSCounts() (tagged, skipped int64) {
+	return s.fits.tagged.Load(), s.fits.skipped.Load()
+}
+
+// withFITSMeta returns meta with the wanted header keywords scan kept
+// added, as FITSMetaPrefix + the keyword in lower case, keeping a pair
+// the put was given under the same key, and within the pairs a manifest
+// may hold. A damaged header adds nothing (counted).
+func (s *Store) withFITSMeta(meta []manifest.Meta, scan *chunk.FITSScanner) []manifest.Meta {
+	if scan == nil || len(s.cfg.FITSKeywords) == 0 || scan.Keywords() == nil && !scan.Damaged() {
+		return meta
+	}
+	if scan.Damaged() {
+		s.fits.skipped.Add(1)
+		return meta
+	}
+	out := slices.Clone(meta)
+	for _, c := range scan.Keywords() {
+		key := FITSMetaPrefix + strings.ToLower(c.Key)
+		if len(out) >= maxManifestMeta || slices.ContainsFunc(out, func(kv manifest.Meta) bool { return kv.Key == key }) {
+			continue
+		}
+		out = append(out, manifest.Meta{Key: key, Value: c.Value})
+	}
+	s.fits.tagged.Add(1)
+	slices.SortFunc(out, func(a, b manifest.Meta) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
