@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skyfed/skyfed/forward"
+	"github.com/skyfed/skyfed/naming"
 )
 
 // The dashboard is one HTML page (web/index.html, rendered with the
@@ -102,6 +103,9 @@ type arrivalView struct {
 	Size    int64  `json:"size,omitempty"`
 	Chunks  int    `json:"chunks,omitempty"`
 	Deleted bool   `json:"deleted,omitempty"`
+	// FITS are the header values the version's manifest carries
+	// (fits.* meta), by keyword in upper case.
+	FITS map[string]string `json:"fits,omitempty"`
 }
 
 // siteSeen is a site that recent manifests name as their origin.
@@ -209,5 +213,13 @@ func (s *Site) manifestArrival(a forward.Arrival) arrivalView {
 	}
 	v.Name, v.Version, v.Origin = m.Name, m.Version(), m.Stamp.Origin
 	v.Size, v.Chunks, v.Deleted = m.Size, len(m.Chunks), m.Tombstone
+	for _, kv := range m.Meta {
+		if key, ok := strings.CutPrefix(kv.Key, naming.FITSMetaPrefix); ok {
+			if v.FITS == nil {
+				v.FITS = map[string]string{}
+			}
+			v.FITS[strings.ToUpper(key)] = kv.Value
+		}
+	}
 	return v
 }

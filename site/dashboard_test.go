@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -251,14 +252,15 @@ func TestDashboardInChromium(t *testing.T) {
 	defer lap("end")
 	o := startObservatory(t)
 	lap("started")
-	putObject(t, o.hawaii, "gloria.eu/hawaii/2026/11/21/img-0001.fits", skyFrame(11, 300<<10))
+	hawaiiFrame := fitsFrame("OBJECT  = 'M31     '", "FILTER  = 'R'", "EXPTIME =                  30.", "TELESCOP= 'BOOTES-2'")
+	putObject(t, o.hawaii, "gloria.eu/hawaii/2026/11/21/img-0001.fits", hawaiiFrame)
 	putObject(t, o.chile, "gloria.eu/chile/2026/11/21/img-0001.fits", skyFrame(12, 500<<10))
 	putObject(t, o.lapalma, "gloria.eu/lapalma/2026/11/21/img-0001.fits", skyFrame(13, 1<<20))
 	// The big frame crosses the capped link for many seconds: the page is
 	// read while it moves.
 	putObject(t, o.tenerife, "gloria.eu/tenerife/2026/11/21/img-0001.fits", skyFrame(14, 8<<20))
 	lap("put")
-	waitObject(t, o.lapalma, "gloria.eu/hawaii/2026/11/21/img-0001.fits", skyFrame(11, 300<<10))
+	waitObject(t, o.lapalma, "gloria.eu/hawaii/2026/11/21/img-0001.fits", hawaiiFrame)
 	waitFor(t, "data moving on both of lapalma's links", func() bool {
 		out, in := dashLink(o.lapalma, "tenerife", forward.DirOut), dashLink(o.lapalma, "chile", forward.DirIn)
 		return out != nil && in != nil && out.ReceiveRate > 0 && in.SendRate > 0
@@ -681,5 +683,12 @@ func checkArrivalsOnPage(t *testing.T, dom string) {
 	}
 	if len(elements(dom, "data-from")) <= len(found) {
 		t.Error("no chunk arrivals shown")
+	}
+	var fits []string
+	for _, e := range elements(dom, "data-fits") {
+		fits = append(fits, e.attrs["data-fits"])
+	}
+	if !slices.Contains(fits, "M31 · R · 30 s · BOOTES-2") {
+		t.Errorf("the FITS frame's header values are not shown under its name (shown: %q)", fits)
 	}
 }

@@ -362,13 +362,23 @@
   // ---- arrivals ----
   function via(a) { return a.peer ? a.peer : 'local put'; }
 
+  // fitsLine shows a frame's header values (its manifest's fits.* meta)
+  // under its name: the ones an observer looks for, all on hover.
+  function fitsLine(fits) {
+    if (!fits) return null;
+    const exp = fits.EXPTIME ? fits.EXPTIME.replace(/\.$/, '') + ' s' : '';
+    const line = [fits.OBJECT, fits.FILTER, exp, fits.TELESCOP || fits.INSTRUME, fits['DATE-OBS']].filter(Boolean).join(' · ');
+    const all = Object.keys(fits).sort().map((k) => k + ' = ' + fits[k]).join('\n');
+    return el('span', { class: 'fits', 'data-fits': line, title: all }, line);
+  }
+
   function renderArrivals(av) {
     const now = av.now;
     document.getElementById('manifests-body').replaceChildren(...(av.manifests || []).slice(0, 8).map((a) =>
       el('tr', { 'data-kind': 'manifest', 'data-name': a.name || '', 'data-origin': a.origin || '', 'data-from': a.from },
         el('td', { class: 'when', title: fmtClock(a.at) }, fmtAgo(now - a.at)),
         el('td', { class: 'name', title: (a.name || a.id) + (a.version ? '\nversion ' + a.version : '') },
-          a.name || a.id.slice(0, 16) + '…', el('span', { class: 'version' }, a.version || 'manifest ' + a.id.slice(0, 16))),
+          a.name || a.id.slice(0, 16) + '…', el('span', { class: 'version' }, a.version || 'manifest ' + a.id.slice(0, 16)), fitsLine(a.fits)),
         el('td', null, el('span', { class: a.origin === self ? 'tag self' : 'tag' }, a.origin || '?')),
         el('td', { class: 'num' }, a.deleted ? 'deleted' : fmtBytes(a.size)),
         el('td', null, el('span', { class: a.peer ? 'tag via' : 'tag local' }, via(a))))));
