@@ -246,14 +246,19 @@ type pendingHello struct {
 	nonce [32]byte
 }
 
+// modeOf is the link mode a hello asks for.
+func modeOf(h *wire.Hello) engine.Mode {
+	if h.Mode == byte(engine.ModeFlood) {
+		return engine.ModeFlood
+	}
+	return engine.ModeOffer
+}
+
 // acceptLink replaces the accepted link from peer, if any, by a new one
 // made from hello h and starts it; nil if it cannot subscribe, or if
 // only is set and the link is no longer only.
 func (n *Node) acceptLink(peer string, key manifest.PublicKey, h *wire.Hello, only *Link) *Link {
-	mode := engine.ModeOffer
-	if h.Mode == byte(engine.ModeFlood) {
-		mode = engine.ModeFlood
-	}
+	mode := modeOf(h)
 	id := engine.LinkID{Peer: peer, Dir: engine.DirIn}
 	n.acceptMu.Lock()
 	defer n.acceptMu.Unlock()
@@ -364,7 +369,24 @@ func (n *Node) onRehelloProof(l *Link, proof *wire.Hello) {
 		return
 	}
 	p := pending[i]
-	// Replacing l stops it, which waits for its callbacks: this one too.
+	l.mu.Lock()
+	l.rehellos = nil
+	l.mu.Unlock()
+	if modeOf(p.hello) == l.mode && p.hello.MaxRate == l.lim.Rate() {
+		// The new session starts on this link, here and now, so that the
+		// offers the dialer sends right after its proof (on this lane,
+		// read after it) meet the new session: the engine sees the link
+		// go down and up, the window and what was queued start afresh.
+		l.setPeerCaps(p.hello.Caps)
+		if p.hello.Clock != 0 {
+			l.measureClock(p.hello.Clock, 0)
+		}
+		l.setState(linkDown)
+		l.setState(linkUp)
+		return
+	}
+	// Another mode or rate: a new link. Replacing l stops it, which
+	// waits for its callbacks: this one too.
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

@@ -33,6 +33,32 @@ func (s *Store) FITSCounts() (tagged, skipped int64) {
 	return s.fits.tagged.Load(), s.fits.skipped.Load()
 }
 
+// newScanner returns the FITS scanner a put feeds its chunks to, or nil
+// when nothing would use it.
+func (s *Store) newScanner() *chunk.FITSScanner {
+	if s.cfg.Layouts == nil && len(s.cfg.FITSKeywords) == 0 {
+		return nil
+	}
+	scan := chunk.NewFITSScanner()
+	scan.WantKeywords(s.cfg.FITSKeywords)
+	return scan
+}
+
+// withFITSMetaOf returns meta with the fits.* pairs of from, a version
+// of the same bytes, added where meta has no such key.
+func withFITSMetaOf(meta []manifest.Meta, from *manifest.Manifest) []manifest.Meta {
+	out := slices.Clone(meta)
+	for _, kv := range from.Meta {
+		if !strings.HasPrefix(kv.Key, FITSMetaPrefix) || len(out) >= maxManifestMeta ||
+			slices.ContainsFunc(out, func(o manifest.Meta) bool { return o.Key == kv.Key }) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	slices.SortFunc(out, func(a, b manifest.Meta) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
 // withFITSMeta returns meta with the wanted header keywords scan kept
 // added, as FITSMetaPrefix + the keyword in lower case, keeping a pair
 // the put was given under the same key, and within the pairs a manifest

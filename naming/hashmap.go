@@ -107,13 +107,18 @@ func (s *Store) PutHashmap(ctx context.Context, name Name, hm Hashmap, opts PutO
 	if len(missing) > 0 {
 		return nil, &MissingChunksError{IDs: missing}
 	}
-	if !s.provenBy(hm) {
-		if err := s.checkHashmap(ctx, name, hm); err != nil {
+	meta := opts.Meta
+	if same := s.provenBy(hm); same != nil {
+		meta = withFITSMetaOf(meta, same) // the same bytes: the same header
+	} else {
+		scan := s.newScanner()
+		if err := s.checkHashmap(ctx, name, hm, scan); err != nil {
 			return nil, err
 		}
+		meta = s.withFITSMeta(meta, scan)
 	}
 	m := &manifest.Manifest{Name: name.String(), ChunkSize: uint32(s.cfg.ChunkSize), Chunks: slices.Clone(hm.Chunks), Size: hm.Size,
-		SHA256: hm.SHA256, ContentType: opts.ContentType, Meta: opts.Meta}
+		SHA256: hm.SHA256, ContentType: opts.ContentType, Meta: meta}
 	if !opts.Expires.IsZero() {
 		m.Expires = opts.Expires.UnixMilli()
 	}
@@ -125,17 +130,21 @@ func (s *Store) PutHashmap(ctx context.Context, name Name, hm Hashmap, opts PutO
 	return m, nil
 }
 
-// provenBy reports whether a version here already has hm's SHA-256 over
-// exactly hm's chunks (a renamed or copied file): its bytes are hm's, so
-// its SHA-256 is, and nothing needs reading.
-func (s *Store) provenBy(hm Hashmap) bool {
+// provenBy returns a version here that already has hm's SHA-256 over
+// exactly hm's chunks (a renamed or copied file), or nil: its bytes are
+// hm's, so its SHA-256 is, and nothing needs reading.
+func (s *Store) provenBy(hm Hashmap) *manifest.Manifest {
 	m, err := s.BySHA256(hm.SHA256)
-	return err == nil && int(m.ChunkSize) == hm.ChunkSize && m.Size == hm.Size && slices.Equal(m.Chunks, hm.Chunks)
+	if err == nil && int(m.ChunkSize) == hm.ChunkSize && m.Size == hm.Size && slices.Equal(m.Chunks, hm.Chunks) {
+		return m
+	}
+	return nil
 }
 
 // checkHashmap reads hm's chunks once, in order, and checks their
-// lengths and that they hash to hm's SHA-256.
-func (s *Store) checkHashmap(ctx context.Context, name Name, hm Hashmap) error {
+// lengths and that they hash to hm's SHA-256; scan, if set, reads their
+// FITS headers and notes their layouts on the way.
+func (s *Store) checkHashmap(ctx context.Context, name Name, hm Hashmap, scan *chunk.FITSScanner) error {
 	size := int64(s.cfg.ChunkSize)
 	sha := sha256.New()
 	var buf []byte
@@ -156,6 +165,11 @@ func (s *Store) checkHashmap(ctx context.Context, name Name, hm Hashmap) error {
 			return fmt.Errorf("hashmap of %s: chunk %d holds %d bytes, not %d: %w", name, i, len(raw), want, ErrBadHashmap)
 		}
 		sha.Write(raw)
+		if scan != nil {
+			if l := scan.Next(raw); l.Known() && s.cfg.Layouts != nil {
+				s.cfg.Layouts.NoteLayout(id, l)
+			}
+		}
 	}
 	var sum [32]byte
 	sha.Sum(sum[:0])

@@ -180,11 +180,7 @@ func (s *Store) Put(ctx context.Context, name Name, r io.Reader, opts PutOptions
 	if !opts.Expires.IsZero() {
 		m.Expires = opts.Expires.UnixMilli()
 	}
-	var scan *chunk.FITSScanner // reads only header cards: no copy of the data
-	if s.cfg.Layouts != nil || len(s.cfg.FITSKeywords) > 0 {
-		scan = chunk.NewFITSScanner()
-		scan.WantKeywords(s.cfg.FITSKeywords)
-	}
+	scan := s.newScanner() // reads only header cards: no copy of the data
 	sum, err := s.stageChunks(ctx, chunk.NewSplitter(r, s.cfg.ChunkSize), b, m, scan)
 	if err != nil {
 		return nil, fmt.Errorf("put %s: %w", name, err)

@@ -120,7 +120,7 @@ func (s *Store) StartUpload(name Name, opts PutOptions) (string, error) {
 	if err := s.db.Set(uploadKey(u.ID), enc, pebble.Sync); err != nil {
 		return "", fmt.Errorf("start upload of %s: %w", name, err)
 	}
-	s.hashes.start(u.ID)
+	s.hashes.start(u.ID, s.newScanner())
 	return u.ID, nil
 }
 
@@ -321,10 +321,11 @@ func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upl
 		m.Chunks = append(m.Chunks, p.Chunks...)
 		m.Size += p.Size
 	}
-	sum, ok := s.sum(ctx, id, parts) // hashed as the parts came
+	sum, scan, ok := s.sum(ctx, id, parts) // hashed as the parts came
 	if !ok {
 		sha := sha256.New()
-		total, err := s.hashInto(ctx, m.Chunks, sha)
+		scan = s.newScanner()
+		total, err := s.hashInto(ctx, m.Chunks, sha, scan)
 		if err != nil {
 			return nil, err
 		}
@@ -334,6 +335,7 @@ func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upl
 		sha.Sum(sum[:0])
 	}
 	m.SHA256 = sum
+	m.Meta = s.withFITSMeta(m.Meta, scan)
 	b := s.chunks.NewBatch()
 	if err := s.commit(b, m); err != nil {
 		b.Abort()
@@ -344,8 +346,9 @@ func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upl
 
 // hashInto reads chunks in order and writes their bytes to h on a
 // goroutine of its own, so that reading (which verifies each chunk) and
-// hashing overlap; it returns how many bytes it hashed.
-func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, h hash.Hash) (int64, error) {
+// hashing overlap; scan, if set, reads them too (FITS headers and
+// layouts, as a put's scanner does). It returns how many bytes it hashed.
+func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, h hash.Hash, scan *chunk.FITSScanner) (int64, error) {
 	const slots = 4
 	var bufs [slots][]byte
 	var busy [slots]sync.WaitGroup
@@ -376,6 +379,11 @@ func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, h hash.Hash) (int6
 			}
 			bufs[slot] = raw
 			total += int64(len(raw))
+			if scan != nil {
+				if l := scan.Next(raw); l.Known() && s.cfg.Layouts != nil {
+					s.cfg.Layouts.NoteLayout(id, l)
+				}
+			}
 			busy[slot].Add(1)
 			feed <- piece{raw, slot}
 		}

@@ -6,6 +6,8 @@ import (
 	"hash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/skyfed/skyfed/chunk"
 )
 
 // The object's SHA-256 is computed while its parts arrive, in part
@@ -29,6 +31,7 @@ type runningHash struct {
 	running atomic.Bool // a hasher goroutine is on it
 	next    int         // the next part number to hash
 	sha     hash.Hash
+	scan    *chunk.FITSScanner // the object's FITS headers, read in part order (nil: not wanted)
 	hashed  map[int]string // part number → the MD5 of the part hashed
 	broken  bool           // a part could not be read: the sum is not the object's
 }
@@ -54,8 +57,8 @@ func (u *uploadHashes) close() {
 	u.wg.Wait()
 }
 
-func (u *uploadHashes) start(id string) {
-	u.m.Store(id, &runningHash{next: 1, sha: sha256.New(), hashed: map[int]string{}})
+func (u *uploadHashes) start(id string, scan *chunk.FITSScanner) {
+	u.m.Store(id, &runningHash{next: 1, sha: sha256.New(), scan: scan, hashed: map[int]string{}})
 }
 
 func (u *uploadHashes) get(id string) *runningHash {
@@ -110,7 +113,7 @@ func (s *Store) hashStored(ctx context.Context, id string, rh *runningHash) {
 		}
 		p, err := decodePart(v)
 		if err == nil {
-			_, err = s.hashInto(ctx, p.Chunks, rh.sha)
+			_, err = s.hashInto(ctx, p.Chunks, rh.sha, rh.scan)
 		}
 		if err != nil {
 			rh.broken = true // half a part hashed, or not readable
@@ -121,26 +124,26 @@ func (s *Store) hashStored(ctx context.Context, id string, rh *runningHash) {
 	}
 }
 
-// sum returns the SHA-256 of parts if the running hash of upload id
-// covers exactly them (parts 1..n, as hashed), hashing what the hasher
-// has not reached yet.
-func (s *Store) sum(ctx context.Context, id string, parts []Part) ([32]byte, bool) {
+// sum returns the SHA-256 of parts and the scanner that read them if the
+// running hash of upload id covers exactly them (parts 1..n, as hashed),
+// hashing what the hasher has not reached yet.
+func (s *Store) sum(ctx context.Context, id string, parts []Part) ([32]byte, *chunk.FITSScanner, bool) {
 	var sha [32]byte
 	rh := s.hashes.get(id)
 	if rh == nil {
-		return sha, false
+		return sha, nil, false
 	}
 	rh.mu.Lock()
 	defer rh.mu.Unlock()
 	s.hashStored(ctx, id, rh)
 	if rh.broken || rh.next != len(parts)+1 {
-		return sha, false
+		return sha, nil, false
 	}
 	for i, p := range parts {
 		if p.Number != i+1 || rh.hashed[p.Number] != p.MD5 {
-			return sha, false
+			return sha, nil, false
 		}
 	}
 	rh.sha.Sum(sha[:0])
-	return sha, true
+	return sha, rh.scan, true
 }

@@ -146,7 +146,7 @@ func TestUploadSums(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := e.store.sum(ctx, id, stored); ok != tc.running {
+			if _, _, ok := e.store.sum(ctx, id, stored); ok != tc.running {
 				t.Errorf("sum ready before completion: %v, want %v", ok, tc.running)
 			}
 			m, err := e.store.CompleteUpload(ctx, id, []PartRef{{Number: 1}, {Number: 2}, {Number: 3}}, nil)
