@@ -32,8 +32,8 @@ type runningHash struct {
 	next    int         // the next part number to hash
 	sha     hash.Hash
 	scan    *chunk.FITSScanner // the object's FITS headers, read in part order (nil: not wanted)
-	hashed  map[int]string // part number → the MD5 of the part hashed
-	broken  bool           // a part could not be read: the sum is not the object's
+	hashed  map[int]string     // part number → the MD5 of the part hashed
+	broken  bool               // a part could not be read: the sum is not the object's
 }
 
 // uploadHashes holds the running hashes of the uploads in progress and
