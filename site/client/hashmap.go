@@ -78,6 +78,20 @@ func (c *Client) PutHashmap(ctx context.Context, name string, hm Hashmap, opts P
 	return res, nil, nil
 }
 
+// HasChunk reports whether the site holds chunk id (HEAD /c/{id}).
+func (c *Client) HasChunk(ctx context.Context, id string) (bool, error) {
+	req, err := c.newRequest(ctx, http.MethodHead, "/c/"+id, "", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.doAccept(req, http.StatusNotFound)
+	if err != nil {
+		return false, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
+}
+
 // PutChunk sends one chunk of a hashmap put; the site checks the bytes
 // hash to id.
 func (c *Client) PutChunk(ctx context.Context, id string, raw []byte) error {
@@ -125,8 +139,21 @@ func HashmapOf(f io.ReaderAt, size int64, chunkSize int) (Hashmap, error) {
 // status's chunk_size), answers which chunks it lacks and only those are
 // sent, so re-putting a renamed or copied file moves only the list. When
 // most chunks are missing the bytes are streamed instead, in one
-// request. f is read twice at most (for the list, for what is sent).
+// request, and so is a file whose first chunk the site lacks (asked
+// first: a new file is not read twice). f is read twice at most (for
+// the list, for what is sent).
 func (c *Client) PutByHashmap(ctx context.Context, name string, f io.ReaderAt, size int64, chunkSize int, opts PutOptions) (PutResult, error) {
+	// A file whose first chunk the site lacks is new there, most likely
+	// (a frame's first chunk holds its header and first samples): stream
+	// it rather than read it all for its list first.
+	first := make([]byte, min(int64(chunkSize), size))
+	if _, err := f.ReadAt(first, 0); err != nil && err != io.EOF {
+		return PutResult{}, fmt.Errorf("put %s: read: %w", name, err)
+	}
+	sum := sha256.Sum256(first)
+	if has, err := c.HasChunk(ctx, hex.EncodeToString(sum[:])); err == nil && !has {
+		return c.Put(ctx, name, io.NewSectionReader(f, 0, size), size, opts)
+	}
 	hm, err := HashmapOf(f, size, chunkSize)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("put %s: read: %w", name, err)
