@@ -44,6 +44,7 @@ func (s *Site) Handler() http.Handler {
 		// "not a skyfed site" from "no such object".
 		cfg := s.Config()
 		w.Header().Set(client.SiteHeader, cfg.ID)
+		w.Header().Set(client.ChunkSizeHeader, strconv.Itoa(cfg.ChunkSize)) // what a hashmap put cuts at
 		// A copy: net/http decides by the type of the original request's
 		// body how to finish it, and must keep deciding so.
 		r = r.WithContext(context.WithValue(r.Context(), answerHeaderKey{}, w.Header()))

@@ -84,13 +84,8 @@ func (c *PutCmd) Run(app *App) error {
 	opts := client.PutOptions{ContentType: ct, Meta: c.Meta,
 		Expires: time.Duration(c.Expires), WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout}
 	var res client.PutResult
-	f, isFile := r.(*os.File)
-	chunkSize := 0
-	if isFile && c.File != "-" && !c.NoHashmap && size > 0 {
-		chunkSize = chunkSizeOf(ctx, cl)
-	}
-	if usesHashmap(size, chunkSize) {
-		res, err = cl.PutByHashmap(ctx, c.Name, f, size, chunkSize, opts)
+	if f, isFile := r.(*os.File); isFile && c.File != "-" && !c.NoHashmap && size > 0 {
+		res, err = cl.PutFile(ctx, c.Name, f, size, opts)
 	} else {
 		bar := newProgress(app.Stderr, size, "put")
 		if bar != nil {

@@ -159,10 +159,6 @@ func (c *PutCmd) putTree(app *App) error {
 	for _, e := range there {
 		held[e.Name] = e
 	}
-	chunkSize := 0
-	if !c.NoHashmap {
-		chunkSize = chunkSizeOf(ctx, cl)
-	}
 	run := newTreeRun(app, "put")
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.Jobs)
@@ -184,7 +180,7 @@ func (c *PutCmd) putTree(app *App) error {
 		}
 		name := prefix + filepath.ToSlash(rel)
 		g.Go(func() error {
-			c.putOne(gctx, cl, run, name, path, held[name], chunkSize)
+			c.putOne(gctx, cl, run, name, path, held[name])
 			return nil
 		})
 		return nil
@@ -197,8 +193,8 @@ func (c *PutCmd) putTree(app *App) error {
 
 // putOne puts one file of a tree, unless old (the name's latest
 // version, if any) already has its bytes; by its chunk list first when
-// it is large enough (chunkSize: the site's, 0 to stream).
-func (c *PutCmd) putOne(ctx context.Context, cl *client.Client, run *treeRun, name, path string, old client.ListEntry, chunkSize int) {
+// that pays (client.PutFile) unless --no-hashmap.
+func (c *PutCmd) putOne(ctx context.Context, cl *client.Client, run *treeRun, name, path string, old client.ListEntry) {
 	if old.SHA256 != "" {
 		sum, err := fileSHA256(path)
 		if err != nil {
@@ -225,8 +221,8 @@ func (c *PutCmd) putOne(ctx context.Context, cl *client.Client, run *treeRun, na
 	opts := client.PutOptions{ContentType: ct, Meta: c.Meta,
 		Expires: time.Duration(c.Expires), WaitSites: c.WaitSites, WaitTimeout: c.WaitTimeout}
 	var res client.PutResult
-	if size := regularSize(f); usesHashmap(size, chunkSize) {
-		res, err = cl.PutByHashmap(ctx, name, f, size, chunkSize, opts)
+	if size := regularSize(f); !c.NoHashmap && size > 0 {
+		res, err = cl.PutFile(ctx, name, f, size, opts)
 	} else {
 		res, err = cl.Put(ctx, name, f, size, opts)
 	}

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,10 @@ var (
 // client refuses answers without it: a 404 from some other HTTP server
 // must not read as "no such object".
 const SiteHeader = "X-Skyfed-Site"
+
+// ChunkSizeHeader gives, on every answer, where the site cuts objects
+// into chunks: what a hashmap put's list must be cut at.
+const ChunkSizeHeader = "X-Skyfed-Chunk-Size"
 
 // Headers of an answer for which the site asked the federation (a fresh
 // get or versions, a name or version unknown there, a lookup by
@@ -125,6 +130,9 @@ type Client struct {
 	token    string
 	hc       *http.Client
 	setupErr error // an Option that could not be applied fails every request
+	// chunkSize is the site's ChunkSizeHeader as last answered (0: not
+	// known yet, or a site too old to say).
+	chunkSize atomic.Int64
 }
 
 // New returns a client for the site at base (for example
@@ -241,6 +249,9 @@ func (c *Client) doAccept(req *http.Request, also ...int) (*http.Response, error
 		resp.Body.Close()
 		return nil, &NotSkyfedError{Site: c.base,
 			Why: fmt.Sprintf("it answered HTTP %d without the %s header", resp.StatusCode, SiteHeader)}
+	}
+	if n, err := strconv.ParseInt(resp.Header.Get(ChunkSizeHeader), 10, 64); err == nil && n > 0 {
+		c.chunkSize.Store(n)
 	}
 	if (resp.StatusCode < 200 || resp.StatusCode > 299) && !slices.Contains(also, resp.StatusCode) {
 		defer resp.Body.Close()

@@ -134,26 +134,59 @@ func HashmapOf(f io.ReaderAt, size int64, chunkSize int) (Hashmap, error) {
 	return hm, nil
 }
 
-// PutByHashmap puts the size bytes of f as name by their chunk list
-// first (Pithos+ hashmap put): the site, cutting at chunkSize (its
-// status's chunk_size), answers which chunks it lacks and only those are
-// sent, so re-putting a renamed or copied file moves only the list. When
-// most chunks are missing the bytes are streamed instead, in one
-// request, and so is a file whose first chunk the site lacks (asked
-// first: a new file is not read twice). f is read twice at most (for
-// the list, for what is sent).
-func (c *Client) PutByHashmap(ctx context.Context, name string, f io.ReaderAt, size int64, chunkSize int, opts PutOptions) (PutResult, error) {
-	// A file whose first chunk the site lacks is new there, most likely
-	// (a frame's first chunk holds its header and first samples): stream
-	// it rather than read it all for its list first.
+// hashmapMinChunks is the smallest file, in the site's chunks, PutFile
+// puts by its chunk list first: below it one streamed request is as
+// cheap as asking.
+const hashmapMinChunks = 4
+
+// guessChunkSize is the chunk size PutFile assumes until the site has
+// said its own (ChunkSizeHeader): site init's default.
+const guessChunkSize = 1 << 20
+
+// PutFile puts the size bytes of f as name. A file of hashmapMinChunks
+// chunks or more whose first chunk the site already holds (asked with
+// HEAD /c/{id}, which also tells the site's chunk size) goes by its
+// chunk list first (Pithos+ hashmap put): the site answers which chunks
+// it lacks and only those are sent, so re-putting a renamed or copied
+// file moves only the list. Other files, a site too old to take chunk
+// lists, and a list most of whose chunks are missing are streamed in
+// one request. f is read twice at most.
+func (c *Client) PutFile(ctx context.Context, name string, f io.ReaderAt, size int64, opts PutOptions) (PutResult, error) {
+	stream := func() (PutResult, error) { return c.Put(ctx, name, io.NewSectionReader(f, 0, size), size, opts) }
+	chunkSize := int(c.chunkSize.Load())
+	if chunkSize == 0 {
+		chunkSize = guessChunkSize
+	}
+	for range 2 { // the second time at the chunk size the site said
+		if size < hashmapMinChunks*int64(chunkSize) {
+			return stream()
+		}
+		has, err := c.hasFirstChunk(ctx, f, size, chunkSize)
+		said := int(c.chunkSize.Load())
+		switch {
+		case err != nil || said == 0 || said == chunkSize && !has:
+			return stream() // a new file, most likely (its first chunk holds its header and first samples)
+		case said == chunkSize:
+			return c.putByHashmap(ctx, name, f, size, chunkSize, opts)
+		}
+		chunkSize = said
+	}
+	return stream()
+}
+
+// hasFirstChunk asks whether the site holds f's first chunk at chunkSize.
+func (c *Client) hasFirstChunk(ctx context.Context, f io.ReaderAt, size int64, chunkSize int) (bool, error) {
 	first := make([]byte, min(int64(chunkSize), size))
 	if _, err := f.ReadAt(first, 0); err != nil && err != io.EOF {
-		return PutResult{}, fmt.Errorf("put %s: read: %w", name, err)
+		return false, err
 	}
 	sum := sha256.Sum256(first)
-	if has, err := c.HasChunk(ctx, hex.EncodeToString(sum[:])); err == nil && !has {
-		return c.Put(ctx, name, io.NewSectionReader(f, 0, size), size, opts)
-	}
+	return c.HasChunk(ctx, hex.EncodeToString(sum[:]))
+}
+
+// putByHashmap puts f by its chunk list, sending the chunks the site
+// lacks; it streams f instead when most are missing.
+func (c *Client) putByHashmap(ctx context.Context, name string, f io.ReaderAt, size int64, chunkSize int, opts PutOptions) (PutResult, error) {
 	hm, err := HashmapOf(f, size, chunkSize)
 	if err != nil {
 		return PutResult{}, fmt.Errorf("put %s: read: %w", name, err)

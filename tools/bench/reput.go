@@ -44,10 +44,6 @@ func (b *ingestRun) measureRePut(ctx context.Context) (Measure, error) {
 		return Measure{}, err
 	}
 	defer s.stop()
-	st, err := s.client.Status(ctx)
-	if err != nil {
-		return Measure{}, s.wrap(err)
-	}
 	put := func(name, path string, byList bool) (int64, error) {
 		f, err := os.Open(path)
 		if err != nil {
@@ -59,7 +55,7 @@ func (b *ingestRun) measureRePut(ctx context.Context) (Measure, error) {
 			return 0, err
 		}
 		if byList {
-			_, err = s.client.PutByHashmap(ctx, name, f, fi.Size(), st.ChunkSize, client.PutOptions{})
+			_, err = s.client.PutFile(ctx, name, f, fi.Size(), client.PutOptions{})
 		} else {
 			_, err = s.client.Put(ctx, name, f, fi.Size(), client.PutOptions{})
 		}
