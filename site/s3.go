@@ -41,6 +41,9 @@ type s3Request struct {
 	a    *accessState
 	keep func(string) bool // nil: every name
 	r    *http.Request
+	// served is the version a GET or HEAD of the latest answered
+	// (s3ETagWriter completes its ETag).
+	served *manifest.Manifest
 }
 
 type s3RequestKey struct{}
@@ -139,7 +142,7 @@ func (s *Site) s3Gate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
-		ew := &s3ETagWriter{ResponseWriter: w, s: s, r: r}
+		ew := &s3ETagWriter{ResponseWriter: w, s: s, q: q}
 		next.ServeHTTP(ew, r.WithContext(ctx))
 		ew.complete() // a HEAD's headers go out after the handler returns
 	})
@@ -148,12 +151,13 @@ func (s *Site) s3Gate(next http.Handler) http.Handler {
 // s3ETagWriter completes the ETag of a GET or HEAD of an object made by
 // a multipart upload: the protocol library writes an object's ETag as
 // the hex of its bytes (etagOf), and such an object's ETag has "-N"
-// after them. Versions are looked up here, where the library's ETag is
-// known, and only one whose bytes are that ETag completes it.
+// after them. The version is the one the backend served (the library
+// gives versioned calls no context: those are looked up by their ID),
+// and completes the ETag only if its bytes are the one written.
 type s3ETagWriter struct {
 	http.ResponseWriter
 	s    *Site
-	r    *http.Request
+	q    *s3Request
 	done bool
 }
 
@@ -178,24 +182,31 @@ func (w *s3ETagWriter) complete() {
 	if len(tag) != 2+2*md5.Size {
 		return
 	}
-	bucket, key, _ := strings.Cut(strings.TrimPrefix(w.r.URL.Path, "/"), "/")
-	name, err := naming.ParseName(bucket + "/" + key)
-	if err != nil || key == "" {
-		return
+	m := w.q.served
+	if v := w.q.r.URL.Query().Get("versionId"); m == nil && v != "" {
+		m = w.s3Version(v)
 	}
-	var m *manifest.Manifest
-	if v := w.r.URL.Query().Get("versionId"); v != "" {
-		stamp, serr := manifest.ParseStamp(v)
-		if serr != nil {
-			return
-		}
-		m, err = w.s.objects.Version(name, stamp)
-	} else {
-		m, err = w.s.objects.Latest(name)
-	}
-	if err == nil && `"`+hex.EncodeToString(etagOf(m))+`"` == tag {
+	if m != nil && `"`+hex.EncodeToString(etagOf(m))+`"` == tag {
 		w.Header().Set("ETag", etag(m))
 	}
+}
+
+// s3Version looks up version v of the request's object here, or nil.
+func (w *s3ETagWriter) s3Version(v string) *manifest.Manifest {
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(w.q.r.URL.Path, "/"), "/")
+	name, err := naming.ParseName(bucket + "/" + key)
+	if err != nil {
+		return nil
+	}
+	stamp, err := manifest.ParseStamp(v)
+	if err != nil {
+		return nil
+	}
+	m, err := w.s.objects.Version(name, stamp)
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // partCount is the "-N" of a multipart object's ETag in a condition.

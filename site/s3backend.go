@@ -321,10 +321,12 @@ func (b *s3Backend) resolve(ctx context.Context, bucket, key string) (*manifest.
 	if err != nil {
 		return nil, name, err
 	}
-	m, err := b.s.latest(s3From(ctx).request(ctx), name)
+	q := s3From(ctx)
+	m, err := b.s.latest(q.request(ctx), name)
 	if err != nil {
 		return nil, name, s3Err(bucket, key, err)
 	}
+	q.served = m
 	return m, name, nil
 }
 
