@@ -57,18 +57,8 @@ func parseHashmap(b []byte) (naming.Hashmap, string, error) {
 const hashmapHint = "send each missing chunk with PUT /c/{id}, then the hashmap again (skyfed put does)"
 
 func (s *Site) servePutHashmap(w http.ResponseWriter, r *http.Request, name naming.Name) {
-	if err := s.mayPut(); err != nil {
-		s.fail(w, r, "put", err)
-		return
-	}
-	opts, err := putOptions(r, s.now())
-	if err != nil {
-		s.fail(w, r, "put", err)
-		return
-	}
-	want, timeout, err := waitOptions(r)
-	if err != nil {
-		s.fail(w, r, "put", err)
+	opts, want, timeout, ok := s.putRequest(w, r, "put")
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHashmapBody))

@@ -239,19 +239,30 @@ func waitOptions(r *http.Request) (int, time.Duration, error) {
 	return want, timeout, nil
 }
 
+// putRequest checks that the site may take a new version now (mayPut)
+// and reads what every kind of put asks besides its body: the version's
+// options and how many sites to wait for. false: it answered r.
+func (s *Site) putRequest(w http.ResponseWriter, r *http.Request, op string) (naming.PutOptions, int, time.Duration, bool) {
+	err := s.mayPut()
+	var opts naming.PutOptions
+	if err == nil {
+		opts, err = putOptions(r, s.now())
+	}
+	var want int
+	var timeout time.Duration
+	if err == nil {
+		want, timeout, err = waitOptions(r)
+	}
+	if err != nil {
+		s.fail(w, r, op, err)
+		return opts, 0, 0, false
+	}
+	return opts, want, timeout, true
+}
+
 func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name) {
-	if err := s.mayPut(); err != nil {
-		s.fail(w, r, "put", err)
-		return
-	}
-	opts, err := putOptions(r, s.now())
-	if err != nil {
-		s.fail(w, r, "put", err)
-		return
-	}
-	want, timeout, err := waitOptions(r)
-	if err != nil {
-		s.fail(w, r, "put", err)
+	opts, want, timeout, ok := s.putRequest(w, r, "put")
+	if !ok {
 		return
 	}
 	m, err := s.put(r.Context(), name, r.Body, opts)

@@ -17,7 +17,7 @@ var ErrRestoreDeleted = errors.New("the version is a delete")
 
 // serveRestore answers POST /o/{name}?restore=V: a new version of name
 // over the bytes of version V (its chunks, content type and meta), made
-// without moving data, as Pithos+ restores.
+// without moving data, as Pithos+ restores; ?wait_sites as for a put.
 func (s *Site) serveRestore(w http.ResponseWriter, r *http.Request, name naming.Name) {
 	v := r.URL.Query().Get("restore")
 	stamp, err := manifest.ParseStamp(v)
@@ -25,8 +25,8 @@ func (s *Site) serveRestore(w http.ResponseWriter, r *http.Request, name naming.
 		s.fail(w, r, "restore", badRequest(fmt.Errorf("restore %q: %w", v, err), "give a version as skyfed versions NAME lists it"))
 		return
 	}
-	if err := s.mayPut(); err != nil {
-		s.fail(w, r, "restore", err)
+	_, want, timeout, ok := s.putRequest(w, r, "restore") // the version's options are the restored one's
+	if !ok {
 		return
 	}
 	src, err := s.version(r, name, stamp)
@@ -44,7 +44,7 @@ func (s *Site) serveRestore(w http.ResponseWriter, r *http.Request, name naming.
 		return
 	}
 	s.metrics.ingestObjs.Inc()
-	s.answerPut(w, r, m, 0, 0)
+	s.answerPut(w, r, m, want, timeout)
 }
 
 // Build says which build of skyfed this is: the module version, the

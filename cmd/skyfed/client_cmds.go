@@ -97,10 +97,16 @@ func (c *PutCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	if c.JSON {
+	return printPut(app, res, c.JSON)
+}
+
+// printPut prints a new version as put and restore do: the site's JSON
+// answer, or README's "<version> <sha256> <size>".
+func printPut(app *App, res client.PutResult, asJSON bool) error {
+	if asJSON {
 		return printJSON(app.Stdout, res)
 	}
-	_, err = fmt.Fprintf(app.Stdout, "%s %s %d\n", res.Version, res.SHA256, res.Size)
+	_, err := fmt.Fprintf(app.Stdout, "%s %s %d\n", res.Version, res.SHA256, res.Size)
 	return err
 }
 

@@ -28,11 +28,7 @@ func (c *RestoreCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	if c.JSON {
-		return printJSON(app.Stdout, res)
-	}
-	_, err = fmt.Fprintf(app.Stdout, "%s %s %d\n", res.Version, res.SHA256, res.Size)
-	return err
+	return printPut(app, res, c.JSON)
 }
 
 // VersionCmd is `skyfed version` (a subcommand: --version is taken by
