@@ -1,7 +1,6 @@
 package naming
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -50,20 +49,5 @@ func (s *Store) VersionAsOf(name Name, at manifest.Stamp) (*manifest.Manifest, e
 // ListAsOf is List as of point at: the names under prefix that had a
 // live version then, each with that version.
 func (s *Store) ListAsOf(prefix, after string, limit int, at manifest.Stamp) ([]*manifest.Manifest, bool, error) {
-	var out []*manifest.Manifest
-	more, err := s.eachName(prefix, after, func(name Name) (bool, error) {
-		m, err := s.VersionAsOf(name, at)
-		if errors.Is(err, ErrDeleted) || errors.Is(err, ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if len(out) == limit {
-			return true, nil
-		}
-		out = append(out, m)
-		return false, nil
-	})
-	return out, more, err
+	return s.listBy(prefix, after, limit, func(name Name) (*manifest.Manifest, error) { return s.VersionAsOf(name, at) })
 }

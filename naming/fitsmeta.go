@@ -45,24 +45,20 @@ func (s *Store) newScanner() *chunk.FITSScanner {
 }
 
 // withFITSMetaOf returns meta with the fits.* pairs of from, a version
-// of the same bytes, added where meta has no such key.
+// of the same bytes, added (addAbsent).
 func withFITSMetaOf(meta []manifest.Meta, from *manifest.Manifest) []manifest.Meta {
-	out := slices.Clone(meta)
+	var fits []manifest.Meta
 	for _, kv := range from.Meta {
-		if !strings.HasPrefix(kv.Key, FITSMetaPrefix) || len(out) >= maxManifestMeta ||
-			slices.ContainsFunc(out, func(o manifest.Meta) bool { return o.Key == kv.Key }) {
-			continue
+		if strings.HasPrefix(kv.Key, FITSMetaPrefix) {
+			fits = append(fits, kv)
 		}
-		out = append(out, kv)
 	}
-	slices.SortFunc(out, func(a, b manifest.Meta) int { return strings.Compare(a.Key, b.Key) })
-	return out
+	return addAbsent(meta, fits)
 }
 
 // withFITSMeta returns meta with the wanted header keywords scan kept
-// added, as FITSMetaPrefix + the keyword in lower case, keeping a pair
-// the put was given under the same key, and within the pairs a manifest
-// may hold. A damaged header adds nothing (counted).
+// added (addAbsent), as FITSMetaPrefix + the keyword in lower case. A
+// damaged header adds nothing (counted).
 func (s *Store) withFITSMeta(meta []manifest.Meta, scan *chunk.FITSScanner) []manifest.Meta {
 	if scan == nil || len(s.cfg.FITSKeywords) == 0 || scan.Keywords() == nil && !scan.Damaged() {
 		return meta
@@ -71,15 +67,24 @@ func (s *Store) withFITSMeta(meta []manifest.Meta, scan *chunk.FITSScanner) []ma
 		s.fits.skipped.Add(1)
 		return meta
 	}
-	out := slices.Clone(meta)
+	fits := make([]manifest.Meta, 0, len(scan.Keywords()))
 	for _, c := range scan.Keywords() {
-		key := FITSMetaPrefix + strings.ToLower(c.Key)
-		if len(out) >= maxManifestMeta || slices.ContainsFunc(out, func(kv manifest.Meta) bool { return kv.Key == key }) {
-			continue
-		}
-		out = append(out, manifest.Meta{Key: key, Value: c.Value})
+		fits = append(fits, manifest.Meta{Key: FITSMetaPrefix + strings.ToLower(c.Key), Value: c.Value})
 	}
 	s.fits.tagged.Add(1)
-	slices.SortFunc(out, func(a, b manifest.Meta) int { return strings.Compare(a.Key, b.Key) })
-	return out
+	return addAbsent(meta, fits)
+}
+
+// addAbsent returns meta with the pairs of extra whose keys meta lacks
+// (the put's own pairs win), as many as a manifest may hold, merged as
+// mergeMeta does.
+func addAbsent(meta, extra []manifest.Meta) []manifest.Meta {
+	room := maxManifestMeta - len(meta)
+	var add []manifest.Meta
+	for _, kv := range extra {
+		if len(add) < room && !slices.ContainsFunc(meta, func(o manifest.Meta) bool { return o.Key == kv.Key }) {
+			add = append(add, kv)
+		}
+	}
+	return mergeMeta(meta, add)
 }

@@ -72,10 +72,16 @@ func (s *Store) History(name Name) ([]*manifest.Manifest, error) {
 // List returns up to limit live objects (their latest versions) whose
 // names start with prefix and sort after after, and whether more follow.
 func (s *Store) List(prefix, after string, limit int) ([]*manifest.Manifest, bool, error) {
+	return s.listBy(prefix, after, limit, s.Latest)
+}
+
+// listBy lists like List, with each name's version as versionOf gives
+// it; names it answers ErrDeleted or ErrNotFound for are left out.
+func (s *Store) listBy(prefix, after string, limit int, versionOf func(Name) (*manifest.Manifest, error)) ([]*manifest.Manifest, bool, error) {
 	var out []*manifest.Manifest
 	more, err := s.eachName(prefix, after, func(name Name) (bool, error) {
-		m, err := s.Latest(name)
-		if errors.Is(err, ErrDeleted) {
+		m, err := versionOf(name)
+		if errors.Is(err, ErrDeleted) || errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
 		if err != nil {
