@@ -16,25 +16,17 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/naming"
+	"github.com/skyfed/skyfed/site/client"
 )
 
 // maxHashmapBody bounds a hashmap's JSON: about 230,000 chunks (230 GB
 // of 1 MiB chunks).
 const maxHashmapBody = 16 << 20
 
-// hashmapJSON is the body of PUT /o/{name}?hashmap and the answer of
-// GET /o/{name}?hashmap.
-type hashmapJSON struct {
-	ChunkSize   int      `json:"chunk_size"`
-	Size        int64    `json:"size"`
-	SHA256      string   `json:"sha256"`
-	Chunks      []string `json:"chunks"`
-	ContentType string   `json:"content_type,omitempty"`
-}
-
-// parseHashmap decodes a hashmap put's body.
+// parseHashmap decodes a hashmap put's body (client.Hashmap, which is
+// also the answer of GET /o/{name}?hashmap).
 func parseHashmap(b []byte) (naming.Hashmap, string, error) {
-	var j hashmapJSON
+	var j client.Hashmap
 	if err := json.Unmarshal(b, &j); err != nil {
 		return naming.Hashmap{}, "", fmt.Errorf("hashmap: %w", err)
 	}

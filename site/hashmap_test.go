@@ -12,12 +12,13 @@ import (
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/naming"
+	"github.com/skyfed/skyfed/site/client"
 )
 
 // hashmapOf cuts b at size: the JSON of a hashmap put.
-func hashmapOf(b []byte, size int) hashmapJSON {
+func hashmapOf(b []byte, size int) client.Hashmap {
 	sum := sha256.Sum256(b)
-	hm := hashmapJSON{ChunkSize: size, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Chunks: []string{}}
+	hm := client.Hashmap{ChunkSize: size, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Chunks: []string{}}
 	for off := 0; off < len(b); off += size {
 		hm.Chunks = append(hm.Chunks, chunk.Sum(b[off:min(off+size, len(b))]).String())
 	}
@@ -44,7 +45,7 @@ func (s *testSite) sendReq(t *testing.T, req *http.Request) (int, map[string]any
 	return resp.StatusCode, answer
 }
 
-func hashmapBytes(t *testing.T, hm hashmapJSON) []byte {
+func hashmapBytes(t *testing.T, hm client.Hashmap) []byte {
 	t.Helper()
 	b, err := json.Marshal(hm)
 	if err != nil {
@@ -121,15 +122,15 @@ func TestHashmapPut(t *testing.T) {
 		t.Errorf("hashmap of stored chunks: %d %v", code, answer)
 	}
 
-	for what, bad := range map[string]hashmapJSON{
-		"another chunk size": func() hashmapJSON { h := hashmapOf(data, 32<<10); return h }(),
-		"a SHA-256 not the chunks'": func() hashmapJSON {
+	for what, bad := range map[string]client.Hashmap{
+		"another chunk size": func() client.Hashmap { h := hashmapOf(data, 32<<10); return h }(),
+		"a SHA-256 not the chunks'": func() client.Hashmap {
 			h := hm
 			h.SHA256 = strings.Repeat("0", 64)
 			return h
 		}(),
-		"a size the chunks do not hold": func() hashmapJSON { h := hm; h.Size--; return h }(),
-		"too few chunks":                func() hashmapJSON { h := hm; h.Chunks = h.Chunks[1:]; return h }(),
+		"a size the chunks do not hold": func() client.Hashmap { h := hm; h.Size--; return h }(),
+		"too few chunks":                func() client.Hashmap { h := hm; h.Chunks = h.Chunks[1:]; return h }(),
 	} {
 		if code, answer := ts.send(t, http.MethodPut, "/o/gloria.eu/hm/bad.fits?hashmap", hashmapBytes(t, bad)); code != http.StatusBadRequest {
 			t.Errorf("%s: %d %v, want 400", what, code, answer)
@@ -156,7 +157,7 @@ func FuzzParseHashmap(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var j hashmapJSON
+		var j client.Hashmap
 		if json.Unmarshal(b, &j) != nil || len(hm.Chunks) != len(j.Chunks) {
 			t.Fatalf("accepted %q as %d chunks", b, len(hm.Chunks))
 		}

@@ -496,11 +496,9 @@ func (s *Site) serveHashmap(w http.ResponseWriter, r *http.Request, name naming.
 		s.fail(w, r, "hashmap", err)
 		return
 	}
-	ids := make([]string, len(m.Chunks))
+	hm := client.Hashmap{ChunkSize: int(m.ChunkSize), Size: m.Size, SHA256: hex.EncodeToString(m.SHA256[:]), Chunks: make([]string, len(m.Chunks))}
 	for i, id := range m.Chunks {
-		ids[i] = id.String()
+		hm.Chunks[i] = id.String()
 	}
-	s.ok(w, "hashmap", http.StatusOK, map[string]any{
-		"chunk_size": m.ChunkSize, "size": m.Size, "sha256": hex.EncodeToString(m.SHA256[:]), "chunks": ids,
-	})
+	s.ok(w, "hashmap", http.StatusOK, hm)
 }

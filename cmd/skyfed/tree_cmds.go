@@ -29,11 +29,15 @@ import (
 	"github.com/skyfed/skyfed/site/client"
 )
 
-// treePrefix is prefix as the parent of a tree's names: it ends in "/",
-// so that gloria.eu/night-1 does not take in gloria.eu/night-10/....
-func treePrefix(prefix string) (string, error) {
+// treePrefix checks a tree command's arguments and returns prefix as the
+// parent of the tree's names: it ends in "/", so that gloria.eu/night-1
+// does not take in gloria.eu/night-10/....
+func treePrefix(prefix string, jobs int) (string, error) {
 	if prefix == "" || prefix == "/" || strings.HasPrefix(prefix, "/") {
 		return "", &ExitError{Code: exitUsage, Err: fmt.Errorf("-r needs a name prefix, domain first (gloria.eu/bootes-2/), got %q", prefix)}
+	}
+	if jobs < 1 {
+		return "", &ExitError{Code: exitUsage, Err: fmt.Errorf("--jobs must be at least 1, got %d", jobs)}
 	}
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
@@ -121,22 +125,12 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func checkJobs(jobs int) error {
-	if jobs < 1 {
-		return &ExitError{Code: exitUsage, Err: fmt.Errorf("--jobs must be at least 1, got %d", jobs)}
-	}
-	return nil
-}
-
 // putTree puts every regular file under dir as prefix + its path
 // relative to dir, --jobs at once; a file whose name already holds its
 // bytes (same SHA-256) is not sent again.
 func (c *PutCmd) putTree(app *App) error {
-	prefix, err := treePrefix(c.Name)
+	prefix, err := treePrefix(c.Name, c.Jobs)
 	if err != nil {
-		return err
-	}
-	if err := checkJobs(c.Jobs); err != nil {
 		return err
 	}
 	if c.File == "-" || c.JSON {
@@ -239,11 +233,8 @@ func (c *PutCmd) putOne(ctx context.Context, cl *client.Client, run *treeRun, na
 // after the prefix: only files missing or different there, each
 // verified and renamed into place whole.
 func (c *GetCmd) getTree(app *App) error {
-	prefix, err := treePrefix(c.Name)
+	prefix, err := treePrefix(c.Name, c.Jobs)
 	if err != nil {
-		return err
-	}
-	if err := checkJobs(c.Jobs); err != nil {
 		return err
 	}
 	if c.Dir == "" || c.Output != "" || c.Version != "" || c.SHA256 != "" {
@@ -309,11 +300,8 @@ func getOne(ctx context.Context, cl *client.Client, run *treeRun, e client.ListE
 
 // rmTree deletes every name under the prefix, after asking unless --yes.
 func (c *RmCmd) rmTree(app *App) error {
-	prefix, err := treePrefix(c.Name)
+	prefix, err := treePrefix(c.Name, c.Jobs)
 	if err != nil {
-		return err
-	}
-	if err := checkJobs(c.Jobs); err != nil {
 		return err
 	}
 	cl := c.Conn.client()
