@@ -207,14 +207,15 @@ func (n *Node) onHello(m *nats.Msg) {
 	n.mu.Lock()
 	cur := n.links[id]
 	n.mu.Unlock()
-	if cur != nil && cur.currentState() == linkUp {
+	if cur != nil && cur.currentState() == linkUp && modeOf(h) == cur.mode && h.MaxRate == cur.lim.Rate() {
 		// A hello for a link that is up is either one the dialer sent
 		// before it read the hello-ack that brought the link up (hellos
 		// have their own subject, so one can be read after the proof
 		// that followed it) or a dialer starting a new session. Only
 		// the second proves this answer's nonce; until it does, the
 		// link stays as it is: replaced at once, it would wait for a
-		// proof the dialer, up already, never sends.
+		// proof the dialer, up already, never sends. (A hello asking
+		// another mode or rate is no stale one: it replaces the link.)
 		nonce := n.issueNonce(peer)
 		cur.mu.Lock()
 		// The dialer re-sends its hello while unanswered: it may prove
@@ -229,7 +230,7 @@ func (n *Node) onHello(m *nats.Msg) {
 		cur.sendSmall(wire.LaneControl, n.helloAck(cur, h, nonce), 0)
 		return
 	}
-	l := n.acceptLink(peer, key, h, nil)
+	l := n.acceptLink(peer, key, h)
 	if l == nil {
 		return
 	}
@@ -239,8 +240,8 @@ func (n *Node) onHello(m *nats.Msg) {
 }
 
 // pendingHello is a hello answered on a link that was up when it came:
-// the link is replaced by one made from it only once the dialer proves
-// the answer's nonce.
+// the link starts a new session only once the dialer proves the
+// answer's nonce (onRehelloProof).
 type pendingHello struct {
 	hello *wire.Hello
 	nonce [32]byte
@@ -255,19 +256,12 @@ func modeOf(h *wire.Hello) engine.Mode {
 }
 
 // acceptLink replaces the accepted link from peer, if any, by a new one
-// made from hello h and starts it; nil if it cannot subscribe, or if
-// only is set and the link is no longer only.
-func (n *Node) acceptLink(peer string, key manifest.PublicKey, h *wire.Hello, only *Link) *Link {
+// made from hello h and starts it; nil if it cannot subscribe.
+func (n *Node) acceptLink(peer string, key manifest.PublicKey, h *wire.Hello) *Link {
 	mode := modeOf(h)
 	id := engine.LinkID{Peer: peer, Dir: engine.DirIn}
-	n.acceptMu.Lock()
-	defer n.acceptMu.Unlock()
 	n.mu.Lock()
 	old := n.links[id]
-	if only != nil && old != only {
-		n.mu.Unlock()
-		return nil
-	}
 	delete(n.links, id)
 	n.mu.Unlock()
 	if old != nil {
@@ -353,8 +347,8 @@ func (n *Node) onHandshake(l *Link, msg *wire.Message) {
 }
 
 // onRehelloProof starts a new session on accepted link l, up, when the
-// dialer proves the nonce of the hello-ack to the hello that came while
-// it was up: the dialer started a new session.
+// dialer proves the nonce of the hello-ack to a hello that came while it
+// was up: the dialer started a new session.
 func (n *Node) onRehelloProof(l *Link, proof *wire.Hello) {
 	l.mu.Lock()
 	pending := slices.Clone(l.rehellos)
@@ -372,33 +366,17 @@ func (n *Node) onRehelloProof(l *Link, proof *wire.Hello) {
 	l.mu.Lock()
 	l.rehellos = nil
 	l.mu.Unlock()
-	if modeOf(p.hello) == l.mode && p.hello.MaxRate == l.lim.Rate() {
-		// The new session starts on this link, here and now, so that the
-		// offers the dialer sends right after its proof (on this lane,
-		// read after it) meet the new session: the engine sees the link
-		// go down and up, the window and what was queued start afresh.
-		l.setPeerCaps(p.hello.Caps)
-		if p.hello.Clock != 0 {
-			l.measureClock(p.hello.Clock, 0)
-		}
-		l.setState(linkDown)
-		l.setState(linkUp)
-		return
+	// The new session starts on this link, here and now, so that the
+	// offers the dialer sends right after its proof (on this lane, read
+	// after it) meet the new session: the engine sees the link go down
+	// and up, the window and what was queued start afresh. onHello made
+	// sure the hello asks this link's mode and rate.
+	l.setPeerCaps(p.hello.Caps)
+	if p.hello.Clock != 0 {
+		l.measureClock(p.hello.Clock, 0)
 	}
-	// Another mode or rate: a new link. Replacing l stops it, which
-	// waits for its callbacks: this one too.
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.helloMu.RLock()
-		defer n.helloMu.RUnlock()
-		if n.closed {
-			return
-		}
-		if nl := n.acceptLink(l.id.Peer, key, p.hello, l); nl != nil {
-			nl.setState(linkUp)
-		}
-	}()
+	l.setState(linkDown)
+	l.setState(linkUp)
 }
 
 // maxNonces is how many recent hellos a side accepts answers to: hellos

@@ -91,12 +91,9 @@ type Node struct {
 	local   *nats.Conn
 	hello   *nats.Subscription
 	helloMu sync.RWMutex // held (read) by the hello callback; Close waits for it
-	// acceptMu makes replacing an accepted link one step: a hello's and
-	// a new session's proof (handshake.go) may come together.
-	acceptMu sync.Mutex
-	closed   bool
-	events   chan engine.Event
-	wg       sync.WaitGroup
+	closed  bool
+	events  chan engine.Event
+	wg      sync.WaitGroup
 
 	engMu sync.Mutex // the engine is single-threaded: the loop steps it, status reads it
 	eng   *engine.Engine
