@@ -44,6 +44,29 @@ func (s *Store) newScanner() *chunk.FITSScanner {
 	return scan
 }
 
+// scanning returns what feeds a read's chunks, in order, to scan and
+// notes their layouts (nil when scan is).
+func (s *Store) scanning(scan *chunk.FITSScanner) func(int, chunk.ID, []byte) error {
+	if scan == nil {
+		return nil
+	}
+	return func(_ int, id chunk.ID, raw []byte) error {
+		s.scanChunk(scan, id, raw)
+		return nil
+	}
+}
+
+// scanChunk feeds the object's next chunk to scan (nil: nothing) and
+// notes its layout for the compressor.
+func (s *Store) scanChunk(scan *chunk.FITSScanner, id chunk.ID, raw []byte) {
+	if scan == nil {
+		return
+	}
+	if l := scan.Next(raw); l.Known() && s.cfg.Layouts != nil {
+		s.cfg.Layouts.NoteLayout(id, l)
+	}
+}
+
 // withFITSMetaOf returns meta with the fits.* pairs of from, a version
 // of the same bytes, added (addAbsent).
 func withFITSMetaOf(meta []manifest.Meta, from *manifest.Manifest) []manifest.Meta {

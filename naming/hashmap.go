@@ -147,16 +147,7 @@ func (s *Store) provenBy(hm Hashmap) *manifest.Manifest {
 func (s *Store) checkHashmap(ctx context.Context, name Name, hm Hashmap, scan *chunk.FITSScanner) error {
 	size := int64(s.cfg.ChunkSize)
 	sha := sha256.New()
-	var buf []byte
-	for i, id := range hm.Chunks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		raw, err := s.chunks.Get(id, buf)
-		if err != nil {
-			return err
-		}
-		buf = raw
+	_, err := s.hashInto(ctx, hm.Chunks, sha, func(i int, id chunk.ID, raw []byte) error {
 		want := size
 		if i == len(hm.Chunks)-1 {
 			want = hm.Size - int64(i)*size
@@ -164,12 +155,11 @@ func (s *Store) checkHashmap(ctx context.Context, name Name, hm Hashmap, scan *c
 		if int64(len(raw)) != want {
 			return fmt.Errorf("hashmap of %s: chunk %d holds %d bytes, not %d: %w", name, i, len(raw), want, ErrBadHashmap)
 		}
-		sha.Write(raw)
-		if scan != nil {
-			if l := scan.Next(raw); l.Known() && s.cfg.Layouts != nil {
-				s.cfg.Layouts.NoteLayout(id, l)
-			}
-		}
+		s.scanChunk(scan, id, raw)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var sum [32]byte
 	sha.Sum(sum[:0])

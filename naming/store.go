@@ -351,11 +351,7 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 			if _, err := b.Add(id, raw); err != nil {
 				return err
 			}
-			if scan != nil {
-				if l := scan.Next(raw); l.Known() && s.cfg.Layouts != nil {
-					s.cfg.Layouts.NoteLayout(id, l)
-				}
-			}
+			s.scanChunk(scan, id, raw)
 			m.Chunks = append(m.Chunks, id)
 			m.Size += int64(len(raw))
 			unflushed += len(raw)

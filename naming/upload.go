@@ -325,7 +325,7 @@ func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upl
 	if !ok {
 		sha := sha256.New()
 		scan = s.newScanner()
-		total, err := s.hashInto(ctx, m.Chunks, sha, scan)
+		total, err := s.hashInto(ctx, m.Chunks, sha, s.scanning(scan))
 		if err != nil {
 			return nil, err
 		}
@@ -346,9 +346,9 @@ func (s *Store) completeAligned(ctx context.Context, id string, name Name, u Upl
 
 // hashInto reads chunks in order and writes their bytes to h on a
 // goroutine of its own, so that reading (which verifies each chunk) and
-// hashing overlap; scan, if set, reads them too (FITS headers and
-// layouts, as a put's scanner does). It returns how many bytes it hashed.
-func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, h hash.Hash, scan *chunk.FITSScanner) (int64, error) {
+// hashing overlap; each, if set, sees every chunk first (its error stops
+// the read). It returns how many bytes it hashed.
+func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, h hash.Hash, each func(i int, id chunk.ID, raw []byte) error) (int64, error) {
 	const slots = 4
 	var bufs [slots][]byte
 	var busy [slots]sync.WaitGroup
@@ -379,9 +379,9 @@ func (s *Store) hashInto(ctx context.Context, ids []chunk.ID, h hash.Hash, scan 
 			}
 			bufs[slot] = raw
 			total += int64(len(raw))
-			if scan != nil {
-				if l := scan.Next(raw); l.Known() && s.cfg.Layouts != nil {
-					s.cfg.Layouts.NoteLayout(id, l)
+			if each != nil {
+				if err := each(i, id, raw); err != nil {
+					return err
 				}
 			}
 			busy[slot].Add(1)

@@ -113,7 +113,7 @@ func (s *Store) hashStored(ctx context.Context, id string, rh *runningHash) {
 		}
 		p, err := decodePart(v)
 		if err == nil {
-			_, err = s.hashInto(ctx, p.Chunks, rh.sha, rh.scan)
+			_, err = s.hashInto(ctx, p.Chunks, rh.sha, s.scanning(rh.scan))
 		}
 		if err != nil {
 			rh.broken = true // half a part hashed, or not readable
