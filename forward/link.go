@@ -206,9 +206,10 @@ func (l *Link) setStateWhy(s linkState, reason string, err error) {
 	case s == linkUp:
 		l.lastHeard.Store(now.UnixNano())
 		l.mu.Lock()
-		canRecon, canSpace := l.health.peerCaps&wire.CapRecon != 0, l.health.peerCaps&wire.CapSpace != 0
+		caps := l.health.peerCaps
 		l.mu.Unlock()
-		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode, Recon: canRecon, Space: canSpace})
+		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode,
+			Recon: caps&wire.CapRecon != 0, Space: caps&wire.CapSpace != 0, Held: caps&wire.CapHeld != 0})
 	case old == linkUp:
 		for _, q := range l.ships {
 			if q != nil {

@@ -233,6 +233,11 @@ func (st storage) Lookup(kind wire.QueryKind, key [32]byte) ([][]byte, error) {
 		if m, err = st.s.Objects.Manifest(key); err == nil {
 			ms = append(ms, m)
 		}
+	case wire.QueryHeld:
+		var m *manifest.Manifest
+		if m, err = st.held(key); err == nil && m != nil {
+			ms = append(ms, m)
+		}
 	}
 	if errors.Is(err, naming.ErrNotFound) {
 		err = nil
@@ -242,6 +247,17 @@ func (st storage) Lookup(kind wire.QueryKind, key [32]byte) ([][]byte, error) {
 		out[i] = m.Encode()
 	}
 	return out, err
+}
+
+// held returns manifest id if it is stored here and none of its chunks
+// is still expected (a version is durable only with all of them); nil if
+// not.
+func (st storage) held(id chunk.ID) (*manifest.Manifest, error) {
+	incomplete, err := st.s.Objects.IsIncomplete(id)
+	if err != nil || incomplete {
+		return nil, err
+	}
+	return st.s.Objects.Manifest(id)
 }
 
 func (st storage) ManifestChunks(id chunk.ID) ([]chunk.ID, error) {

@@ -289,6 +289,9 @@ func (s *Store) stageRemove(pb *pebble.Batch, h Hash, id chunk.ID, m *manifest.M
 	if err := pb.Set(collectedKey(id), nil, nil); err != nil {
 		return err
 	}
+	if err := unstageFind(pb, m, id); err != nil {
+		return err
+	}
 	v, ok, err := getValue(s.db, incompleteKey(id))
 	if err != nil || !ok {
 		return err

@@ -95,7 +95,7 @@ func stageVersion(pb *pebble.Batch, m *manifest.Manifest, enc []byte) error {
 			return fmt.Errorf("stage version of %s: %w", m.Name, err)
 		}
 	}
-	return nil
+	return stageFind(pb, m, id)
 }
 
 // getValue copies the value at key, or returns nil, false.

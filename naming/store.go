@@ -103,6 +103,7 @@ type Store struct {
 
 	hashes *uploadHashes // in-order hashes of multipart uploads (upload_hash.go)
 	fits   fitsCounts    // puts of FITS objects (fitsmeta.go)
+	bufs   chunkBuffers  // chunk buffers of puts (stageChunks)
 }
 
 // PutOptions are the optional fields of a new version.
@@ -147,6 +148,9 @@ func Open(db *pebble.DB, chunks *chunk.Store, cfg Config) (*Store, error) {
 	s.collected.Store(n)
 	if err := s.openIncomplete(); err != nil {
 		return nil, fmt.Errorf("load incomplete versions: %w", err)
+	}
+	if err := s.openFind(); err != nil {
+		return nil, fmt.Errorf("index header values for find: %w", err)
 	}
 	return s, nil
 }
@@ -252,6 +256,18 @@ func (s *Store) Copy(ctx context.Context, src *manifest.Manifest, name Name, opt
 // putBuffers is how many chunk buffers one put cycles through.
 const putBuffers = 3
 
+// chunkBuffers pools the chunk-sized buffers of puts.
+type chunkBuffers struct{ pool sync.Pool }
+
+func (c *chunkBuffers) get(size int) []byte {
+	if b, ok := c.pool.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:size]
+	}
+	return make([]byte, size)
+}
+
+func (c *chunkBuffers) put(b []byte) { c.pool.Put(&b) }
+
 // A put flushes its chunks to the index and the arrival log once
 // putFlushBytes are waiting, so links ship a large object's chunks while
 // the rest is still arriving; each flush costs a pack fsync, so after
@@ -316,9 +332,26 @@ func (a *localArrival) done() {
 // and pack writes of this one, so a put uses two cores; at most
 // putBuffers chunks are in memory.
 func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Batch, m *manifest.Manifest, scan *chunk.FITSScanner) ([32]byte, error) {
+	// Buffers come from the store's pool as the object needs them: a
+	// small object takes one, not putBuffers chunk-sized allocations.
 	free := make(chan []byte, putBuffers)
-	for range putBuffers {
-		free <- make([]byte, sp.Size())
+	var owned [][]byte
+	defer func() {
+		for _, buf := range owned {
+			s.bufs.put(buf)
+		}
+	}()
+	take := func() []byte {
+		select {
+		case buf := <-free:
+			return buf
+		default:
+		}
+		if len(owned) < putBuffers {
+			owned = append(owned, s.bufs.get(sp.Size()))
+			return owned[len(owned)-1]
+		}
+		return <-free
 	}
 	toHash := make(chan []byte, putBuffers)
 	var sum [32]byte
@@ -337,7 +370,7 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 	err := func() error {
 		defer close(toHash)
 		for {
-			raw, err := sp.NextInto(<-free)
+			raw, err := sp.NextInto(take())
 			if err == io.EOF {
 				return nil
 			}

@@ -614,6 +614,24 @@ func (a *accessState) list(p principal, authErr *denial, prefix string) (keep fu
 	return nil, scopeDenial(p, "read", "names starting with "+strconv.Quote(prefix))
 }
 
+// find decides GET /find and returns which names to answer: nil for
+// all, else those the token may read and the public ones.
+func (a *accessState) find(p principal, authErr *denial) (keep func(string) bool, d *denial) {
+	switch {
+	case authErr != nil:
+		return nil, authErr
+	case p.all():
+		return nil, nil
+	case p.tok != nil && p.tok.reader():
+		return func(n string) bool { return p.tok.MayRead(n) || a.public(n) }, nil
+	case len(a.cfg.Public) > 0:
+		return a.public, nil
+	case !p.authenticated():
+		return nil, noToken("finding objects")
+	}
+	return nil, scopeDenial(p, "read", "")
+}
+
 // lookup decides, before a lookup by SHA-256 resolves the name, whether
 // any name could be readable at all.
 func (a *accessState) lookup(p principal, authErr *denial) *denial {

@@ -27,6 +27,7 @@ type accessFixture struct {
 	share, shareExpired, shareOther, shareRevd string
 	cookie                                     string
 	chunkID, sum                               string
+	manifest                                   string // accObj's
 }
 
 const (
@@ -76,6 +77,11 @@ func newAccessFixture(t *testing.T) *accessFixture {
 		resp, body := ts.do(t, "PUT", "/o/"+o, bytes.NewReader(seeded(uint64(7+i), 1000)), "Authorization", "Bearer "+f.legacy)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("PUT %s: %d %s", o, resp.StatusCode, body)
+		}
+		if o == accObj {
+			f.manifest = decode[struct {
+				Manifest string `json:"manifest"`
+			}](t, body).Manifest
 		}
 	}
 	_, body := ts.do(t, "GET", "/o/"+accObj+"?hashmap", nil, "Authorization", "Bearer "+f.legacy)
@@ -209,6 +215,7 @@ func TestAccessRoutes(t *testing.T) {
 		{"GET", "/ls?prefix=gloria.eu/bootes-2/", []int{401, 200, 403, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
 		{"GET", "/c/" + f.chunkID, []int{401, 200, 403, 200, 200, 200, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
 		{"GET", "/sha256/" + f.sum, []int{401, 200, 403, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
+		{"GET", "/api/held/" + f.manifest, []int{401, 200, 403, 200, 403, 200, 401, 401, 401, 401, 401, 401, 401, 401, 401}},
 		{"GET", "/api/status", viewer},
 		{"GET", "/metrics", viewer},
 		{"GET", "/api/arrivals", viewer},

@@ -28,12 +28,14 @@ import (
 func (s *Site) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ls", s.serveList)
+	mux.HandleFunc("GET /find", s.serveFind)
 	mux.HandleFunc("GET /c/{id}", s.serveChunk)
 	mux.HandleFunc("PUT /c/{id}", s.servePutChunk)
 	mux.HandleFunc("GET /sha256/{hex}", s.serveBySHA256)
 	mux.HandleFunc("GET /api/status", s.serveStatus)
 	mux.HandleFunc("GET /api/diff/{peer}", s.serveDiff)
 	mux.HandleFunc("POST /api/resync/{peer}", s.serveResync)
+	mux.HandleFunc("GET /api/held/{manifest}", s.serveHeld)
 	s.registerHealing(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
 	s.registerDashboard(mux)
@@ -95,7 +97,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestTimeout, "the upload stalled; the site drops a body idle longer than http_body_idle_timeout in its " + ConfigFile
 	case errors.As(err, &be):
 		return http.StatusBadRequest, "the request body ended early or was malformed (shorter than its Content-Length, or truncated chunked encoding); nothing was stored, send it again"
-	case errors.Is(err, naming.ErrBadHashmap), errors.Is(err, ErrRestoreDeleted):
+	case errors.Is(err, naming.ErrBadHashmap), errors.Is(err, ErrRestoreDeleted), errors.Is(err, naming.ErrBadQuery):
 		return http.StatusBadRequest, ""
 	case errors.Is(err, naming.ErrBadName):
 		return http.StatusBadRequest, "names are domain/path: UTF-8, at most 1024 bytes, no empty, . or .. segments"
@@ -276,7 +278,7 @@ func (s *Site) servePut(w http.ResponseWriter, r *http.Request, name naming.Name
 // answerPut answers a put of m with its JSON, once want sites hold it
 // (504 after timeout).
 func (s *Site) answerPut(w http.ResponseWriter, r *http.Request, m *manifest.Manifest, want int, timeout time.Duration) {
-	answer := client.PutResult{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks)}
+	answer := client.PutResult{Name: m.Name, Version: m.Version(), SHA256: hex.EncodeToString(m.SHA256[:]), Size: m.Size, Chunks: len(m.Chunks), Manifest: m.ID().String()}
 	if got, err := s.waitSites(r.Context(), m, want, timeout); err != nil {
 		s.metrics.requests.WithLabelValues("put", "504").Inc()
 		writeJSON(w, http.StatusGatewayTimeout, map[string]any{
@@ -452,6 +454,8 @@ type versionEntry struct {
 	SHA256  string `json:"sha256"`
 	Deleted bool   `json:"deleted"`
 	Expires string `json:"expires"`
+	// Manifest is the version's manifest ID (GET /api/held takes it).
+	Manifest string `json:"manifest"`
 }
 
 func (s *Site) serveVersions(w http.ResponseWriter, r *http.Request, name naming.Name) {
@@ -478,7 +482,7 @@ func (s *Site) serveVersions(w http.ResponseWriter, r *http.Request, name naming
 	}{Name: name.String(), Latest: hist[0].Version(), Versions: []versionEntry{}}
 	now := s.now()
 	for _, m := range hist {
-		e := versionEntry{Version: m.Version(), Origin: m.Stamp.Origin, Size: m.Size, Deleted: m.Deleted(now)}
+		e := versionEntry{Version: m.Version(), Origin: m.Stamp.Origin, Size: m.Size, Deleted: m.Deleted(now), Manifest: m.ID().String()}
 		if !m.Tombstone {
 			e.SHA256 = hex.EncodeToString(m.SHA256[:])
 		}

@@ -25,6 +25,7 @@ type metrics struct {
 	// Hashmap puts (hashmap.go): versions made from a chunk list, and
 	// chunks sent for them that were new here.
 	hashmapPuts, hashmapChunks prometheus.Counter
+	findSeconds                prometheus.Histogram // GET /find (find.go)
 }
 
 func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
@@ -80,7 +81,11 @@ func newMetrics(reg prometheus.Registerer, s *Site) *metrics {
 	m.hashmapChunks = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "skyfed_hashmap_chunks_total", Help: "Chunks sent with PUT /c/{id} that were new here (their bytes count in skyfed_ingest_bytes_total).",
 	})
-	reg.MustRegister(m.hashmapPuts, m.hashmapChunks)
+	m.findSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "skyfed_find_duration_seconds", Help: "Time to answer one page of GET /find (header value queries).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+	})
+	reg.MustRegister(m.hashmapPuts, m.hashmapChunks, m.findSeconds)
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "skyfed_fits_headers_total", Help: "Puts of FITS objects whose header keywords (fits_keywords) went into the manifest as fits.* meta.",

@@ -62,8 +62,9 @@ type Site struct {
 	objects *naming.Store
 	metrics *metrics
 
-	space    *space        // free space against disk_reserve (space.go)
-	pebbleEv *pebbleEvents // Pebble's errors, logged once per kind a minute
+	heldAsked heldAsked     // when each manifest was last asked about across the federation (held.go)
+	space     *space        // free space against disk_reserve (space.go)
+	pebbleEv  *pebbleEvents // Pebble's errors, logged once per kind a minute
 
 	arrivals *forward.Log
 	stores   *forward.Stores
@@ -151,9 +152,17 @@ func Open(dir string, opts Options) (*Site, error) {
 	return s, nil
 }
 
+// IndexCacheSize is the block cache of a site's Pebble index: manifests,
+// the version and find indexes and the chunk index are read through it
+// (Pebble's default, 8 MiB, makes a find over a million versions read
+// most blocks from the OS again).
+const IndexCacheSize = 128 << 20
+
 func (s *Site) openStores(cfg Config) error {
 	events := s.pebbleEv.listener()
-	db, err := pebble.Open(filepath.Join(s.dir, "index"), &pebble.Options{Logger: quietPebble{s.pebbleEv}, EventListener: &events})
+	cache := pebble.NewCache(IndexCacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	db, err := pebble.Open(filepath.Join(s.dir, "index"), &pebble.Options{Logger: quietPebble{s.pebbleEv}, EventListener: &events, Cache: cache})
 	if err != nil {
 		return fmt.Errorf("open index in %s: %w", s.dir, err)
 	}

@@ -20,6 +20,7 @@ type BenchCmd struct {
 	Chaos     BenchChaosCmd     `cmd:"" help:"Run seeded chaos schedules of real site processes (kills, hangs, cuts, blackholes, latency, squeezes, trust and link changes, skewed clocks, a lying peer) and check every acknowledged operation at every site."`
 	Codec     BenchCodecCmd     `cmd:"" help:"Measure the chunk codec on the FITS files of a directory, as the put path codes them (FITS layout per chunk), against fpack's best lossless mode and zstd -19 in the same run: bytes per file and in total for integer and float images, compress and decompress MB/s per core."`
 	S3        BenchS3Cmd        `cmd:"" name:"s3" help:"Put one large object through a site's S3 API (AWS SDK for Go v2, multipart) and read it back in ranges: MB/s both ways and the site's peak RSS against its idle RSS."`
+	Find      BenchFindCmd      `cmd:"" help:"Measure find over 1M versions with FITS header values: p50 and p99 of selective queries (keyword, date range, cone, combined) against a scan of every manifest."`
 	WAN       BenchWANCmd       `cmd:"" name:"wan" help:"Measure links shaped to a WAN by the lab proxy: a line of site processes at 100 Mbit/s and 100 ms round trip per link against plain TCP through the same proxy and the pipelined bound, and a 1 Mbit/s, 600 ms satellite link that must carry names first."`
 }
 

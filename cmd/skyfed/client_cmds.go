@@ -356,22 +356,32 @@ func (c *LsCmd) Run(app *App) error {
 	}
 	cl := c.Conn.client()
 	defer cl.CloseIdleConnections()
+	return printPages(app, "ls", c.Limit, func(after string, want int) ([]client.ListEntry, string, error) {
+		page, err := c.page(app.Ctx, cl, after, want)
+		return page.Objects, page.Next, err
+	}, c.print)
+}
+
+// printPages prints the items of fetch's pages in turn (fetch is asked
+// for at most want, 0 for the site's default) until the last page or
+// limit items (0: all), flushing after each page.
+func printPages[T any](app *App, op string, limit int, fetch func(after string, want int) ([]T, string, error), print func(io.Writer, T) error) error {
 	out := bufio.NewWriter(app.Stdout)
 	after, n := "", 0
 	for {
 		want := 0
-		if c.Limit > 0 {
-			want = c.Limit - n
+		if limit > 0 {
+			want = limit - n
 		}
-		page, err := c.page(app.Ctx, cl, after, want)
+		items, next, err := fetch(after, want)
 		if err != nil {
 			return err
 		}
-		for _, o := range page.Objects {
-			if c.Limit > 0 && n >= c.Limit {
+		for _, it := range items {
+			if limit > 0 && n >= limit {
 				break
 			}
-			if err := c.print(out, o); err != nil {
+			if err := print(out, it); err != nil {
 				return err
 			}
 			n++
@@ -379,13 +389,13 @@ func (c *LsCmd) Run(app *App) error {
 		if err := out.Flush(); err != nil {
 			return err
 		}
-		if page.Next == "" || (c.Limit > 0 && n >= c.Limit) {
+		if next == "" || (limit > 0 && n >= limit) {
 			return nil
 		}
-		if page.Next == after {
-			return fmt.Errorf("ls: the site sent the same page cursor %q twice", after)
+		if next == after {
+			return fmt.Errorf("%s: the site sent the same page cursor %q twice", op, after)
 		}
-		after = page.Next
+		after = next
 	}
 }
 

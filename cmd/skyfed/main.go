@@ -55,6 +55,8 @@ type cli struct {
 	Ls       LsCmd       `cmd:"" help:"List objects by name prefix."`
 	Rm       RmCmd       `cmd:"" help:"Delete an object (writes a tombstone version)."`
 	Restore  RestoreCmd  `cmd:"" help:"Make an earlier version of NAME the latest again, without moving data."`
+	Find     FindCmd     `cmd:"" help:"Find objects by their FITS header values (OBJECT, DATE-OBS, FILTER, RA/DEC cone …)."`
+	Watch    WatchCmd    `cmd:"" help:"Put every new or changed file under a directory, once, as it is written (a telescope's incoming dir)."`
 	Version  VersionCmd  `cmd:"" help:"Print this build of skyfed (and, with --site, the site's)."`
 	Stat     StatCmd     `cmd:"" help:"Show a site's status and its links."`
 	Diff     DiffCmd     `cmd:"" help:"Reconcile this site with a linked peer now and say what either lacks (exit 5 when they differ)."`

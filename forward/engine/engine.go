@@ -83,6 +83,7 @@ type link struct {
 	repaired map[chunk.ID]struct{}
 	recv     receiver
 	recon    bool // the peer reconciles
+	held     bool // the peer takes held queries
 	space    spaceState
 }
 
@@ -112,6 +113,7 @@ func (e *Engine) Step(ev Event) {
 		all = true
 	case LinkUp:
 		e.linkUp(ev.Link, ev.Mode, ev.Recon)
+		e.links[ev.Link].held = ev.Held
 		e.spaceLinkUp(ev.Link, ev.Space)
 		one = ev.Link
 	case LinkDown:

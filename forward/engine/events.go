@@ -29,6 +29,9 @@ type LinkUp struct {
 	// Space says the peer takes MsgSpace (wire.CapSpace): it is told
 	// when this site's disk is full and when it has room again.
 	Space bool
+	// Held says the peer takes wire.QueryHeld (wire.CapHeld): held
+	// queries go to it and are passed on to it.
+	Held bool
 }
 
 // LinkDown: a link's connection ended or its peer fell silent; what was

@@ -127,16 +127,27 @@ func (e *Engine) newQueryID() [16]byte {
 	return id
 }
 
-// flood sends q over every link that is up but skip; it returns how many.
+// flood sends q over every link that is up but skip and takes q's kind;
+// it returns how many.
 func (e *Engine) flood(q *wire.Query, skip LinkID) int {
 	n := 0
-	for _, id := range e.Up() {
-		if id != skip {
-			e.send(id, wire.LaneLookup, &wire.Message{Type: wire.MsgQuery, Query: q})
-			n++
-		}
+	for _, id := range e.queryLinks(q.Kind, skip) {
+		e.send(id, wire.LaneLookup, &wire.Message{Type: wire.MsgQuery, Query: q})
+		n++
 	}
 	return n
+}
+
+// queryLinks returns the links that are up but skip whose peer takes
+// queries of kind (held queries only go to peers that announced them).
+func (e *Engine) queryLinks(kind wire.QueryKind, skip LinkID) []LinkID {
+	var out []LinkID
+	for _, id := range e.Up() {
+		if id != skip && (kind != wire.QueryHeld || e.links[id].held) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (e *Engine) ask(ev Ask) {
@@ -230,17 +241,18 @@ func (e *Engine) onQuery(l *link, q *wire.Query) {
 	reply := e.answerQuery(q)
 	var next []LinkID
 	if !(reply.Found && (q.Kind == wire.QueryFetchChunk || q.Kind == wire.QueryFetchManifest)) && q.Hops > 1 {
-		for _, id := range e.Up() {
-			if id != l.id {
-				next = append(next, id)
-			}
-		}
+		next = e.queryLinks(q.Kind, l.id)
 		reply.Fanout = uint16(len(next))
 	}
 	// The reply goes first: every reply of the sites further on comes
 	// back through this site on the same lane, after the one that
 	// announced them, so the asker's count never runs ahead.
 	e.send(l.id, wire.LaneLookup, &wire.Message{Type: wire.MsgReply, Reply: reply})
+	if q.Kind == wire.QueryHeld && reply.Found && q.Origin != e.cfg.Site {
+		// The reply is the neighbour's word; the count that frees a
+		// telescope's buffer takes only signed confirmations.
+		e.confirm(q.Key)
+	}
 	fwd := &wire.Query{ID: q.ID, Hops: q.Hops - 1, Kind: q.Kind, Key: q.Key, Origin: q.Origin}
 	for _, id := range next {
 		e.send(id, wire.LaneLookup, &wire.Message{Type: wire.MsgQuery, Query: fwd})
@@ -258,6 +270,10 @@ func (e *Engine) answerQuery(q *wire.Query) *wire.Reply {
 	ms, err := e.st.Lookup(q.Kind, q.Key)
 	if err != nil {
 		e.note(false, Local, fmt.Sprintf("answer query kind %d", q.Kind), chunk.ID{}, err)
+	}
+	if q.Kind == wire.QueryHeld {
+		r.Found = len(ms) > 0 // the asker knows the manifest: only whether it is held here
+		return r
 	}
 	size := 0
 	for _, enc := range ms {
@@ -654,6 +670,8 @@ func kindName(k wire.QueryKind) string {
 		return "fetch manifest"
 	case wire.QueryPull:
 		return "pull"
+	case wire.QueryHeld:
+		return "held"
 	}
 	return "confirm"
 }

@@ -234,6 +234,8 @@ type Storage interface {
 	Cursor(k Kind, link LinkID) (uint64, error)
 	// Lookup answers a lookup query (latest, versions, content, fetch
 	// manifest) from what this site holds: canonical manifest encodings.
+	// For a held query it returns the manifest only if this site holds
+	// it with every one of its chunks, durably.
 	Lookup(kind wire.QueryKind, key [32]byte) ([][]byte, error)
 	// ManifestChunks returns the chunk IDs of a stored manifest.
 	ManifestChunks(id chunk.ID) ([]chunk.ID, error)

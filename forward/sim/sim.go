@@ -70,6 +70,9 @@ type Result struct {
 // ErrInvariant marks a broken invariant; the error names the seed.
 var ErrInvariant = errors.New("invariant broken")
 
+// ErrStopped is what a directed request of a site that is down ends with.
+var ErrStopped = errors.New("site is down")
+
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Timeouts of the simulated world (the engine's own are DefaultTiming).
@@ -117,9 +120,10 @@ type site struct {
 	fetches map[uint64]chunk.ID
 	pending map[uint64]pendingReq // asks and fetches not answered yet
 	seenCf  map[[2]string]bool
-	storeAt map[engine.LinkID]time.Time // per link, when its last store finishes
-	lost    map[chunk.ID]bool           // payloads it lost (loseState): a peer may have confirmed them before
-	full    bool                        // its disk is full: stores fail (space.go)
+	onAsk   map[uint64]func(engine.QueryDone) // directed asks (AskHeld): who hears their end
+	storeAt map[engine.LinkID]time.Time       // per link, when its last store finishes
+	lost    map[chunk.ID]bool                 // payloads it lost (loseState): a peer may have confirmed them before
+	full    bool                              // its disk is full: stores fail (space.go)
 }
 
 type pendingReq struct {
@@ -187,7 +191,7 @@ func newWorld(opts Options) *World {
 	for i := range n {
 		s := &site{w: w, idx: i, name: fmt.Sprintf("s%d", i), st: newStore(), links: map[engine.LinkID]*simLink{},
 			downAt: map[engine.LinkID]time.Time{}, entered: map[chunk.ID]int{}, asks: map[uint64]*pendingAsk{},
-			fetches: map[uint64]chunk.ID{}, pending: map[uint64]pendingReq{}, seenCf: map[[2]string]bool{}, storeAt: map[engine.LinkID]time.Time{},
+			fetches: map[uint64]chunk.ID{}, pending: map[uint64]pendingReq{}, seenCf: map[[2]string]bool{}, onAsk: map[uint64]func(engine.QueryDone){}, storeAt: map[engine.LinkID]time.Time{},
 			lost: map[chunk.ID]bool{}}
 		w.sites = append(w.sites, s)
 	}
@@ -480,6 +484,9 @@ func (s *site) crash() {
 	s.up = false
 	s.gen++
 	s.eng = nil
+	// The confirmations it heard were volatile: after the restart a held
+	// query may have every holder confirm again.
+	clear(s.seenCf)
 	for _, l := range s.sortedLinks() {
 		if l.up {
 			s.w.linkDown(l)
@@ -792,10 +799,10 @@ func (w *World) linkUp(l *simLink) {
 	w.trace("link %s-%s up", l.a.name, l.b.name)
 	// The dialer is up when the acceptor's proof arrives; the acceptor
 	// one link delay later, when the dialer's proof does.
-	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode, Recon: true, Space: l.space})
+	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode, Recon: true, Space: l.space, Held: true})
 	w.after(l.delay, func() {
 		if l.gen == gen && l.up {
-			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode, Recon: true, Space: l.space})
+			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode, Recon: true, Space: l.space, Held: true})
 			// What a stalled link still carried arrives now, into the
 			// new session.
 			for side, p := range l.pipes {
@@ -1064,6 +1071,11 @@ func (w *World) lookup() {
 
 func (s *site) queryDone(q engine.QueryDone) {
 	w := s.w
+	if done := s.onAsk[q.Req]; done != nil {
+		delete(s.onAsk, q.Req)
+		done(q)
+		return
+	}
 	a := s.asks[q.Req]
 	delete(s.asks, q.Req)
 	if a == nil {
@@ -1090,6 +1102,49 @@ func (s *site) queryDone(q engine.QueryDone) {
 		return
 	}
 	w.res.LookupsExact++
+}
+
+// AskHeld has site i ask, within d, which sites hold manifest id with
+// all its chunks (wire.QueryHeld); done gets the sites that answered
+// found, and the error the query ended with. Site i's engine counts the
+// holders' signed confirmations (engine.Confirmed) as they arrive.
+func (w *World) AskHeld(i int, id chunk.ID, d time.Duration, done func(found []string, err error)) {
+	s := w.sites[i]
+	if !s.up {
+		done(nil, ErrStopped)
+		return
+	}
+	w.nextReq++
+	req, deadline := w.nextReq, w.now.Add(d)
+	s.pending[req] = pendingReq{deadline, s.gen}
+	s.onAsk[req] = func(q engine.QueryDone) {
+		var found []string
+		for _, r := range q.Replies {
+			if r.Found {
+				found = append(found, r.Site)
+			}
+		}
+		slices.Sort(found)
+		done(found, q.Err)
+	}
+	s.step(engine.Ask{Now: w.now, Req: req, Kind: wire.QueryHeld, Key: id, Deadline: deadline})
+}
+
+// Confirmed returns the sites whose confirmation of manifest id site i
+// holds (nil while site i is down).
+func (w *World) Confirmed(i int, id chunk.ID) []string {
+	if s := w.sites[i]; s.up {
+		return s.eng.Confirmed(id)
+	}
+	return nil
+}
+
+// Crash crashes site i at simulated time t (from the start) and restarts
+// it with only its durable state after d.
+func (w *World) Crash(i int, t, d time.Duration) {
+	s := w.sites[i]
+	w.After(t, s.crash)
+	w.After(t+d, s.restart)
 }
 
 func (w *World) fetch() {

@@ -153,6 +153,10 @@ func (s *store) Lookup(kind wire.QueryKind, key [32]byte) ([][]byte, error) {
 		if enc, ok := s.manifests[key]; ok {
 			return [][]byte{enc}, nil
 		}
+	case wire.QueryHeld:
+		if s.holdsWhole(key) {
+			return [][]byte{s.manifests[key]}, nil
+		}
 	}
 	return nil, nil
 }

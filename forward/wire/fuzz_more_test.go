@@ -30,7 +30,7 @@ func FuzzEncodeMessage(f *testing.F) {
 	f.Add(byte(MsgData), byte(LaneManifest), uint64(0), uint16(0), "", uint32(0), byte(0), uint64(0), int64(0), byte(0), byte(0), uint32(3), uint32(3), uint32(0), []byte("man"), false, byte(0), byte(0), uint16(0))
 	f.Add(byte(MsgAck), byte(LaneControl), uint64(0), uint16(2), "", uint32(0), byte(0), uint64(0), int64(0), byte(0), byte(0), uint32(0), uint32(0), uint32(0), []byte{1, 4}, false, byte(0), byte(0), uint16(0))
 	f.Add(byte(MsgPing), byte(0), uint64(1<<64-1), uint16(0), "", uint32(0), byte(0), uint64(0), int64(1_790_000_000_123), byte(0), byte(0), uint32(0), uint32(0), uint32(0), []byte(nil), false, byte(0), byte(0), uint16(0))
-	for kind := byte(QueryLatest); kind <= byte(QueryPull)+1; kind++ {
+	for kind := byte(QueryLatest); kind <= byte(QueryHeld)+1; kind++ {
 		sig := byte(0)
 		if QueryKind(kind) == QueryConfirm {
 			sig = 64
@@ -203,6 +203,7 @@ func moreWireSeeds() map[string]*Message {
 		"valid-query-fetch-manifest": q(QueryFetchManifest, "delta", nil),
 		"valid-query-confirm":        q(QueryConfirm, "alpha", sig),
 		"valid-query-pull":           q(QueryPull, "holder-1", nil),
+		"valid-query-held":           q(QueryHeld, "telescope", nil),
 		"valid-reply-seen":           {Type: MsgReply, Reply: &Reply{ID: [16]byte{1}, Site: "gamma", Seen: true}},
 		"valid-reply-manifests":      {Type: MsgReply, Reply: &Reply{ID: [16]byte{1}, Site: "beta", Fanout: 3, Found: true, Manifests: [][]byte{{1, 2}, {3}}}},
 		"valid-data-lookup":          {Type: MsgData, Data: &Data{Lane: LaneLookup, ID: [32]byte{5}, Codec: 1, RawLen: 100, Total: 8, Offset: 0, Payload: []byte("zstdzstd")}},

@@ -32,6 +32,12 @@ const (
 	QueryFetchManifest QueryKind = 5 // Key is a manifest ID: its encoding, in the reply
 	QueryConfirm       QueryKind = 6 // Key is a manifest ID that Origin now holds durably with all its chunks; signed; no reply
 	QueryPull          QueryKind = 7 // Key is a chunk ID: routed (not flooded) to the holder Origin that answered fetch query ID; it ships the chunk back
+	// QueryHeld: Key is a manifest ID. A site that holds it with all its
+	// chunks answers Found (no manifests) and floods a fresh signed
+	// QueryConfirm of it, so an asker that lost its confirmations (a
+	// restart, an hour gone by) can count the holders again. Sent only
+	// over links whose peer announced CapHeld.
+	QueryHeld QueryKind = 8
 )
 
 // MaxHops bounds a query's hop limit.
@@ -150,7 +156,7 @@ func (q *Query) validate() error {
 	switch {
 	case q.Hops < 1 || q.Hops > MaxHops:
 		return fmt.Errorf("hops %d not in 1..%d", q.Hops, MaxHops)
-	case q.Kind < QueryLatest || q.Kind > QueryPull:
+	case q.Kind < QueryLatest || q.Kind > QueryHeld:
 		return fmt.Errorf("unknown query kind %d", q.Kind)
 	case q.Kind == QueryConfirm && len(q.Sig) != wireSigLen:
 		return errors.New("a confirmation must be signed")

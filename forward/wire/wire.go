@@ -62,6 +62,10 @@ const (
 	// that announced it when its disk is full and when it has room
 	// again. A peer without it still learns by "later" answers.
 	CapSpace uint32 = 1 << 2
+	// CapHeld says the sender takes QueryHeld queries: a site sends and
+	// passes them on only over links whose peer announced it (a site from
+	// before the kind refuses the whole message as malformed).
+	CapHeld uint32 = 1 << 3
 )
 
 // ErrBadMessage reports a link message that does not decode or breaks a

@@ -391,7 +391,7 @@ func TestWireQueryReplyRoundTrip(t *testing.T) {
 		{Type: MsgRecon, Recon: &Recon{Session: 1, Body: make([]byte, MaxReconBody+1)}},
 		{Type: MsgQuery, Query: &Query{Hops: 0, Kind: QueryLatest, Origin: "a"}},
 		{Type: MsgQuery, Query: &Query{Hops: MaxHops + 1, Kind: QueryLatest, Origin: "a"}},
-		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: 8, Origin: "a"}},
+		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: QueryHeld + 1, Origin: "a"}},
 		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: QueryConfirm, Origin: "a"}},
 		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: QueryLatest, Origin: "a", Sig: make([]byte, 64)}},
 		{Type: MsgQuery, Query: &Query{Hops: 1, Kind: QueryLatest, Origin: "A"}},

@@ -382,6 +382,42 @@ func decodeStatus(raw []byte) (Status, error) {
 	return st, nil
 }
 
+// Held is the answer of GET /api/held/{manifest}: the sites that hold
+// one version durably with all its chunks (this site if so, and every
+// site whose signed confirmation it holds).
+type Held struct {
+	Manifest string   `json:"manifest"`
+	Name     string   `json:"name"`
+	Version  string   `json:"version"`
+	Sites    int      `json:"sites"`
+	HeldBy   []string `json:"held_by"`
+	Wanted   int      `json:"wanted"`
+	// Asked and Answered say how the held query across the federation
+	// went (both 0 when the site had enough confirmations without one).
+	Asked    int `json:"asked"`
+	Answered int `json:"answered"`
+}
+
+// Held asks how many sites hold the version whose manifest ID is
+// manifest (hex) durably, with all its chunks. With want > 0 the site
+// waits, up to timeout (0: the site's default), until that many do; it
+// answers with the count either way. With want 0 it counts every site
+// that answers now.
+func (c *Client) Held(ctx context.Context, manifest string, want int, timeout time.Duration) (Held, error) {
+	q := url.Values{}
+	if want > 0 {
+		q.Set("wait_sites", strconv.Itoa(want))
+	}
+	if timeout > 0 {
+		q.Set("timeout", timeout.String())
+	}
+	var h Held
+	if err := c.getJSON(ctx, "/api/held/"+url.PathEscape(manifest), q.Encode(), &h); err != nil {
+		return Held{}, fmt.Errorf("held %s: %w", manifest, err)
+	}
+	return h, nil
+}
+
 // ListEntry is one object in a listing: its latest version.
 type ListEntry struct {
 	Name    string `json:"name"`
@@ -422,6 +458,52 @@ func (c *Client) ListAsOf(ctx context.Context, prefix, after string, limit int, 
 	var page ListPage
 	if err := c.getJSON(ctx, "/ls", q.Encode(), &page); err != nil {
 		return ListPage{}, fmt.Errorf("list %q: %w", prefix, err)
+	}
+	return page, nil
+}
+
+// Found is one version a find matched.
+type Found struct {
+	Name    string            `json:"name"`
+	Version string            `json:"version"`
+	Size    int64             `json:"size"`
+	SHA256  string            `json:"sha256"`
+	Meta    map[string]string `json:"meta"` // the manifest's meta: header values as fits.<keyword in lower case>
+}
+
+// FindPage is one page of GET /find.
+type FindPage struct {
+	Results []Found `json:"results"`
+	Next    string  `json:"next"` // "" at the end; else pass as after
+}
+
+// FindOptions are the optional parts of a find.
+type FindOptions struct {
+	Cone        string // RA,DEC,RADIUS in degrees
+	AllVersions bool
+	Limit       int
+	After       string
+}
+
+// Find returns a page of the versions whose FITS header values match
+// every condition ("FILTER=R", "DATE-OBS>=2026-11-01", …).
+func (c *Client) Find(ctx context.Context, conds []string, o FindOptions) (FindPage, error) {
+	q := url.Values{"q": conds}
+	if o.Cone != "" {
+		q.Set("cone", o.Cone)
+	}
+	if o.AllVersions {
+		q.Set("all_versions", "true")
+	}
+	if o.Limit > 0 {
+		q.Set("limit", fmt.Sprint(o.Limit))
+	}
+	if o.After != "" {
+		q.Set("after", o.After)
+	}
+	var page FindPage
+	if err := c.getJSON(ctx, "/find", q.Encode(), &page); err != nil {
+		return FindPage{}, fmt.Errorf("find: %w", err)
 	}
 	return page, nil
 }

@@ -49,6 +49,9 @@ type PutResult struct {
 	SHA256  string `json:"sha256"`
 	Size    int64  `json:"size"`
 	Chunks  int    `json:"chunks"`
+	// Manifest is the version's manifest ID, hex ("" from older sites):
+	// what Held asks about.
+	Manifest string `json:"manifest,omitempty"`
 	// Confirmed counts the sites holding the version durably, when the
 	// put waited for them (WaitSites).
 	Confirmed int `json:"confirmed,omitempty"`
@@ -336,6 +339,8 @@ type Version struct {
 	SHA256  string `json:"sha256"`
 	Deleted bool   `json:"deleted"`
 	Expires string `json:"expires"` // RFC 3339, or "" for never
+	// Manifest is the version's manifest ID, hex ("" from older sites).
+	Manifest string `json:"manifest,omitempty"`
 }
 
 // VersionList is the answer of Versions: newest first.

@@ -260,3 +260,19 @@ func loadAverage() string {
 	first, _, _ := strings.Cut(string(b), " ")
 	return first
 }
+
+// thisMachine describes the machine the bench runs on, its scratch dir
+// dir, and the load as the run starts.
+func thisMachine(dir string) Machine {
+	return Machine{Cores: runtime.NumCPU(), CPU: cpuModel(), GoVersion: runtime.Version(),
+		Platform: runtime.GOOS + "/" + runtime.GOARCH, Dir: dir, LoadStart: loadAverage()}
+}
+
+// scratchDir makes the bench's working directory under base (the
+// system temp dir when ""); the caller removes it.
+func scratchDir(base, bench string) (string, error) {
+	if base == "" {
+		base = os.TempDir()
+	}
+	return os.MkdirTemp(base, "skyfed-bench-"+bench+"-")
+}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -53,17 +52,12 @@ func RunHeal(ctx context.Context, cfg HealConfig) (*HealResult, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
-	base := cfg.Dir
-	if base == "" {
-		base = os.TempDir()
-	}
-	dir, err := os.MkdirTemp(base, "skyfed-bench-heal-")
+	dir, err := scratchDir(cfg.Dir, "heal")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	res := &HealResult{Config: cfg, Machine: Machine{Cores: runtime.NumCPU(), CPU: cpuModel(), GoVersion: runtime.Version(),
-		Platform: runtime.GOOS + "/" + runtime.GOARCH, Dir: dir, LoadStart: loadAverage()}}
+	res := &HealResult{Config: cfg, Machine: thisMachine(dir)}
 	db, err := pebble.Open(filepath.Join(dir, "index"), &pebble.Options{Logger: quietPebbleLog{}})
 	if err != nil {
 		return nil, err
