@@ -67,7 +67,11 @@ type counters struct {
 // that read and frame payloads, and the store worker that verifies and
 // stores what arrives. Every decision is the engine's.
 type Link struct {
-	node  *Node
+	node *Node
+	// lookupRun counts lookup-lane messages sent in a row while bulk
+	// frames waited (nextOut, the send loop's own).
+	lookupRun int
+
 	id    engine.LinkID
 	mode  engine.Mode
 	url   string // dialed links: the peer's NATS URL
@@ -201,6 +205,7 @@ func (l *Link) setStateWhy(s linkState, reason string, err error) {
 	} else {
 		l.log.Info("link "+s.String(), "peer", l.id.Peer, "reason", reason, "err", err)
 	}
+	l.node.nudgeBeacon()
 	now := time.Now()
 	switch {
 	case s == linkUp:
@@ -209,7 +214,7 @@ func (l *Link) setStateWhy(s linkState, reason string, err error) {
 		caps := l.health.peerCaps
 		l.mu.Unlock()
 		l.node.post(engine.LinkUp{Now: now, Link: l.id, Mode: l.mode,
-			Recon: caps&wire.CapRecon != 0, Space: caps&wire.CapSpace != 0, Held: caps&wire.CapHeld != 0})
+			Recon: caps&wire.CapRecon != 0, Space: caps&wire.CapSpace != 0, Held: caps&wire.CapHeld != 0, Beacon: caps&wire.CapBeacon != 0})
 	case old == linkUp:
 		for _, q := range l.ships {
 			if q != nil {
@@ -457,9 +462,28 @@ func (l *Link) sendLoop(ctx context.Context) {
 	}
 }
 
+// lookupBurst is how many lookup-lane messages go in a row while bulk
+// frames wait and the bulk window lets them go: lookups and held
+// queries come first, but a flood of them (a watcher asking for the
+// holders of every frame) must not starve replication.
+const lookupBurst = 8
+
 // nextOut takes the next message to send: control first, then
-// manifests, lookups, and bulk when the bulk window lets it go.
+// manifests, lookups, and bulk when the bulk window lets it go (and
+// after lookupBurst lookups in a row, before the next lookup).
 func (l *Link) nextOut(ctx context.Context) (outMsg, bool) {
+	m, ok := l.pickOut(ctx)
+	switch {
+	case !ok:
+	case m.lane == wire.LaneLookup && len(l.queues[wire.LaneBulk]) > 0:
+		l.lookupRun++
+	case m.lane == wire.LaneBulk || m.lane == wire.LaneLookup:
+		l.lookupRun = 0
+	}
+	return m, ok
+}
+
+func (l *Link) pickOut(ctx context.Context) (outMsg, bool) {
 	var pace *time.Timer
 	defer func() {
 		if pace != nil {
@@ -480,7 +504,11 @@ func (l *Link) nextOut(ctx context.Context) (outMsg, bool) {
 				paced = pace.C
 			}
 		}
-		for _, q := range []chan outMsg{l.queues[wire.LaneControl], l.queues[wire.LaneManifest], l.queues[wire.LaneLookup], bulk} {
+		order := []chan outMsg{l.queues[wire.LaneControl], l.queues[wire.LaneManifest], l.queues[wire.LaneLookup], bulk}
+		if bulk != nil && l.lookupRun >= lookupBurst {
+			order[2], order[3] = bulk, l.queues[wire.LaneLookup]
+		}
+		for _, q := range order {
 			select {
 			case m := <-q:
 				return m, true

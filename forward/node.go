@@ -65,6 +65,12 @@ type NodeConfig struct {
 	// AcceptedTLS, if set, returns the TLS state of the connection peer
 	// dialed this site with (nil in plain text), for status.
 	AcceptedTLS func(peer string) *tls.ConnectionState
+	// BeaconBody, if set, makes this site's status beacon body
+	// (beacon.go): sent every BeaconEvery and soon after a link changes
+	// state. nil sends no beacons (others are still passed on).
+	BeaconBody func() []byte
+	// BeaconEvery is how often a beacon goes out; 0 means DefaultBeaconEvery.
+	BeaconEvery time.Duration
 }
 
 // ErrIncomplete means a query ended (deadline) before every reached site answered.
@@ -114,6 +120,8 @@ type Node struct {
 	inv      *Inventory
 	recons   map[string]*reconStats // by peer
 	syncedAt time.Time              // when the loop last folded the log into the table
+
+	beaconNudge chan struct{} // a link changed state: send a beacon soon (beacon.go)
 }
 
 // refusal is the last time a dialer was refused here, and why.
@@ -137,7 +145,7 @@ func NewNode(cfg NodeConfig) *Node {
 		ctx: ctx, cancel: cancel, events: make(chan engine.Event, 4096),
 		links: map[engine.LinkID]*Link{}, dialed: map[string]LinkConfig{}, refusals: map[string]int64{}, refusedAt: map[string]refusal{}, rejects: map[string]int64{},
 		warnings: newNoteLimiter(warnEvery),
-		nonces:   map[string][][32]byte{}, waiting: map[uint64]chan any{}, cwait: map[chunk.ID][]chan struct{}{},
+		nonces:   map[string][][32]byte{}, waiting: map[uint64]chan any{}, cwait: map[chunk.ID][]chan struct{}{}, beaconNudge: make(chan struct{}, 1),
 		inv: cfg.Inventory, recons: map[string]*reconStats{},
 	}
 	ecfg := engine.Config{
@@ -175,10 +183,11 @@ func (n *Node) Serve(local *nats.Conn) error {
 		return fmt.Errorf("accept links: %w", err)
 	}
 	n.hello = sub
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go func() { defer n.wg.Done(); n.loop() }()
 	go func() { defer n.wg.Done(); n.tickLoop() }()
 	go func() { defer n.wg.Done(); n.logLoop() }()
+	go func() { defer n.wg.Done(); n.beaconLoop() }()
 	return nil
 }
 

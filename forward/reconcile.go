@@ -285,7 +285,7 @@ func (st reconStorage) Has(k engine.Kind, id chunk.ID) (bool, error) {
 
 // caps are the capability bits this site announces in its hellos.
 func (n *Node) caps() uint32 {
-	c := wire.CapClock | wire.CapSpace | wire.CapHeld
+	c := wire.CapClock | wire.CapSpace | wire.CapHeld | wire.CapBeacon
 	if n.inv != nil {
 		c |= wire.CapRecon
 	}

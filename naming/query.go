@@ -14,7 +14,7 @@ import (
 func (s *Store) Latest(name Name) (*manifest.Manifest, error) {
 	m, err := s.newest(versionPrefix(name.Hash()))
 	if err != nil {
-		return nil, fmt.Errorf("latest %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if m.Deleted(s.cfg.Now()) {
 		return m, fmt.Errorf("%s: %w", name, ErrDeleted)
@@ -45,10 +45,10 @@ func (s *Store) newest(prefix []byte) (*manifest.Manifest, error) {
 func (s *Store) Version(name Name, stamp manifest.Stamp) (*manifest.Manifest, error) {
 	v, ok, err := getValue(s.db, versionKey(name.Hash(), stamp))
 	if err != nil {
-		return nil, fmt.Errorf("version %s of %s: %w", stamp, name, err)
+		return nil, fmt.Errorf("%s version %s: %w", name, stamp, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("version %s of %s: %w", stamp, name, ErrNotFound)
+		return nil, fmt.Errorf("%s version %s: %w", name, stamp, ErrNotFound)
 	}
 	id, err := manifestIDFrom(v)
 	if err != nil {
@@ -61,10 +61,10 @@ func (s *Store) Version(name Name, stamp manifest.Stamp) (*manifest.Manifest, er
 func (s *Store) History(name Name) ([]*manifest.Manifest, error) {
 	out, err := s.HistoryByHash(name.Hash())
 	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("history of %s: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	return out, nil
 }

@@ -407,7 +407,7 @@ func (s *Store) Delete(ctx context.Context, name Name) (*manifest.Manifest, erro
 		return nil, err
 	}
 	if _, err := s.Latest(name); err != nil {
-		return nil, fmt.Errorf("delete %s: %w", name, err)
+		return nil, err // names the object already
 	}
 	b := s.chunks.NewBatch()
 	m := &manifest.Manifest{Name: name.String(), ChunkSize: uint32(s.cfg.ChunkSize), Tombstone: true}

@@ -98,6 +98,7 @@ var routes = map[string]route{
 	"PUT /c/{id}":              {needWriter, "chunk"},
 	"GET /sha256/{hex}":        {needSelf, "sha256"},
 	"GET /api/status":          {needViewer, "status"},
+	"GET /api/federation":      {needViewer, "federation"},
 	"GET /api/diff/{peer}":     {needAdmin, "diff"},
 	"POST /api/resync/{peer}":  {needAdmin, "resync"},
 	"GET /api/held/{manifest}": {needSelf, "held"},

@@ -91,6 +91,12 @@ type Config struct {
 	Tokens          []AccessToken `toml:"access_token,omitempty"`
 	Public          []string      `toml:"public,omitempty"`
 	DashboardPublic bool          `toml:"dashboard_public,omitempty"`
+	// The federation view (federation.go): where this site is ("LAT,LON"
+	// in degrees), how often it floods its status beacon, and how long
+	// a site may be silent before it is shown unreachable.
+	Location       string `toml:"location,omitempty"`
+	BeaconInterval string `toml:"beacon_interval,omitempty"`
+	SiteSilence    string `toml:"site_silence,omitempty"`
 }
 
 // Revoked is a peer key `site untrust` took out of the trust store. For
@@ -223,6 +229,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	if err := c.validateFederation(); err != nil {
 		return err
 	}
 	if err := c.validateHealing(); err != nil {

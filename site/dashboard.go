@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skyfed/skyfed/forward"
@@ -27,9 +28,10 @@ var webFS embed.FS
 var dashboardPage = template.Must(template.ParseFS(webFS, "web/index.html"))
 
 const (
-	defaultArrivals = 25  // arrivals of each kind /api/arrivals returns by default
-	maxArrivals     = 500 // most arrivals of each kind one request may ask for
-	originScan      = 256 // newest manifest arrivals scanned for the sites they reveal
+	defaultArrivals = 25   // arrivals of each kind /api/arrivals returns by default
+	maxArrivals     = 500  // most arrivals of each kind one request may ask for
+	originScan      = 4096 // manifest arrivals before the first arrivals request scanned for the sites they reveal
+	originBatch     = 512  // manifest arrivals read at a time for them
 )
 
 // registerDashboard adds the dashboard page, its assets and its APIs to mux.
@@ -103,6 +105,8 @@ type arrivalView struct {
 	Size    int64  `json:"size,omitempty"`
 	Chunks  int    `json:"chunks,omitempty"`
 	Deleted bool   `json:"deleted,omitempty"`
+	// Expired: the version's expiry has passed (it acts as a tombstone).
+	Expired bool `json:"expired,omitempty"`
 	// FITS are the header values the version's manifest carries
 	// (fits.* meta), by keyword in upper case.
 	FITS map[string]string `json:"fits,omitempty"`
@@ -123,7 +127,7 @@ type arrivalsView struct {
 	Heads     map[string]uint64 `json:"heads"`
 	Manifests []arrivalView     `json:"manifests"` // newest first
 	Chunks    []arrivalView     `json:"chunks"`    // newest first
-	Sites     []siteSeen        `json:"sites"`     // origins of the newest manifest arrivals, by name
+	Sites     []siteSeen        `json:"sites"`     // origins of the manifest arrivals since the site started (and 4096 before), by name
 }
 
 func (s *Site) serveArrivals(w http.ResponseWriter, r *http.Request) {
@@ -162,36 +166,77 @@ func (s *Site) arrivalsView(limit int) (arrivalsView, error) {
 	for _, a := range chunks {
 		av.Chunks = append(av.Chunks, newArrivalView(a))
 	}
-	mans, err := s.arrivals.Recent(forward.KindManifest, max(limit, originScan))
+	mans, err := s.arrivals.Recent(forward.KindManifest, limit)
 	if err != nil {
 		return av, fmt.Errorf("recent manifest arrivals: %w", err)
 	}
-	seen := map[string]*siteSeen{}
-	for i, a := range mans {
-		v := s.manifestArrival(a)
-		if i < limit {
-			av.Manifests = append(av.Manifests, v)
-		}
-		if v.Origin == "" {
-			continue
-		}
-		ss := seen[v.Origin]
-		if ss == nil {
-			ss = &siteSeen{Site: v.Origin, Via: []string{}, LastAt: v.At}
-			seen[v.Origin] = ss
-		}
-		ss.Manifests++
-		via := cmp.Or(v.Peer, forward.FromLocal)
-		if !slices.Contains(ss.Via, via) {
-			ss.Via = append(ss.Via, via)
-		}
+	for _, a := range mans {
+		av.Manifests = append(av.Manifests, s.manifestArrival(a))
 	}
-	for _, ss := range seen {
-		slices.Sort(ss.Via)
-		av.Sites = append(av.Sites, *ss)
+	if av.Sites, err = s.origins.update(s); err != nil {
+		return av, err
 	}
-	slices.SortFunc(av.Sites, func(a, b siteSeen) int { return strings.Compare(a.Site, b.Site) })
 	return av, nil
+}
+
+// originTracker keeps the sites that manifest arrivals name as their
+// origin, for the life of the site process (and the originScan arrivals
+// before it started), so that a burst of local puts does not push a peer
+// out of "Sites seen". Each update reads only the arrivals since the last.
+type originTracker struct {
+	mu      sync.Mutex
+	scanned uint64 // manifest arrivals up to this sequence are counted
+	started bool
+	seen    map[string]*siteSeen
+}
+
+// update counts the manifest arrivals since the last update and returns
+// every origin seen, by name.
+func (o *originTracker) update(s *Site) ([]siteSeen, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	head := s.arrivals.Head(forward.KindManifest)
+	if !o.started {
+		o.started, o.seen = true, map[string]*siteSeen{}
+		o.scanned = head - min(head, originScan)
+	}
+	for o.scanned < head {
+		batch, err := s.arrivals.Read(forward.KindManifest, o.scanned, originBatch)
+		if err != nil {
+			return nil, fmt.Errorf("manifest arrivals: %w", err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, a := range batch {
+			o.count(s.manifestArrival(a))
+		}
+		o.scanned = batch[len(batch)-1].Seq
+	}
+	out := make([]siteSeen, 0, len(o.seen))
+	for _, ss := range o.seen {
+		out = append(out, siteSeen{Site: ss.Site, Via: slices.Clone(ss.Via), Manifests: ss.Manifests, LastAt: ss.LastAt})
+	}
+	slices.SortFunc(out, func(a, b siteSeen) int { return strings.Compare(a.Site, b.Site) })
+	return out, nil
+}
+
+// count adds one manifest arrival to its origin.
+func (o *originTracker) count(v arrivalView) {
+	if v.Origin == "" {
+		return
+	}
+	ss := o.seen[v.Origin]
+	if ss == nil {
+		ss = &siteSeen{Site: v.Origin, Via: []string{}}
+		o.seen[v.Origin] = ss
+	}
+	ss.Manifests++
+	ss.LastAt = max(ss.LastAt, v.At)
+	if via := cmp.Or(v.Peer, forward.FromLocal); !slices.Contains(ss.Via, via) {
+		ss.Via = append(ss.Via, via)
+		slices.Sort(ss.Via)
+	}
 }
 
 func newArrivalView(a forward.Arrival) arrivalView {
@@ -212,7 +257,10 @@ func (s *Site) manifestArrival(a forward.Arrival) arrivalView {
 		return v
 	}
 	v.Name, v.Version, v.Origin = m.Name, m.Version(), m.Stamp.Origin
-	v.Size, v.Chunks, v.Deleted = m.Size, len(m.Chunks), m.Tombstone
+	v.Size, v.Chunks, v.Deleted, v.Expired = m.Size, len(m.Chunks), m.Tombstone, m.Expired(time.Now())
+	if v.Expired {
+		v.Size = 0 // its bytes are no longer served; the page says "expired"
+	}
 	for _, kv := range m.Meta {
 		if key, ok := strings.CutPrefix(kv.Key, naming.FITSMetaPrefix); ok {
 			if v.FITS == nil {

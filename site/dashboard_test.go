@@ -253,6 +253,8 @@ func TestDashboardInChromium(t *testing.T) {
 	o := startObservatory(t)
 	lap("started")
 	hawaiiFrame := fitsFrame("OBJECT  = 'M31     '", "FILTER  = 'R'", "EXPTIME =                  30.", "TELESCOP= 'BOOTES-2'")
+	expiredAt := time.Now().Add(time.Second)
+	putObject(t, o.lapalma, "gloria.eu/lapalma/2026/11/21/quicklook.fits?expires=1s", skyFrame(15, 100<<10))
 	putObject(t, o.hawaii, "gloria.eu/hawaii/2026/11/21/img-0001.fits", hawaiiFrame)
 	putObject(t, o.chile, "gloria.eu/chile/2026/11/21/img-0001.fits", skyFrame(12, 500<<10))
 	putObject(t, o.lapalma, "gloria.eu/lapalma/2026/11/21/img-0001.fits", skyFrame(13, 1<<20))
@@ -266,6 +268,7 @@ func TestDashboardInChromium(t *testing.T) {
 		return out != nil && in != nil && out.ReceiveRate > 0 && in.SendRate > 0
 	})
 	lap("moving")
+	time.Sleep(time.Until(expiredAt) + 100*time.Millisecond)
 	artifacts := artifactDir(t)
 	rec := recordStatus(t, o.lapalma)
 	shot := filepath.Join(artifacts, "dashboard.png")
@@ -280,6 +283,11 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Error(err)
 	}
 	checkDashboardDOM(t, string(dom), statuses)
+	checkLayout(t, "1400 px", string(dom))
+	// Wider: the tiles are laid out again (the cut values were seen there).
+	wide := runChromium(t, chromium, "--virtual-time-budget=3000", "--window-size=1600,1000", "--hide-scrollbars",
+		"--dump-dom", "--screenshot="+filepath.Join(artifacts, "dashboard-1600.png"), o.lapalma.base+"/")
+	checkLayout(t, "1600 px", string(wide))
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10<<10 {
 		t.Fatalf("screenshot %s: %v", shot, err)
 	}
@@ -690,5 +698,34 @@ func checkArrivalsOnPage(t *testing.T, dom string) {
 	}
 	if !slices.Contains(fits, "M31 · R · 30 s · BOOTES-2") {
 		t.Errorf("the FITS frame's header values are not shown under its name (shown: %q)", fits)
+	}
+}
+
+// checkLayout checks what the page marks as cut short (data-clipped: a
+// tile value or its units, a "When" cell, a size, a name leaving the
+// graph), that the graph fills its view, and that an expired version is
+// shown as expired, not with a size.
+func checkLayout(t *testing.T, width, dom string) {
+	t.Helper()
+	for _, e := range elements(dom, "data-clipped") {
+		if e.attrs["data-clipped"] == "true" {
+			t.Errorf("%s: cut short on the page: <%s class=%q> %q", width, e.tag, e.attrs["class"], e.text())
+		}
+	}
+	graphs := elements(dom, "data-fill")
+	if len(graphs) != 1 {
+		t.Fatalf("%s: the graph was not fitted to its drawing", width)
+	}
+	if f, err := strconv.ParseFloat(graphs[0].attrs["data-fill"], 64); err != nil || f < 0.45 {
+		t.Errorf("%s: the graph's drawing covers %s of its view, want at least 0.45", width, graphs[0].attrs["data-fill"])
+	}
+	expired := false
+	for _, r := range elements(dom, "data-name") {
+		if r.attrs["data-name"] == "gloria.eu/lapalma/2026/11/21/quicklook.fits" {
+			expired = strings.Contains(r.inner, ">expired<") && !strings.Contains(r.inner, "KiB")
+		}
+	}
+	if !expired {
+		t.Errorf("%s: the expired quicklook is not shown as expired without a size", width)
 	}
 }

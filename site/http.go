@@ -33,6 +33,7 @@ func (s *Site) Handler() http.Handler {
 	mux.HandleFunc("PUT /c/{id}", s.servePutChunk)
 	mux.HandleFunc("GET /sha256/{hex}", s.serveBySHA256)
 	mux.HandleFunc("GET /api/status", s.serveStatus)
+	mux.HandleFunc("GET /api/federation", s.serveFederation)
 	mux.HandleFunc("GET /api/diff/{peer}", s.serveDiff)
 	mux.HandleFunc("POST /api/resync/{peer}", s.serveResync)
 	mux.HandleFunc("GET /api/held/{manifest}", s.serveHeld)
@@ -102,7 +103,7 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, naming.ErrBadName):
 		return http.StatusBadRequest, "names are domain/path: UTF-8, at most 1024 bytes, no empty, . or .. segments"
 	case errors.Is(err, naming.ErrDeleted):
-		return http.StatusNotFound, "the latest version is deleted or expired; list versions with ?versions"
+		return http.StatusNotFound, "the latest version is deleted or expired; skyfed versions NAME (GET /o/NAME?versions) lists its versions"
 	case errors.Is(err, naming.ErrNotFound), errors.Is(err, chunk.ErrNotFound):
 		return http.StatusNotFound, ""
 	case errors.Is(err, naming.ErrForbidden), errors.Is(err, naming.ErrUntrusted):
@@ -151,8 +152,16 @@ func (s *Site) fail(w http.ResponseWriter, r *http.Request, op string, err error
 		writeJSON(w, status, map[string]string{"error": errChunkCorrupt, "detail": err.Error(), "hint": hint})
 		return
 	}
-	writeJSON(w, status, map[string]string{"error": err.Error(), "hint": hint})
+	answer := map[string]string{"error": err.Error(), "hint": hint}
+	if errors.Is(err, naming.ErrDeleted) {
+		answer["reason"] = reasonDeleted // what a client branches on, as on a 401's reason
+	}
+	writeJSON(w, status, answer)
 }
+
+// reasonDeleted is the "reason" of a 404 whose name exists but whose
+// latest version is deleted or expired (client.ErrDeleted).
+const reasonDeleted = "deleted"
 
 // clientGone reports whether err means that the client went away, so that
 // no answer can reach it: its connection broke while the body was read,
@@ -376,7 +385,7 @@ func (s *Site) resolve(r *http.Request, name naming.Name) (*manifest.Manifest, e
 	}
 	m, err := s.version(r, name, stamp)
 	if err == nil && m.Tombstone {
-		return m, fmt.Errorf("version %s of %s is a tombstone: %w", v, name, naming.ErrDeleted)
+		return m, fmt.Errorf("%s version %s is a tombstone: %w", name, v, naming.ErrDeleted)
 	}
 	return m, err
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/forward"
@@ -57,6 +58,9 @@ type Status struct {
 	ChunkSize int `json:"chunk_size"`
 	// Build is the skyfed build serving (Build).
 	Build string `json:"build"`
+	// CountersSince is when this site process started: its link counters,
+	// rates and "since start" counts begin there.
+	CountersSince time.Time `json:"counters_since"`
 }
 
 // maxStatusUnrepairable bounds the unrepairable chunks /api/status lists.
@@ -76,10 +80,11 @@ func (s *Site) Status() (Status, error) {
 		Objects: objects, Versions: s.objects.Versions(),
 		Chunks: cs.Chunks, StoredBytes: cs.StoredBytes, RawBytes: cs.RawBytes,
 		IncompleteVersions: incVersions, IncompleteBytes: incBytes,
-		Links:        s.node.Links(),
-		Unrepairable: []forward.Unrepairable{},
-		ChunkSize:    cfg.ChunkSize,
-		Build:        Build(),
+		Links:         s.node.Links(),
+		Unrepairable:  []forward.Unrepairable{},
+		ChunkSize:     cfg.ChunkSize,
+		Build:         Build(),
+		CountersSince: s.started,
 	}
 	st.NATSTLS, st.NATSTLSPeer, st.HTTPS = "plain", forward.TLSPinned, s.httpsOn
 	if s.s3Addr != "" {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skyfed/skyfed/naming"
 )
@@ -63,5 +64,18 @@ func TestRestore(t *testing.T) {
 	code, st := ts.send(t, http.MethodGet, "/api/status", nil)
 	if build, _ := st["build"].(string); code != http.StatusOK || !strings.Contains(build, "go1.") {
 		t.Errorf("status build %q", st["build"])
+	}
+}
+
+// Status says since when the site process counts (counters_since): link
+// counters and rates start from zero at each start.
+func TestStatusCountersSince(t *testing.T) {
+	before := time.Now()
+	ts := startSite(t, "127.0.0.1")
+	code, st := ts.send(t, http.MethodGet, "/api/status", nil)
+	s, _ := st["counters_since"].(string)
+	since, err := time.Parse(time.RFC3339Nano, s)
+	if code != http.StatusOK || err != nil || since.Before(before) || since.After(time.Now()) {
+		t.Errorf("status counters_since %q (%v), want a time since the test started at %s", s, err, before)
 	}
 }

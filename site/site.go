@@ -86,6 +86,7 @@ type Site struct {
 	s3Addr    string
 	s3TLS     bool
 	started   time.Time
+	origins   originTracker // the sites manifest arrivals came from (dashboard.go)
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -143,8 +144,9 @@ func Open(dir string, opts Options) (*Site, error) {
 		Now:      s.now, MaxSkew: maxClockSkew, Timing: timing, Inventory: s.inv,
 		OnNoSpace: s.space.lookSoon,
 		DialTLS:   s.tls.dial(s.trust.keyOf), AcceptedTLS: s.tls.acceptedState,
+		BeaconBody: s.beaconBody, BeaconEvery: cfg.beaconInterval(),
 	})
-	opts.Registry.MustRegister(s.node)
+	opts.Registry.MustRegister(s.node, newFederationCollector(s))
 	s.space.onChange = s.node.SetFull
 	if s.space.full.Load() {
 		s.node.SetFull(true)
@@ -310,6 +312,14 @@ func (s *Site) startNATS(cfg Config) error {
 	if s.tls.listen {
 		nopts.TLSConfig = s.tls.serverConfig()
 		nopts.TLSTimeout = 10 // seconds: a WAN round trip or two, on a loaded host
+	}
+	if port > 0 { // NATS would only log a taken port, and ReadyForConnections wait its 10 s
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("embedded NATS server cannot listen on %s (is the port in use? change nats in %s): %w", addr, ConfigFile, err)
+		}
+		ln.Close()
 	}
 	limitNATS(nopts)
 	ns, err := server.NewServer(nopts)

@@ -192,8 +192,9 @@ func TestPutByHashmap(t *testing.T) {
 }
 
 // skyfed restore makes an earlier version the latest again and prints
-// it as put does; skyfed version prints this build and the site's.
-func TestRestoreAndVersion(t *testing.T) {
+// it as put does; ls and versions --as-of show the namespace as it was;
+// skyfed version prints this build and the site's.
+func TestRestoreAsOfAndVersion(t *testing.T) {
 	s := newProcSite(t, "alpha")
 	s.start()
 	bin := procBin(t)
@@ -218,6 +219,18 @@ func TestRestoreAndVersion(t *testing.T) {
 	code, _, _ = runCLI(t, bin, env, nil, "get", "gloria.eu/r/m31.fits", "-o", filepath.Join(dir, "back"))
 	if got, _ := os.ReadFile(filepath.Join(dir, "back")); code != 0 || !bytes.Equal(got, v1) {
 		t.Errorf("latest after restore: %q", got)
+	}
+	// As of the first version, the namespace held only the first bytes.
+	code, out, errOut = runCLI(t, bin, env, nil, "ls", "--as-of", first, "gloria.eu/r/")
+	if f := strings.Fields(out); code != 0 || len(f) != 3 || f[0] != "gloria.eu/r/m31.fits" || f[2] != first {
+		t.Errorf("ls --as-of %s: exit %d, %q %s; want the name at its first version", first, code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, bin, env, nil, "versions", "--as-of", first, "gloria.eu/r/m31.fits")
+	if code != 0 || !strings.Contains(out, first) || strings.Count(out, hexSHA(v2)) != 0 {
+		t.Errorf("versions --as-of %s: exit %d, %q %s; want the first version only", first, code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, bin, env, nil, "ls", "--as-of", "2020-01-01T00:00:00Z", "gloria.eu/r/"); code != 0 || out != "" {
+		t.Errorf("ls --as-of before any put: exit %d, %q; want nothing", code, out)
 	}
 	if code, _, errOut := runCLI(t, bin, env, nil, "restore", "gloria.eu/r/m31.fits", "--version", "1763765000000.0000.alpha"); code != 2 {
 		t.Errorf("restore of an unknown version: exit %d %s, want 2 (not found)", code, errOut)

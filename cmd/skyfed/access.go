@@ -228,6 +228,11 @@ func (c *ShareCmd) Run(app *App) error {
 	if c.Expires <= 0 {
 		return &ExitError{Code: exitUsage, Err: errors.New("--expires must be positive")}
 	}
+	if c.Name != "" {
+		if err := checkName(c.Name); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
 	defer cancel()
 	cl := c.Conn.client()

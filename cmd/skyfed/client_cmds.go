@@ -16,6 +16,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/site/client"
 )
 
@@ -42,6 +43,18 @@ func withTimeout(ctx context.Context, d time.Duration) (context.Context, context
 	return context.WithTimeout(ctx, d)
 }
 
+// checkName checks an object name before anything is sent: a bad name is
+// a usage error (exit 80), as a bad flag is.
+func checkName(name string) error {
+	if _, err := naming.ParseName(name); err != nil {
+		return &ExitError{Code: exitUsage, Err: withHint(err, nameRules)}
+	}
+	return nil
+}
+
+// nameRules is the hint for a bad name.
+const nameRules = "names are domain/path: UTF-8, at most 1024 bytes, no empty, . or .. segments (gloria.eu/bootes-2/img-0001.fits)"
+
 // PutCmd is `skyfed put`.
 type PutCmd struct {
 	Name        string            `arg:"" help:"Object name, domain first (gloria.eu/bootes-2/2026/11/21/img-0001.fits); with -r the prefix of the names."`
@@ -66,6 +79,9 @@ func (c *PutCmd) Run(app *App) error {
 	}
 	if c.Recursive {
 		return c.putTree(app)
+	}
+	if err := checkName(c.Name); err != nil {
+		return err
 	}
 	r, size, closeIn, err := openInput(app, c.File)
 	if err != nil {
@@ -152,20 +168,43 @@ func newProgress(w io.Writer, size int64, desc string) *progressbar.ProgressBar 
 	if !ok || !term.IsTerminal(int(f.Fd())) || (size >= 0 && size < progressMin) {
 		return nil
 	}
-	return progressbar.NewOptions64(size,
+	width, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		width = 80
+	}
+	return progressBar(w, size, desc, width)
+}
+
+// progressStatsWidth is room for the rest of a bar's line: "get 100% ",
+// "(1023.9/1023.9 MiB, 1023.9 MiB/s) [1m0s:1m0s]" and a margin.
+const progressStatsWidth = 64
+
+// progressBar draws a transfer's progress on a terminal cols wide in
+// IEC units (MiB and MiB/s, as the rest of the CLI counts bytes): a bar
+// when there is room for 10 cells or more, else the numbers alone (never
+// an empty "||"); a spinner when the size is unknown.
+func progressBar(w io.Writer, size int64, desc string, cols int) *progressbar.ProgressBar {
+	opts := []progressbar.Option{
 		progressbar.OptionSetDescription(desc),
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowTotalBytes(true),
-		progressbar.OptionSetWidth(10),
-		progressbar.OptionThrottle(65*time.Millisecond),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionThrottle(65 * time.Millisecond),
 		progressbar.OptionShowCount(),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 		progressbar.OptionSpinnerType(14),
 		progressbar.OptionSetSpinnerChangeInterval(0), // no ticker goroutine
-		progressbar.OptionFullWidth(),
 		progressbar.OptionSetRenderBlankState(true),
-	)
+	}
+	switch cells := min(cols-progressStatsWidth-len(desc), 40); {
+	case size < 0: // a spinner and the numbers: no bar to draw
+	case cells >= 10:
+		opts = append(opts, progressbar.OptionSetWidth(cells))
+	default:
+		opts = append(opts, progressbar.OptionSetWidth(0), progressbar.OptionSetTheme(progressbar.Theme{}))
+	}
+	return progressbar.NewOptions64(size, opts...)
 }
 
 func finishProgress(bar *progressbar.ProgressBar, err error) {
@@ -207,9 +246,17 @@ func (c *GetCmd) Run(app *App) error {
 	if (c.Name == "") == (c.SHA256 == "") {
 		return &ExitError{Code: exitUsage, Err: withHint(errors.New("give either NAME or --sha256 HEX"), "see 'skyfed get --help'")}
 	}
+	if c.Name != "" {
+		if err := checkName(c.Name); err != nil {
+			return err
+		}
+	}
 	obj, err := cl.Get(ctx, c.Name, client.GetOptions{Version: c.Version, Fresh: c.Fresh, SHA256: c.SHA256})
 	if err != nil {
 		warnIncomplete(app, nil, err)
+		if c.Version == "" && c.Name != "" {
+			err = notFoundHint(ctx, cl, c.Name, err)
+		}
 		return err
 	}
 	defer obj.Body.Close()
@@ -288,6 +335,9 @@ type VersionsCmd struct {
 
 // Run prints the versions of an object, newest first.
 func (c *VersionsCmd) Run(app *App) error {
+	if err := checkName(c.Name); err != nil {
+		return err
+	}
 	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
 	defer cancel()
 	cl := c.Conn.client()
@@ -295,7 +345,7 @@ func (c *VersionsCmd) Run(app *App) error {
 	vl, err := cl.VersionsAsOf(ctx, c.Name, c.Fresh, c.AsOf)
 	if err != nil {
 		warnIncomplete(app, nil, err)
-		return err
+		return notFoundHint(ctx, cl, c.Name, err)
 	}
 	warnIncomplete(app, vl.Federation, nil)
 	if c.JSON {
@@ -311,6 +361,30 @@ func (c *VersionsCmd) Run(app *App) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", v.Version, v.Origin, v.Size, orDash(v.SHA256), deleted, orDash(v.Expires))
 	}
 	return tw.Flush()
+}
+
+// notFoundHint gives a "not found" about name the hint a CLI user
+// needs: how to reach the versions of a name whose latest version is
+// deleted or expired, or, when name is no object but names start with it
+// (a "directory"), how to list them. Other errors are returned as they are.
+func notFoundHint(ctx context.Context, cl *client.Client, name string, err error) error {
+	if exitCodeOf(err) != exitNotFound {
+		return err
+	}
+	if errors.Is(err, client.ErrDeleted) {
+		return withHint(err, fmt.Sprintf("its latest version is deleted or expired: skyfed versions %s lists its versions, "+
+			"skyfed get --version V %s fetches one, skyfed restore --version V %s makes it the latest again", name, name, name))
+	}
+	page, lerr := cl.List(ctx, name, "", 2)
+	if lerr != nil {
+		return err
+	}
+	for _, o := range page.Objects {
+		if o.Name != name {
+			return withHint(err, fmt.Sprintf("%s is no object, but names start with it: skyfed ls %s lists them", name, name))
+		}
+	}
+	return err
 }
 
 // warnIncomplete says on stderr when the site's lookup across the
@@ -433,13 +507,16 @@ func (c *RmCmd) Run(app *App) error {
 	if c.Recursive {
 		return c.rmTree(app)
 	}
+	if err := checkName(c.Name); err != nil {
+		return err
+	}
 	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
 	defer cancel()
 	cl := c.Conn.client()
 	defer cl.CloseIdleConnections()
 	res, err := cl.Delete(ctx, c.Name)
 	if err != nil {
-		return err
+		return notFoundHint(ctx, cl, c.Name, err)
 	}
 	_, err = fmt.Fprintln(app.Stdout, res.Version)
 	return err

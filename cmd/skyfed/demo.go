@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -27,9 +29,9 @@ type DemoCmd struct {
 	Dir      string        `help:"Data dir for the demo sites (default: a new temp dir, removed at exit)." type:"path"`
 	Sites    int           `default:"5" help:"Number of sites (2 to 9)."`
 	Topology string        `default:"ring-chords" enum:"line,ring,star,mesh,ring-chords" help:"How the sites are linked (line, ring, star, mesh, ring-chords)."`
-	HTTPPort int           `name:"http-port" default:"7401" help:"HTTP port of the first site; the others follow."`
-	NATSPort int           `name:"nats-port" default:"7421" help:"NATS port of the first site; the others follow."`
-	S3Port   int           `name:"s3-port" default:"7441" help:"S3 API port of the first site; the others follow."`
+	HTTPPort int           `name:"http-port" default:"7601" help:"HTTP port of the first site; the others follow (not README's by-hand 7401/7501, so both can run)."`
+	NATSPort int           `name:"nats-port" default:"7621" help:"NATS port of the first site; the others follow."`
+	S3Port   int           `name:"s3-port" default:"7641" help:"S3 API port of the first site; the others follow."`
 	FITS     string        `name:"fits" env:"SKYFED_FITS" help:"Directory of real FITS files to use as sample data (e.g. from Debian's eso-midas-testdata); synthetic 16-bit frames when unset."`
 	Frames   int           `default:"6" help:"Frames to put at each of the two observing sites."`
 	For      time.Duration `name:"for" help:"Stop after this long (default: run until Ctrl-C)."`
@@ -60,7 +62,18 @@ func (c *DemoCmd) Run(app *App) error {
 		ctx, cancel = context.WithTimeout(ctx, c.For)
 		defer cancel()
 	}
-	fed, err := c.startFederation(app, dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	logPath := filepath.Join(dir, "demo.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("demo log: %w", err)
+	}
+	defer logFile.Close()
+	fmt.Fprintf(app.Stdout, "skyfed demo: the sites log to %s\n", logPath)
+	bin := demoBinary(dir)
+	fed, err := c.startFederation(slog.New(slog.NewTextHandler(logFile, nil)), dir)
 	if err != nil {
 		return err
 	}
@@ -79,17 +92,17 @@ func (c *DemoCmd) Run(app *App) error {
 		}
 		return err
 	}
-	c.printGuide(app.Stdout, sites)
+	c.printGuide(app.Stdout, sites, bin, c.Dir == "")
 	<-ctx.Done()
 	return nil
 }
 
 // startFederation creates (or reuses) the site dirs, makes every site
 // trust every other, links them by the topology and starts them.
-func (c *DemoCmd) startFederation(app *App, base string) (*testlab.Federation, error) {
+func (c *DemoCmd) startFederation(log *slog.Logger, base string) (*testlab.Federation, error) {
 	fed, err := testlab.StartFederation(testlab.FedOptions{
 		N: c.Sites, Topology: c.Topology, Seed: 1, Dir: base, IDs: demoSiteNames[:c.Sites], Domain: demoDomain,
-		ChunkSize: chunk.DefaultSize, Logger: app.Log, Direct: true,
+		ChunkSize: chunk.DefaultSize, Logger: log, Direct: true,
 		HTTPAddr: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort+i)) },
 		NATSAddr: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NATSPort+i)) },
 		S3Addr:   func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.S3Port+i)) },
@@ -193,16 +206,61 @@ func progressLine(sites []*site.Site, want int64) (string, bool, error) {
 	return strings.Join(parts, " · "), done, nil
 }
 
-func (c *DemoCmd) printGuide(w io.Writer, sites []*site.Site) {
+// demoBinary copies this skyfed binary into dir, so that the commands the
+// demo prints work after `go run` (whose binary is in Go's build cache
+// and not on PATH); when it cannot, the commands are `go run ./cmd/skyfed`
+// from the source tree.
+func demoBinary(dir string) string {
+	self, err := os.Executable()
+	if err == nil {
+		bin := filepath.Join(dir, "skyfed")
+		if err = copyFile(self, bin); err == nil {
+			return bin
+		}
+	}
+	return "go run ./cmd/skyfed"
+}
+
+// copyFile copies the executable src to dst.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// printGuide says how to reach each site, with commands that work as
+// printed: bin is this binary's copy in the demo dir (or go run).
+func (c *DemoCmd) printGuide(w io.Writer, sites []*site.Site, bin string, tempDir bool) {
 	fmt.Fprintf(w, "skyfed demo: %d sites running\n", len(sites))
 	for _, s := range sites {
 		fmt.Fprintf(w, "  %-14s http://%s   nats %s   s3 http://%s\n", s.Config().ID, s.HTTPAddr(), s.NATSURL(), s.S3Addr())
 	}
 	first := "http://" + sites[0].HTTPAddr()
-	fmt.Fprintf(w, "\nTry, in another terminal:\n")
+	fmt.Fprintf(w, "\nTry, in another terminal")
+	if bin != "go run ./cmd/skyfed" {
+		fmt.Fprintf(w, " (%s is this skyfed, copied there", bin)
+		if tempDir {
+			fmt.Fprintf(w, "; removed when the demo stops")
+		}
+		fmt.Fprintf(w, ")")
+	} else {
+		fmt.Fprintf(w, ", from the skyfed source tree")
+	}
+	fmt.Fprintf(w, ":\n")
 	fmt.Fprintf(w, "  export SKYFED_SITE=%s\n", first)
-	fmt.Fprintf(w, "  skyfed ls %s/\n", demoDomain)
-	fmt.Fprintf(w, "  skyfed stat\n")
+	fmt.Fprintf(w, "  %s ls %s/\n", bin, demoDomain)
+	fmt.Fprintf(w, "  %s stat\n", bin)
 	fmt.Fprintf(w, "  curl -s %s/api/status\n", first)
 	fmt.Fprintf(w, "  aws --endpoint-url http://%s --no-sign-request s3 ls --recursive s3://%s/   # S3 (unsigned requests are open on loopback)\n", sites[0].S3Addr(), demoDomain)
 	if c.For > 0 {

@@ -20,6 +20,9 @@ type RestoreCmd struct {
 // Run makes a new version over the bytes of the one named and prints it
 // as put does.
 func (c *RestoreCmd) Run(app *App) error {
+	if err := checkName(c.Name); err != nil {
+		return err
+	}
 	ctx, cancel := withTimeout(app.Ctx, c.Timeout)
 	defer cancel()
 	cl := c.Conn.client()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -8,22 +9,24 @@ import (
 
 	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
 	"github.com/skyfed/skyfed/site"
 )
 
 // SiteCmd groups the commands that create, run and configure a site.
 type SiteCmd struct {
-	Init    SiteInitCmd    `cmd:"" help:"Create a site: data dir, config file and signing key. Prints the public key."`
-	Run     SiteRunCmd     `cmd:"" help:"Run a site until SIGINT/SIGTERM. For tests only: SKYFED_TEST_CLOCK_OFFSET (a Go duration such as 10m or -10m) shifts the site's clock for stamps, expiry and clock checks, to reproduce clock skew; never set it in production."`
-	Key     SiteKeyCmd     `cmd:"" help:"Print the site's public key."`
-	Trust   SiteTrustCmd   `cmd:"" help:"Trust a peer's key to write under domains (replaces an earlier entry for the peer)."`
-	Untrust SiteUntrustCmd `cmd:"" help:"Remove a peer from the trust store."`
-	Link    SiteLinkCmd    `cmd:"" help:"Dial a link to a peer's NATS server (replaces an earlier link to the peer). The peer must trust this site's key."`
-	Unlink  SiteUnlinkCmd  `cmd:"" help:"Remove the link to a peer."`
-	TLS     SiteTLSCmd     `cmd:"" name:"tls" help:"Change the site's TLS settings (NATS links, HTTPS); restart the site to apply."`
-	Token   SiteTokenCmd   `cmd:"" help:"Create, list and revoke access tokens for the HTTP API (access.go)."`
-	Public  SitePublicCmd  `cmd:"" help:"Name prefixes anyone may read without a token."`
-	S3      SiteS3Cmd      `cmd:"" name:"s3" help:"Turn the S3 API on (--listen ADDR) or off (--off); restart the site to apply."`
+	Init     SiteInitCmd     `cmd:"" help:"Create a site: data dir, config file and signing key. Prints the public key."`
+	Run      SiteRunCmd      `cmd:"" help:"Run a site until SIGINT/SIGTERM. For tests only: SKYFED_TEST_CLOCK_OFFSET (a Go duration such as 10m or -10m) shifts the site's clock for stamps, expiry and clock checks, to reproduce clock skew; never set it in production."`
+	Key      SiteKeyCmd      `cmd:"" help:"Print the site's public key."`
+	Trust    SiteTrustCmd    `cmd:"" help:"Trust a peer's key to write under domains (replaces an earlier entry for the peer)."`
+	Untrust  SiteUntrustCmd  `cmd:"" help:"Remove a peer from the trust store."`
+	Link     SiteLinkCmd     `cmd:"" help:"Dial a link to a peer's NATS server (replaces an earlier link to the peer). The peer must trust this site's key."`
+	Unlink   SiteUnlinkCmd   `cmd:"" help:"Remove the link to a peer."`
+	TLS      SiteTLSCmd      `cmd:"" name:"tls" help:"Change the site's TLS settings (NATS links, HTTPS); restart the site to apply."`
+	Token    SiteTokenCmd    `cmd:"" help:"Create, list and revoke access tokens for the HTTP API (access.go)."`
+	Public   SitePublicCmd   `cmd:"" help:"Name prefixes anyone may read without a token."`
+	S3       SiteS3Cmd       `cmd:"" name:"s3" help:"Turn the S3 API on (--listen ADDR) or off (--off); restart the site to apply."`
+	Location SiteLocationCmd `cmd:"" help:"Set where the site is (LAT,LON), as its status beacons tell the federation; a running site picks it up."`
 }
 
 // SiteS3Cmd is `skyfed site s3`.
@@ -64,12 +67,13 @@ type SiteInitCmd struct {
 	NATSURL   string `name:"nats-url" help:"Use an external NATS server at this URL instead of the embedded one."`
 	ChunkSize int    `default:"1048576" help:"Chunk size in bytes."`
 	S3        string `name:"s3" help:"Listen address of the S3 API, e.g. 127.0.0.1:7403 (off unless given)."`
+	Location  string `help:"Where the site is, LAT,LON in degrees (e.g. 28.7606,-17.8816), shown in the federation view." placeholder:"LAT,LON"`
 	tlsFlags
 }
 
 // Run creates the site; stdout gets exactly the public key.
 func (c *SiteInitCmd) Run(app *App) error {
-	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize, S3: c.S3}
+	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize, S3: c.S3, Location: c.Location}
 	if err := c.apply(&cfg); err != nil {
 		return err
 	}
@@ -77,6 +81,9 @@ func (c *SiteInitCmd) Run(app *App) error {
 		cfg.NATS = ""
 	}
 	key, err := site.Init(c.Dir, cfg)
+	if errors.Is(err, site.ErrBadConfig) { // made from the flags alone: a bad flag
+		return &ExitError{Code: exitUsage, Err: err}
+	}
 	if err != nil {
 		return err
 	}
@@ -143,6 +150,15 @@ func (c *SiteKeyCmd) Run(app *App) error {
 	return nil
 }
 
+// checkSiteID checks a flag's site ID before anything is written: a bad
+// one is a usage error (exit 80), as a bad --key is.
+func checkSiteID(flag, id string) error {
+	if !manifest.ValidSiteID(id) {
+		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%s %q: a site ID must match [a-z0-9-]{1,32}", flag, id)}
+	}
+	return nil
+}
+
 // SiteTrustCmd is `skyfed site trust`.
 type SiteTrustCmd struct {
 	Dir    string   `required:"" type:"existingdir" help:"The site's data dir."`
@@ -153,6 +169,9 @@ type SiteTrustCmd struct {
 
 // Run adds or replaces the peer's trust entry.
 func (c *SiteTrustCmd) Run(app *App) error {
+	if err := checkSiteID("--peer", c.Peer); err != nil {
+		return err
+	}
 	if _, err := manifest.ParsePublicKey(c.Key); err != nil {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("--key: %w (want ed25519:<64 hex digits>)", err)}
 	}
@@ -162,6 +181,11 @@ func (c *SiteTrustCmd) Run(app *App) error {
 			if part = strings.TrimSpace(part); part != "" {
 				domains = append(domains, part)
 			}
+		}
+	}
+	for _, d := range domains {
+		if err := naming.CheckDomain(d); err != nil {
+			return &ExitError{Code: exitUsage, Err: fmt.Errorf("--domain: %w", err)}
 		}
 	}
 	if err := site.Trust(c.Dir, site.Peer{ID: c.Peer, Key: c.Key, Domains: domains}); err != nil {
@@ -197,6 +221,9 @@ type SiteLinkCmd struct {
 
 // Run adds or replaces the link.
 func (c *SiteLinkCmd) Run(app *App) error {
+	if err := checkSiteID("--peer", c.Peer); err != nil {
+		return err
+	}
 	if _, err := forward.ParseRate(c.MaxRate); err != nil {
 		return &ExitError{Code: exitUsage, Err: fmt.Errorf("--max-rate: %w", err)}
 	}

@@ -18,21 +18,13 @@ import (
 
 // StatCmd is `skyfed stat`.
 type StatCmd struct {
-	JSON     bool          `name:"json" help:"Print the site's status JSON as received (indented)."`
-	Watch    bool          `short:"w" help:"Refresh until Ctrl-C: on a terminal the table is redrawn in place, otherwise a new one is printed every --interval."`
-	Interval time.Duration `help:"Time between refreshes with --watch." default:"2s"`
-	Timeout  time.Duration `help:"Give up on one request after this long (0: no limit)." default:"30s"`
-	Conn     siteFlags     `embed:""`
+	JSON       bool          `name:"json" help:"Print the site's status JSON as received (indented)."`
+	Federation bool          `help:"Show every site and link of the federation, as this site's status beacons tell it (/api/federation), instead of this site's status."`
+	Watch      bool          `short:"w" help:"Refresh until Ctrl-C: on a terminal the table is redrawn in place, otherwise a new one is printed every --interval."`
+	Interval   time.Duration `help:"Time between refreshes with --watch." default:"2s"`
+	Timeout    time.Duration `help:"Give up on one request after this long (0: no limit)." default:"30s"`
+	Conn       siteFlags     `embed:""`
 }
-
-// linkColumns are the link fields stat shows, in order, when present.
-// The status fields that say why a link is not up come right after its
-// state, the time of the change and the error text (long) last.
-var linkColumns = []string{"peer", "direction", "state", "reason", "mode", "backlog", "lag_seconds", "send_rate", "receive_rate",
-	"sent_chunks", "received_chunks", "duplicates", "rejected", "tls", "clock_offset_seconds", "in_sync", "reconciled_at", "since", "last_error"}
-
-// rateColumns hold bytes per second and are shown in SI units, as --max-rate takes them.
-var rateColumns = map[string]bool{"send_rate": true, "receive_rate": true}
 
 // minWatchInterval keeps --watch from hammering a site.
 const minWatchInterval = 100 * time.Millisecond
@@ -41,6 +33,12 @@ const minWatchInterval = 100 * time.Millisecond
 func (c *StatCmd) Run(app *App) error {
 	cl := c.Conn.client()
 	defer cl.CloseIdleConnections()
+	if c.Federation {
+		if c.Watch {
+			return &ExitError{Code: exitUsage, Err: fmt.Errorf("--federation shows one view; leave out --watch")}
+		}
+		return c.federation(app, cl)
+	}
 	if !c.Watch {
 		st, err := c.fetch(app.Ctx, cl)
 		if err != nil {
@@ -70,7 +68,8 @@ const (
 // watch prints the status every interval until ctx ends. On a terminal
 // each refresh redraws the screen in place (no flicker, no scrollback
 // flood); otherwise each refresh is a new block, separated by a blank
-// line, for logs and pipes. A failed refresh is reported and retried.
+// line, for logs and pipes. A failed refresh is reported once (in the
+// frame, or on errOut for a --json stream) and retried.
 func (c *StatCmd) watch(ctx context.Context, out, errOut io.Writer, cl *client.Client, tty bool) error {
 	tick := time.NewTicker(c.Interval)
 	defer tick.Stop()
@@ -82,7 +81,7 @@ func (c *StatCmd) watch(ctx context.Context, out, errOut io.Writer, cl *client.C
 		if ctx.Err() != nil {
 			break
 		}
-		if err != nil && !tty {
+		if err != nil && !tty && c.JSON { // the JSON stream has no room for it; a table frame says it
 			fmt.Fprintf(errOut, "skyfed: stat: %v (retrying every %s)\n", err, c.Interval)
 		}
 		if err := writeFrame(out, c.frame(st, err, tty), tty, first); err != nil {
@@ -113,7 +112,7 @@ func (c *StatCmd) frame(st client.Status, fetchErr error, tty bool) []byte {
 		fetchErr = c.print(&b, st)
 	}
 	if fetchErr != nil && (tty || !c.JSON) {
-		fmt.Fprintf(&b, "cannot refresh: %v (retrying)\n", fetchErr)
+		fmt.Fprintf(&b, "cannot refresh: %v (retrying every %s)\n", fetchErr, c.Interval)
 	}
 	return b.Bytes()
 }
@@ -167,6 +166,11 @@ func (c *StatCmd) print(w io.Writer, st client.Status) error {
 	if st.NATSTLS != "" {
 		fmt.Fprintf(tw, "links\t%s\n", linksSecurity(st))
 	}
+	now := time.Now()
+	if !st.CountersSince.IsZero() {
+		fmt.Fprintf(tw, "counting since\t%s (%s ago; counts and rates restart with the site)\n",
+			st.CountersSince.UTC().Format(time.RFC3339), durationText(now.Sub(st.CountersSince)))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -175,7 +179,7 @@ func (c *StatCmd) print(w io.Writer, st client.Status) error {
 		return nil
 	}
 	fmt.Fprintln(w)
-	return printLinks(w, st.Links)
+	return printLinks(w, st.Links, now)
 }
 
 // printUnrepairable lists the chunks lost at the site that no site could
@@ -206,61 +210,6 @@ func incompleteText(versions, missing int64) string {
 	return fmt.Sprintf("%d %s (%s) still missing chunks", versions, noun, humanBytes(missing))
 }
 
-// printLinks prints one row per link with the known columns any link has.
-func printLinks(w io.Writer, links []map[string]any) error {
-	var cols []string
-	for _, k := range linkColumns {
-		for _, l := range links {
-			if _, ok := l[k]; ok {
-				cols = append(cols, k)
-				break
-			}
-		}
-	}
-	if len(cols) == 0 {
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.ToUpper(strings.Join(cols, "\t")))
-	for _, l := range links {
-		cells := make([]string, len(cols))
-		for i, k := range cols {
-			switch {
-			case rateColumns[k]:
-				cells[i] = rateText(l[k])
-			case k == "since" || k == "reconciled_at":
-				cells[i] = sinceText(l[k])
-			case k == "clock_offset_seconds":
-				cells[i] = offsetText(l[k])
-			case k == "tls":
-				cells[i] = tlsText(l[k], l["state"])
-			default:
-				cells[i] = cellText(l[k])
-			}
-		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t"))
-	}
-	return tw.Flush()
-}
-
-func cellText(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "-"
-	case string:
-		return orDash(v)
-	case json.Number:
-		return v.String()
-	case bool:
-		return fmt.Sprint(v)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "?"
-	}
-	return string(b)
-}
-
 // linksSecurity says how a site's links are secured, in one line.
 func linksSecurity(st client.Status) string {
 	var listener string
@@ -281,77 +230,6 @@ func linksSecurity(st client.Status) string {
 		https = "HTTP API over HTTPS"
 	}
 	return listener + "; " + peers + "; " + https
-}
-
-// tlsText renders a link's TLS state as "TLS 1.3 pinned" (the cipher is
-// in --json), "plain" when the link is up without TLS, "-" while down.
-func tlsText(v, state any) string {
-	m, ok := v.(map[string]any)
-	if !ok {
-		if state == "up" {
-			return "plain"
-		}
-		return "-"
-	}
-	return fmt.Sprintf("%v %v", m["version"], m["verified"])
-}
-
-// sinceText renders an RFC 3339 time to the second in UTC, which is
-// precise enough to line a state change up with logs; "-" if unset.
-func sinceText(v any) string {
-	s, ok := v.(string)
-	if !ok {
-		return cellText(v)
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return orDash(s)
-	}
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
-}
-
-// offsetText renders a clock offset in seconds with its sign and one
-// decimal (a measurement, not more precise than that); null is "-".
-func offsetText(v any) string {
-	f, text, ok := jsonFloat(v)
-	if !ok {
-		return text
-	}
-	return fmt.Sprintf("%+.1f", f)
-}
-
-// jsonFloat reads a JSON number cell; when it is none, it returns the
-// cell's plain text instead.
-func jsonFloat(v any) (float64, string, bool) {
-	n, ok := v.(json.Number)
-	if !ok {
-		return 0, cellText(v), false
-	}
-	f, err := n.Float64()
-	if err != nil {
-		return 0, n.String(), false
-	}
-	return f, "", true
-}
-
-// rateText renders a bytes/s number in SI units: 0 B/s, 950 B/s, 1.2 MB/s.
-func rateText(v any) string {
-	f, text, ok := jsonFloat(v)
-	if !ok {
-		return text
-	}
-	units := []string{"B/s", "kB/s", "MB/s", "GB/s", "TB/s"}
-	i := 0
-	for ; f >= 1000 && i < len(units)-1; i++ {
-		f /= 1000
-	}
-	if i == 0 {
-		return fmt.Sprintf("%.0f %s", f, units[i])
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
 }
 
 // humanBytes renders n in IEC units: 0 B, 512 B, 1.5 KiB, 3.2 GiB.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,17 +12,10 @@ import (
 	"github.com/skyfed/skyfed/site/client"
 )
 
-// TestStatShowsWhyALinkIsDown prints links as /api/status encodes them
-// (forward.LinkStatus): a refused link shows its reason, since and last
-// error; an up link its measured clock offset; one never measured "-".
-func TestStatShowsWhyALinkIsDown(t *testing.T) {
-	offset := -600.0042
-	since := time.Date(2026, 11, 21, 3, 4, 5, 678_000_000, time.UTC)
-	links := []forward.LinkStatus{
-		{Peer: "beta", Direction: forward.DirOut, State: forward.StateRefused, Reason: forward.ReasonRefused,
-			Since: since, LastError: "dial nats://127.0.0.1:7502: nats: authorization violation", Backlog: 1},
-		{Peer: "gamma", Direction: forward.DirIn, State: forward.StateUp, Since: since, ClockOffsetSeconds: &offset},
-	}
+// decodeLinks encodes links as /api/status does (forward.LinkStatus)
+// and decodes them as the client does.
+func decodeLinks(t *testing.T, links any) []map[string]any {
+	t.Helper()
 	b, err := json.Marshal(links)
 	if err != nil {
 		t.Fatal(err)
@@ -32,33 +26,103 @@ func TestStatShowsWhyALinkIsDown(t *testing.T) {
 	if err := dec.Decode(&decoded); err != nil {
 		t.Fatal(err)
 	}
+	return decoded
+}
+
+// TestStatShowsWhyALinkIsDown prints links as /api/status encodes them
+// (forward.LinkStatus): a refused link shows its reason in the table and,
+// below it, since when (down since) and its last error, without the
+// rates it had while up; an up link its measured clock offset.
+func TestStatShowsWhyALinkIsDown(t *testing.T) {
+	offset := -600.0042
+	since := time.Date(2026, 11, 21, 3, 4, 5, 678_000_000, time.UTC)
+	now := since.Add(5*time.Minute + 30*time.Second)
+	links := []forward.LinkStatus{
+		{Peer: "beta", Direction: forward.DirOut, State: forward.StateRefused, Reason: forward.ReasonRefused,
+			Since: since, LastError: "dial nats://127.0.0.1:7502: nats: authorization violation", Backlog: 1,
+			SendRate: 2_500_000, ReceiveRate: 800_000},
+		{Peer: "delta", Direction: forward.DirOut, State: forward.StateDown, Reason: forward.ReasonDial, Since: since.Add(-50 * time.Hour)},
+		{Peer: "gamma", Direction: forward.DirIn, State: forward.StateUp, Since: since, ClockOffsetSeconds: &offset},
+	}
 	var out bytes.Buffer
-	if err := printLinks(&out, decoded); err != nil {
+	if err := printLinks(&out, decodeLinks(t, links), now); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("want a header and 2 rows:\n%s", out.String())
+	if len(lines) != 6 {
+		t.Fatalf("want a header, 3 rows and 2 notes:\n%s", out.String())
 	}
 	header := strings.Fields(lines[0])
-	for _, col := range []string{"REASON", "CLOCK_OFFSET_SECONDS", "SINCE", "LAST_ERROR"} {
+	for _, col := range []string{"REASON", "CLOCK_OFFSET_SECONDS", "SINCE", "LAG", "ETA"} {
 		if !strings.Contains(lines[0], col) {
 			t.Errorf("header lacks %s: %q", col, lines[0])
 		}
 	}
-	if header[3] != "REASON" {
-		t.Errorf("reason is column %v, want right after state", header)
+	if header[3] != "REASON" || strings.Contains(lines[0], "LAST_ERROR") {
+		t.Errorf("header %v: want reason right after state, the last error below the table", header)
 	}
-	for _, want := range []string{"refused by peer", "2026-11-21T03:04:05Z", "nats: authorization violation"} {
-		if !strings.Contains(lines[1], want) {
-			t.Errorf("refused row lacks %q: %q", want, lines[1])
+	if !strings.Contains(lines[1], "refused by peer") || !strings.Contains(lines[1], "2026-11-21T03:04:05Z") ||
+		strings.Contains(lines[1], "MB/s") || strings.Contains(lines[1], "kB/s") {
+		t.Errorf("refused row %q: want its reason and since, and no stale rates", lines[1])
+	}
+	if !strings.Contains(lines[3], "-600.0") || strings.Contains(lines[3], "refused") {
+		t.Errorf("up row: %q, want offset -600.0 and no reason", lines[3])
+	}
+	for i, want := range []string{
+		"  beta out: refused since 2026-11-21T03:04:05Z (5m30s ago): refused by peer; last error: dial nats://127.0.0.1:7502: nats: authorization violation",
+		"  delta out: down since 2026-11-19T01:04:05Z (2d2h ago): dial error",
+	} {
+		if lines[4+i] != want {
+			t.Errorf("note %d:\n%q\nwant\n%q", i, lines[4+i], want)
 		}
-	}
-	if !strings.Contains(lines[2], "-600.0") || strings.Contains(lines[2], "refused") {
-		t.Errorf("up row: %q, want offset -600.0 and no reason", lines[2])
 	}
 	if got := offsetText(nil); got != "-" {
 		t.Errorf("unmeasured offset = %q, want -", got)
+	}
+}
+
+// TestStatLagRatesAndETA: lag is a duration, links that only carry pings
+// say idle, and each link with a backlog says how long it needs to send
+// it at its recent rate (from backlog_bytes when the status has them,
+// otherwise estimated from the mean size of the entries sent, and said so).
+func TestStatLagRatesAndETA(t *testing.T) {
+	links := []map[string]any{
+		{"peer": "beta", "direction": "out", "state": "up", "backlog": 40, "lag_seconds": 16.218038465,
+			"send_rate": 2_000_000, "receive_rate": 4, "sent_chunks": 90, "sent_manifests": 10, "sent_wire_bytes": 500_000_000},
+		{"peer": "gamma", "direction": "out", "state": "up", "backlog": 3, "backlog_bytes": 600_000_000, "lag_seconds": 4000,
+			"send_rate": 1_000_000, "receive_rate": 1500},
+		{"peer": "delta", "direction": "in", "state": "up", "backlog": 0, "lag_seconds": 0, "send_rate": 4, "receive_rate": 12},
+		{"peer": "eps", "direction": "out", "state": "up", "backlog": 5, "lag_seconds": 0.25, "send_rate": 3, "receive_rate": 0},
+	}
+	var out bytes.Buffer
+	if err := printLinks(&out, decodeLinks(t, links), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, re := range []string{
+		`(?m)^beta +out +up +40 +16s +~1m40s +2\.0 MB/s +idle `,
+		`(?m)^gamma +out +up +3 +1h7m +10m0s +1\.0 MB/s +1\.5 kB/s `,
+		`(?m)^delta +in +up +0 +0s +- +idle +idle `,
+		`(?m)^eps +out +up +5 +0\.2s +stalled +3 B/s +idle `,
+		`(?m)^  ETA ~: backlog entries × mean bytes per entry sent so far ÷ send rate \(the site's status has no backlog bytes\)$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("stat links lack %s:\n%s", re, text)
+		}
+	}
+}
+
+// TestStatCountersSince: the summary says since when the site counts,
+// as /api/status gives it.
+func TestStatCountersSince(t *testing.T) {
+	var out bytes.Buffer
+	st := client.Status{Site: "alpha", CountersSince: time.Now().Add(-3*time.Hour - 4*time.Minute)}
+	if err := (&StatCmd{}).print(&out, st); err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`(?m)^counting since +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(3h4m ago; counts and rates restart with the site\)$`)
+	if !want.MatchString(out.String()) {
+		t.Errorf("stat lacks %s:\n%s", want, out.String())
 	}
 }
 

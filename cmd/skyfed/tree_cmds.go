@@ -5,7 +5,8 @@ package main
 // already there with the same SHA-256. Every file gets one line naming
 // it ("put NAME VERSION SHA256 SIZE", "same ...", "get ...", "rm NAME
 // VERSION"); failures go to stderr as they happen and the summary at
-// the end says how many, with exit code 1 if any.
+// the end says how many, with exit code 1 if any (3 if any failed
+// verification: a damaged object).
 
 import (
 	"bufio"
@@ -73,6 +74,7 @@ type treeRun struct {
 
 	mu                  sync.Mutex // one line at a time
 	done, same, failed  atomic.Int64
+	verifyFailed        atomic.Int64 // failures that exit 3 alone (a damaged object)
 	doneBytes, sameSize atomic.Int64
 }
 
@@ -88,9 +90,16 @@ func (t *treeRun) line(format string, args ...any) {
 
 func (t *treeRun) fail(what string, err error) {
 	t.failed.Add(1)
+	if exitCodeOf(err) == exitVerify {
+		t.verifyFailed.Add(1)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, t.verb+" "+what+":") { // the client's errors say it already
+		msg = t.verb + " " + what + ": " + msg
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fmt.Fprintf(t.app.Stderr, "skyfed: %s %s: %v\n", t.verb, what, err)
+	fmt.Fprintf(t.app.Stderr, "skyfed: %s\n", msg)
 }
 
 // finish prints the summary on stderr and returns an error if any file
@@ -105,10 +114,15 @@ func (t *treeRun) finish(err error) error {
 	if err != nil {
 		return err
 	}
-	if n := t.failed.Load(); n > 0 {
-		return fmt.Errorf("%s -r: %d of %d failed (see above)", t.verb, n, n+t.done.Load()+t.same.Load())
+	n := t.failed.Load()
+	if n == 0 {
+		return nil
 	}
-	return nil
+	err = fmt.Errorf("%s -r: %d of %d failed (see above)", t.verb, n, n+t.done.Load()+t.same.Load())
+	if v := t.verifyFailed.Load(); v > 0 {
+		return &ExitError{Code: exitVerify, Err: fmt.Errorf("%w; %d failed verification", err, v)}
+	}
+	return err
 }
 
 // fileSHA256 returns the hex SHA-256 of the file at path.

@@ -43,6 +43,7 @@ type Engine struct {
 	claims map[claimKey]*claim
 	q      queries
 	rc     recons
+	bc     beacons
 	rd     Ready
 	full   bool // this site's disk is below its reserve (SpaceChanged)
 }
@@ -84,6 +85,7 @@ type link struct {
 	recv     receiver
 	recon    bool // the peer reconciles
 	held     bool // the peer takes held queries
+	beacon   bool // the peer takes status beacons
 	space    spaceState
 }
 
@@ -97,7 +99,7 @@ func New(cfg Config) *Engine {
 	}
 	cfg.Timing = cfg.Timing.withReconDefaults()
 	return &Engine{cfg: cfg, st: cfg.Storage, links: map[LinkID]*link{}, stats: map[LinkID]*LinkStats{},
-		claims: map[claimKey]*claim{}, q: newQueries(), rc: newRecons()}
+		claims: map[claimKey]*claim{}, q: newQueries(), rc: newRecons(), bc: newBeacons()}
 }
 
 // Step applies one event.
@@ -114,7 +116,9 @@ func (e *Engine) Step(ev Event) {
 	case LinkUp:
 		e.linkUp(ev.Link, ev.Mode, ev.Recon)
 		e.links[ev.Link].held = ev.Held
+		e.links[ev.Link].beacon = ev.Beacon
 		e.spaceLinkUp(ev.Link, ev.Space)
+		e.beaconLinkUp(e.links[ev.Link])
 		one = ev.Link
 	case LinkDown:
 		e.linkDown(ev.Link)
@@ -125,6 +129,8 @@ func (e *Engine) Step(ev Event) {
 		}
 	case LogGrew:
 		all = true
+	case SendBeacon:
+		e.sendBeacon(ev)
 	case StoreDone:
 		e.storeDone(ev)
 		all = ev.Result == Stored // the log grew
@@ -478,6 +484,8 @@ func (e *Engine) received(from LinkID, m *wire.Message) {
 		e.onRecon(l, m.Recon)
 	case wire.MsgSpace:
 		e.onSpace(l, m.Space)
+	case wire.MsgBeacon:
+		e.onBeacon(l, m.Beacon)
 	}
 }
 

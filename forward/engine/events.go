@@ -32,6 +32,8 @@ type LinkUp struct {
 	// Held says the peer takes wire.QueryHeld (wire.CapHeld): held
 	// queries go to it and are passed on to it.
 	Held bool
+	// Beacon says the peer takes wire.MsgBeacon (wire.CapBeacon).
+	Beacon bool
 }
 
 // LinkDown: a link's connection ended or its peer fell silent; what was

@@ -65,6 +65,9 @@ type Result struct {
 	// their bytes on the wire (both ways, counted at the initiator).
 	ReconInSync, ReconDiffer, ReconFailed int
 	ReconBytes                            int64
+	// Bytes of every message sent, and of the status beacons among them.
+	WireBytes, BeaconBytes int64
+	BeaconMessages         int
 }
 
 // ErrInvariant marks a broken invariant; the error names the seed.
@@ -700,6 +703,11 @@ func (s *site) send(id engine.LinkID, lane wire.Lane, m *wire.Message, last *eng
 		return // nothing is published into a link that is down
 	}
 	w.res.Messages++
+	w.res.WireBytes += int64(len(body))
+	if m.Type == wire.MsgBeacon {
+		w.res.BeaconBytes += int64(len(body))
+		w.res.BeaconMessages++
+	}
 	p := l.pipes[0]
 	if l.b == s {
 		p = l.pipes[1]
@@ -799,10 +807,10 @@ func (w *World) linkUp(l *simLink) {
 	w.trace("link %s-%s up", l.a.name, l.b.name)
 	// The dialer is up when the acceptor's proof arrives; the acceptor
 	// one link delay later, when the dialer's proof does.
-	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode, Recon: true, Space: l.space, Held: true})
+	l.a.step(engine.LinkUp{Now: w.now, Link: l.idOf[0], Mode: l.mode, Recon: true, Space: l.space, Held: true, Beacon: true})
 	w.after(l.delay, func() {
 		if l.gen == gen && l.up {
-			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode, Recon: true, Space: l.space, Held: true})
+			l.b.step(engine.LinkUp{Now: w.now, Link: l.idOf[1], Mode: l.mode, Recon: true, Space: l.space, Held: true, Beacon: true})
 			// What a stalled link still carried arrives now, into the
 			// new session.
 			for side, p := range l.pipes {

@@ -41,6 +41,7 @@ func FuzzEncodeMessage(f *testing.F) {
 	f.Add(byte(MsgReply), byte(0), uint64(0), uint16(0), "gamma", uint32(0), byte(0), uint64(0), int64(0), byte(0), byte(0), uint32(0), uint32(0), uint32(0), []byte(nil), false, byte(0), byte(1), uint16(0))
 	f.Add(byte(MsgRecon), byte(0), uint64(0xfeedface), uint16(0), "", uint32(0), byte(0), uint64(0), int64(0), byte(0), byte(0), uint32(0), uint32(0), uint32(0), []byte{1, 1, 0, 0}, false, byte(0), byte(0), uint16(0))
 	f.Add(byte(MsgSpace), byte(0), uint64(0), uint16(0), "", uint32(0), byte(0), uint64(0), int64(0), byte(0), byte(0), uint32(0), uint32(0), uint32(0), []byte(nil), true, byte(0), byte(0), uint16(0))
+	f.Add(byte(MsgBeacon), byte(0), uint64(7), uint16(0), "alpha", uint32(0), byte(0), uint64(0), int64(1_790_000_000_123), byte(64), byte(0), uint32(0), uint32(0), uint32(0), []byte(`{"versions":1}`), false, byte(0), byte(0), uint16(0))
 	f.Add(byte(0), byte(9), uint64(0), uint16(MaxBatch+1), "A", uint32(0), byte(7), uint64(0), int64(-1), byte(63), byte(9), uint32(1), uint32(0), uint32(9), []byte{0}, false, byte(0), byte(MaxHops+1), uint16(0))
 
 	f.Fuzz(func(t *testing.T, typ, lane byte, batch uint64, n uint16, site string, caps uint32, mode byte, rate uint64, clock int64,
@@ -133,6 +134,8 @@ func buildMessage(typ MsgType, lane Lane, batch uint64, n int, site string, caps
 		m.Recon = &Recon{Session: batch, Body: payload}
 	case MsgSpace:
 		m.Space = &Space{Full: flag}
+	case MsgBeacon:
+		m.Beacon = &Beacon{Origin: site, Seq: batch, At: clock, Same: uint64(offset), Body: payload, Sig: sig}
 	default:
 		m.Ping = &Ping{Seq: batch}
 	}

@@ -66,6 +66,9 @@ const (
 	// passes them on only over links whose peer announced it (a site from
 	// before the kind refuses the whole message as malformed).
 	CapHeld uint32 = 1 << 3
+	// CapBeacon says the sender takes MsgBeacon: status beacons go to,
+	// and are passed on to, only peers that announced it.
+	CapBeacon uint32 = 1 << 4
 )
 
 // ErrBadMessage reports a link message that does not decode or breaks a
@@ -89,16 +92,17 @@ const (
 	MsgReply                       // the answer to a query, routed back the way the query came
 	MsgRecon                       // one step of an inventory reconciliation (body encoded by forward/recon); only to peers with CapRecon
 	MsgSpace                       // receiver → sender: this site's disk is full (hold offers) or has room again (offer now); only to peers with CapSpace
+	MsgBeacon                      // a site's signed status, flooded on the control lane (beacon.go); only to peers with CapBeacon
 )
 
 var wireTypeNames = [...]string{
 	MsgHello: "hello", MsgHelloAck: "hello-ack", MsgProof: "proof", MsgOffer: "offer",
 	MsgAnswer: "answer", MsgData: "data", MsgAck: "ack", MsgPing: "ping", MsgQuery: "query", MsgReply: "reply",
-	MsgRecon: "recon", MsgSpace: "space",
+	MsgRecon: "recon", MsgSpace: "space", MsgBeacon: "beacon",
 }
 
 func (t MsgType) String() string {
-	if t >= MsgHello && t <= MsgSpace {
+	if t >= MsgHello && t <= MsgBeacon {
 		return wireTypeNames[t]
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
@@ -252,6 +256,7 @@ type Message struct {
 	Reply  *Reply
 	Recon  *Recon
 	Space  *Space
+	Beacon *Beacon
 }
 
 // Space tells the peer whether this site's disk is full: while it is,
@@ -333,6 +338,8 @@ func (m *Message) AppendEncode(dst []byte) []byte {
 			flags = wireFlagFull
 		}
 		dst = append(dst, flags)
+	case m.Type == MsgBeacon && m.Beacon != nil:
+		dst = m.Beacon.appendTo(dst)
 	}
 	return dst
 }
@@ -447,6 +454,8 @@ func DecodeMessage(b []byte) (*Message, error) {
 		default:
 			r.fail("unknown flags %#x", flags)
 		}
+	case MsgBeacon:
+		m.Beacon = r.beacon()
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrBadMessage, b[0])
 	}
@@ -683,7 +692,7 @@ func (m *Message) Validate() error {
 
 func (m *Message) validate() error {
 	set := 0
-	for _, isSet := range []bool{m.Hello != nil, m.Offer != nil, m.Answer != nil, m.Data != nil, m.Ack != nil, m.Ping != nil, m.Query != nil, m.Reply != nil, m.Recon != nil, m.Space != nil} {
+	for _, isSet := range []bool{m.Hello != nil, m.Offer != nil, m.Answer != nil, m.Data != nil, m.Ack != nil, m.Ping != nil, m.Query != nil, m.Reply != nil, m.Recon != nil, m.Space != nil, m.Beacon != nil} {
 		if isSet {
 			set++
 		}
@@ -710,6 +719,8 @@ func (m *Message) validate() error {
 		want = m.Recon != nil
 	case MsgSpace:
 		want = m.Space != nil
+	case MsgBeacon:
+		want = m.Beacon != nil
 	default:
 		return errors.New("unknown type")
 	}
@@ -737,6 +748,8 @@ func (m *Message) validate() error {
 		if n := len(m.Recon.Body); n == 0 || n > MaxReconBody {
 			return fmt.Errorf("recon body of %d bytes, want 1..%d", n, MaxReconBody)
 		}
+	case MsgBeacon:
+		return m.Beacon.validate()
 	}
 	return nil
 }

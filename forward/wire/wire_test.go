@@ -61,6 +61,9 @@ func wireSamples() map[string]*Message {
 		"hello-ack-clock": {Type: MsgHelloAck, Hello: &ackClock},
 		"space-full":      {Type: MsgSpace, Space: &Space{Full: true}},
 		"space-free":      {Type: MsgSpace, Space: &Space{}},
+		"beacon":          {Type: MsgBeacon, Beacon: &Beacon{Origin: "alpha", Seq: 1_790_000_000_001, At: 1_790_000_000_000, Body: []byte(`{"versions":3}`), Sig: make([]byte, 64)}},
+		"beacon-empty":    {Type: MsgBeacon, Beacon: &Beacon{Origin: "b", Seq: 1, Sig: make([]byte, 64)}},
+		"beacon-same":     {Type: MsgBeacon, Beacon: &Beacon{Origin: "gamma", Seq: 1_790_000_010_000, Same: 1_790_000_000_001, At: 1_790_000_010_000, Sig: make([]byte, 64)}},
 	}
 }
 
@@ -305,7 +308,7 @@ func TestWireStrings(t *testing.T) {
 		{LaneControl.String(), "control"}, {LaneBulk.String(), "bulk"}, {Lane(4).String(), "lane(4)"},
 		{AnswerWant.String(), "want"}, {AnswerHave.String(), "have"}, {AnswerLater.String(), "later"},
 		{AckStored.String(), "stored"}, {AckDuplicate.String(), "duplicate"}, {AckRejected.String(), "rejected"},
-		{MsgSpace.String(), "space"}, {MsgType(13).String(), "type(13)"},
+		{MsgSpace.String(), "space"}, {MsgType(14).String(), "type(14)"},
 	}
 	for _, tc := range cases {
 		if tc.got != tc.want {

@@ -34,7 +34,7 @@ type Share struct {
 func (c *Client) Share(ctx context.Context, name string, expires time.Duration) (Share, error) {
 	sh, err := c.share(ctx, map[string]any{"name": name, "expires": durationText(expires)})
 	if err != nil {
-		return Share{}, fmt.Errorf("share %s: %w", name, err)
+		return Share{}, opError("share", name, err)
 	}
 	return sh, nil
 }

@@ -31,6 +31,9 @@ var (
 	// answers at the site's address is not a skyfed site: an answer
 	// without SiteHeader, or no HTTP at all.
 	ErrNotSkyfed = errors.New("not a skyfed site")
+	// ErrDeleted matches an *APIError saying that the name exists but its
+	// latest version is deleted or expired (a 404 with reason "deleted").
+	ErrDeleted = errors.New("deleted or expired")
 )
 
 // SiteHeader names the site on every answer a skyfed site gives. The
@@ -64,7 +67,8 @@ type APIError struct {
 	Message string // the site's "error" field, or the status text
 	Hint    string // the site's "hint" field: what the operator can do
 	// Reason is why a 401 or 403 refused the request (access.go in
-	// package site): no_token, bad_token, expired, revoked or scope.
+	// package site): no_token, bad_token, expired, revoked or scope; on a
+	// 404, ReasonDeleted when the latest version is deleted or expired.
 	Reason string
 	// Federation is how the site's lookup across the federation went, if
 	// it asked one: a 404 after an incomplete one may not be final.
@@ -94,6 +98,31 @@ func federationOf(h http.Header) *Federation {
 
 func (e *APIError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
+
+// Is makes errors.Is(err, ErrDeleted) hold for a 404 about a deleted or
+// expired latest version.
+func (e *APIError) Is(target error) bool {
+	return target == ErrDeleted && e.Status == http.StatusNotFound && e.Reason == ReasonDeleted
+}
+
+// ReasonDeleted is the site's "reason" on a 404 whose name exists but
+// whose latest version is deleted or expired.
+const ReasonDeleted = "deleted"
+
+// opError wraps err with the operation and the object it was on, once:
+// an error that already names the object (the site's answer
+// "gloria.eu/big: not found") gets only the operation, and one that
+// already says both is returned as it is.
+func opError(op, name string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, op+" "+name+":"):
+		return err
+	case strings.HasPrefix(msg, name+":") || strings.HasPrefix(msg, name+" "):
+		return fmt.Errorf("%s %w", op, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, name, err)
 }
 
 // UnreachableError is returned when nothing answers at the site's address.
@@ -350,6 +379,9 @@ type Status struct {
 	ChunkSize int `json:"chunk_size"`
 	// Build is the site's skyfed build ("" from older sites).
 	Build string `json:"build"`
+	// CountersSince is when the site process started counting: link
+	// counters and rates start from zero then (zero from older sites).
+	CountersSince time.Time `json:"counters_since"`
 }
 
 // Unrepairable is a chunk lost at the site that no site could send.

@@ -204,7 +204,7 @@ func (c *Client) putByHashmap(ctx context.Context, name string, f io.ReaderAt, s
 			return res, fmt.Errorf("put %s: the site still lacks %d chunks after they were sent (collected meanwhile?); put it again", name, len(missing))
 		}
 		if err := c.sendChunks(ctx, f, hm, missing); err != nil {
-			return res, fmt.Errorf("put %s: %w", name, err)
+			return res, opError("put", name, err)
 		}
 	}
 }

@@ -64,7 +64,7 @@ type PutResult struct {
 func (c *Client) Put(ctx context.Context, name string, body io.Reader, size int64, opts PutOptions) (PutResult, error) {
 	res, err := c.put(ctx, name, body, size, opts)
 	if err != nil {
-		return PutResult{}, fmt.Errorf("put %s: %w", name, err)
+		return PutResult{}, opError("put", name, err)
 	}
 	return res, nil
 }
@@ -162,7 +162,10 @@ type Object struct {
 func (c *Client) Get(ctx context.Context, name string, opts GetOptions) (*Object, error) {
 	obj, err := c.get(ctx, name, opts)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", name, err)
+		if name == "" {
+			name = "sha256 " + opts.SHA256
+		}
+		return nil, opError("get", name, err)
 	}
 	return obj, nil
 }
@@ -381,7 +384,7 @@ func (c *Client) VersionsAsOf(ctx context.Context, name string, fresh bool, asOf
 			return vl, nil
 		}
 	}
-	return VersionList{}, fmt.Errorf("versions %s: %w", name, err)
+	return VersionList{}, opError("versions", name, err)
 }
 
 func (c *Client) versions(ctx context.Context, path, query string) (VersionList, error) {
@@ -421,7 +424,7 @@ func (c *Client) Delete(ctx context.Context, name string) (DeleteResult, error) 
 			}
 		}
 	}
-	return DeleteResult{}, fmt.Errorf("delete %s: %w", name, err)
+	return DeleteResult{}, opError("delete", name, err)
 }
 
 // Restore makes version of name the latest again: a new version over

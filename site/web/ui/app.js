@@ -357,6 +357,39 @@
       svg('circle', { cx, cy, r: 26 }), svg('text', { x: cx, y: cy + 4, 'text-anchor': 'middle', class: 'self-name' }, self)));
     if (!peers.length) labels.append(svg('text', { x: cx, y: cy + 52, 'text-anchor': 'middle', class: 'meta' }, 'no links yet'));
     g.replaceChildren(edges, nodes, labels);
+    fitGraph(g);
+  }
+
+  // fitGraph sets the graph's viewBox to what is drawn, with a margin, so
+  // that it fills its panel and no name is cut at an edge; a small graph
+  // keeps a minimum size rather than being blown up. data-fill says how
+  // much of the view the drawing covers.
+  function fitGraph(g) {
+    let b;
+    try { b = g.getBBox(); } catch (e) { return; } // not rendered (hidden)
+    if (!b.width || !b.height) return;
+    const pad = 10, minW = 260, minH = 180;
+    const w = Math.max(b.width + 2 * pad, minW), h = Math.max(b.height + 2 * pad, minH);
+    const x = b.x + b.width / 2 - w / 2, y = b.y + b.height / 2 - h / 2;
+    g.setAttribute('viewBox', [x, y, w, h].map((v) => v.toFixed(1)).join(' '));
+    g.dataset.fill = ((b.width * b.height) / (w * h)).toFixed(2);
+  }
+
+  // markClipped gives every text cut short by its box its full text as a
+  // tooltip and data-clipped="true" (what the page's layout must avoid;
+  // tests look for it). Graph text is clipped when it leaves the view.
+  function markClipped() {
+    for (const e of document.querySelectorAll('.card-value, .card-sub, td.when, td.size, .links td.num .v')) {
+      const clipped = e.scrollWidth > e.clientWidth + 1;
+      if (clipped) { e.dataset.clipped = 'true'; if (!e.title) e.title = e.textContent; } else delete e.dataset.clipped;
+    }
+    const g = document.getElementById('graph');
+    const view = g.getBoundingClientRect();
+    for (const e of g.querySelectorAll('text')) {
+      const r = e.getBoundingClientRect();
+      const clipped = r.width > 0 && (r.left < view.left - 0.5 || r.right > view.right + 0.5 || r.top < view.top - 0.5 || r.bottom > view.bottom + 0.5);
+      if (clipped) e.dataset.clipped = 'true'; else delete e.dataset.clipped;
+    }
   }
 
   // ---- arrivals ----
@@ -380,7 +413,7 @@
         el('td', { class: 'name', title: (a.name || a.id) + (a.version ? '\nversion ' + a.version : '') },
           a.name || a.id.slice(0, 16) + '…', el('span', { class: 'version' }, a.version || 'manifest ' + a.id.slice(0, 16)), fitsLine(a.fits)),
         el('td', null, el('span', { class: a.origin === self ? 'tag self' : 'tag' }, a.origin || '?')),
-        el('td', { class: 'num' }, a.deleted ? 'deleted' : fmtBytes(a.size)),
+        el('td', { class: 'num size' }, a.deleted ? 'deleted' : a.expired ? 'expired' : fmtBytes(a.size)),
         el('td', null, el('span', { class: a.peer ? 'tag via' : 'tag local' }, via(a))))));
     if (!(av.manifests || []).length) document.getElementById('manifests-body').replaceChildren(el('tr', null, el('td', { colspan: 5, class: 'empty' }, 'nothing has arrived yet')));
     const chunks = (av.chunks || []).slice(0, 8);
@@ -413,6 +446,7 @@
     renderLinks(st);
     renderGraph(st);
     renderArrivals(av);
+    markClipped();
   }
 
   async function getJSON(path) {
