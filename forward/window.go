@@ -447,14 +447,22 @@ func (w *bulkWindow) expire(now time.Time) {
 	}
 }
 
-// reset forgets what was in flight (a new session of the link); the
-// link's measurements stay, since the path is most likely the same.
+// reset forgets what was in flight (a new session of the link) and
+// the rate it measured, keeping the least round trip (the path is most
+// likely the same). The last rate samples may be of a peer that was
+// dying or catching up, a trickle; pacing a new session by them held
+// it to that trickle, each slow round trip only confirming it (seen as
+// a peer restarted mid-replication getting a chunk every few seconds).
+// Startup finds the rate again in a few round trips.
 func (w *bulkWindow) reset() {
 	w.mu.Lock()
 	clear(w.flights)
 	clear(w.offers)
 	w.inflight, w.current = 0, nil
 	w.nextSend = time.Time{}
+	w.rates, w.queue = nil, 0
+	w.fullPipe, w.cycle, w.grownAt, w.stalls = false, 0, 0, 0
+	w.roundEnd, w.appLimited = w.delivered, 0
 	w.mu.Unlock()
 	w.signal()
 }

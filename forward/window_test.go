@@ -207,3 +207,26 @@ func TestBulkWindowPayloadGoesOutWhole(t *testing.T) {
 		t.Errorf("in flight after the timeout: %d", st.InFlight)
 	}
 }
+
+// A new session of the link measures afresh: a trickle measured before
+// (a peer that was dying, or slowly catching up) must not pace the new
+// session, which starts unpaced in startup with the least round trip kept.
+func TestBulkWindowNewSessionForgetsItsRate(t *testing.T) {
+	w := newBulkWindow()
+	now := time.Unix(1000, 0)
+	a := chunk.Sum([]byte("a"))
+	w.sent(a, 6000, true, now)
+	w.acked([][32]byte{a}, []wire.AckStatus{wire.AckStored}, now.Add(20*time.Second)) // 300 B/s
+	w.fullPipe = true
+	if st := w.status(); st.PacingRate == 0 || st.PacingRate > 1000 {
+		t.Fatalf("before: pacing %v B/s, want a trickle", st.PacingRate)
+	}
+	w.reset()
+	st := w.status()
+	if st.PacingRate != 0 || st.DeliveryRate != 0 || st.MinRTTSeconds != 20 || w.fullPipe {
+		t.Fatalf("after a new session: %+v (startup over: %v); want unpaced, no rate, the round trip kept, startup again", st, w.fullPipe)
+	}
+	if ok, _ := w.gate(now.Add(21 * time.Second)); !ok {
+		t.Fatal("the new session may not send")
+	}
+}

@@ -139,10 +139,14 @@ func TestDurationFlag(t *testing.T) {
 
 // startAccessSite runs a real site listening beyond loopback, reloading
 // its config as `skyfed site run` does (every 2s).
-func startAccessSite(t *testing.T) (dir, base string) {
+func startAccessSite(t *testing.T) (dir, base string) { return startCLISite(t, "0.0.0.0") }
+
+// startCLISite runs a real site whose HTTP API listens on host (its
+// NATS server off) and returns its data dir and a loopback base URL.
+func startCLISite(t *testing.T, host string) (dir, base string) {
 	t.Helper()
-	dir = initSiteDir(t, "0.0.0.0:7401")
-	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	dir = initSiteDir(t, host+":7401")
+	ln, err := net.Listen("tcp", host+":0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -21,27 +19,7 @@ import (
 
 // startLoopSite runs a real site on loopback (open to the CLI without a
 // token) and returns its data dir and base URL.
-func startLoopSite(t *testing.T) (dir, base string) {
-	t.Helper()
-	dir = initSiteDir(t, "127.0.0.1:7401")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := site.Open(dir, site.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HTTPListener: ln, NATSPort: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return dir, "http://" + s.HTTPAddr()
-}
+func startLoopSite(t *testing.T) (dir, base string) { return startCLISite(t, "127.0.0.1") }
 
 // TestErrorsSayItOnce runs the CLI against a real site: each error names
 // its object once, and the hints are CLI commands: the versions of a
