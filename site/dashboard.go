@@ -15,6 +15,7 @@ import (
 
 	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/naming"
+	"github.com/skyfed/skyfed/site/client"
 )
 
 // The dashboard is one HTML page (web/index.html, rendered with the
@@ -54,9 +55,10 @@ func (s *Site) registerDashboard(mux *http.ServeMux) {
 
 // dashboardBoot is the state the page renders first, embedded in the HTML.
 type dashboardBoot struct {
-	Status   Status       `json:"status"`
-	Arrivals arrivalsView `json:"arrivals"`
-	Refresh  int          `json:"refresh_ms"`
+	Status     Status                `json:"status"`
+	Arrivals   arrivalsView          `json:"arrivals"`
+	Federation client.FederationView `json:"federation"`
+	Refresh    int                   `json:"refresh_ms"`
 }
 
 // refreshEvery is how often the page polls.
@@ -81,7 +83,7 @@ func (s *Site) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	data := struct {
 		Site, Domain string
 		Boot         dashboardBoot
-	}{st.Site, st.Domain, dashboardBoot{Status: st, Arrivals: av, Refresh: int(refreshEvery / time.Millisecond)}}
+	}{st.Site, st.Domain, dashboardBoot{Status: st, Arrivals: av, Federation: s.federation(time.Now()), Refresh: int(refreshEvery / time.Millisecond)}}
 	if err := dashboardPage.Execute(w, data); err != nil {
 		s.log.Warn("dashboard page not sent", "err", err)
 		return

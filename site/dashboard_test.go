@@ -285,7 +285,7 @@ func TestDashboardInChromium(t *testing.T) {
 	checkDashboardDOM(t, string(dom), statuses)
 	checkLayout(t, "1400 px", string(dom))
 	// Wider: the tiles are laid out again (the cut values were seen there).
-	wide := runChromium(t, chromium, "--virtual-time-budget=3000", "--window-size=1600,1000", "--hide-scrollbars",
+	wide := runChromium(t, chromium, "--virtual-time-budget=3000", "--window-size=1600,1900", "--hide-scrollbars",
 		"--dump-dom", "--screenshot="+filepath.Join(artifacts, "dashboard-1600.png"), o.lapalma.base+"/")
 	checkLayout(t, "1600 px", string(wide))
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10<<10 {
@@ -536,7 +536,40 @@ func checkDashboardDOM(t *testing.T, dom string, statuses []Status) {
 	}
 	checkCards(t, dom, statuses)
 	checkGraph(t, dom)
+	checkFederationOnPage(t, dom)
 	checkArrivalsOnPage(t, dom)
+}
+
+// checkFederationOnPage: the whole-federation panel draws every site the
+// beacons told of, hawaii (two links away) included, and lapalma's link
+// to namibia, which no beacon speaks for, as down with its reason.
+func checkFederationOnPage(t *testing.T, dom string) {
+	t.Helper()
+	nodes := map[string]string{}
+	links := map[string]element{}
+	for _, e := range elements(dom, "data-site") {
+		if e.tag == "g" && strings.Contains(e.attrs["class"], "fed") {
+			nodes[e.attrs["data-site"]] = e.attrs["data-state"]
+		}
+	}
+	for _, e := range elements(dom, "data-from") {
+		if e.tag == "line" {
+			links[e.attrs["data-from"]+">"+e.attrs["data-to"]] = e
+		}
+	}
+	for site, want := range map[string]string{"lapalma": "up", "tenerife": "up", "chile": "up", "hawaii": "up", "namibia": "unknown"} {
+		if nodes[site] != want {
+			t.Errorf("whole federation: %s is %q, want %q (all: %v)", site, nodes[site], want, nodes)
+		}
+	}
+	for _, l := range []string{"lapalma>tenerife", "chile>lapalma", "hawaii>chile"} {
+		if links[l].attrs["data-state"] != "up" {
+			t.Errorf("whole federation: link %s %+v, want up", l, links[l].attrs)
+		}
+	}
+	if n := links["lapalma>namibia"]; n.attrs["data-state"] != "down" || n.attrs["data-reason"] != forward.ReasonDial {
+		t.Errorf("whole federation: lapalma's link to namibia %+v, want down (%s)", n.attrs, forward.ReasonDial)
+	}
 }
 
 func keys[V any](m map[string]V) []string {
@@ -713,11 +746,13 @@ func checkLayout(t *testing.T, width, dom string) {
 		}
 	}
 	graphs := elements(dom, "data-fill")
-	if len(graphs) != 1 {
-		t.Fatalf("%s: the graph was not fitted to its drawing", width)
+	if len(graphs) != 2 { // this site's links, and the whole federation
+		t.Fatalf("%s: %d graphs fitted to their drawing, want 2", width, len(graphs))
 	}
-	if f, err := strconv.ParseFloat(graphs[0].attrs["data-fill"], 64); err != nil || f < 0.45 {
-		t.Errorf("%s: the graph's drawing covers %s of its view, want at least 0.45", width, graphs[0].attrs["data-fill"])
+	for _, g := range graphs {
+		if f, err := strconv.ParseFloat(g.attrs["data-fill"], 64); err != nil || f < 0.45 {
+			t.Errorf("%s: graph %s's drawing covers %s of its view, want at least 0.45", width, g.attrs["id"], g.attrs["data-fill"])
+		}
 	}
 	expired := false
 	for _, r := range elements(dom, "data-name") {

@@ -375,6 +375,85 @@
     g.dataset.fill = ((b.width * b.height) / (w * h)).toFixed(2);
   }
 
+  // ---- the whole federation (/api/federation) ----
+  let fedView = null, fedPicked = '';
+
+  // fedState is a link's class: up, refused, or down.
+  const fedState = (l) => (l.state === 'up' ? 'up' : l.state === 'refused' ? 'refused' : 'down');
+
+  // renderFederation draws every site the beacons told of on a circle, in
+  // a stable order (by site ID), and every link as its dialing site
+  // reports it, coloured by state, with its reason, backlog or rate.
+  function renderFederation(f) {
+    const g = document.getElementById('fed');
+    if (!f) return;
+    fedView = f;
+    const now = Date.parse(f.now);
+    const names = new Set(f.sites.map((s) => s.site));
+    const links = (f.links || []).filter((l) => l.direction !== 'in');
+    for (const l of links) names.add(l.to); // a peer no beacon told of yet
+    const order = [...names].sort();
+    const W = 600, H = 360, cx = W / 2, cy = H / 2, R = order.length > 1 ? 130 : 0;
+    const pos = new Map();
+    order.forEach((n, i) => {
+      const a = -Math.PI / 2 + (2 * Math.PI * i) / order.length;
+      pos.set(n, { x: cx + R * 1.45 * Math.cos(a), y: cy + R * Math.sin(a) });
+    });
+    const edges = svg('g', { class: 'edges' }), nodes = svg('g', { class: 'nodes' }), labels = svg('g', { class: 'labels' });
+    for (const l of links) {
+      const a = pos.get(l.from), b = pos.get(l.to), st = fedState(l);
+      edges.append(svg('line', { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: 'edge ' + st + (l.send_rate > 0 ? ' flow' : ''),
+        'data-from': l.from, 'data-to': l.to, 'data-state': l.state, 'data-reason': l.reason || '' },
+      svg('title', null, l.from + ' → ' + l.to + ': ' + l.state + (l.reason ? ' (' + l.reason + ')' : ''))));
+      const text = st !== 'up' ? (l.reason || l.state) : l.backlog ? 'backlog ' + fmtInt(l.backlog) : l.send_rate > 0 ? fmtRate(l.send_rate) : '';
+      if (text) {
+        labels.append(svg('text', { x: ((a.x + b.x) / 2).toFixed(1), y: ((a.y + b.y) / 2 - 4).toFixed(1), 'text-anchor': 'middle',
+          class: 'meta fed-link ' + st, 'data-from': l.from, 'data-to': l.to }, text));
+      }
+    }
+    const bySite = new Map(f.sites.map((s) => [s.site, s]));
+    for (const n of order) {
+      const s = bySite.get(n), { x, y } = pos.get(n);
+      const state = s ? (s.state === 'up' ? 'up' : 'down') : 'seen';
+      nodes.append(svg('g', { class: 'node fed ' + state + (s && s.self ? ' me' : ''), 'data-site': n, 'data-state': s ? s.state : 'unknown', tabindex: 0 },
+        svg('title', null, n + (s ? ': ' + s.state : ': no beacon heard')),
+        svg('circle', { cx: x, cy: y, r: s && s.self ? 20 : 16 })));
+      const lines = [{ text: n + (s && s.self ? ' (this site)' : ''), cls: 'name' }];
+      if (!s) lines.push({ text: 'no beacon heard', cls: 'meta' });
+      else if (s.state !== 'up') lines.push({ text: 'unreachable, last seen ' + fmtAgo(now - Date.parse(s.last_seen)), cls: 'meta warn fed-seen' });
+      if (s && s.incomplete_versions !== null && s.incomplete_versions !== undefined) {
+        lines.push(s.incomplete_versions > 0
+          ? { text: 'lacks ' + fmtInt(s.incomplete_versions) + ' versions, ' + fmtBytes(s.incomplete_bytes), cls: 'meta warn' }
+          : { text: fmtInt(s.versions) + ' versions, complete', cls: 'meta' });
+      }
+      labels.append(label(x, y, 18, lines, y < cy - 20));
+    }
+    g.replaceChildren(edges, nodes, labels);
+    fitGraph(g);
+    for (const node of g.querySelectorAll('.node.fed')) {
+      node.addEventListener('click', () => { fedPicked = node.dataset.site; renderFedDetail(); });
+    }
+    document.getElementById('fed-hint').textContent = f.sites.length + ' sites, ' + links.length + ' links, as ' + f.site + ' hears them';
+    renderFedDetail();
+  }
+
+  // renderFedDetail shows the picked site's fields and links as a table.
+  function renderFedDetail() {
+    const box = document.getElementById('fed-detail');
+    const s = fedView && fedView.sites.find((x) => x.site === fedPicked);
+    if (!s) { box.replaceChildren(); return; }
+    const rows = [['state', s.state], ['last seen', s.last_seen], ['location', s.location || '–'], ['build', s.version || '–'],
+      ['versions', s.versions === null ? '–' : fmtInt(s.versions)],
+      ['lacks', s.incomplete_versions === null ? '–' : fmtInt(s.incomplete_versions) + ' versions, ' + fmtBytes(s.incomplete_bytes)]];
+    const t = el('table', { class: 'grid', 'data-site': s.site }, el('caption', null, s.site),
+      el('tbody', null, ...rows.map(([k, v]) => el('tr', null, el('th', null, k), el('td', null, v)))));
+    const lt = el('table', { class: 'grid' }, el('thead', null, el('tr', null, ...['to', 'direction', 'state', 'reason', 'since', 'backlog', 'sending'].map((h) => el('th', null, h)))),
+      el('tbody', null, ...(fedView.links || []).filter((l) => l.from === s.site).map((l) => el('tr', null,
+        el('td', null, l.to), el('td', null, l.direction), el('td', null, l.state), el('td', null, l.reason || '–'),
+        el('td', null, l.since || '–'), el('td', { class: 'num' }, fmtInt(l.backlog)), el('td', { class: 'num' }, l.send_rate > 0 ? fmtRate(l.send_rate) : 'idle')))));
+    box.replaceChildren(t, lt);
+  }
+
   // markClipped gives every text cut short by its box its full text as a
   // tooltip and data-clipped="true" (what the page's layout must avoid;
   // tests look for it). Graph text is clipped when it leaves the view.
@@ -440,11 +519,12 @@
     document.getElementById('live-text').textContent = ok ? 'live · updated ' + fmtClock(t) : 'not updating: ' + err;
   }
 
-  function render(st, av) {
+  function render(st, av, fed) {
     document.body.dataset.updated = String(av.now);
     renderCards(st);
     renderLinks(st);
     renderGraph(st);
+    renderFederation(fed);
     renderArrivals(av);
     markClipped();
   }
@@ -458,9 +538,10 @@
   let lastOK = boot.arrivals.now;
   async function poll() {
     try {
-      const [st, av] = await Promise.all([getJSON('/api/status'), getJSON('/api/arrivals?limit=' + ARRIVALS)]);
+      const [st, av, fed] = await Promise.all([getJSON('/api/status'), getJSON('/api/arrivals?limit=' + ARRIVALS),
+        getJSON('/api/federation').catch(() => null)]); // a site from before beacons has none
       ingest(st, av);
-      render(st, av);
+      render(st, av, fed);
       lastOK = av.now;
       setLive(true, av.now);
     } catch (e) {
@@ -471,7 +552,7 @@
   }
 
   ingest(boot.status, boot.arrivals);
-  render(boot.status, boot.arrivals);
+  render(boot.status, boot.arrivals, boot.federation);
   setLive(true, boot.arrivals.now);
   document.getElementById('live').dataset.live = 'boot';
   setTimeout(poll, Math.min(refresh, 500));
