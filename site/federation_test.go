@@ -9,11 +9,15 @@ import (
 )
 
 // startBeaconSite is startPeerSite with beacons every second and sites
-// unreachable after three silent seconds.
-func startBeaconSite(t *testing.T, id string) *testSite {
+// unreachable after three silent seconds; tls is its links' NATS TLS.
+func startBeaconSite(t *testing.T, id string, tls ...string) *testSite {
 	t.Helper()
 	dir := t.TempDir()
-	if _, err := Init(dir, Config{ID: id, Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
+	mode := TLSOn
+	if len(tls) > 0 {
+		mode = tls[0]
+	}
+	if _, err := Init(dir, Config{ID: id, Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: mode, ChunkSize: 64 << 10,
 		BeaconInterval: "1s", SiteSilence: "3s", Location: "28.76,-17.88"}); err != nil {
 		t.Fatal(err)
 	}
