@@ -55,6 +55,9 @@ type beaconLink struct {
 	LagSeconds float64 `json:"lag_seconds"`
 	SendRate   int64   `json:"send_rate"`
 	InSync     *bool   `json:"in_sync"`
+	// ClockOffset is the peer's clock minus this site's, to a tenth of a
+	// second (null until measured).
+	ClockOffset *float64 `json:"clock_offset_seconds,omitempty"`
 }
 
 func (c *Config) validateFederation() error {
@@ -107,6 +110,10 @@ func (s *Site) beaconBody() []byte {
 		if !l.Since.IsZero() {
 			bl.Since = l.Since.UTC().Format(time.RFC3339)
 		}
+		if l.ClockOffsetSeconds != nil {
+			off := math.Round(*l.ClockOffsetSeconds*10) / 10
+			bl.ClockOffset = &off
+		}
 		b.Links = append(b.Links, bl)
 	}
 	body, _ := json.Marshal(b) // plain data: cannot fail
@@ -143,7 +150,8 @@ func (s *Site) federation(now time.Time) client.FederationView {
 			fs.Versions, fs.IncompleteVersions, fs.IncompleteBytes = &st.Versions, &st.IncompleteVersions, &st.IncompleteBytes
 			for _, l := range st.Links {
 				out.Links = append(out.Links, client.FederationLink{From: fs.Site, To: l.Peer, Direction: l.Direction, State: l.State,
-					Reason: l.Reason, Since: l.Since, Backlog: l.Backlog, LagSeconds: l.LagSeconds, SendRate: l.SendRate, InSync: l.InSync})
+					Reason: l.Reason, Since: l.Since, Backlog: l.Backlog, LagSeconds: l.LagSeconds, SendRate: l.SendRate, InSync: l.InSync,
+					ClockOffsetSeconds: l.ClockOffset})
 			}
 		}
 		out.Sites = append(out.Sites, fs)

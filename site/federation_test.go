@@ -71,6 +71,9 @@ func TestFederationView(t *testing.T) {
 	if s := siteOf(f, "c"); s.Location != "28.76,-17.88" || s.Version == "" || !siteOf(f, "a").Self {
 		t.Errorf("c as a sees it: %+v; a: %+v", *s, *siteOf(f, "a"))
 	}
+	if ab := linkOf(f, "a", "b"); ab == nil || ab.ClockOffsetSeconds == nil || *ab.ClockOffsetSeconds != 0 {
+		t.Errorf("a's link to b as a's beacon tells it: %+v; want b's clock offset measured (0.0 here)", ab)
+	}
 	if metric(t, a, "skyfed_federation_site_up", "site", "c") != 1 {
 		t.Error("skyfed_federation_site_up{site=c} is not 1 while c is up")
 	}

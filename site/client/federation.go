@@ -32,6 +32,9 @@ type FederationLink struct {
 	LagSeconds   float64 `json:"lag_seconds"`
 	SendRate     int64   `json:"send_rate"`
 	InSync       *bool   `json:"in_sync"`
+	// ClockOffsetSeconds is To's clock minus From's as From measured it,
+	// to a tenth of a second; null until measured.
+	ClockOffsetSeconds *float64 `json:"clock_offset_seconds"`
 }
 
 // FederationView is the answer of /api/federation: every site this site
