@@ -244,7 +244,7 @@ type findCheck struct {
 
 // findMatch loads version id and reports whether it matches.
 func (s *Store) findMatch(c *findCheck, id chunk.ID) (*manifest.Manifest, bool, error) {
-	enc, ok, err := snapValue(c.snap, manifestKey(id))
+	enc, ok, err := getValue(c.snap, manifestKey(id))
 	if err != nil || !ok {
 		return nil, false, err // gone: collected since the entry was read
 	}
@@ -340,18 +340,6 @@ func matches(p Predicate, spans []span, entries [][]byte, id chunk.ID) bool {
 		}
 	}
 	return false
-}
-
-func snapValue(snap *pebble.Snapshot, key []byte) ([]byte, bool, error) {
-	v, closer, err := snap.Get(key)
-	if err == pebble.ErrNotFound {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer closer.Close()
-	return bytes.Clone(v), true, nil
 }
 
 // driversOf returns the index ranges find may read, one per keyword

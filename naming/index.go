@@ -98,9 +98,10 @@ func stageVersion(pb *pebble.Batch, m *manifest.Manifest, enc []byte) error {
 	return stageFind(pb, m, id)
 }
 
-// getValue copies the value at key, or returns nil, false.
-func getValue(db *pebble.DB, key []byte) ([]byte, bool, error) {
-	v, closer, err := db.Get(key)
+// getValue copies the value at key in r (the DB, or a snapshot of
+// it), or returns nil, false.
+func getValue(r pebble.Reader, key []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}

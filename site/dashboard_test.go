@@ -202,21 +202,7 @@ func startObservatory(t *testing.T) observatory {
 	t.Helper()
 	o := observatory{startPeerSite(t, "lapalma"), startPeerSite(t, "tenerife"), startPeerSite(t, "chile"), startPeerSite(t, "hawaii")}
 	all := []*testSite{o.lapalma, o.tenerife, o.chile, o.hawaii}
-	for i := range all {
-		for j := i + 1; j < len(all); j++ {
-			trustEachOther(t, all[i], all[j])
-		}
-	}
-	waitFor(t, "trust loaded everywhere", func() bool {
-		for _, s := range all {
-			for _, p := range all {
-				if _, ok := s.trust.keyOf(p.Config().ID); p != s && !ok {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	trustAll(t, all...)
 	linkSites(t, o.lapalma, o.tenerife, dashboardRate, "")
 	linkSites(t, o.chile, o.lapalma, "", "")
 	linkSites(t, o.hawaii, o.chile, "", "")

@@ -27,21 +27,7 @@ func TestFederationPageInChromium(t *testing.T) {
 		// on tenerife's certificate (down, "tls") before any handshake.
 		sites = append(sites, startBeaconSite(t, n, TLSOff))
 	}
-	for i := range sites {
-		for j := i + 1; j < len(sites); j++ {
-			trustEachOther(t, sites[i], sites[j])
-		}
-	}
-	waitFor(t, "trust loaded everywhere", func() bool {
-		for _, s := range sites {
-			for _, p := range sites {
-				if _, ok := s.trust.keyOf(p.Config().ID); p != s && !ok {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	trustAll(t, sites...)
 	for i := range sites {
 		linkSites(t, sites[i], sites[(i+1)%len(sites)], "", "")
 	}

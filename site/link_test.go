@@ -68,6 +68,27 @@ func trustEachOther(t *testing.T, a, b *testSite) {
 	}
 }
 
+// trustAll makes every pair of sites trust each other and waits until
+// every running site has loaded it.
+func trustAll(t *testing.T, sites ...*testSite) {
+	t.Helper()
+	for i := range sites {
+		for j := i + 1; j < len(sites); j++ {
+			trustEachOther(t, sites[i], sites[j])
+		}
+	}
+	waitFor(t, "trust loaded everywhere", func() bool {
+		for _, s := range sites {
+			for _, p := range sites {
+				if _, ok := s.trust.keyOf(p.Config().ID); p != s && !ok {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
 func linkSites(t *testing.T, from, to *testSite, rate, mode string) {
 	t.Helper()
 	if err := LinkTo(from.dir, Link{Peer: to.Config().ID, URL: "nats://" + to.Config().NATS, MaxRate: rate, Mode: mode}); err != nil {

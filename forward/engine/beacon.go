@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -132,7 +133,7 @@ func (e *Engine) beaconLinkUp(l *link) {
 	if !l.beacon {
 		return
 	}
-	for _, origin := range slices.Sorted(mapKeys(e.bc.latest)) {
+	for _, origin := range slices.Sorted(maps.Keys(e.bc.latest)) {
 		h := e.bc.latest[origin]
 		if h.Full.Seq != 0 {
 			full := h.Full
@@ -154,14 +155,4 @@ func (e *Engine) Beacons() []HeardBeacon {
 	}
 	slices.SortFunc(out, func(a, b HeardBeacon) int { return strings.Compare(a.Latest.Origin, b.Latest.Origin) })
 	return out
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
