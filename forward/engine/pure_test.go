@@ -15,7 +15,7 @@ import (
 // clock, no randomness of its own, no NATS, no Pebble, no files.
 func TestEngineIsPure(t *testing.T) {
 	allowed := map[string]bool{
-		"bytes": true, "encoding/binary": true, "errors": true, "fmt": true, "io": true, "slices": true, "sort": true, "strings": true, "time": true,
+		"bytes": true, "encoding/binary": true, "errors": true, "fmt": true, "io": true, "maps": true, "slices": true, "sort": true, "strings": true, "time": true,
 		"github.com/skyfed/skyfed/chunk": true, "github.com/skyfed/skyfed/forward/wire": true, "github.com/skyfed/skyfed/forward/recon": true, "github.com/skyfed/skyfed/manifest": true,
 	}
 	forbidden := map[string]bool{"time.Now": true, "time.Since": true, "time.Until": true, "time.Sleep": true,
