@@ -125,6 +125,10 @@ func (b *Batch) known(id ID) (bool, error) {
 	return has, nil
 }
 
+// RawSize returns the raw size of a chunk staged in this batch (0 when
+// it is not): what a commit's extra needs to account the bytes it logs.
+func (b *Batch) RawSize(id ID) uint64 { return uint64(b.staged[id].rawLen) }
+
 // append writes one record to the active pack and stages it.
 func (b *Batch) append(id ID, c Codec, payload []byte, rawLen uint32) (bool, error) {
 	s := b.s

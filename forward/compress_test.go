@@ -18,6 +18,7 @@ import (
 	"github.com/skyfed/skyfed/forward/engine"
 	"github.com/skyfed/skyfed/forward/wire"
 	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
 )
 
 // imageChunk returns n bytes of big-endian 16-bit samples that vary
@@ -56,7 +57,7 @@ func putLocal(t *testing.T, s *Stores, raws ...[]byte) []chunk.ID {
 		ids = append(ids, id)
 	}
 	err := b.Commit(func(pb *pebble.Batch, added []chunk.ID) error {
-		return s.Stage(pb, added, chunk.ID{}, FromLocal)
+		return s.Stage(pb, naming.Arrived{Chunks: added, ChunkSize: b.RawSize, From: FromLocal})
 	})
 	if err != nil {
 		t.Fatal(err)

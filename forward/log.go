@@ -38,6 +38,12 @@ type Arrival struct {
 	ID   chunk.ID
 	From string    // link name it arrived on, or FromLocal
 	At   time.Time // when it was stored here
+	// Through is the raw bytes of every arrival of this kind up to and
+	// including this one (a running total, so the bytes between two
+	// sequence numbers are a subtraction); HasThrough is false for
+	// entries logged before the total was kept.
+	Through    uint64
+	HasThrough bool
 }
 
 // Log is the per-site append-only arrival log: sequence number → what
@@ -47,19 +53,26 @@ type Log struct {
 	db   *pebble.DB
 	mu   sync.Mutex
 	head map[Kind]uint64
+	// through is the running byte total of the newest staged entry.
+	through map[Kind]uint64
 	// notify is closed and replaced whenever entries are committed.
 	notify chan struct{}
 }
 
 // OpenLog opens the arrival log kept in db.
 func OpenLog(db *pebble.DB) (*Log, error) {
-	l := &Log{db: db, head: map[Kind]uint64{}, notify: make(chan struct{})}
+	l := &Log{db: db, head: map[Kind]uint64{}, through: map[Kind]uint64{}, notify: make(chan struct{})}
 	for _, k := range []Kind{KindManifest, KindChunk} {
 		seq, err := l.lastSeq(k)
 		if err != nil {
 			return nil, fmt.Errorf("open arrival log: %w", err)
 		}
 		l.head[k] = seq
+		// A log from before running totals starts its total at 0: spans
+		// reaching back into the old entries have no byte count.
+		if l.through[k], _, err = l.BytesThrough(k, seq); err != nil {
+			return nil, fmt.Errorf("open arrival log: %w", err)
+		}
 	}
 	return l, nil
 }
@@ -97,22 +110,51 @@ func (l *Log) Changed() <-chan struct{} {
 }
 
 // Stage adds arrivals to pb, which the caller commits inside the chunk
-// store's serialized commit; then it must call Committed or Abandoned.
-func (l *Log) Stage(pb *pebble.Batch, k Kind, ids []chunk.ID, from string, at time.Time) error {
+// store's serialized commit; then it must call Committed. size gives the
+// raw bytes of each, for the running total (a link's backlog in bytes).
+// A commit that fails leaves a gap in the sequence numbers, and its
+// bytes in the totals after it: byte spans across such a gap overstate.
+func (l *Log) Stage(pb *pebble.Batch, k Kind, ids []chunk.ID, size func(chunk.ID) uint64, from string, at time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	l.mu.Lock()
-	seq := l.head[k]
+	seq, through := l.head[k], l.through[k]
 	l.head[k] += uint64(len(ids))
+	for _, id := range ids {
+		l.through[k] += size(id)
+	}
 	l.mu.Unlock()
 	for _, id := range ids {
 		seq++
-		if err := pb.Set(arrivalKey(k, seq), encodeArrival(id, from, at), nil); err != nil {
+		through += size(id)
+		if err := pb.Set(arrivalKey(k, seq), encodeArrival(id, from, at, through), nil); err != nil {
 			return fmt.Errorf("stage arrival %s: %w", id.Short(), err)
 		}
 	}
 	return nil
+}
+
+// BytesThrough returns the running byte total of kind k at sequence seq:
+// that of the newest entry at or before seq (0 before the first), and
+// false if that entry predates running totals.
+func (l *Log) BytesThrough(k Kind, seq uint64) (uint64, bool, error) {
+	if seq == 0 {
+		return 0, true, nil
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: arrivalKey(k, 0), UpperBound: arrivalKey(k, seq+1)})
+	if err != nil {
+		return 0, false, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error() == nil, it.Error()
+	}
+	a, err := decodeArrival(k, it.Key(), it.Value())
+	if err != nil {
+		return 0, false, err
+	}
+	return a.Through, a.HasThrough, nil
 }
 
 // Committed wakes the pumps after a commit that staged arrivals.
@@ -123,10 +165,18 @@ func (l *Log) Committed() {
 	l.mu.Unlock()
 }
 
-func encodeArrival(id chunk.ID, from string, at time.Time) []byte {
-	v := make([]byte, 0, 32+8+len(from))
+// An arrival's value: ID(32), at in Unix ms(8), then, since running
+// totals are kept, throughMark(1) and the total(8), then the link name.
+// Link names never start with a 0 byte, so an older value (the name
+// right after the time) reads unambiguously.
+const throughMark = 0
+
+func encodeArrival(id chunk.ID, from string, at time.Time, through uint64) []byte {
+	v := make([]byte, 0, 32+8+9+len(from))
 	v = append(v, id[:]...)
 	v = binary.BigEndian.AppendUint64(v, uint64(at.UnixMilli()))
+	v = append(v, throughMark)
+	v = binary.BigEndian.AppendUint64(v, through)
 	return append(v, from...)
 }
 
@@ -136,9 +186,18 @@ func decodeArrival(k Kind, key, v []byte) (Arrival, error) {
 	if len(key) != 10 || len(v) < 40 {
 		return Arrival{}, fmt.Errorf("%w: key %x", errBadArrival, key)
 	}
-	a := Arrival{Seq: binary.BigEndian.Uint64(key[2:]), Kind: k, From: string(v[40:])}
+	a := Arrival{Seq: binary.BigEndian.Uint64(key[2:]), Kind: k}
 	copy(a.ID[:], v[:32])
 	a.At = time.UnixMilli(int64(binary.BigEndian.Uint64(v[32:40])))
+	rest := v[40:]
+	if len(rest) > 0 && rest[0] == throughMark {
+		if len(rest) < 9 {
+			return Arrival{}, fmt.Errorf("%w: key %x: short running total", errBadArrival, key)
+		}
+		a.Through, a.HasThrough = binary.BigEndian.Uint64(rest[1:9]), true
+		rest = rest[9:]
+	}
+	a.From = string(rest)
 	return a, nil
 }
 

@@ -21,12 +21,16 @@ const (
 
 // LinkStatus is one link as status shows it.
 type LinkStatus struct {
-	Peer              string  `json:"peer"`
-	Direction         string  `json:"direction"`
-	State             string  `json:"state"`
-	Mode              string  `json:"mode"`
-	MaxRate           uint64  `json:"max_rate"`
-	Backlog           uint64  `json:"backlog"`
+	Peer      string `json:"peer"`
+	Direction string `json:"direction"`
+	State     string `json:"state"`
+	Mode      string `json:"mode"`
+	MaxRate   uint64 `json:"max_rate"`
+	Backlog   uint64 `json:"backlog"`
+	// BacklogBytes is the raw bytes of those entries (chunks and
+	// manifests), from the arrival log's running totals; null when the
+	// backlog reaches back into entries logged before totals were kept.
+	BacklogBytes      *uint64 `json:"backlog_bytes"`
 	LagSeconds        float64 `json:"lag_seconds"`
 	SentChunks        int64   `json:"sent_chunks"`
 	ReceivedChunks    int64   `json:"received_chunks"`
@@ -168,6 +172,8 @@ func (n *Node) status(l *Link) LinkStatus {
 		st.ClockOffsetSeconds = &secs
 	}
 	oldest := time.Time{}
+	var backlogBytesTotal uint64
+	backlogBytesKnown := true
 	for _, k := range engine.Kinds {
 		p := progress[k.Index()]
 		if !up[k.Index()] {
@@ -177,6 +183,9 @@ func (n *Node) status(l *Link) LinkStatus {
 		if head > p.Cursor {
 			st.Backlog += head - p.Cursor
 		}
+		bytes, ok := backlogBytes(log, k, p.Cursor, head)
+		backlogBytesTotal += bytes
+		backlogBytesKnown = backlogBytesKnown && ok
 		seq := p.Oldest
 		if seq == 0 && head > p.Cursor {
 			seq = p.Cursor + 1
@@ -187,10 +196,27 @@ func (n *Node) status(l *Link) LinkStatus {
 			}
 		}
 	}
+	if backlogBytesKnown {
+		st.BacklogBytes = &backlogBytesTotal
+	}
 	if !oldest.IsZero() {
 		st.LagSeconds = max(0, time.Since(oldest).Seconds())
 	}
 	return st
+}
+
+// backlogBytes returns the bytes of kind k logged after cursor up to
+// head, false when either end has no running total.
+func backlogBytes(log *Log, k Kind, cursor, head uint64) (uint64, bool) {
+	if head <= cursor {
+		return 0, true
+	}
+	to, okTo, errTo := log.BytesThrough(k, head)
+	from, okFrom, errFrom := log.BytesThrough(k, cursor)
+	if errTo != nil || errFrom != nil || !okTo || !okFrom || to < from {
+		return 0, false
+	}
+	return to - from, true
 }
 
 // Describe implements prometheus.Collector. It lists every metric Collect

@@ -32,15 +32,15 @@ type Stores struct {
 
 // Stage implements naming.Journal: it logs what a put or an accepted
 // manifest made new, inside the same commit.
-func (s *Stores) Stage(pb *pebble.Batch, chunks []chunk.ID, m chunk.ID, from string) error {
+func (s *Stores) Stage(pb *pebble.Batch, a naming.Arrived) error {
 	now := time.Now()
-	if err := s.Log.Stage(pb, KindChunk, chunks, from, now); err != nil {
+	if err := s.Log.Stage(pb, KindChunk, a.Chunks, a.ChunkSize, a.From, now); err != nil {
 		return err
 	}
-	if m.IsZero() {
+	if a.Manifest.IsZero() {
 		return nil
 	}
-	return s.Log.Stage(pb, KindManifest, []chunk.ID{m}, from, now)
+	return s.Log.Stage(pb, KindManifest, []chunk.ID{a.Manifest}, func(chunk.ID) uint64 { return uint64(a.ManifestSize) }, a.From, now)
 }
 
 // Committed implements naming.Journal.
@@ -125,7 +125,7 @@ func (s *Stores) Put(k Kind, id chunk.ID, c chunk.Codec, payload []byte, rawLen 
 				return err
 			}
 		}
-		return s.Log.Stage(pb, KindChunk, ids, from, time.Now())
+		return s.Log.Stage(pb, KindChunk, ids, func(chunk.ID) uint64 { return uint64(rawLen) }, from, time.Now())
 	})
 	if err != nil {
 		return false, err

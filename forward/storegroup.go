@@ -148,7 +148,7 @@ func (s *Stores) commitChunks(sts []engine.Store, out []storeResult, run stagedR
 		if err := stageArrivedRaw(pb, raw); err != nil {
 			return err
 		}
-		return s.Log.Stage(pb, KindChunk, ids, sts[0].Link.String(), time.Now())
+		return s.Log.Stage(pb, KindChunk, ids, run.b.RawSize, sts[0].Link.String(), time.Now())
 	})
 	for i, st := range sts {
 		switch {

@@ -64,7 +64,7 @@ func (s *Store) StoreChunk(id chunk.ID, raw []byte) (bool, error) {
 		b.Abort()
 		return false, err
 	}
-	arrival := localArrival{s: s}
+	arrival := localArrival{s: s, b: b}
 	var isNew bool
 	err := b.Commit(func(pb *pebble.Batch, added []chunk.ID) error {
 		isNew = len(added) > 0

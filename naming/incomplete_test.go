@@ -346,11 +346,11 @@ type recordingJournal struct {
 	manifests map[chunk.ID]int
 }
 
-func (j *recordingJournal) Stage(_ *pebble.Batch, _ []chunk.ID, m chunk.ID, _ string) error {
+func (j *recordingJournal) Stage(_ *pebble.Batch, a Arrived) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if !m.IsZero() {
-		j.manifests[m]++
+	if !a.Manifest.IsZero() {
+		j.manifests[a.Manifest]++
 	}
 	return nil
 }

@@ -35,11 +35,22 @@ var (
 // and the manifest that became new at this site and where they came from
 // (the forwarding layer's arrival log).
 type Journal interface {
-	// Stage logs chunks and manifest; manifest is zero when the commit
-	// made only chunks new.
-	Stage(pb *pebble.Batch, chunks []chunk.ID, manifest chunk.ID, from string) error
+	// Stage logs what a commit made new.
+	Stage(pb *pebble.Batch, a Arrived) error
 	// Committed is called after a commit that staged entries.
 	Committed()
+}
+
+// Arrived is what one commit made new at this site.
+type Arrived struct {
+	Chunks []chunk.ID
+	// ChunkSize gives each chunk's raw bytes (the committing batch's
+	// RawSize), for the log's running byte totals.
+	ChunkSize func(chunk.ID) uint64
+	// Manifest is zero when the commit made only chunks new.
+	Manifest     chunk.ID
+	ManifestSize int
+	From         string // the link it came on, or FromLocal
 }
 
 // FromLocal is the origin recorded for versions put at this site.
@@ -284,7 +295,7 @@ const (
 // so that links start shipping them; the version itself stays invisible
 // until its manifest commits.
 func (s *Store) flushChunks(b *chunk.Batch) error {
-	a := localArrival{s: s}
+	a := localArrival{s: s, b: b}
 	if err := b.Flush(a.stage); err != nil {
 		return err
 	}
@@ -300,6 +311,7 @@ func (s *Store) flushChunks(b *chunk.Batch) error {
 // done then does nothing.
 type localArrival struct {
 	s      *Store
+	b      *chunk.Batch
 	apply  func()
 	logged bool
 }
@@ -314,7 +326,7 @@ func (a *localArrival) stage(pb *pebble.Batch, added []chunk.ID) error {
 		return nil
 	}
 	a.logged = true
-	return a.s.cfg.Journal.Stage(pb, added, chunk.ID{}, FromLocal)
+	return a.s.cfg.Journal.Stage(pb, Arrived{Chunks: added, ChunkSize: a.b.RawSize, From: FromLocal})
 }
 
 func (a *localArrival) done() {
@@ -473,7 +485,7 @@ func (s *Store) commitVersion(b *chunk.Batch, m *manifest.Manifest, from string)
 			return nil
 		}
 		logged = true
-		return s.cfg.Journal.Stage(pb, added, logID, from)
+		return s.cfg.Journal.Stage(pb, Arrived{Chunks: added, ChunkSize: b.RawSize, Manifest: logID, ManifestSize: len(enc), From: from})
 	})
 	if err != nil {
 		return false, err

@@ -22,12 +22,12 @@ type chunkJournal struct {
 	logged    chan struct{} // gets a value at every commit that staged chunks
 }
 
-func (j *chunkJournal) Stage(_ *pebble.Batch, ids []chunk.ID, m chunk.ID, _ string) error {
+func (j *chunkJournal) Stage(_ *pebble.Batch, a Arrived) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.chunks = append(j.chunks, ids...)
-	if !m.IsZero() {
-		j.manifests = append(j.manifests, m)
+	j.chunks = append(j.chunks, a.Chunks...)
+	if !a.Manifest.IsZero() {
+		j.manifests = append(j.manifests, a.Manifest)
 	}
 	return nil
 }

@@ -206,7 +206,7 @@ func (s *Store) PutPart(ctx context.Context, id string, n int, r io.Reader) (Par
 	if err != nil {
 		return Part{}, err
 	}
-	arrival := localArrival{s: s}
+	arrival := localArrival{s: s, b: b}
 	err = b.Commit(func(pb *pebble.Batch, added []chunk.ID) error {
 		// Still there: an abort or a collection meanwhile drops the part.
 		if _, ok, err := getValue(s.db, uploadKey(id)); err != nil || !ok {

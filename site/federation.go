@@ -46,15 +46,17 @@ type beaconStatus struct {
 // rounded so that an idle site's body does not change (and is then
 // not repeated) for noise.
 type beaconLink struct {
-	Peer       string  `json:"peer"`
-	Direction  string  `json:"direction"`
-	State      string  `json:"state"`
-	Reason     string  `json:"reason,omitempty"`
-	Since      string  `json:"since"`
-	Backlog    uint64  `json:"backlog"`
-	LagSeconds float64 `json:"lag_seconds"`
-	SendRate   int64   `json:"send_rate"`
-	InSync     *bool   `json:"in_sync"`
+	Peer      string `json:"peer"`
+	Direction string `json:"direction"`
+	State     string `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	Since     string `json:"since"`
+	Backlog   uint64 `json:"backlog"`
+	// BacklogBytes is null (left out) when the site could not count them.
+	BacklogBytes *uint64 `json:"backlog_bytes,omitempty"`
+	LagSeconds   float64 `json:"lag_seconds"`
+	SendRate     int64   `json:"send_rate"`
+	InSync       *bool   `json:"in_sync"`
 	// ClockOffset is the peer's clock minus this site's, to a tenth of a
 	// second (null until measured).
 	ClockOffset *float64 `json:"clock_offset_seconds,omitempty"`
@@ -106,7 +108,7 @@ func (s *Site) beaconBody() []byte {
 			break
 		}
 		bl := beaconLink{Peer: l.Peer, Direction: l.Direction, State: l.State, Reason: l.Reason, Backlog: l.Backlog,
-			LagSeconds: math.Round(l.LagSeconds), SendRate: roundRate(l.SendRate), InSync: l.InSync}
+			BacklogBytes: l.BacklogBytes, LagSeconds: math.Round(l.LagSeconds), SendRate: roundRate(l.SendRate), InSync: l.InSync}
 		if !l.Since.IsZero() {
 			bl.Since = l.Since.UTC().Format(time.RFC3339)
 		}
@@ -150,7 +152,7 @@ func (s *Site) federation(now time.Time) client.FederationView {
 			fs.Versions, fs.IncompleteVersions, fs.IncompleteBytes = &st.Versions, &st.IncompleteVersions, &st.IncompleteBytes
 			for _, l := range st.Links {
 				out.Links = append(out.Links, client.FederationLink{From: fs.Site, To: l.Peer, Direction: l.Direction, State: l.State,
-					Reason: l.Reason, Since: l.Since, Backlog: l.Backlog, LagSeconds: l.LagSeconds, SendRate: l.SendRate, InSync: l.InSync,
+					Reason: l.Reason, Since: l.Since, Backlog: l.Backlog, BacklogBytes: l.BacklogBytes, LagSeconds: l.LagSeconds, SendRate: l.SendRate, InSync: l.InSync,
 					ClockOffsetSeconds: l.ClockOffset})
 			}
 		}

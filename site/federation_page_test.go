@@ -1,7 +1,10 @@
 package site
 
 import (
+	"math"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,11 +24,15 @@ func TestFederationPageInChromium(t *testing.T) {
 	t.Parallel()
 	chromium := needTool(t, "chromium", "chromium")
 	names := []string{"lapalma", "tenerife", "chile", "hawaii", "namibia", "australia"}
+	// Where the sites are (namibia has no location set): lapalma and
+	// tenerife are 150 km apart, closer than two circles on the map.
+	locations := map[string]string{"lapalma": "28.76,-17.88", "tenerife": "28.30,-16.51", "chile": "-24.63,-70.40",
+		"hawaii": "19.82,-155.47", "australia": "-31.27,149.06"}
 	var sites []*testSite
 	for _, n := range names {
 		// Plain NATS on loopback: with TLS, chile's stray dial would fail
 		// on tenerife's certificate (down, "tls") before any handshake.
-		sites = append(sites, startBeaconSite(t, n, TLSOff))
+		sites = append(sites, startBeaconSiteAt(t, n, TLSOff, locations[n]))
 	}
 	trustAll(t, sites...)
 	for i := range sites {
@@ -89,11 +96,19 @@ func TestFederationPageInChromium(t *testing.T) {
 			dom := string(runChromium(t, chromium, "--virtual-time-budget=3000", "--window-size=1600,1900", "--hide-scrollbars",
 				"--dump-dom", "--screenshot="+shot, s.base+"/"))
 			states := map[string]string{}
+			at := map[string][2]float64{}
+			unplaced := map[string]bool{}
 			for _, e := range elements(dom, "data-site") {
 				if e.tag == "g" && strings.Contains(e.attrs["class"], "fed") {
-					states[e.attrs["data-site"]] = e.attrs["data-state"]
+					n := e.attrs["data-site"]
+					states[n] = e.attrs["data-state"]
+					x, _ := strconv.ParseFloat(e.attrs["data-x"], 64)
+					y, _ := strconv.ParseFloat(e.attrs["data-y"], 64)
+					at[n] = [2]float64{x, y}
+					unplaced[n] = strings.Contains(e.attrs["class"], "nolocation")
 				}
 			}
+			checkMapLayout(t, dom, at, unplaced)
 			for _, n := range names {
 				want := "up"
 				if n == "australia" {
@@ -116,5 +131,35 @@ func TestFederationPageInChromium(t *testing.T) {
 			}
 			t.Logf("screenshot: %s", shot)
 		})
+	}
+}
+
+// checkMapLayout: the page draws the world outline and every site where
+// it is (west to east hawaii, chile, lapalma, australia; chile south of
+// lapalma), lapalma and tenerife apart though 150 km apart, and namibia,
+// which has no location, in the row for such sites.
+func checkMapLayout(t *testing.T, dom string, at map[string][2]float64, unplaced map[string]bool) {
+	t.Helper()
+	if !regexp.MustCompile(`<svg id="fed"[^>]*data-layout="map"`).MatchString(dom) {
+		t.Errorf("the federation is not drawn on the map")
+	}
+	land := regexp.MustCompile(`<path class="land" d="([^"]*)"`).FindStringSubmatch(dom)
+	if land == nil || strings.Count(land[1], "L") < 1000 {
+		t.Errorf("the world outline is missing or nearly empty")
+	}
+	x := func(n string) float64 { return at[n][0] }
+	if !(x("hawaii") < x("chile") && x("chile") < x("lapalma") && x("lapalma") < x("australia")) {
+		t.Errorf("sites not west to east hawaii, chile, lapalma, australia: %v", at)
+	}
+	if at["chile"][1] <= at["lapalma"][1] {
+		t.Errorf("chile drawn north of lapalma: %v", at)
+	}
+	if d := math.Hypot(x("lapalma")-x("tenerife"), at["lapalma"][1]-at["tenerife"][1]); d < 32 {
+		t.Errorf("lapalma and tenerife drawn %.0f apart, overlapping", d)
+	}
+	for n, u := range unplaced {
+		if u != (n == "namibia") {
+			t.Errorf("site %s in the no-location row: %v", n, u)
+		}
 	}
 }

@@ -12,13 +12,20 @@ import (
 // unreachable after three silent seconds; tls is its links' NATS TLS.
 func startBeaconSite(t *testing.T, id string, tls ...string) *testSite {
 	t.Helper()
-	dir := t.TempDir()
 	mode := TLSOn
 	if len(tls) > 0 {
 		mode = tls[0]
 	}
-	if _, err := Init(dir, Config{ID: id, Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: mode, ChunkSize: 64 << 10,
-		BeaconInterval: "1s", SiteSilence: "3s", Location: "28.76,-17.88"}); err != nil {
+	return startBeaconSiteAt(t, id, mode, "28.76,-17.88")
+}
+
+// startBeaconSiteAt is startBeaconSite with a TLS mode and a location
+// ("" for none).
+func startBeaconSiteAt(t *testing.T, id, tlsMode, location string) *testSite {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := Init(dir, Config{ID: id, Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: tlsMode, ChunkSize: 64 << 10,
+		BeaconInterval: "1s", SiteSilence: "3s", Location: location}); err != nil {
 		t.Fatal(err)
 	}
 	return runSite(t, dir)

@@ -249,7 +249,7 @@ func TestFederationNamesOvertakeBulk(t *testing.T) {
 	if _, err := f.PutRandom(0, "bulk/8mib.fits", 8*mib, 600); err != nil {
 		t.Fatal(err)
 	}
-	nameOvertakes(t, f, 8*mib/testlab.DefaultChunkSize)
+	nameOvertakes(t, f, 8*mib/testlab.DefaultChunkSize, testlab.DefaultChunkSize)
 	// Lift the limit (the site restarts the link on reload) and finish.
 	if err := f.SetMaxRate(0, 1, ""); err != nil {
 		t.Fatal(err)
@@ -278,13 +278,13 @@ func TestFederationNamesOvertakeBulkInFlight(t *testing.T) {
 		}
 		return false
 	})
-	nameOvertakes(t, f, 16)
+	nameOvertakes(t, f, 16, mib)
 }
 
 // nameOvertakes puts a small object at s0, waits until s2 knows its name
 // and checks that s0→s1 still had a bulk backlog then (at least a quarter of
-// bulkChunks).
-func nameOvertakes(t *testing.T, f *testlab.Federation, bulkChunks int) {
+// bulkChunks of chunkSize bytes), counted in bytes too.
+func nameOvertakes(t *testing.T, f *testlab.Federation, bulkChunks, chunkSize int) {
 	t.Helper()
 	small, err := f.PutRandom(0, "names/small.fits", 10<<10, 601)
 	if err != nil {
@@ -305,10 +305,16 @@ func nameOvertakes(t *testing.T, f *testlab.Federation, bulkChunks int) {
 		t.Fatal(err)
 	}
 	var backlog uint64
+	var backlogBytes *uint64
 	for _, l := range links(t, f, 0) {
 		if l.Peer == "s1" && l.Direction == forward.DirOut {
-			backlog = l.Backlog
+			backlog, backlogBytes = l.Backlog, l.BacklogBytes
 		}
+	}
+	// Besides bulk chunks, the backlog may hold the bulk's manifest and
+	// the small object's chunk and manifest (a few KiB each at most).
+	if backlogBytes == nil || *backlogBytes < (backlog-min(backlog, 3))*uint64(chunkSize) || *backlogBytes > backlog*uint64(chunkSize) {
+		t.Errorf("s0→s1 backlog of %d entries counts %v bytes; want about %d per bulk chunk", backlog, backlogBytes, chunkSize)
 	}
 	t.Logf("s2 knows %s while s0→s1 has a backlog of %d entries (of %d bulk chunks)", small.Name, backlog, bulkChunks)
 	if backlog < uint64(bulkChunks/4) {

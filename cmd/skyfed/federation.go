@@ -68,7 +68,11 @@ func printFederation(w io.Writer, f client.FederationView) error {
 		if l.SendRate > 0 {
 			sending = humanBytes(l.SendRate) + "/s"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", l.From, l.To, l.State, orDash(l.Reason), orDash(l.Since), l.Backlog,
+		backlog := fmt.Sprint(l.Backlog)
+		if l.BacklogBytes != nil && *l.BacklogBytes > 0 {
+			backlog += " (" + humanBytes(int64(*l.BacklogBytes)) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.From, l.To, l.State, orDash(l.Reason), orDash(l.Since), backlog,
 			time.Duration(l.LagSeconds*float64(time.Second)).Truncate(time.Second), sending, inSync)
 	}
 	return tw.Flush()

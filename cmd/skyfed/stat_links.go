@@ -89,6 +89,8 @@ func linkCell(l map[string]any, k string) string {
 		return lagText(l[k])
 	case k == "eta":
 		return etaText(l)
+	case k == "backlog":
+		return backlogText(l)
 	case k == "since" || k == "reconciled_at":
 		return sinceText(l[k])
 	case k == "clock_offset_seconds":
@@ -97,6 +99,16 @@ func linkCell(l map[string]any, k string) string {
 		return tlsText(l[k], l["state"])
 	}
 	return cellText(l[k])
+}
+
+// backlogText renders a link's backlog as entries and, when the status
+// counts them and there are any, their bytes: "3 (572.2 MiB)".
+func backlogText(l map[string]any) string {
+	text := cellText(l["backlog"])
+	if b := jsonInt(l["backlog_bytes"]); b > 0 {
+		text += " (" + humanBytes(b) + ")"
+	}
+	return text
 }
 
 // linkRateText renders a link's send or receive rate: "-" while the link
@@ -155,7 +167,7 @@ func etaText(l map[string]any) string {
 	if s, _ := l["state"].(string); s != stateUp || rate < idleRate {
 		return "stalled"
 	}
-	if _, ok := l["backlog_bytes"]; ok {
+	if l["backlog_bytes"] != nil {
 		return durationText(time.Duration(float64(jsonInt(l["backlog_bytes"])) / rate * float64(time.Second)))
 	}
 	entries := jsonInt(l["sent_chunks"]) + jsonInt(l["sent_manifests"])

@@ -101,7 +101,7 @@ func TestStatLagRatesAndETA(t *testing.T) {
 	text := out.String()
 	for _, re := range []string{
 		`(?m)^beta +out +up +40 +16s +~1m40s +2\.0 MB/s +idle `,
-		`(?m)^gamma +out +up +3 +1h7m +10m0s +1\.0 MB/s +1\.5 kB/s `,
+		`(?m)^gamma +out +up +3 \(572\.2 MiB\) +1h7m +10m0s +1\.0 MB/s +1\.5 kB/s `,
 		`(?m)^delta +in +up +0 +0s +- +idle +idle `,
 		`(?m)^eps +out +up +5 +0\.2s +stalled +3 B/s +idle `,
 		`(?m)^  ETA ~: backlog entries × mean bytes per entry sent so far ÷ send rate \(the site's status has no backlog bytes\)$`,

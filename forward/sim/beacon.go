@@ -31,6 +31,15 @@ func (w *World) Beacons(i int) []engine.HeardBeacon {
 // status beacons among them.
 func (w *World) Bytes() (all, beacons int64) { return w.res.WireBytes, w.res.BeaconBytes }
 
+// Traffic is what crossed the links so far, by kind (Result's fields).
+type Traffic struct{ Wire, Beacons, Data, Payload int64 }
+
+// Traffic returns the bytes sent so far: all, beacons, data frames, and
+// the payload those frames carry.
+func (w *World) Traffic() Traffic {
+	return Traffic{w.res.WireBytes, w.res.BeaconBytes, w.res.DataBytes, w.res.PayloadBytes}
+}
+
 // BeaconMessages returns the beacon messages sent so far.
 func (w *World) BeaconMessages() int { return w.res.BeaconMessages }
 

@@ -116,3 +116,56 @@ func seqOf(hs []engine.HeardBeacon, origin string) uint64 {
 	}
 	return 0
 }
+
+// loadedStatusBody is statusBody with counters that change at every
+// beacon, as a busy site's do (so every beacon carries its full body).
+func loadedStatusBody(w *World) func(i int) []byte {
+	return func(i int) []byte {
+		return fmt.Appendf(statusBody(i)[:0:0], `{"at":%d,"s":%s}`, w.now.UnixNano(), statusBody(i))
+	}
+}
+
+// Control traffic at steady state under load, in the same 16-site
+// federation with loops: four sites each put a 2 MiB frame (32 chunks
+// of 64 KiB, in frames of 16 KiB) every 10 s, links of 20 MB/s and
+// 40 ms, beacons every 10 s
+// with bodies that change each time. Everything on the wire that is not
+// a data frame (offers, answers, acks, pings, beacons) must stay within
+// 1 % of the payload bytes the data frames carry.
+func TestControlTrafficUnderLoad(t *testing.T) {
+	const n = 16
+	var from, to Traffic
+	_, err := Run(Options{Seed: 12, Sites: n, Edges: ringWithChords(n), Bandwidth: 20e6, Delay: 40 * time.Millisecond,
+		FrameSize: 16 << 10, HealAt: time.Second, Until: 100 * time.Second,
+		Scenario: func(w *World) {
+			w.After(time.Second, func() { w.SendBeacons(10*time.Second, loadedStatusBody(w)) })
+			var putEvery func()
+			putEvery = func() {
+				for _, i := range []int{0, 5, 10, 15} {
+					w.PutSized(i, 32, 64<<10)
+				}
+				if w.now.Sub(epoch) < 80*time.Second {
+					w.after(10*time.Second, putEvery)
+				}
+			}
+			w.After(2*time.Second, putEvery)
+			w.After(20*time.Second, func() { from = w.Traffic() })
+			w.After(80*time.Second, func() { to = w.Traffic() })
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := to.Payload - from.Payload
+	control := (to.Wire - from.Wire) - (to.Data - from.Data)
+	beacons := to.Beacons - from.Beacons
+	if payload == 0 {
+		t.Fatal("no payload crossed the links in the measured 60 s")
+	}
+	share := 100 * float64(control) / float64(payload)
+	t.Logf("under load (60 s): payload %.1f MB in data frames (frame headers %.2f %%), control %.1f kB = %.3f %% of it (beacons %.1f kB = %.3f %%)",
+		float64(payload)/1e6, 100*float64(to.Data-from.Data-payload)/float64(payload), float64(control)/1e3, share,
+		float64(beacons)/1e3, 100*float64(beacons)/float64(payload))
+	if share > 1 {
+		t.Errorf("control traffic is %.2f %% of payload under load, want at most 1 %%", share)
+	}
+}

@@ -38,6 +38,9 @@ type Options struct {
 	// Bandwidth (bytes/s) and Delay of every link, if set.
 	Bandwidth float64
 	Delay     time.Duration
+	// FrameSize is the payload bytes of a data frame (default 1 KiB,
+	// small so that payloads span several).
+	FrameSize int
 	// HealAt is when every fault ends (default 30 s); convergence is
 	// measured from then.
 	HealAt time.Duration
@@ -68,6 +71,10 @@ type Result struct {
 	// Bytes of every message sent, and of the status beacons among them.
 	WireBytes, BeaconBytes int64
 	BeaconMessages         int
+	// DataBytes is the bytes of the data frames among them (headers
+	// included); PayloadBytes the chunk and manifest bytes those carry.
+	// Everything else on the wire is control traffic.
+	DataBytes, PayloadBytes int64
 }
 
 // ErrInvariant marks a broken invariant; the error names the seed.
@@ -82,7 +89,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 const (
 	workload     = 30 * time.Second
 	convergeMax  = 10 * time.Minute
-	frameSize    = 1024 // small frames so that payloads span several
+	frameSize    = 1024 // default Options.FrameSize
 	storeLatency = time.Millisecond
 )
 
@@ -297,6 +304,13 @@ func (w *World) at(t time.Time, fn func()) {
 	heap.Push(&w.queue, &item{at: t, seq: w.seq, fn: fn})
 }
 
+func (w *World) frameSize() int {
+	if w.opts.FrameSize > 0 {
+		return w.opts.FrameSize
+	}
+	return frameSize
+}
+
 func (w *World) after(d time.Duration, fn func()) { w.at(w.now.Add(d), fn) }
 
 // run: start every site and link, play the workload and faults, heal
@@ -447,7 +461,7 @@ func (w *World) finalChecks() {
 func (s *site) start() {
 	s.up = true
 	s.eng = engine.New(engine.Config{Site: s.name, Storage: s.st, Timing: s.w.timing,
-		Limits: simLimits(), Sign: s.sign, Verify: s.w.verify, Rand: rngReader{rand.New(rand.NewPCG(s.w.rng.Uint64(), uint64(s.idx)))},
+		Limits: simLimits(s.w.frameSize()), Sign: s.sign, Verify: s.w.verify, Rand: rngReader{rand.New(rand.NewPCG(s.w.rng.Uint64(), uint64(s.idx)))},
 		Inventory: s.st})
 	s.wakeAt = time.Time{}
 	if s.full {
@@ -455,9 +469,9 @@ func (s *site) start() {
 	}
 }
 
-func simLimits() engine.Limits {
+func simLimits(frame int) engine.Limits {
 	l := engine.DefaultLimits()
-	l.FrameSize = frameSize
+	l.FrameSize = frame
 	return l
 }
 
@@ -694,8 +708,8 @@ func (s *site) send(id engine.LinkID, lane wire.Lane, m *wire.Message, last *eng
 		w.failf("%s: message of %d bytes exceeds the limit %d", s.name, len(body), wire.MaxMessage)
 		return
 	}
-	if m.Type == wire.MsgData && len(m.Data.Payload) > frameSize {
-		w.failf("%s: frame of %d payload bytes exceeds the frame size %d", s.name, len(m.Data.Payload), frameSize)
+	if m.Type == wire.MsgData && len(m.Data.Payload) > w.frameSize() {
+		w.failf("%s: frame of %d payload bytes exceeds the frame size %d", s.name, len(m.Data.Payload), w.frameSize())
 		return
 	}
 	l := s.links[id]
@@ -704,9 +718,13 @@ func (s *site) send(id engine.LinkID, lane wire.Lane, m *wire.Message, last *eng
 	}
 	w.res.Messages++
 	w.res.WireBytes += int64(len(body))
-	if m.Type == wire.MsgBeacon {
+	switch m.Type {
+	case wire.MsgBeacon:
 		w.res.BeaconBytes += int64(len(body))
 		w.res.BeaconMessages++
+	case wire.MsgData:
+		w.res.DataBytes += int64(len(body))
+		w.res.PayloadBytes += int64(len(m.Data.Payload))
 	}
 	p := l.pipes[0]
 	if l.b == s {
@@ -726,7 +744,7 @@ func (s *site) ship(sh engine.Ship) {
 		})
 		return
 	}
-	frames := engine.Frames(sh, codec, payload, rawLen, frameSize)
+	frames := engine.Frames(sh, codec, payload, rawLen, s.w.frameSize())
 	for i, d := range frames {
 		var last *engine.Ship
 		if i == len(frames)-1 {

@@ -28,7 +28,7 @@ type FederationLink struct {
 	Reason       string  `json:"reason"`
 	Since        string  `json:"since"`
 	Backlog      uint64  `json:"backlog"`
-	BacklogBytes *int64  `json:"backlog_bytes"` // not measured yet: null
+	BacklogBytes *uint64 `json:"backlog_bytes"` // null when the site could not count them
 	LagSeconds   float64 `json:"lag_seconds"`
 	SendRate     int64   `json:"send_rate"`
 	InSync       *bool   `json:"in_sync"`

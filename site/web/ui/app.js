@@ -287,11 +287,27 @@
 
   // label writes lines of text next to a node: below it, or above when
   // the node sits in the upper part of the graph.
-  function label(x, y, r, lines, above) {
+  // side 'left' or 'right' writes them beside it instead (the map).
+  function label(x, y, r, lines, above, side) {
     const g = svg('g', { class: 'label' });
-    const y0 = above ? y - r - 8 - (lines.length - 1) * 13 : y + r + 14;
-    lines.forEach((ln, i) => g.append(svg('text', { x: x.toFixed(1), y: (y0 + i * 13).toFixed(1), class: ln.cls, 'text-anchor': 'middle' }, ln.text)));
+    let y0 = above ? y - r - 8 - (lines.length - 1) * 13 : y + r + 14, anchor = 'middle';
+    if (side) {
+      y0 = y + 4 - ((lines.length - 1) * 13) / 2;
+      anchor = side === 'left' ? 'end' : 'start';
+      x += side === 'left' ? -(r + 6) : r + 6;
+    }
+    lines.forEach((ln, i) => g.append(svg('text', { x: x.toFixed(1), y: (y0 + i * 13).toFixed(1), class: ln.cls, 'text-anchor': anchor }, ln.text)));
     return g;
+  }
+
+  // labelSide picks where a site's label goes on the map: right of it,
+  // or left when another site sits close on the right and none on the
+  // left, or below when both sides are taken.
+  function labelSide(p, all) {
+    const near = (dir) => all.some((q) => q !== p && Math.abs(q.y - p.y) < 45 && dir * (q.x - p.x) > 0 && dir * (q.x - p.x) < 170);
+    if (!near(1)) return 'right';
+    if (!near(-1)) return 'left';
+    return '';
   }
 
   // layout places direct peers on an inner ellipse around this site and
@@ -381,9 +397,104 @@
   // fedState is a link's class: up, refused, or down.
   const fedState = (l) => (l.state === 'up' ? 'up' : l.state === 'refused' ? 'refused' : 'down');
 
-  // renderFederation draws every site the beacons told of on a circle, in
-  // a stable order (by site ID), and every link as its dialing site
-  // reports it, coloured by state, with its reason, backlog or rate.
+  // ---- the world outline: land-110m.json from the npm package world-atlas
+  // (ISC; Natural Earth shapes, public domain), embedded with the page ----
+  let land = null; // rings of [lon, lat]
+  fetch('/ui/land-110m.json').then((r) => (r.ok ? r.json() : null)).then((topo) => {
+    if (!topo) return;
+    land = decodeLand(topo);
+    if (fedView) renderFederation(fedView);
+  }).catch(() => {});
+
+  // decodeLand turns the TopoJSON object "land" (quantized, delta-coded
+  // arcs shared between rings) into rings of [lon, lat].
+  function decodeLand(topo) {
+    const [sx, sy] = topo.transform.scale, [tx, ty] = topo.transform.translate;
+    const arcs = topo.arcs.map((a) => {
+      let x = 0, y = 0;
+      return a.map(([dx, dy]) => { x += dx; y += dy; return [x * sx + tx, y * sy + ty]; });
+    });
+    const arc = (i) => (i < 0 ? arcs[~i].slice().reverse() : arcs[i]);
+    const rings = [];
+    const ring = (ids) => {
+      const pts = [];
+      for (const i of ids) { const a = arc(i); pts.push(...(pts.length ? a.slice(1) : a)); }
+      rings.push(pts);
+    };
+    for (const g of topo.objects.land.geometries) {
+      if (g.type === 'Polygon') g.arcs.forEach(ring);
+      else if (g.type === 'MultiPolygon') g.arcs.forEach((p) => p.forEach(ring));
+    }
+    return rings;
+  }
+
+  // parseLocation reads a site's "LAT,LON" (degrees), or null.
+  function parseLocation(s) {
+    const m = /^\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*$/.exec(s || '');
+    if (!m) return null;
+    const lat = Number(m[1]), lon = Number(m[2]);
+    return Math.abs(lat) <= 90 && Math.abs(lon) <= 180 ? { lat, lon } : null;
+  }
+
+  // mapWindow picks the part of the world to draw, in degrees: the sites'
+  // box with a margin, at least a third of the world wide, in the
+  // canvas's proportions (an equirectangular map: a degree is a degree).
+  function mapWindow(locs, W, H) {
+    const lons = locs.map((l) => l.lon), lats = locs.map((l) => l.lat);
+    let w = Math.max(Math.max(...lons) - Math.min(...lons) + 50, 120);
+    let h = Math.max(Math.max(...lats) - Math.min(...lats) + 30, (w * H) / W);
+    w = Math.max(w, (h * W) / H);
+    h = (w * H) / W;
+    const cx = (Math.max(...lons) + Math.min(...lons)) / 2, cy = (Math.max(...lats) + Math.min(...lats)) / 2;
+    const lon0 = w >= 360 ? cx - w / 2 : Math.min(Math.max(cx - w / 2, -180), 180 - w);
+    const lat1 = h >= 180 ? cy + h / 2 : Math.min(Math.max(cy + h / 2, -90 + h), 90);
+    return { lon0, lat1, k: W / w };
+  }
+
+  // landPath draws the outline inside the window as one SVG path.
+  function landPath(win, W, H) {
+    const px = (p) => [(p[0] - win.lon0) * win.k, (win.lat1 - p[1]) * win.k];
+    let d = '';
+    for (const r of land) {
+      const pts = r.map(px);
+      if (pts.every(([x]) => x < 0) || pts.every(([x]) => x > W) || pts.every(([, y]) => y < 0) || pts.every(([, y]) => y > H)) continue;
+      // A ring that crosses the antimeridian jumps across the map there:
+      // each side becomes its own piece (the fill closes it along the edge).
+      r.forEach((p, i) => {
+        const [x, y] = pts[i];
+        d += (i === 0 || Math.abs(p[0] - r[i - 1][0]) > 180 ? 'M' : 'L') + x.toFixed(1) + ',' + y.toFixed(1);
+      });
+    }
+    return d;
+  }
+
+  // separate pushes apart nodes drawn closer than gap (sites a few km
+  // apart, or sharing a location), so each stays visible and clickable;
+  // a moved node keeps a thin line to where it is.
+  function separate(points, gap) {
+    for (let round = 0; round < 40; round++) {
+      let moved = false;
+      for (let i = 0; i < points.length; i++) {
+        for (let j = i + 1; j < points.length; j++) {
+          const a = points[i], b = points[j];
+          let dx = b.x - a.x, dy = b.y - a.y, d = Math.hypot(dx, dy);
+          if (d >= gap) continue;
+          if (d < 0.01) { dx = Math.cos(j * 2.4); dy = Math.sin(j * 2.4); d = 1; }
+          const push = (gap - d) / 2 + 0.5;
+          a.x -= (dx / d) * push; a.y -= (dy / d) * push;
+          b.x += (dx / d) * push; b.y += (dy / d) * push;
+          moved = true;
+        }
+      }
+      if (!moved) return;
+    }
+  }
+
+  // renderFederation draws every site the beacons told of and every link
+  // as its dialing site reports it, coloured by state, with its reason,
+  // backlog or rate. Sites with a location are drawn there on the world
+  // outline (those without in a row under it); when no site has one, or
+  // before the outline loaded, on a circle in a stable order (by ID).
   function renderFederation(f) {
     const g = document.getElementById('fed');
     if (!f) return;
@@ -393,29 +504,56 @@
     const links = (f.links || []).filter((l) => l.direction !== 'in');
     for (const l of links) names.add(l.to); // a peer no beacon told of yet
     const order = [...names].sort();
-    const W = 600, H = 360, cx = W / 2, cy = H / 2, R = order.length > 1 ? 130 : 0;
-    const pos = new Map();
-    order.forEach((n, i) => {
-      const a = -Math.PI / 2 + (2 * Math.PI * i) / order.length;
-      pos.set(n, { x: cx + R * 1.45 * Math.cos(a), y: cy + R * Math.sin(a) });
-    });
+    const bySite = new Map(f.sites.map((s) => [s.site, s]));
+    const locs = new Map();
+    for (const n of order) { const loc = parseLocation(bySite.get(n) && bySite.get(n).location); if (loc) locs.set(n, loc); }
+    const map = land && locs.size > 0, W = map ? 960 : 600, pos = new Map(), extra = [];
+    let H = map ? 480 : 360, cy = H / 2, layout = 'circle';
+    if (map) {
+      layout = 'map';
+      const win = mapWindow([...locs.values()], W, H);
+      extra.push(svg('rect', { class: 'sea', x: 0, y: 0, width: W, height: H }), svg('path', { class: 'land', d: landPath(win, W, H) }));
+      const unplaced = order.filter((n) => !locs.has(n));
+      for (const [n, l] of locs) {
+        const x = (l.lon - win.lon0) * win.k, y = (win.lat1 - l.lat) * win.k;
+        pos.set(n, { x, y, x0: x, y0: y });
+      }
+      if (unplaced.length) {
+        extra.push(svg('text', { x: 8, y: H + 18, class: 'meta' }, 'no location set (skyfed site location --dir D LAT,LON):'));
+        unplaced.forEach((n, i) => pos.set(n, { x: (W * (i + 1)) / (unplaced.length + 1), y: H + 44, unplaced: true }));
+        H += 80;
+      }
+      separate([...pos.values()], 44);
+      for (const p of pos.values()) {
+        if (!p.unplaced && Math.hypot(p.x - p.x0, p.y - p.y0) > 3) {
+          extra.push(svg('line', { class: 'leader', x1: p.x0, y1: p.y0, x2: p.x, y2: p.y }), svg('circle', { class: 'spot', cx: p.x0, cy: p.y0, r: 2.5 }));
+        }
+      }
+    } else {
+      const cx = W / 2, R = order.length > 1 ? 130 : 0;
+      order.forEach((n, i) => {
+        const a = -Math.PI / 2 + (2 * Math.PI * i) / order.length;
+        pos.set(n, { x: cx + R * 1.45 * Math.cos(a), y: cy + R * Math.sin(a) });
+      });
+    }
+    g.dataset.layout = layout;
     const edges = svg('g', { class: 'edges' }), nodes = svg('g', { class: 'nodes' }), labels = svg('g', { class: 'labels' });
     for (const l of links) {
       const a = pos.get(l.from), b = pos.get(l.to), st = fedState(l);
       edges.append(svg('line', { x1: a.x, y1: a.y, x2: b.x, y2: b.y, class: 'edge ' + st + (l.send_rate > 0 ? ' flow' : ''),
         'data-from': l.from, 'data-to': l.to, 'data-state': l.state, 'data-reason': l.reason || '' },
       svg('title', null, l.from + ' → ' + l.to + ': ' + l.state + (l.reason ? ' (' + l.reason + ')' : ''))));
-      const text = st !== 'up' ? (l.reason || l.state) : l.backlog ? 'backlog ' + fmtInt(l.backlog) : l.send_rate > 0 ? fmtRate(l.send_rate) : '';
+      const text = st !== 'up' ? (l.reason || l.state) : l.backlog ? 'backlog ' + fedBacklog(l) : l.send_rate > 0 ? fmtRate(l.send_rate) : '';
       if (text) {
         labels.append(svg('text', { x: ((a.x + b.x) / 2).toFixed(1), y: ((a.y + b.y) / 2 - 4).toFixed(1), 'text-anchor': 'middle',
           class: 'meta fed-link ' + st, 'data-from': l.from, 'data-to': l.to }, text));
       }
     }
-    const bySite = new Map(f.sites.map((s) => [s.site, s]));
     for (const n of order) {
       const s = bySite.get(n), { x, y } = pos.get(n);
       const state = s ? (s.state === 'up' ? 'up' : 'down') : 'seen';
-      nodes.append(svg('g', { class: 'node fed ' + state + (s && s.self ? ' me' : ''), 'data-site': n, 'data-state': s ? s.state : 'unknown', tabindex: 0 },
+      nodes.append(svg('g', { class: 'node fed ' + state + (s && s.self ? ' me' : '') + (pos.get(n).unplaced ? ' nolocation' : ''), 'data-site': n, 'data-state': s ? s.state : 'unknown',
+        'data-x': x.toFixed(1), 'data-y': y.toFixed(1), tabindex: 0 },
         svg('title', null, n + (s ? ': ' + s.state : ': no beacon heard')),
         svg('circle', { cx: x, cy: y, r: s && s.self ? 20 : 16 })));
       const lines = [{ text: n + (s && s.self ? ' (this site)' : ''), cls: 'name' }];
@@ -426,16 +564,19 @@
           ? { text: 'lacks ' + fmtInt(s.incomplete_versions) + ' versions, ' + fmtBytes(s.incomplete_bytes), cls: 'meta warn' }
           : { text: fmtInt(s.versions) + ' versions, complete', cls: 'meta' });
       }
-      labels.append(label(x, y, 18, lines, y < cy - 20));
+      labels.append(label(x, y, 18, lines, layout === 'map' ? y > H - 60 : y < cy - 20, layout === 'map' ? labelSide(pos.get(n), [...pos.values()]) : ''));
     }
-    g.replaceChildren(edges, nodes, labels);
-    fitGraph(g);
+    g.replaceChildren(...extra, edges, nodes, labels);
+    if (layout === 'map') g.setAttribute('viewBox', '0 0 ' + W + ' ' + H); else fitGraph(g);
     for (const node of g.querySelectorAll('.node.fed')) {
       node.addEventListener('click', () => { fedPicked = node.dataset.site; renderFedDetail(); });
     }
     document.getElementById('fed-hint').textContent = f.sites.length + ' sites, ' + links.length + ' links, as ' + f.site + ' hears them';
     renderFedDetail();
   }
+
+  // fedBacklog is a link's backlog in entries and, when counted, bytes.
+  const fedBacklog = (l) => fmtInt(l.backlog) + (l.backlog_bytes ? ' (' + fmtBytes(l.backlog_bytes) + ')' : '');
 
   // renderFedDetail shows the picked site's fields and links as a table.
   function renderFedDetail() {
@@ -450,7 +591,7 @@
     const lt = el('table', { class: 'grid' }, el('thead', null, el('tr', null, ...['to', 'direction', 'state', 'reason', 'since', 'backlog', 'sending'].map((h) => el('th', null, h)))),
       el('tbody', null, ...(fedView.links || []).filter((l) => l.from === s.site).map((l) => el('tr', null,
         el('td', null, l.to), el('td', null, l.direction), el('td', null, l.state), el('td', null, l.reason || '–'),
-        el('td', null, l.since || '–'), el('td', { class: 'num' }, fmtInt(l.backlog)), el('td', { class: 'num' }, l.send_rate > 0 ? fmtRate(l.send_rate) : 'idle')))));
+        el('td', null, l.since || '–'), el('td', { class: 'num' }, fedBacklog(l)), el('td', { class: 'num' }, l.send_rate > 0 ? fmtRate(l.send_rate) : 'idle')))));
     box.replaceChildren(t, lt);
   }
 
