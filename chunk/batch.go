@@ -194,7 +194,7 @@ func (b *Batch) syncPacks() error {
 		return errClosed
 	}
 	for p, end := range b.ends {
-		if err := p.syncTo(end); err != nil {
+		if err := s.syncTo(p, end); err != nil {
 			return err
 		}
 	}

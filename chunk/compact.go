@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -59,7 +58,7 @@ type packUse struct {
 // Usage returns, per pack file, its size and the bytes (record headers
 // included) and chunks the index refers to in it.
 func (s *Store) usage() (map[uint32]*packUse, error) {
-	sizes, err := packSizes(s.fs, s.dir)
+	sizes, err := s.where.List()
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +214,7 @@ func (s *Store) Compact(ctx context.Context, opts CompactOptions) (CompactReport
 			opts.Progress(rep)
 		}
 	}
-	after, err := packSizes(s.fs, s.dir)
+	after, err := s.where.List()
 	if err != nil {
 		return rep, fmt.Errorf("compact: %w", err)
 	}
@@ -394,19 +393,15 @@ func (s *Store) retire(num uint32) error {
 	if p != nil {
 		p.useMu.Lock()
 		p.retired = true
-		err := p.f.Close()
+		err := p.close()
 		p.useMu.Unlock()
 		if err != nil {
 			s.log.Warn("chunk store: closing a retired pack failed", "pack", packName(num), "err", err)
 		}
 	}
-	path := s.fs.PathJoin(s.dir, packName(num))
-	if err := s.fs.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove pack %s: %w", path, err)
-	}
-	if err := syncDir(s.fs, s.dir); err != nil {
+	if err := s.where.Remove(num); err != nil {
 		return err
 	}
-	s.log.Debug("chunk store: pack removed by compaction", "pack", path)
+	s.log.Debug("chunk store: pack removed by compaction", "pack", packName(num), "in", s.where.Where())
 	return nil
 }

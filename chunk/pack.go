@@ -22,7 +22,10 @@ const packCategory vfs.DiskWriteCategory = "skyfed-chunk-pack"
 // Reads use ReadAt and run concurrently.
 type packFile struct {
 	num uint32
-	f   vfs.File
+	w   PackWriter // nil for a pack opened to read
+
+	readMu sync.Mutex
+	r      PackReader // opened at the first read (readMu)
 
 	written atomic.Int64 // bytes appended by this Store (writable packs)
 	broken  atomic.Bool  // a write or sync failed: append no more to this file
@@ -47,10 +50,47 @@ type packFile struct {
 // the chunk moved, and a fresh index look-up finds where.
 var errRetired = errors.New("pack retired by compaction")
 
-// syncTo makes at least the first end bytes of the pack durable. Concurrent
-// batches share fsyncs: a sync covers everything appended before it began.
-// The File must allow Sync concurrently with Write (OS files and MemFS do).
-func (p *packFile) syncTo(end int64) error {
+// reader returns what reads the pack: the writer itself when it can
+// read (a file), else a reader from Packs.Open (an object, once synced).
+func (p *packFile) reader(where Packs) (PackReader, error) {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
+	if p.r != nil {
+		return p.r, nil
+	}
+	if r, ok := p.w.(PackReader); ok {
+		p.r = r
+		return r, nil
+	}
+	r, err := where.Open(p.num)
+	if err != nil {
+		return nil, err
+	}
+	p.r = r
+	return r, nil
+}
+
+// close closes the writer and the reader, once each.
+func (p *packFile) close() error {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
+	var errs []error
+	if p.r != nil && any(p.r) != any(p.w) {
+		errs = append(errs, p.r.Close())
+	}
+	if p.w != nil {
+		errs = append(errs, p.w.Close())
+	}
+	p.r, p.w = nil, nil
+	return errors.Join(errs...)
+}
+
+// syncTo makes at least the first end bytes of pack p durable. Concurrent
+// batches share syncs: a sync covers everything appended before it began.
+// The writer must allow Sync concurrently with Write. Where a sync seals
+// the pack (an object), the pack stops taking appends first, so that what
+// the sync covers is all the pack will ever hold.
+func (s *Store) syncTo(p *packFile, end int64) error {
 	p.syncMu.Lock()
 	defer p.syncMu.Unlock()
 	if p.syncErr != nil {
@@ -59,8 +99,13 @@ func (p *packFile) syncTo(end int64) error {
 	if p.synced >= end {
 		return nil
 	}
+	if s.where.SealOnSync() {
+		s.appendMu.Lock()
+		p.broken.Store(true) // no more appends: the next one starts a new pack
+		s.appendMu.Unlock()
+	}
 	target := p.written.Load()
-	if err := p.f.Sync(); err != nil {
+	if err := p.w.Sync(); err != nil {
 		p.broken.Store(true)
 		p.syncErr = fmt.Errorf("sync pack %s: %w", packName(p.num), err)
 		return p.syncErr
@@ -82,7 +127,7 @@ func (p *packFile) startWriteback(start, end int64) {
 	if start/writebackEvery == end/writebackEvery {
 		return
 	}
-	_, _ = p.f.SyncTo(end)
+	p.w.Writeback(end)
 }
 
 // packName returns the file name of pack number num.
@@ -105,21 +150,6 @@ func parsePackName(name string) (uint32, bool) {
 		return 0, false
 	}
 	return uint32(n), true
-}
-
-// maxPackInDir returns the highest pack number in dir (0 if none).
-func maxPackInDir(fsys vfs.FS, dir string) (uint32, error) {
-	names, err := fsys.List(dir)
-	if err != nil {
-		return 0, fmt.Errorf("list pack dir %s: %w", dir, err)
-	}
-	var top uint32
-	for _, name := range names {
-		if n, ok := parsePackName(name); ok {
-			top = max(top, n)
-		}
-	}
-	return top, nil
 }
 
 // packSizes returns the size of every pack file in dir by number.
@@ -203,15 +233,14 @@ func (s *Store) packFor(num uint32) (*packFile, error) {
 	if s.retired[num] {
 		return nil, errRetired
 	}
-	path := s.fs.PathJoin(s.dir, packName(num))
-	f, err := s.fs.Open(path, vfs.RandomReadsOption)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("pack %s is missing: %w", path, ErrCorrupt)
+	r, err := s.where.Open(num)
+	if errors.Is(err, ErrPackMissing) {
+		return nil, fmt.Errorf("%w: %w", err, ErrCorrupt)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open pack %s: %w", path, err)
+		return nil, err
 	}
-	p = &packFile{num: num, f: f}
+	p = &packFile{num: num, r: r}
 	s.packs[num] = p
 	return p, nil
 }
@@ -221,21 +250,16 @@ func (s *Store) packFor(num uint32) (*packFile, error) {
 func (s *Store) rotateLocked() error {
 	num := s.nextPack
 	s.nextPack++ // never reuse a number, even if creating this one fails
-	path := s.fs.PathJoin(s.dir, packName(num))
-	f, err := s.fs.Create(path, packCategory)
+	w, err := s.where.Create(num)
 	if err != nil {
-		return fmt.Errorf("create pack %s: %w", path, err)
+		return err
 	}
-	if err := syncDir(s.fs, s.dir); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("create pack %s: %w", path, err)
-	}
-	p := &packFile{num: num, f: f}
+	p := &packFile{num: num, w: w}
 	s.packsMu.Lock()
 	s.packs[num] = p
 	s.packsMu.Unlock()
 	s.active = p
-	s.log.Debug("chunk store: new pack file", "pack", path)
+	s.log.Debug("chunk store: new pack", "pack", packName(num), "in", s.where.Where())
 	return nil
 }
 
@@ -258,7 +282,7 @@ func (s *Store) appendRecord(id ID, c Codec, payload []byte, rawLen uint32) (ent
 	s.wbuf = append(s.wbuf[:0], make([]byte, headerSize)...)
 	h.put(s.wbuf)
 	s.wbuf = append(s.wbuf, payload...)
-	if _, err := p.f.Write(s.wbuf); err != nil {
+	if _, err := p.w.Write(s.wbuf); err != nil {
 		p.broken.Store(true) // the file may hold a torn tail now; start a new one next time
 		return entry{}, nil, fmt.Errorf("append chunk %s to pack %s: %w", id, packName(p.num), err)
 	}
@@ -284,8 +308,15 @@ func (s *Store) readRecord(id ID, e entry, dst []byte, checkCRC bool) ([]byte, e
 	if p.retired {
 		return dst[:0], errRetired
 	}
+	r, err := p.reader(s.where)
+	if errors.Is(err, ErrPackMissing) {
+		return dst[:0], fmt.Errorf("%w: %w", err, ErrCorrupt)
+	}
+	if err != nil {
+		return dst[:0], err
+	}
 	var hb [headerSize]byte
-	if err := readFull(p.f, hb[:], e.offset); err != nil {
+	if err := readFull(r, hb[:], e.offset); err != nil {
 		return dst[:0], fmt.Errorf("read record header in %s at %d: %w", packName(e.pack), e.offset, err)
 	}
 	h, err := decodeHeader(hb[:])
@@ -296,7 +327,7 @@ func (s *Store) readRecord(id ID, e entry, dst []byte, checkCRC bool) ([]byte, e
 		return dst[:0], fmt.Errorf("pack %s at %d holds chunk %s, not the indexed one: %w", packName(e.pack), e.offset, h.id.Short(), ErrCorrupt)
 	}
 	dst = grow(dst[:0], int(e.storedLen))
-	if err := readFull(p.f, dst, e.offset+headerSize); err != nil {
+	if err := readFull(r, dst, e.offset+headerSize); err != nil {
 		return dst[:0], fmt.Errorf("read payload in %s at %d: %w", packName(e.pack), e.offset, err)
 	}
 	if checkCRC && crc32.Checksum(dst, castagnoli) != h.payloadCRC {

@@ -36,8 +36,10 @@ type Stats struct {
 
 // Options for Open.
 type Options struct {
+	// Packs is where pack files go; nil → DirPacks over FS and Dir.
+	Packs    Packs
 	FS       vfs.FS       // nil → vfs.Default; pack files go through it
-	Dir      string       // directory for pack files (created)
+	Dir      string       // directory for pack files (created), unless Packs is set
 	PackSize int64        // start a new pack file past this size; 0 → DefaultPackSize
 	Logger   *slog.Logger // nil → slog.Default()
 }
@@ -48,8 +50,7 @@ type Options struct {
 // All methods are safe for concurrent use.
 type Store struct {
 	db       *pebble.DB
-	fs       vfs.FS
-	dir      string
+	where    Packs
 	packSize int64
 	log      *slog.Logger
 
@@ -90,21 +91,17 @@ func Open(db *pebble.DB, opts Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("open chunk store: nil Pebble DB")
 	}
-	if opts.Dir == "" {
+	if opts.Dir == "" && opts.Packs == nil {
 		return nil, errors.New("open chunk store: Options.Dir is empty")
 	}
 	s := &Store{
 		db:       db,
-		fs:       opts.FS,
-		dir:      opts.Dir,
+		where:    opts.Packs,
 		packSize: opts.PackSize,
 		log:      opts.Logger,
 		packs:    make(map[uint32]*packFile),
 		retired:  make(map[uint32]bool),
 		pins:     make(map[ID]int),
-	}
-	if s.fs == nil {
-		s.fs = vfs.Default
 	}
 	if s.packSize <= 0 {
 		s.packSize = DefaultPackSize
@@ -112,16 +109,24 @@ func Open(db *pebble.DB, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if err := mkdirAllSynced(s.fs, s.dir); err != nil {
-		return nil, fmt.Errorf("open chunk store: %w", err)
+	if s.where == nil {
+		dp, err := NewDirPacks(opts.FS, opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("open chunk store: %w", err)
+		}
+		s.where = dp
 	}
-	topIndexed, err := s.scanIndex()
+	sizes, err := s.where.List()
 	if err != nil {
 		return nil, fmt.Errorf("open chunk store: %w", err)
 	}
-	topFile, err := maxPackInDir(s.fs, s.dir)
+	topIndexed, err := s.scanIndex(sizes)
 	if err != nil {
 		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	var topFile uint32
+	for n := range sizes {
+		topFile = max(topFile, n)
 	}
 	s.nextPack = max(topIndexed, topFile) + 1
 	s.appendMu.Lock()
@@ -140,11 +145,7 @@ func Open(db *pebble.DB, opts Options) (*Store, error) {
 // from the index (logged, counted in Stats.LostAtOpen): the chunk is not
 // here any more, and saying so lets the site fetch it again from its peers
 // (reconciliation finds it missing) instead of failing every read of it.
-func (s *Store) scanIndex() (uint32, error) {
-	sizes, err := packSizes(s.fs, s.dir)
-	if err != nil {
-		return 0, fmt.Errorf("scan chunk index: %w", err)
-	}
+func (s *Store) scanIndex(sizes map[uint32]int64) (uint32, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{keyPrefix},
 		UpperBound: []byte{keyPrefix + 1},
@@ -216,7 +217,7 @@ func (s *Store) Close() error {
 	defer s.packsMu.Unlock()
 	var errs []error
 	for num, p := range s.packs {
-		if err := p.f.Close(); err != nil {
+		if err := p.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close pack %s: %w", packName(num), err))
 		}
 	}
