@@ -131,3 +131,10 @@ func (d *DirPacks) Remove(num uint32) error {
 
 // List returns the size of every pack file in the directory.
 func (d *DirPacks) List() (map[uint32]int64, error) { return packSizes(d.fs, d.dir) }
+
+// PackName returns the name of pack num (a file name, an object's last
+// path element): pack-000012.dat.
+func PackName(num uint32) string { return packName(num) }
+
+// ParsePackName returns the number of a pack name, false if it is not one.
+func ParsePackName(name string) (uint32, bool) { return parsePackName(name) }

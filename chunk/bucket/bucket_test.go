@@ -1,0 +1,123 @@
+package bucket
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/chunk/packstest"
+	"github.com/skyfed/skyfed/testlab/seaweed"
+)
+
+// startCluster runs a real SeaweedFS cluster (master, three volume
+// servers, filer, S3 gateway with credentials) for the test, or skips
+// when there is no weed binary (fails instead under CI_REQUIRE_SEAWEED=1,
+// as .ci/run sets after building it).
+func startCluster(t *testing.T) *seaweed.Cluster {
+	t.Helper()
+	bin, err := seaweed.Binary()
+	if err != nil {
+		if os.Getenv("CI_REQUIRE_SEAWEED") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	c, err := seaweed.Start(t.Context(), seaweed.Options{Binary: bin, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := c.CreateBucket(t.Context(), "skyfed"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func clusterConfig(c *seaweed.Cluster, prefix, spool string) Config {
+	return Config{Bucket: "skyfed", Prefix: prefix, Endpoint: c.Endpoint, Region: c.Region,
+		AccessKey: c.AccessKey, SecretKey: c.SecretKey, SpoolDir: spool}
+}
+
+func randomPrefix(t *testing.T) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "sites/" + hex.EncodeToString(b)
+}
+
+// TestBucketPacksContract runs the packs contract (chunk/packstest) on
+// a bucket of a real SeaweedFS cluster, each case under its own prefix.
+func TestBucketPacksContract(t *testing.T) {
+	c := startCluster(t)
+	open := func(t *testing.T, cfg Config) chunk.Packs {
+		p, err := New(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	packstest.Run(t, func(t *testing.T) chunk.Packs { return open(t, clusterConfig(c, randomPrefix(t), t.TempDir())) },
+		func(t *testing.T, p chunk.Packs) chunk.Packs {
+			cfg := p.(*Packs).Config()
+			cfg.SpoolDir = t.TempDir()
+			return open(t, cfg)
+		})
+}
+
+// TestBucketRefusesWrongCredentials: a wrong secret fails at New with
+// the bucket's answer, and the secret is not in the error.
+func TestBucketRefusesWrongCredentials(t *testing.T) {
+	c := startCluster(t)
+	cfg := clusterConfig(c, "x", t.TempDir())
+	cfg.SecretKey = "not-the-secret-0123456789"
+	_, err := New(context.Background(), cfg)
+	if err == nil {
+		t.Fatal("New with a wrong secret succeeded")
+	}
+	if s := err.Error(); contains(s, cfg.SecretKey) || contains(s, c.SecretKey) {
+		t.Fatalf("the error shows a secret: %v", err)
+	}
+	t.Logf("wrong secret: %v", err)
+}
+
+func contains(s, sub string) bool { return sub != "" && strings.Contains(s, sub) }
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Config
+		err  bool
+	}{
+		{in: "s3://archive/lapalma?endpoint=http://127.0.0.1:8333&region=eu-west-1",
+			want: Config{Bucket: "archive", Prefix: "lapalma", Endpoint: "http://127.0.0.1:8333", Region: "eu-west-1"}},
+		{in: "s3://archive", want: Config{Bucket: "archive"}},
+		{in: "s3://archive/a/b/", want: Config{Bucket: "archive", Prefix: "a/b"}},
+		{in: "s3://key:secret@archive/x", err: true},
+		{in: "s3:///x", err: true},
+		{in: "http://archive/x", err: true},
+		{in: "s3://archive/x?endpoint=ftp://h", err: true},
+		{in: "s3://archive/x?acl=public", err: true},
+	} {
+		got, err := ParseURL(tc.in)
+		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+			t.Errorf("ParseURL(%q) = %+v, %v", tc.in, got, err)
+			continue
+		}
+		if err != nil && !errors.Is(err, ErrBadURL) {
+			t.Errorf("ParseURL(%q) error %v is not ErrBadURL", tc.in, err)
+		}
+		if !tc.err {
+			if back, err := ParseURL(got.URL()); err != nil || back != got {
+				t.Errorf("URL round trip of %q: %q → %+v, %v", tc.in, got.URL(), back, err)
+			}
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package bucket
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/skyfed/skyfed/chunk"
+)
+
+// buildPack returns a pack object as a writer makes it: records, then
+// the trailer listing them.
+func buildPack(t testing.TB, sizes ...int) ([]byte, []chunk.Record) {
+	var obj, entries []byte
+	var recs []chunk.Record
+	for _, n := range sizes {
+		payload := make([]byte, n)
+		_, _ = rand.Read(payload)
+		rec := chunk.EncodeRecord(chunk.Sum(payload), chunk.CodecRaw, payload, uint32(n))
+		off := make([]byte, 8)
+		putOffset(off, int64(len(obj)))
+		entries = append(append(entries, off...), rec[:chunk.RecordHeaderSize]...)
+		recs = append(recs, chunk.Record{Offset: int64(len(obj)), ID: chunk.Sum(payload), Codec: chunk.CodecRaw, StoredLen: uint32(n), RawLen: uint32(n)})
+		obj = append(obj, rec...)
+	}
+	return appendTrailer(obj, entries, int64(len(obj))), recs
+}
+
+// readTrailer reads a whole object's trailer as a rebuild does with two
+// ranged reads.
+func readTrailer(obj []byte) ([]chunk.Record, error) {
+	if len(obj) < tailSize {
+		return nil, ErrBadTrailer
+	}
+	n, end, sum, err := parseTail(obj[len(obj)-tailSize:])
+	if err != nil {
+		return nil, err
+	}
+	start := len(obj) - tailSize - n*entrySize
+	if start < 0 || int64(start) != end {
+		return nil, ErrBadTrailer
+	}
+	return parseEntries(obj[start:len(obj)-tailSize+12], n, end, sum)
+}
+
+func TestTrailerRoundTripAndDamage(t *testing.T) {
+	obj, want := buildPack(t, 10, 0, 5000, 1)
+	got, err := readTrailer(obj)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("trailer: %v, %d records", err, len(got))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("record %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, at := range []int{len(obj) - 1, len(obj) - tailSize + 2, len(obj) - tailSize - 3, len(obj) - tailSize - entrySize + 1} {
+		bad := bytes.Clone(obj)
+		bad[at] ^= 0x40
+		if _, err := readTrailer(bad); !errors.Is(err, ErrBadTrailer) {
+			t.Errorf("a flipped byte at %d of %d: %v, want ErrBadTrailer", at, len(obj), err)
+		}
+	}
+}
+
+func FuzzTrailer(f *testing.F) {
+	obj, _ := buildPack(f, 3, 100)
+	f.Add(obj)
+	f.Add(obj[len(obj)-tailSize:])
+	f.Add([]byte(trailerMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		recs, err := readTrailer(b)
+		if err != nil {
+			return
+		}
+		var next int64
+		for _, r := range recs {
+			if r.Offset < next {
+				t.Fatalf("records out of order: %+v", recs)
+			}
+			next = r.End()
+		}
+	})
+}
