@@ -97,6 +97,14 @@ type Config struct {
 	Location       string `toml:"location,omitempty"`
 	BeaconInterval string `toml:"beacon_interval,omitempty"`
 	SiteSilence    string `toml:"site_silence,omitempty"`
+	// Store is where the site's payload lives (store.go): "local" (pack
+	// files in the data dir; the default) or a bucket,
+	// s3://BUCKET/PREFIX?endpoint=URL&region=R. The bucket's credentials
+	// are these when set (this file is mode 0600), else the AWS SDK's
+	// usual chain (AWS_ACCESS_KEY_ID…, ~/.aws/credentials).
+	Store          string `toml:"store,omitempty"`
+	StoreAccessKey string `toml:"store_access_key,omitempty"`
+	StoreSecretKey string `toml:"store_secret_key,omitempty"`
 }
 
 // Revoked is a peer key `site untrust` took out of the trust store. For
@@ -199,6 +207,9 @@ type Peer struct {
 
 // Validate reports the first problem with c.
 func (c *Config) Validate() error {
+	if err := c.validateStore(); err != nil {
+		return err
+	}
 	if !manifest.ValidSiteID(c.ID) {
 		return fmt.Errorf("%w: site id %q must match [a-z0-9-]{1,32}", ErrBadConfig, c.ID)
 	}

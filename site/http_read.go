@@ -61,6 +61,9 @@ type Status struct {
 	// CountersSince is when this site process started: its link counters,
 	// rates and "since start" counts begin there.
 	CountersSince time.Time `json:"counters_since"`
+	// Store is where the payload lives (local packs or a bucket) and,
+	// for a bucket, its requests, errors and mean latency.
+	Store StoreStatus `json:"store"`
 }
 
 // maxStatusUnrepairable bounds the unrepairable chunks /api/status lists.
@@ -85,6 +88,7 @@ func (s *Site) Status() (Status, error) {
 		ChunkSize:     cfg.ChunkSize,
 		Build:         Build(),
 		CountersSince: s.started,
+		Store:         s.storeStatus(),
 	}
 	st.NATSTLS, st.NATSTLSPeer, st.HTTPS = "plain", forward.TLSPinned, s.httpsOn
 	if s.s3Addr != "" {

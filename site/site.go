@@ -20,13 +20,13 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/chunk/bucket"
 	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/forward/engine"
 	"github.com/skyfed/skyfed/manifest"
@@ -59,6 +59,7 @@ type Site struct {
 	trust   *trustStore
 	db      *pebble.DB
 	chunks  *chunk.Store
+	bucket  *bucket.Packs // the bucket the packs live in; nil for local packs
 	objects *naming.Store
 	metrics *metrics
 
@@ -136,6 +137,9 @@ func Open(dir string, opts Options) (*Site, error) {
 	}
 	s.metrics = newMetrics(opts.Registry, s)
 	opts.Registry.MustRegister(spaceCollector{s.space}, s.pebbleEv.count)
+	if s.bucket != nil {
+		opts.Registry.MustRegister(bucketCollector{s.bucket})
+	}
 	timing := engine.DefaultTiming()
 	timing.ReconInterval = cfg.ReconInterval()
 	s.node = forward.NewNode(forward.NodeConfig{
@@ -168,7 +172,12 @@ func (s *Site) openStores(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("open index in %s: %w", s.dir, err)
 	}
-	chunks, err := chunk.Open(db, chunk.Options{FS: vfs.Default, Dir: filepath.Join(s.dir, "packs"), Logger: s.log})
+	packs, err := s.openPacks(cfg)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	chunks, err := chunk.Open(db, chunk.Options{Packs: packs, Logger: s.log})
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("open chunk store: %w", err)
@@ -474,6 +483,9 @@ func (s *Site) Close() error {
 		s.stopHealing()
 		s.objects.Close()
 		err = errors.Join(s.chunks.Close(), s.db.Close())
+		if s.bucket != nil {
+			err = errors.Join(err, s.bucket.Close())
+		}
 	})
 	return err
 }

@@ -75,25 +75,39 @@ func ParseURL(s string) (Config, error) {
 	return c, nil
 }
 
-// URL returns the store URL of c, without credentials.
+// URL returns the store URL of c, without credentials, as a person
+// writes it (the endpoint not escaped).
 func (c Config) URL() string {
-	u := url.URL{Scheme: "s3", Host: c.Bucket, Path: "/" + c.Prefix}
-	q := url.Values{}
+	u := "s3://" + c.Bucket
+	if c.Prefix != "" {
+		u += "/" + c.Prefix
+	}
+	var q []string
 	if c.Endpoint != "" {
-		q.Set("endpoint", c.Endpoint)
+		q = append(q, "endpoint="+c.Endpoint)
 	}
 	if c.Region != "" {
-		q.Set("region", c.Region)
+		q = append(q, "region="+c.Region)
 	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	if len(q) > 0 {
+		u += "?" + strings.Join(q, "&")
+	}
+	return u
 }
 
 // Packs are the packs in one bucket under one prefix.
 type Packs struct {
-	cfg    Config
-	client *s3.Client
-	stats  Stats
+	cfg       Config
+	client    *s3.Client
+	transport *http.Transport
+	stats     Stats
+}
+
+// Close drops the idle connections to the bucket (the packs stay usable:
+// a later request opens a new one).
+func (p *Packs) Close() error {
+	p.transport.CloseIdleConnections()
+	return nil
 }
 
 // Stats counts the bucket's requests, for metrics and the page.
@@ -140,7 +154,8 @@ func New(ctx context.Context, cfg Config) (*Packs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bucket packs: AWS config: %w", err)
 	}
-	p := &Packs{cfg: cfg}
+	p := &Packs{cfg: cfg, transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64,
+		IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.Timeout}}
 	p.client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
@@ -156,13 +171,13 @@ func New(ctx context.Context, cfg Config) (*Packs, error) {
 			ro.MaxAttempts = 10
 			ro.MaxBackoff = 8 * time.Second
 		})
-		o.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64,
-			IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: cfg.Timeout}}
+		o.HTTPClient = &http.Client{Transport: p.transport}
 	})
 	if err := p.do(ctx, &p.stats.Heads, func(ctx context.Context) error {
 		_, err := p.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(cfg.Bucket)})
 		return err
 	}); err != nil {
+		p.Close()
 		return nil, fmt.Errorf("bucket %s at %s: %w", cfg.Bucket, endpointName(cfg), err)
 	}
 	return p, nil

@@ -59,21 +59,30 @@ func (c *SiteS3Cmd) Run(app *App) error {
 
 // SiteInitCmd is `skyfed site init`.
 type SiteInitCmd struct {
-	Dir       string `required:"" type:"path" help:"Data dir to create."`
-	ID        string `required:"" help:"Site ID, [a-z0-9-]{1,32}."`
-	Domain    string `required:"" help:"Domain this site's key writes under, e.g. gloria.eu."`
-	HTTP      string `default:"127.0.0.1:7401" help:"HTTP listen address."`
-	NATS      string `default:"127.0.0.1:7402" help:"Listen address of the embedded NATS server."`
-	NATSURL   string `name:"nats-url" help:"Use an external NATS server at this URL instead of the embedded one."`
-	ChunkSize int    `default:"1048576" help:"Chunk size in bytes."`
-	S3        string `name:"s3" help:"Listen address of the S3 API, e.g. 127.0.0.1:7403 (off unless given)."`
-	Location  string `help:"Where the site is, LAT,LON in degrees (e.g. 28.7606,-17.8816), shown in the federation view." placeholder:"LAT,LON"`
+	Dir            string `required:"" type:"path" help:"Data dir to create."`
+	ID             string `required:"" help:"Site ID, [a-z0-9-]{1,32}."`
+	Domain         string `required:"" help:"Domain this site's key writes under, e.g. gloria.eu."`
+	HTTP           string `default:"127.0.0.1:7401" help:"HTTP listen address."`
+	NATS           string `default:"127.0.0.1:7402" help:"Listen address of the embedded NATS server."`
+	NATSURL        string `name:"nats-url" help:"Use an external NATS server at this URL instead of the embedded one."`
+	ChunkSize      int    `default:"1048576" help:"Chunk size in bytes."`
+	S3             string `name:"s3" help:"Listen address of the S3 API, e.g. 127.0.0.1:7403 (off unless given)."`
+	Location       string `help:"Where the site is, LAT,LON in degrees (e.g. 28.7606,-17.8816), shown in the federation view." placeholder:"LAT,LON"`
+	Store          string `default:"local" help:"Where the payload lives: local (pack files in the data dir) or s3://BUCKET/PREFIX?endpoint=URL&region=R (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials; or --store-access-key with the secret in SKYFED_STORE_SECRET_KEY, kept in skyfed.toml at mode 0600)."`
+	StoreAccessKey string `name:"store-access-key" help:"Access key for the bucket, written to skyfed.toml (the secret from the SKYFED_STORE_SECRET_KEY environment variable, never a flag)."`
 	tlsFlags
 }
 
 // Run creates the site; stdout gets exactly the public key.
 func (c *SiteInitCmd) Run(app *App) error {
-	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize, S3: c.S3, Location: c.Location}
+	cfg := site.Config{ID: c.ID, Domain: c.Domain, HTTP: c.HTTP, NATS: c.NATS, NATSURL: c.NATSURL, ChunkSize: c.ChunkSize, S3: c.S3, Location: c.Location,
+		Store: c.Store, StoreAccessKey: c.StoreAccessKey}
+	if c.StoreAccessKey != "" {
+		cfg.StoreSecretKey = os.Getenv("SKYFED_STORE_SECRET_KEY")
+		if cfg.StoreSecretKey == "" {
+			return &ExitError{Code: exitUsage, Err: errors.New("--store-access-key needs the secret in SKYFED_STORE_SECRET_KEY")}
+		}
+	}
 	if err := c.apply(&cfg); err != nil {
 		return err
 	}

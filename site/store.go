@@ -1,0 +1,111 @@
+package site
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/chunk/bucket"
+)
+
+// StoreLocal is the Store of a site whose packs are files in its data dir.
+const StoreLocal = "local"
+
+// validateStore checks the store setting: local, or a bucket URL.
+func (c *Config) validateStore() error {
+	if c.Store == "" || c.Store == StoreLocal {
+		return nil
+	}
+	if _, err := bucket.ParseURL(c.Store); err != nil {
+		return fmt.Errorf("%w: store: %w", ErrBadConfig, err)
+	}
+	if (c.StoreAccessKey == "") != (c.StoreSecretKey == "") {
+		return fmt.Errorf("%w: store_access_key and store_secret_key go together", ErrBadConfig)
+	}
+	return nil
+}
+
+// bucketCheckTimeout bounds the check that the bucket answers at open.
+const bucketCheckTimeout = 30 * time.Second
+
+// openPacks returns where the site's packs live: files under packs/ in
+// its data dir, or the bucket of cfg.Store (spooling under spool/).
+func (s *Site) openPacks(cfg Config) (chunk.Packs, error) {
+	if cfg.Store == "" || cfg.Store == StoreLocal {
+		p, err := chunk.NewDirPacks(vfs.Default, filepath.Join(s.dir, "packs"))
+		if err != nil {
+			return nil, fmt.Errorf("open chunk store: %w", err)
+		}
+		return p, nil
+	}
+	bc, err := bucket.ParseURL(cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("%w: store: %w", ErrBadConfig, err)
+	}
+	bc.AccessKey, bc.SecretKey = cfg.StoreAccessKey, cfg.StoreSecretKey
+	bc.SpoolDir = filepath.Join(s.dir, "spool")
+	ctx, cancel := context.WithTimeout(context.Background(), bucketCheckTimeout)
+	defer cancel()
+	p, err := bucket.New(ctx, bc)
+	if err != nil {
+		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	s.bucket = p
+	return p, nil
+}
+
+// bucketCollector exports the bucket's request counters.
+type bucketCollector struct{ p *bucket.Packs }
+
+var (
+	descBucketRequests = prometheus.NewDesc("skyfed_bucket_requests_total", "Requests to the site's bucket, by operation.", []string{"op"}, nil)
+	descBucketErrors   = prometheus.NewDesc("skyfed_bucket_errors_total", "Requests to the site's bucket that failed (after the SDK's retries).", nil, nil)
+	descBucketSeconds  = prometheus.NewDesc("skyfed_bucket_request_seconds_total", "Time spent in requests to the site's bucket (÷ requests: mean latency).", nil, nil)
+	descBucketBytes    = prometheus.NewDesc("skyfed_bucket_bytes_total", "Bytes put to (up) and read from (down) the site's bucket.", []string{"direction"}, nil)
+)
+
+func (c bucketCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBucketRequests, descBucketErrors, descBucketSeconds, descBucketBytes} {
+		ch <- d
+	}
+}
+
+func (c bucketCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.Stats()
+	for op, n := range map[string]int64{"put": st.Puts.Load(), "get": st.Gets.Load(), "list": st.Lists.Load(), "delete": st.Deletes.Load(), "head": st.Heads.Load()} {
+		ch <- prometheus.MustNewConstMetric(descBucketRequests, prometheus.CounterValue, float64(n), op)
+	}
+	ch <- prometheus.MustNewConstMetric(descBucketErrors, prometheus.CounterValue, float64(st.Errors.Load()))
+	ch <- prometheus.MustNewConstMetric(descBucketSeconds, prometheus.CounterValue, time.Duration(st.LatencyNanos.Load()).Seconds())
+	ch <- prometheus.MustNewConstMetric(descBucketBytes, prometheus.CounterValue, float64(st.BytesUp.Load()), "up")
+	ch <- prometheus.MustNewConstMetric(descBucketBytes, prometheus.CounterValue, float64(st.BytesDown.Load()), "down")
+}
+
+// StoreStatus is the store part of /api/status: where the payload lives
+// and, for a bucket, how its requests go.
+type StoreStatus struct {
+	Kind          string  `json:"kind"` // "local" or "s3"
+	Where         string  `json:"where"`
+	Requests      int64   `json:"requests,omitempty"`
+	Errors        int64   `json:"errors,omitempty"`
+	MeanLatencyMs float64 `json:"mean_latency_ms,omitempty"`
+	LastError     string  `json:"last_error,omitempty"`
+}
+
+func (s *Site) storeStatus() StoreStatus {
+	if s.bucket == nil {
+		return StoreStatus{Kind: StoreLocal, Where: filepath.Join(s.dir, "packs")}
+	}
+	st := s.bucket.Stats()
+	out := StoreStatus{Kind: "s3", Where: s.bucket.Where(), Requests: st.Requests.Load(), Errors: st.Errors.Load()}
+	if out.Requests > 0 {
+		out.MeanLatencyMs = float64(st.LatencyNanos.Load()) / float64(out.Requests) / 1e6
+	}
+	out.LastError, _ = st.LastError()
+	return out
+}
