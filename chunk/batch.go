@@ -22,7 +22,16 @@ type Batch struct {
 	reused []ID                // stored chunks this batch relies on, pinned until it ends
 	done   bool
 	open   bool // a writer's batch, counted in Store.openBatches until released
+	// durable runs between the pack sync and the index commit (BeforeIndex).
+	durable []func() error
 }
+
+// BeforeIndex has Commit call f once the batch's packs are durable and
+// before the index commit (outside the store's commit mutex, so slow
+// work there does not hold other commits back); an error from f fails
+// the Commit with nothing of the batch visible. A site whose packs are
+// in a bucket puts a version's manifest there this way.
+func (b *Batch) BeforeIndex(f func() error) { b.durable = append(b.durable, f) }
 
 // NewBatch starts a batch.
 func (s *Store) NewBatch() *Batch { return s.newBatch(true) }
@@ -175,6 +184,11 @@ func (b *Batch) Commit(extra func(pb *pebble.Batch, added []ID) error) error {
 	}
 	if err := crashpoint.Hit(crashpoint.AfterPackSync); err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)
+	}
+	for _, f := range b.durable {
+		if err := f(); err != nil {
+			return fmt.Errorf("commit chunk batch: %w", err)
+		}
 	}
 	if err := b.commitIndex(extra, pebble.Sync); err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)

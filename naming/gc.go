@@ -207,6 +207,20 @@ func (g *gcPass) flush() error {
 		return err
 	}
 	g.s.track.apply(d)
+	if sink := g.s.cfg.Manifests; sink != nil {
+		var ids []chunk.ID
+		for _, p := range done {
+			ids = append(ids, p.ids...)
+		}
+		if len(ids) > 0 {
+			// After the commit: a crash before this leaves collected
+			// manifests that a rebuild brings back as hidden versions,
+			// which collection removes again; never the reverse.
+			if err := sink.Collected(ids); err != nil {
+				return fmt.Errorf("record %d collected manifests: %w", len(ids), err)
+			}
+		}
+	}
 	for _, p := range done {
 		for i, m := range p.doomed {
 			g.out.Manifests = append(g.out.Manifests, p.ids[i])

@@ -53,6 +53,14 @@ type Arrived struct {
 	From         string // the link it came on, or FromLocal
 }
 
+// ManifestSink keeps manifests durable outside the index.
+type ManifestSink interface {
+	// Put returns once the manifest is durable there.
+	Put(id chunk.ID, enc []byte) error
+	// Collected records manifests garbage collection removed.
+	Collected(ids []chunk.ID) error
+}
+
 // FromLocal is the origin recorded for versions put at this site.
 const FromLocal = "local"
 
@@ -78,6 +86,10 @@ type Config struct {
 	ChunkSize int
 	Now       func() time.Time // for expiry; nil → time.Now
 	Journal   Journal          // nil: nothing is logged
+	// Manifests, if set, keeps every new manifest durable outside the
+	// index before its commit, and hears of those garbage collection
+	// removed (a bucket site's manifest log, for a rebuild).
+	Manifests ManifestSink
 	// MaxSkew is how far into the future a received stamp may be; 0 → 5 minutes.
 	MaxSkew time.Duration
 	// Layouts hears, for each chunk a put stages, where the chunk's FITS
@@ -451,6 +463,16 @@ func (s *Store) commitVersion(b *chunk.Batch, m *manifest.Manifest, from string)
 	id := chunk.ID(sha256.Sum256(enc))
 	var d delta
 	var isNew, logged bool
+	if s.cfg.Manifests != nil {
+		// Outside the commit mutex (a bucket round trip); a manifest two
+		// receivers accept at once is put twice, which a rebuild reads once.
+		if known, err := s.HasManifest(id); err != nil {
+			b.Abort()
+			return false, err
+		} else if !known {
+			b.BeforeIndex(func() error { return s.cfg.Manifests.Put(id, enc) })
+		}
+	}
 	err := b.Commit(func(pb *pebble.Batch, added []chunk.ID) error {
 		d = s.track.begin()
 		if err := s.stageArrived(pb, added, &d); err != nil {

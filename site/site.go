@@ -189,7 +189,12 @@ func (s *Site) openStores(cfg Config) error {
 		return err
 	}
 	stores := &forward.Stores{Chunks: chunks, Log: arrivals}
+	var manifests naming.ManifestSink
+	if s.bucket != nil {
+		manifests = s.bucket.Manifests()
+	}
 	objects, err := naming.Open(db, chunks, naming.Config{
+		Manifests: manifests,
 		Signer:    s.key,
 		Clock:     manifest.NewClock(cfg.ID, s.now),
 		Now:       s.now,

@@ -83,3 +83,36 @@ func FuzzTrailer(f *testing.F) {
 		}
 	})
 }
+
+func TestManifestLogObjectRoundTripAndDamage(t *testing.T) {
+	a, b := chunk.ID{1}, chunk.ID{2}
+	entries := appendMlogEntry(appendMlogEntry(nil, mlogManifest, a, []byte("signed manifest")), mlogCollected, b, nil)
+	obj := mlogObject(entries)
+	got, err := parseMlog(obj)
+	if err != nil || len(got) != 2 || got[0].ID != a || string(got[0].Encoding) != "signed manifest" || !got[1].Collected || got[1].ID != b {
+		t.Fatalf("parse: %+v, %v", got, err)
+	}
+	for at := range obj {
+		bad := bytes.Clone(obj)
+		bad[at] ^= 1
+		if _, err := parseMlog(bad); !errors.Is(err, ErrBadManifestLog) {
+			t.Fatalf("a flipped byte at %d of %d: %v", at, len(obj), err)
+		}
+	}
+}
+
+func FuzzManifestLog(f *testing.F) {
+	f.Add(mlogObject(appendMlogEntry(nil, mlogManifest, chunk.ID{1}, []byte("m"))))
+	f.Add([]byte(mlogMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		entries, err := parseMlog(b)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if e.Collected != (e.Encoding == nil) {
+				t.Fatalf("entry %+v", e)
+			}
+		}
+	})
+}
