@@ -3,8 +3,10 @@ package site
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/skyfed/skyfed/forward"
@@ -96,4 +98,114 @@ func TestSiteOnBucket(t *testing.T) {
 			t.Errorf("after restart, GET %s: %d, %d bytes (want %d)", name, resp.StatusCode, len(got), len(want))
 		}
 	}
+}
+
+// TestBucketSiteRebuild: alpha keeps its payload in a SeaweedFS bucket,
+// beta and gamma local packs, in a ring. After puts at each and
+// convergence, alpha's node goes and its data dir with it; the operator
+// restores its key and skyfed.toml, runs Rebuild, and starts it again.
+// Alpha serves every object from the bucket, its links catch up with no
+// chunk crossing them and little else (at most 1 % of the bytes it
+// stores, until reconciliation says in sync), and a later put at gamma
+// still reaches it.
+func TestBucketSiteRebuild(t *testing.T) {
+	c := startSeaweed(t)
+	dir := t.TempDir()
+	store := fmt.Sprintf("s3://skyfed/sites/alpha?endpoint=%s&region=%s", c.Endpoint, c.Region)
+	if _, err := Init(dir, Config{ID: "alpha", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
+		Store: store, StoreAccessKey: c.AccessKey, StoreSecretKey: c.SecretKey}); err != nil {
+		t.Fatal(err)
+	}
+	a, b, g := runSite(t, dir), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
+	trustAll(t, a, b, g)
+	linkSites(t, a, b, "", "")
+	linkSites(t, b, g, "", "")
+	linkSites(t, g, a, "", "")
+	want := map[string][]byte{}
+	for i, s := range []*testSite{a, b, g, a} {
+		name := fmt.Sprintf("gloria.eu/night/%d.fits", i)
+		want[name] = seeded(uint64(30+i), 3<<20+i*1000)
+		if resp, body := s.do(t, "PUT", "/o/"+name, bytes.NewReader(want[name])); resp.StatusCode != 201 {
+			t.Fatal(string(body))
+		}
+	}
+	for _, s := range []*testSite{a, b, g} {
+		for name, data := range want {
+			waitObject(t, s, name, data)
+		}
+	}
+	stored := a.Chunks().Stats().StoredBytes
+
+	// The node goes; the operator keeps the key and skyfed.toml.
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	backup := map[string][]byte{}
+	for _, f := range []string{KeyFile, ConfigFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		backup[f] = b
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for f, b := range backup {
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Rebuild(t.Context(), dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rebuild: %+v", rep)
+	if rep.Manifests != len(want) || rep.Chunks == 0 {
+		t.Fatalf("rebuild found %d versions and %d chunks, want %d versions", rep.Manifests, rep.Chunks, len(want))
+	}
+	if _, err := Rebuild(t.Context(), dir, nil, nil); !errors.Is(err, ErrIndexExists) {
+		t.Fatalf("a second rebuild over the new index: %v, want ErrIndexExists", err)
+	}
+
+	a = runSite(t, dir)
+	for name, data := range want {
+		resp, got := a.do(t, "GET", "/o/"+name, nil)
+		if resp.StatusCode != 200 || !bytes.Equal(got, data) {
+			t.Fatalf("rebuilt alpha: GET %s: %d, %d bytes", name, resp.StatusCode, len(got))
+		}
+	}
+	waitFor(t, "alpha's links up and reconciled in sync", func() bool {
+		ls := a.node.Links()
+		if len(ls) != 2 {
+			return false
+		}
+		for _, l := range ls {
+			if l.State != forward.StateUp || l.InSync == nil || !*l.InSync {
+				return false
+			}
+		}
+		return true
+	})
+	var wire, chunks int64
+	for _, l := range a.node.Links() {
+		wire += l.SentWireBytes + l.ReceivedWireBytes
+		chunks += l.SentChunks + l.ReceivedChunks
+	}
+	t.Logf("catching up after the rebuild: %d chunks and %d wire bytes over alpha's links, for %d bytes stored (%.3f %%)",
+		chunks, wire, stored, 100*float64(wire)/float64(stored))
+	if chunks != 0 {
+		t.Errorf("%d chunks crossed alpha's links after the rebuild, want none", chunks)
+	}
+	if float64(wire) > 0.01*float64(stored) {
+		t.Errorf("%d bytes crossed alpha's links catching up, more than 1 %% of the %d it stores", wire, stored)
+	}
+	later := seeded(40, 500<<10)
+	if resp, body := g.do(t, "PUT", "/o/gloria.eu/night/later.fits", bytes.NewReader(later)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	waitObject(t, a, "gloria.eu/night/later.fits", later)
 }

@@ -27,6 +27,7 @@ type SiteCmd struct {
 	Public   SitePublicCmd   `cmd:"" help:"Name prefixes anyone may read without a token."`
 	S3       SiteS3Cmd       `cmd:"" name:"s3" help:"Turn the S3 API on (--listen ADDR) or off (--off); restart the site to apply."`
 	Location SiteLocationCmd `cmd:"" help:"Set where the site is (LAT,LON), as its status beacons tell the federation; a running site picks it up."`
+	Rebuild  SiteRebuildCmd  `cmd:"" help:"Make a bucket site's index again from its bucket, key and skyfed.toml (a replaced node); the data dir must have no index."`
 }
 
 // SiteS3Cmd is `skyfed site s3`.

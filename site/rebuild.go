@@ -1,0 +1,180 @@
+package site
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/skyfed/skyfed/chunk"
+	"github.com/skyfed/skyfed/chunk/bucket"
+	"github.com/skyfed/skyfed/manifest"
+	"github.com/skyfed/skyfed/naming"
+)
+
+// ErrNotBucketSite: rebuild needs a site whose store is a bucket.
+var ErrNotBucketSite = errors.New("the site's store is not a bucket")
+
+// ErrIndexExists: rebuild makes a new index and will not touch one.
+var ErrIndexExists = errors.New("the data dir already has an index")
+
+// RebuildReport says what a rebuild found in the bucket.
+type RebuildReport struct {
+	Packs     int   `json:"packs"`
+	Chunks    int   `json:"chunks"`
+	RawBytes  int64 `json:"raw_bytes"`
+	Manifests int   `json:"manifests"` // versions indexed again
+	Collected int   `json:"collected"` // manifests garbage collection had removed: left out
+	Refused   int   `json:"refused"`   // manifests the trust store refuses now
+}
+
+// Rebuild makes the index of the bucket site in dir again from its
+// bucket, its key and skyfed.toml (all a replaced node has): every
+// pack's records from its trailer, then every manifest of the manifest
+// log that garbage collection did not remove, checked against the trust
+// store as if it arrived. The arrival log starts empty, so the site
+// offers its peers nothing again: what they lacked from it when the old
+// node died is found by reconciliation. progress, if set, hears the
+// counts after each pack and manifest log object.
+func Rebuild(ctx context.Context, dir string, log *slog.Logger, progress func(RebuildReport)) (RebuildReport, error) {
+	var rep RebuildReport
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return rep, err
+	}
+	key, err := LoadKey(dir)
+	if err != nil {
+		return rep, err
+	}
+	if cfg.Store == "" || cfg.Store == StoreLocal {
+		return rep, fmt.Errorf("%w: %s keeps local packs (store = %q)", ErrNotBucketSite, dir, cfg.Store)
+	}
+	indexDir := filepath.Join(dir, "index")
+	if _, err := os.Stat(indexDir); err == nil {
+		return rep, fmt.Errorf("%w: %s (move it away to rebuild from the bucket)", ErrIndexExists, indexDir)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Site{dir: dir, log: log, key: key, cfg: cfg}
+	packs, err := s.openPacks(cfg)
+	if err != nil {
+		return rep, err
+	}
+	defer s.bucket.Close()
+	db, err := pebble.Open(indexDir, &pebble.Options{Logger: slogPebble{log}})
+	if err != nil {
+		return rep, fmt.Errorf("create index in %s: %w", dir, err)
+	}
+	defer db.Close()
+	chunks, err := chunk.Open(db, chunk.Options{Packs: packs, Logger: log})
+	if err != nil {
+		return rep, err
+	}
+	defer chunks.Close()
+	if err := adoptPacks(ctx, s.bucket, chunks, &rep, progress); err != nil {
+		return rep, err
+	}
+	objects, err := naming.Open(db, chunks, naming.Config{
+		Signer: key, Clock: manifest.NewClock(cfg.ID, time.Now), Now: time.Now, MaxSkew: maxClockSkew,
+		Trust: newTrustStore(key.PublicKey(), cfg), ChunkSize: cfg.ChunkSize, FITSKeywords: cfg.fitsKeywords(),
+	})
+	if err != nil {
+		return rep, err
+	}
+	if err := replayManifests(ctx, s.bucket, objects, &rep, progress); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func adoptPacks(ctx context.Context, b *bucket.Packs, chunks *chunk.Store, rep *RebuildReport, progress func(RebuildReport)) error {
+	sizes, err := b.List()
+	if err != nil {
+		return err
+	}
+	for num := range sizes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		recs, size, err := b.Records(num)
+		if err != nil {
+			return fmt.Errorf("rebuild: %w", err)
+		}
+		n, raw, err := chunks.Adopt(num, size, recs)
+		if err != nil {
+			return err
+		}
+		rep.Packs++
+		rep.Chunks += n
+		rep.RawBytes += raw
+		if progress != nil {
+			progress(*rep)
+		}
+	}
+	return nil
+}
+
+func replayManifests(ctx context.Context, b *bucket.Packs, objects *naming.Store, rep *RebuildReport, progress func(RebuildReport)) error {
+	// Collections come after the manifests they remove: gather both,
+	// then index what was never collected.
+	var order []chunk.ID
+	encs := map[chunk.ID][]byte{}
+	collected := map[chunk.ID]bool{}
+	err := b.ReadManifests(ctx, func(e bucket.ManifestEntry) error {
+		if e.Collected {
+			collected[e.ID] = true
+			return nil
+		}
+		if _, ok := encs[e.ID]; !ok {
+			order = append(order, e.ID)
+			encs[e.ID] = e.Encoding
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	for _, id := range order {
+		if collected[id] {
+			rep.Collected++
+			continue
+		}
+		m, err := manifest.Decode(encs[id])
+		if err != nil || m.ID() != id {
+			return fmt.Errorf("rebuild: manifest %s in the bucket does not decode to itself: %v", id.Short(), err)
+		}
+		if _, err := objects.Accept(m, naming.FromLocal); err != nil {
+			if errors.Is(err, naming.ErrUntrusted) || errors.Is(err, naming.ErrForbidden) || errors.Is(err, naming.ErrCollected) {
+				rep.Refused++
+				continue
+			}
+			return fmt.Errorf("rebuild: index %s: %w", id.Short(), err)
+		}
+		rep.Manifests++
+		if progress != nil && rep.Manifests%1000 == 0 {
+			progress(*rep)
+		}
+	}
+	if progress != nil {
+		progress(*rep)
+	}
+	return nil
+}
+
+// slogPebble passes Pebble's errors to the rebuild's log.
+type slogPebble struct{ log *slog.Logger }
+
+func (slogPebble) Infof(string, ...any) {}
+func (l slogPebble) Errorf(format string, args ...any) {
+	l.log.Error("index: " + fmt.Sprintf(format, args...))
+}
+func (l slogPebble) Fatalf(format string, args ...any) {
+	l.log.Error("index fatal: " + fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
