@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/skyfed/skyfed/chunk/bucket"
 	"github.com/skyfed/skyfed/forward"
 	"github.com/skyfed/skyfed/testlab/seaweed"
 )
@@ -85,6 +88,27 @@ func TestSiteOnBucket(t *testing.T) {
 	raw, _ := json.Marshal(st)
 	if bytes.Contains(raw, []byte(c.SecretKey)) || bytes.Contains(metrics, []byte(c.SecretKey)) {
 		t.Errorf("the bucket's secret shows in the status or metrics")
+	}
+
+	// A second node for the same site (its key and config copied) is
+	// refused while the first holds the bucket's lease.
+	twin := t.TempDir()
+	for _, f := range []string{KeyFile, ConfigFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(twin, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, err := Open(twin, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); !errors.Is(err, bucket.ErrLeased) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a second node on the bucket: %v, want ErrLeased", err)
+	} else {
+		t.Logf("second node: %v", err)
 	}
 
 	// Restarted, the site reads its chunks back from the bucket.

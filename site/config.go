@@ -105,6 +105,10 @@ type Config struct {
 	Store          string `toml:"store,omitempty"`
 	StoreAccessKey string `toml:"store_access_key,omitempty"`
 	StoreSecretKey string `toml:"store_secret_key,omitempty"`
+	// StoreLease is how long the bucket's lease holds without renewal
+	// ("3m" when absent): a node presumed dead stops writing before it
+	// runs out, and a replacement may start once it has.
+	StoreLease string `toml:"store_lease,omitempty"`
 }
 
 // Revoked is a peer key `site untrust` took out of the trust store. For

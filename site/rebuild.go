@@ -61,7 +61,7 @@ func Rebuild(ctx context.Context, dir string, log *slog.Logger, progress func(Re
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Site{dir: dir, log: log, key: key, cfg: cfg}
+	s := &Site{dir: dir, log: log, key: key, cfg: cfg, opts: Options{noLease: true}}
 	packs, err := s.openPacks(cfg)
 	if err != nil {
 		return rep, err

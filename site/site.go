@@ -35,6 +35,9 @@ import (
 
 // Options tune a Site beyond its config file.
 type Options struct {
+	// noLease: open a bucket site without its lease (a rebuild, which
+	// only reads the bucket).
+	noLease  bool
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // nil → a new one
 	// ReloadEvery is how often the config file is checked for edits.
@@ -52,16 +55,19 @@ type Options struct {
 
 // Site is one running federation member.
 type Site struct {
-	dir     string
-	opts    Options
-	log     *slog.Logger
-	key     *manifest.KeyPair
-	trust   *trustStore
-	db      *pebble.DB
-	chunks  *chunk.Store
-	bucket  *bucket.Packs // the bucket the packs live in; nil for local packs
-	objects *naming.Store
-	metrics *metrics
+	dir    string
+	opts   Options
+	log    *slog.Logger
+	key    *manifest.KeyPair
+	trust  *trustStore
+	db     *pebble.DB
+	chunks *chunk.Store
+	bucket *bucket.Packs // the bucket the packs live in; nil for local packs
+	lease  *bucket.Lease // this node's hold on the bucket (nil: local packs)
+	// stopLease stops the lease's renewal.
+	stopLease func()
+	objects   *naming.Store
+	metrics   *metrics
 
 	heldAsked heldAsked     // when each manifest was last asked about across the federation (held.go)
 	space     *space        // free space against disk_reserve (space.go)
@@ -177,6 +183,11 @@ func (s *Site) openStores(cfg Config) error {
 		db.Close()
 		return err
 	}
+	defer func() {
+		if s.db == nil && s.bucket != nil { // opening failed past the bucket
+			_ = errors.Join(s.releaseLease(), s.bucket.Close())
+		}
+	}()
 	chunks, err := chunk.Open(db, chunk.Options{Packs: packs, Logger: s.log})
 	if err != nil {
 		db.Close()
@@ -489,7 +500,7 @@ func (s *Site) Close() error {
 		s.objects.Close()
 		err = errors.Join(s.chunks.Close(), s.db.Close())
 		if s.bucket != nil {
-			err = errors.Join(err, s.bucket.Close())
+			err = errors.Join(err, s.releaseLease(), s.bucket.Close())
 		}
 	})
 	return err

@@ -24,6 +24,11 @@ func (c *Config) validateStore() error {
 	if _, err := bucket.ParseURL(c.Store); err != nil {
 		return fmt.Errorf("%w: store: %w", ErrBadConfig, err)
 	}
+	if c.StoreLease != "" {
+		if d, err := time.ParseDuration(c.StoreLease); err != nil || d < 3*time.Second {
+			return fmt.Errorf("%w: store_lease %q must be a duration of at least 3s such as \"3m\"", ErrBadConfig, c.StoreLease)
+		}
+	}
 	if (c.StoreAccessKey == "") != (c.StoreSecretKey == "") {
 		return fmt.Errorf("%w: store_access_key and store_secret_key go together", ErrBadConfig)
 	}
@@ -55,8 +60,49 @@ func (s *Site) openPacks(cfg Config) (chunk.Packs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open chunk store: %w", err)
 	}
-	s.bucket = p
+	if s.opts.noLease { // a rebuild only reads
+		s.bucket = p
+		return p, nil
+	}
+	lease, err := p.AcquireLease(ctx, cfg.ID, cfg.storeLease())
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	s.bucket, s.lease = p, lease
+	lctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.stopLease = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		lease.Run(lctx, func(err error) {
+			s.log.Error("bucket lease not renewed; writes stop when it runs out", "err", err)
+		})
+	}()
 	return p, nil
+}
+
+// releaseLease stops renewing the bucket's lease and gives it up, so a
+// replacement node can start at once.
+func (s *Site) releaseLease() error {
+	if s.lease == nil {
+		return nil
+	}
+	s.stopLease()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.lease.Release(ctx)
+}
+
+// DefaultStoreLease is how long a bucket site's lease holds unrenewed.
+const DefaultStoreLease = bucket.LeaseTTL
+
+// storeLease returns the store_lease setting (validated).
+func (c *Config) storeLease() time.Duration {
+	if d, err := time.ParseDuration(c.StoreLease); err == nil && d > 0 {
+		return d
+	}
+	return DefaultStoreLease
 }
 
 // bucketCollector exports the bucket's request counters.

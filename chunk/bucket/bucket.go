@@ -101,6 +101,23 @@ type Packs struct {
 	client    *s3.Client
 	transport *http.Transport
 	stats     Stats
+	lease     atomic.Pointer[Lease] // set by AcquireLease: writes need it
+}
+
+// fenced returns the context a write runs in: bounded to end before the
+// lease could expire, or an error (ErrFenced) when this node no longer
+// holds it. Without a lease taken (tests, tools that only read), writes
+// are not fenced.
+func (p *Packs) fenced(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	l := p.lease.Load()
+	if l == nil {
+		return ctx, func() {}, nil
+	}
+	if err := l.Check(); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.margin())
+	return ctx, cancel, nil
 }
 
 // Close drops the idle connections to the bucket (the packs stay usable:
@@ -277,7 +294,12 @@ func (p *Packs) Open(num uint32) (chunk.PackReader, error) {
 
 // Remove deletes pack num's object.
 func (p *Packs) Remove(num uint32) error {
-	err := p.do(context.Background(), &p.stats.Deletes, func(ctx context.Context) error {
+	ctx, cancel, err := p.fenced(context.Background())
+	if err != nil {
+		return fmt.Errorf("remove pack %s in %s: %w", chunk.PackName(num), p.Where(), err)
+	}
+	defer cancel()
+	err = p.do(ctx, &p.stats.Deletes, func(ctx context.Context) error {
 		_, err := p.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.cfg.Bucket), Key: aws.String(p.packKey(num))})
 		return err
 	})

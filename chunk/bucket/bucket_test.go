@@ -39,6 +39,16 @@ func startCluster(t *testing.T) *seaweed.Cluster {
 	if err := c.CreateBucket(t.Context(), "skyfed"); err != nil {
 		t.Fatal(err)
 	}
+	// The cluster's first write grows its volumes (seconds): done here,
+	// so that the tests' short leases are not spent on it.
+	p, err := New(t.Context(), clusterConfig(c, "warm-up", t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := putPack(t, p, 1); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 

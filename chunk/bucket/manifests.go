@@ -121,7 +121,12 @@ func (l *ManifestLog) put(at time.Time, entries []byte) error {
 	key := l.p.Key(fmt.Sprintf("manifests/%016x-%s.mlog", at.UnixNano(), hex.EncodeToString(rnd[:])))
 	body := mlogObject(entries)
 	p := l.p
-	err := p.do(context.Background(), &p.stats.Puts, func(ctx context.Context) error {
+	ctx, cancel, err := p.fenced(context.Background())
+	if err != nil {
+		return fmt.Errorf("put manifests in %s: %w", p.Where(), err)
+	}
+	defer cancel()
+	err = p.do(ctx, &p.stats.Puts, func(ctx context.Context) error {
 		_, err := p.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(p.cfg.Bucket), Key: aws.String(key),
 			Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
 		return err

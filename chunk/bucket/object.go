@@ -83,7 +83,12 @@ func (w *writer) put() error {
 	}
 	size := w.written + int64(len(trailer))
 	p := w.p
-	err := p.do(context.Background(), &p.stats.Puts, func(ctx context.Context) error {
+	ctx, cancel, err := p.fenced(context.Background())
+	if err != nil {
+		return fmt.Errorf("put pack %s in %s: %w", chunk.PackName(w.num), p.Where(), err)
+	}
+	defer cancel()
+	err = p.do(ctx, &p.stats.Puts, func(ctx context.Context) error {
 		_, err := p.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(p.cfg.Bucket), Key: aws.String(p.packKey(w.num)),
 			Body: io.NewSectionReader(w.f, 0, size), ContentLength: aws.Int64(size)})
 		return err
