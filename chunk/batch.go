@@ -26,11 +26,11 @@ type Batch struct {
 	durable []func() error
 }
 
-// BeforeIndex has Commit call f once the batch's packs are durable and
-// before the index commit (outside the store's commit mutex, so slow
-// work there does not hold other commits back); an error from f fails
-// the Commit with nothing of the batch visible. A site whose packs are
-// in a bucket puts a version's manifest there this way.
+// BeforeIndex has Commit run f while it makes the batch's packs
+// durable (concurrently: a bucket site puts a version's manifest in its
+// bucket while the pack holding its chunks is put) and before the index
+// commit, outside the store's commit mutex; an error from f or from the
+// packs fails the Commit with nothing of the batch visible.
 func (b *Batch) BeforeIndex(f func() error) { b.durable = append(b.durable, f) }
 
 // NewBatch starts a batch.
@@ -179,16 +179,21 @@ func (b *Batch) Commit(extra func(pb *pebble.Batch, added []ID) error) error {
 	}
 	b.done = true
 	defer b.release()
-	if err := b.syncPacks(); err != nil {
+	durable := make(chan error, len(b.durable))
+	for _, f := range b.durable {
+		go func() { durable <- f() }() // joined below, before Commit returns
+	}
+	err := b.syncPacks()
+	for range b.durable {
+		if e := <-durable; err == nil {
+			err = e
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)
 	}
 	if err := crashpoint.Hit(crashpoint.AfterPackSync); err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)
-	}
-	for _, f := range b.durable {
-		if err := f(); err != nil {
-			return fmt.Errorf("commit chunk batch: %w", err)
-		}
 	}
 	if err := b.commitIndex(extra, pebble.Sync); err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)

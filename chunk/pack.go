@@ -104,6 +104,11 @@ func (s *Store) syncTo(p *packFile, end int64) error {
 		p.broken.Store(true) // no more appends: the next one starts a new pack
 		s.appendMu.Unlock()
 	}
+	return p.syncLocked()
+}
+
+// syncLocked syncs everything written so far; p.syncMu is held.
+func (p *packFile) syncLocked() error {
 	target := p.written.Load()
 	if err := p.w.Sync(); err != nil {
 		p.broken.Store(true)
@@ -112,6 +117,24 @@ func (s *Store) syncTo(p *packFile, end int64) error {
 	}
 	p.synced = target
 	return nil
+}
+
+// syncFullPack starts the sync of a pack that just filled up, sealed
+// (s.appendMu is held): where a sync uploads the pack whole, the upload
+// then overlaps the writes into the next pack, and the commits that
+// wait for it find it done or under way. Its error stays with the pack
+// for those commits.
+func (s *Store) syncFullPack(p *packFile) {
+	p.broken.Store(true)
+	s.uploads.Add(1)
+	go func() {
+		defer s.uploads.Done()
+		p.syncMu.Lock()
+		defer p.syncMu.Unlock()
+		if p.syncErr == nil && p.synced < p.written.Load() {
+			_ = p.syncLocked()
+		}
+	}()
 }
 
 // writebackEvery is how often (in bytes appended) a pack's dirty pages
@@ -271,6 +294,9 @@ func (s *Store) appendRecord(id ID, c Codec, payload []byte, rawLen uint32) (ent
 	defer s.appendMu.Unlock()
 	size := int64(headerSize + len(payload))
 	if a := s.active; a == nil || a.broken.Load() || (a.written.Load() > 0 && a.written.Load()+size > s.packSize) {
+		if a != nil && !a.broken.Load() && s.where.SealOnSync() {
+			s.syncFullPack(a)
+		}
 		if err := s.rotateLocked(); err != nil {
 			return entry{}, nil, err
 		}

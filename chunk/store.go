@@ -77,6 +77,10 @@ type Store struct {
 	commitMu  sync.Mutex // serializes index commits so Stats count each chunk once
 	compactMu sync.Mutex // one Compact at a time
 
+	// uploads are syncs of full packs started in the background
+	// (syncFullPack); Close waits for them.
+	uploads sync.WaitGroup
+
 	openBatches atomic.Int64 // writers' Batches not yet committed or aborted (batch.go)
 	lastWrite   atomic.Int64 // unix ns when openBatches last fell to 0
 
@@ -207,6 +211,7 @@ func (s *Store) forget(keys [][]byte) error {
 
 // Close closes the pack files (not the DB). Later calls that need pack files fail.
 func (s *Store) Close() error {
+	s.uploads.Wait()
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed {

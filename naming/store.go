@@ -86,6 +86,10 @@ type Config struct {
 	ChunkSize int
 	Now       func() time.Time // for expiry; nil → time.Now
 	Journal   Journal          // nil: nothing is logged
+	// FlushBytes is how much of a large put is made durable and shipped
+	// at a time (0: 8 MiB); a site whose packs go to a bucket uses more,
+	// each flush being a PUT.
+	FlushBytes int
 	// Manifests, if set, keeps every new manifest durable outside the
 	// index before its commit, and hears of those garbage collection
 	// removed (a bucket site's manifest log, for a rebuild).
@@ -303,6 +307,13 @@ const (
 	putFlushEvery = 250 * time.Millisecond
 )
 
+func (s *Store) flushBytes() int {
+	if s.cfg.FlushBytes > 0 {
+		return s.cfg.FlushBytes
+	}
+	return putFlushBytes
+}
+
 // flushChunks makes the chunks b staged so far visible and logs them,
 // so that links start shipping them; the version itself stays invisible
 // until its manifest commits.
@@ -413,7 +424,7 @@ func (s *Store) stageChunks(ctx context.Context, sp *chunk.Splitter, b *chunk.Ba
 			m.Size += int64(len(raw))
 			unflushed += len(raw)
 			toHash <- raw
-			if unflushed >= putFlushBytes && time.Since(lastFlush) >= putFlushEvery {
+			if unflushed >= s.flushBytes() && time.Since(lastFlush) >= putFlushEvery {
 				unflushed, lastFlush = 0, time.Now()
 				if err := s.flushChunks(b); err != nil {
 					return err
@@ -464,8 +475,11 @@ func (s *Store) commitVersion(b *chunk.Batch, m *manifest.Manifest, from string)
 	var d delta
 	var isNew, logged bool
 	if s.cfg.Manifests != nil {
-		// Outside the commit mutex (a bucket round trip); a manifest two
-		// receivers accept at once is put twice, which a rebuild reads once.
+		// Outside the commit mutex (a bucket round trip), while the
+		// chunks are made durable: a manifest whose chunks then fail to
+		// commit is in the bucket without them, and a rebuild leaves out
+		// this site's own such versions. One two receivers accept at
+		// once is put twice, which a rebuild reads once.
 		if known, err := s.HasManifest(id); err != nil {
 			b.Abort()
 			return false, err

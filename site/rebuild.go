@@ -31,6 +31,10 @@ type RebuildReport struct {
 	Manifests int   `json:"manifests"` // versions indexed again
 	Collected int   `json:"collected"` // manifests garbage collection had removed: left out
 	Refused   int   `json:"refused"`   // manifests the trust store refuses now
+	// Unacknowledged counts this site's own versions whose chunks the
+	// bucket lacks: their put failed after the manifest was put (every
+	// acknowledged put of this site had its chunks durable first).
+	Unacknowledged int `json:"unacknowledged"`
 }
 
 // Rebuild makes the index of the bucket site in dir again from its
@@ -87,7 +91,7 @@ func Rebuild(ctx context.Context, dir string, log *slog.Logger, progress func(Re
 	if err != nil {
 		return rep, err
 	}
-	if err := replayManifests(ctx, s.bucket, objects, &rep, progress); err != nil {
+	if err := replayManifests(ctx, s.bucket, objects, chunks, key.PublicKey(), &rep, progress); err != nil {
 		return rep, err
 	}
 	return rep, nil
@@ -120,7 +124,7 @@ func adoptPacks(ctx context.Context, b *bucket.Packs, chunks *chunk.Store, rep *
 	return nil
 }
 
-func replayManifests(ctx context.Context, b *bucket.Packs, objects *naming.Store, rep *RebuildReport, progress func(RebuildReport)) error {
+func replayManifests(ctx context.Context, b *bucket.Packs, objects *naming.Store, chunks *chunk.Store, self manifest.PublicKey, rep *RebuildReport, progress func(RebuildReport)) error {
 	// Collections come after the manifests they remove: gather both,
 	// then index what was never collected.
 	var order []chunk.ID
@@ -148,6 +152,14 @@ func replayManifests(ctx context.Context, b *bucket.Packs, objects *naming.Store
 		m, err := manifest.Decode(encs[id])
 		if err != nil || m.ID() != id {
 			return fmt.Errorf("rebuild: manifest %s in the bucket does not decode to itself: %v", id.Short(), err)
+		}
+		if m.Signer == self {
+			if complete, err := allStored(chunks, m.Chunks); err != nil {
+				return err
+			} else if !complete {
+				rep.Unacknowledged++
+				continue
+			}
 		}
 		if _, err := objects.Accept(m, naming.FromLocal); err != nil {
 			if errors.Is(err, naming.ErrUntrusted) || errors.Is(err, naming.ErrForbidden) || errors.Is(err, naming.ErrCollected) {
@@ -177,4 +189,14 @@ func (l slogPebble) Errorf(format string, args ...any) {
 func (l slogPebble) Fatalf(format string, args ...any) {
 	l.log.Error("index fatal: " + fmt.Sprintf(format, args...))
 	os.Exit(1)
+}
+
+// allStored reports whether every chunk is in the store.
+func allStored(chunks *chunk.Store, ids []chunk.ID) (bool, error) {
+	for _, id := range ids {
+		if ok, err := chunks.Has(id); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
 }

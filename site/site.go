@@ -188,7 +188,12 @@ func (s *Site) openStores(cfg Config) error {
 			_ = errors.Join(s.releaseLease(), s.bucket.Close())
 		}
 	}()
-	chunks, err := chunk.Open(db, chunk.Options{Packs: packs, Logger: s.log})
+	var packSize int64
+	var flushBytes int
+	if s.bucket != nil {
+		packSize, flushBytes = BucketPackSize, BucketPackSize
+	}
+	chunks, err := chunk.Open(db, chunk.Options{Packs: packs, PackSize: packSize, Logger: s.log})
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("open chunk store: %w", err)
@@ -205,15 +210,16 @@ func (s *Site) openStores(cfg Config) error {
 		manifests = s.bucket.Manifests()
 	}
 	objects, err := naming.Open(db, chunks, naming.Config{
-		Manifests: manifests,
-		Signer:    s.key,
-		Clock:     manifest.NewClock(cfg.ID, s.now),
-		Now:       s.now,
-		MaxSkew:   maxClockSkew,
-		Trust:     s.trust,
-		ChunkSize: cfg.ChunkSize,
-		Journal:   stores,
-		Layouts:   stores,
+		Manifests:  manifests,
+		FlushBytes: flushBytes,
+		Signer:     s.key,
+		Clock:      manifest.NewClock(cfg.ID, s.now),
+		Now:        s.now,
+		MaxSkew:    maxClockSkew,
+		Trust:      s.trust,
+		ChunkSize:  cfg.ChunkSize,
+		Journal:    stores,
+		Layouts:    stores,
 
 		FITSKeywords: cfg.fitsKeywords(),
 	})

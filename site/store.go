@@ -35,6 +35,11 @@ func (c *Config) validateStore() error {
 	return nil
 }
 
+// BucketPackSize is the size of a bucket site's packs, and how much of
+// a large put it makes durable at a time: objects of a few tens of MB,
+// uploaded in the background as each fills.
+const BucketPackSize = 32 << 20
+
 // bucketCheckTimeout bounds the check that the bucket answers at open.
 const bucketCheckTimeout = 30 * time.Second
 
@@ -138,6 +143,7 @@ type StoreStatus struct {
 	Kind          string  `json:"kind"` // "local" or "s3"
 	Where         string  `json:"where"`
 	Requests      int64   `json:"requests,omitempty"`
+	Puts          int64   `json:"puts,omitempty"`
 	Errors        int64   `json:"errors,omitempty"`
 	MeanLatencyMs float64 `json:"mean_latency_ms,omitempty"`
 	LastError     string  `json:"last_error,omitempty"`
@@ -148,7 +154,7 @@ func (s *Site) storeStatus() StoreStatus {
 		return StoreStatus{Kind: StoreLocal, Where: filepath.Join(s.dir, "packs")}
 	}
 	st := s.bucket.Stats()
-	out := StoreStatus{Kind: "s3", Where: s.bucket.Where(), Requests: st.Requests.Load(), Errors: st.Errors.Load()}
+	out := StoreStatus{Kind: "s3", Where: s.bucket.Where(), Requests: st.Requests.Load(), Puts: st.Puts.Load(), Errors: st.Errors.Load()}
 	if out.Requests > 0 {
 		out.MeanLatencyMs = float64(st.LatencyNanos.Load()) / float64(out.Requests) / 1e6
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -189,6 +190,12 @@ func New(ctx context.Context, cfg Config) (*Packs, error) {
 			ro.MaxBackoff = 8 * time.Second
 		})
 		o.HTTPClient = &http.Client{Transport: p.transport}
+	}, func(o *s3.Options) {
+		// The body is not hashed a second time to sign the request: the
+		// SDK's CRC32 of it goes with the request (the cluster checks it)
+		// and the packs carry their own checksums; SigV4 still signs the
+		// headers.
+		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 	})
 	if err := p.do(ctx, &p.stats.Heads, func(ctx context.Context) error {
 		_, err := p.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(cfg.Bucket)})

@@ -5,19 +5,43 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/skyfed/skyfed/chunk"
 	"github.com/skyfed/skyfed/chunk/packstest"
 	"github.com/skyfed/skyfed/testlab/seaweed"
 )
 
-// startCluster runs a real SeaweedFS cluster (master, three volume
-// servers, filer, S3 gateway with credentials) for the test, or skips
-// when there is no weed binary (fails instead under CI_REQUIRE_SEAWEED=1,
-// as .ci/run sets after building it).
+// The package's tests share one real SeaweedFS cluster (master, three
+// volume servers, filer, S3 gateway with credentials): it takes ~17 s
+// to start. TestMain closes it.
+var (
+	clusterOnce sync.Once
+	cluster     *seaweed.Cluster
+	clusterErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cluster != nil {
+		if err := cluster.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "close the SeaweedFS cluster:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// startCluster returns the shared cluster with a bucket "skyfed", or
+// skips when there is no weed binary (fails instead under
+// CI_REQUIRE_SEAWEED=1, as .ci/run sets after building it).
 func startCluster(t *testing.T) *seaweed.Cluster {
 	t.Helper()
 	bin, err := seaweed.Binary()
@@ -27,29 +51,31 @@ func startCluster(t *testing.T) *seaweed.Cluster {
 		}
 		t.Skip(err)
 	}
-	c, err := seaweed.Start(t.Context(), seaweed.Options{Binary: bin, Dir: t.TempDir()})
+	clusterOnce.Do(func() { cluster, clusterErr = startSharedCluster(bin) })
+	if clusterErr != nil {
+		t.Fatal(clusterErr)
+	}
+	return cluster
+}
+
+func startSharedCluster(bin string) (*seaweed.Cluster, error) {
+	ctx := context.Background()
+	c, err := seaweed.Start(ctx, seaweed.Options{Binary: bin}) // its own temp dir, removed by Close
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := c.CreateBucket(t.Context(), "skyfed"); err != nil {
-		t.Fatal(err)
+	if err := c.CreateBucket(ctx, "skyfed"); err != nil {
+		c.Close()
+		return nil, err
 	}
-	// The cluster's first write grows its volumes (seconds): done here,
+	// The bucket's first write grows its volumes (seconds): done here,
 	// so that the tests' short leases are not spent on it.
-	p, err := New(t.Context(), clusterConfig(c, "warm-up", t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
+	if _, err := c.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("skyfed"), Key: aws.String("warm-up"),
+		Body: strings.NewReader("warm")}); err != nil {
+		c.Close()
+		return nil, err
 	}
-	defer p.Close()
-	if err := putPack(t, p, 1); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return c, nil
 }
 
 func clusterConfig(c *seaweed.Cluster, prefix, spool string) Config {

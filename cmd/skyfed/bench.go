@@ -26,9 +26,15 @@ type BenchCmd struct {
 
 // BenchIngestCmd is `skyfed bench ingest`.
 type BenchIngestCmd struct {
-	Size bench.ByteSize `default:"1GiB" help:"Bytes each writer writes (e.g. 1GiB, 256MiB)."`
+	Size bench.ByteSize `default:"1GiB" help:"Bytes each writer writes (e.g. 1GiB, 256MiB); with --store, the bytes of each large run (4 objects)."`
 	Dir  string         `type:"path" help:"Directory on the disk to measure; the bench works in a new subdirectory and removes it (default: under the system temp dir)."`
 	FITS string         `name:"fits" type:"path" env:"SKYFED_FITS" help:"Directory of real FITS frames (e.g. extracted from Debian's eso-midas-testdata); synthetic 16-bit frames when unset."`
+	// A site on an S3 cluster against the AWS SDK into the same bucket.
+	Store     string `help:"Measure a site whose store is this bucket, s3://BUCKET/PREFIX?endpoint=URL&region=R (credentials from the AWS environment or ~/.aws/credentials), against the AWS SDK for Go v2 putting the same bytes into it: large objects 4 at once and --small objects of --small-size, 4 at once, median of --runs."`
+	SeaweedFS bool   `name:"seaweedfs" help:"With no --store: start a local SeaweedFS cluster (master, 3 volume servers, filer, S3 gateway; built by scripts/build-seaweedfs) and measure against it."`
+	Small     int    `default:"1000" help:"Small objects per run (with --store)."`
+	SmallSize int64  `default:"100000" help:"Bytes of each small object (with --store)."`
+	Runs      int    `default:"3" help:"Runs of each measurement (with --store); the median is reported."`
 }
 
 // Run runs the ingest benchmark with this very binary as the site and
@@ -37,6 +43,9 @@ func (c *BenchIngestCmd) Run(app *App) error {
 	bin, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench ingest: find the skyfed binary to run sites with: %w", err)
+	}
+	if c.Store != "" || c.SeaweedFS {
+		return c.runBucket(app, bin)
 	}
 	res, err := bench.RunIngest(app.Ctx, bench.IngestConfig{
 		Size: c.Size, Dir: c.Dir, FITS: c.FITS, Binary: bin, Progress: app.Stderr,

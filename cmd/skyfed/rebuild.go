@@ -34,8 +34,8 @@ func (c *SiteRebuildCmd) Run(app *App) error {
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w (the partial index is in %s/index: move it away before trying again)", c.Dir, err, c.Dir)
 	}
-	fmt.Fprintf(app.Stdout, "rebuilt %s in %s: %d packs, %d chunks (%s), %d versions; %d collected versions left out, %d refused by the trust store\n",
-		c.Dir, time.Since(start).Round(time.Millisecond), rep.Packs, rep.Chunks, humanBytes(rep.RawBytes), rep.Manifests, rep.Collected, rep.Refused)
+	fmt.Fprintf(app.Stdout, "rebuilt %s in %s: %d packs, %d chunks (%s), %d versions; left out: %d collected, %d refused by the trust store, %d puts that failed\n",
+		c.Dir, time.Since(start).Round(time.Millisecond), rep.Packs, rep.Chunks, humanBytes(rep.RawBytes), rep.Manifests, rep.Collected, rep.Refused, rep.Unacknowledged)
 	fmt.Fprintf(app.Stdout, "next: skyfed site run --dir %s\n", c.Dir)
 	return nil
 }

@@ -75,7 +75,7 @@ func (b *ingestRun) measureS3Multipart(ctx context.Context) (Measure, error) {
 			out.Bytes += size
 			out.Objects++
 		}
-		_, err := s3MultipartAll(ctx, c, objects)
+		_, err := s3MultipartAll(ctx, c, benchDomain, objects)
 		return s.wrap(err)
 	})
 	if err != nil {
@@ -132,14 +132,14 @@ type s3Object struct {
 // while the one before completes. Each object's parts are read from its
 // reader in turn, so at most ingestStreams+1 parts are in memory. It
 // returns how long the last completion call took.
-func s3MultipartAll(ctx context.Context, c *s3.Client, objects []s3Object) (time.Duration, error) {
+func s3MultipartAll(ctx context.Context, c *s3.Client, bucket string, objects []s3Object) (time.Duration, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ingestStreams)
 	var mu sync.Mutex
 	var lastComplete time.Duration
 	err := func() error {
 		for _, o := range objects {
-			up, err := c.CreateMultipartUpload(gctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(benchDomain), Key: aws.String(o.key)})
+			up, err := c.CreateMultipartUpload(gctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(o.key)})
 			if err != nil {
 				return err
 			}
@@ -153,7 +153,7 @@ func s3MultipartAll(ctx context.Context, c *s3.Client, objects []s3Object) (time
 					return err
 				}
 				g.Go(func() error {
-					res, err := c.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(benchDomain), Key: aws.String(o.key), UploadId: up.UploadId,
+					res, err := c.UploadPart(gctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String(o.key), UploadId: up.UploadId,
 						PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf)))})
 					if err != nil {
 						return fmt.Errorf("part %d of %s: %w", i+1, o.key, err)
@@ -163,7 +163,7 @@ func s3MultipartAll(ctx context.Context, c *s3.Client, objects []s3Object) (time
 						return nil
 					}
 					start := time.Now()
-					_, err = c.CompleteMultipartUpload(gctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(benchDomain), Key: aws.String(o.key),
+					_, err = c.CompleteMultipartUpload(gctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(o.key),
 						UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}})
 					mu.Lock()
 					lastComplete = time.Since(start)

@@ -79,7 +79,7 @@ func RunS3Stream(ctx context.Context, cfg S3StreamConfig) (*S3StreamResult, erro
 	fmt.Fprintf(cfg.Progress, "bench s3: uploading %s …\n", cfg.Size)
 	d, err := b.timed(func() error {
 		var err error
-		res.Complete, err = s3MultipartAll(ctx, c, []s3Object{{key: key, r: io.TeeReader(NewRandom(DefaultSeed, int64(cfg.Size)), sent), size: int64(cfg.Size)}})
+		res.Complete, err = s3MultipartAll(ctx, c, benchDomain, []s3Object{{key: key, r: io.TeeReader(NewRandom(DefaultSeed, int64(cfg.Size)), sent), size: int64(cfg.Size)}})
 		return err
 	})
 	if err != nil {
