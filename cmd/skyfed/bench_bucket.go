@@ -35,3 +35,19 @@ func (c *BenchIngestCmd) runBucket(app *App, bin string) error {
 	}
 	return res.WriteTable(app.Stdout)
 }
+
+// BenchIndexCmd is `skyfed bench index`.
+type BenchIndexCmd struct {
+	Chunks           int    `default:"1000000" help:"Chunks indexed."`
+	ChunksPerVersion int    `default:"8" help:"Chunks per version (8: frames of 8 MiB in 1 MiB chunks)."`
+	Dir              string `type:"path" help:"Directory to build the index in (a new subdirectory, removed after; default: under the system temp dir)."`
+}
+
+// Run builds the index and prints its size.
+func (c *BenchIndexCmd) Run(app *App) error {
+	res, err := bench.RunIndexSize(app.Ctx, bench.IndexSizeConfig{Chunks: c.Chunks, ChunksPerVersion: c.ChunksPerVersion, Dir: c.Dir, Progress: app.Stderr})
+	if err != nil {
+		return err
+	}
+	return res.WriteTable(app.Stdout)
+}
