@@ -35,7 +35,8 @@ type Packs interface {
 // PackWriter appends to one pack. The Store calls Write once per
 // record (header and payload together, so a writer may read the header
 // with ParseRecordHeader), never concurrently, and Sync from any
-// goroutine, possibly while another Write runs.
+// goroutine, possibly while another Write runs. Write may modify the
+// buffer it is given (as Pebble's vfs.File.Write may).
 type PackWriter interface {
 	io.Writer
 	// Sync makes every byte written before it began durable.

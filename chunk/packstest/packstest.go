@@ -36,6 +36,9 @@ func Run(t *testing.T, newPacks func(t *testing.T) chunk.Packs, reopen func(t *t
 	t.Run("Store", func(t *testing.T) { testStore(t, newPacks(t), reopen) })
 }
 
+// Writes are given copies: a PackWriter may scribble on the buffer it
+// is handed (Pebble's vfs.File.Write may, and MemFS does under -race).
+
 // record is one record written to a pack in a test.
 type record struct {
 	off   int64
@@ -63,7 +66,7 @@ func writePack(t *testing.T, p chunk.Packs, num uint32, sizes ...int) []record {
 	var off int64
 	for _, n := range sizes {
 		b := randomRecord(t, n)
-		if _, err := w.Write(b); err != nil {
+		if _, err := w.Write(bytes.Clone(b)); err != nil {
 			t.Fatalf("write to pack %d: %v", num, err)
 		}
 		recs = append(recs, record{off, b})
@@ -210,7 +213,7 @@ func testSeal(t *testing.T, p chunk.Packs) {
 	}
 	defer w.Close()
 	first := randomRecord(t, 2000)
-	if _, err := w.Write(first); err != nil {
+	if _, err := w.Write(bytes.Clone(first)); err != nil {
 		t.Fatal(err)
 	}
 	// Two syncs at once cover what was written before them.
@@ -227,7 +230,7 @@ func testSeal(t *testing.T, p chunk.Packs) {
 		}
 	}
 	second := randomRecord(t, 3000)
-	_, err = w.Write(second)
+	_, err = w.Write(bytes.Clone(second))
 	if p.SealOnSync() {
 		if err == nil {
 			t.Fatal("a sealed pack took another write")
