@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/skyfed/skyfed/chunk/bucket"
@@ -88,6 +89,13 @@ func TestSiteOnBucket(t *testing.T) {
 	raw, _ := json.Marshal(st)
 	if bytes.Contains(raw, []byte(c.SecretKey)) || bytes.Contains(metrics, []byte(c.SecretKey)) {
 		t.Errorf("the bucket's secret shows in the status or metrics")
+	}
+
+	// The page shows the bucket: a card with its latency, requests and errors.
+	chromium := needTool(t, "chromium", "chromium")
+	dom := string(runChromium(t, chromium, "--virtual-time-budget=2000", "--window-size=1600,1200", "--dump-dom", a.base+"/"))
+	if !regexp.MustCompile(`data-stat="bucket"[^>]*>.*?Bucket.*? ms.*?\d+ requests, 0 errors`).MatchString(dom) {
+		t.Errorf("the page has no bucket card with latency, requests and errors")
 	}
 
 	// A second node for the same site (its key and config copied) is

@@ -171,6 +171,14 @@
       card('receive_rate', 'Receiving', inRate, fmtRate(inRate), 'wire, all links', spark(siteHistory.map((s) => s.inRate), 'in', 120, 22)),
       card('send_rate', 'Sending', outRate, fmtRate(outRate), 'wire, all links', spark(siteHistory.map((s) => s.outRate), 'out', 120, 22)),
     ];
+    const store = st.store || {};
+    if (store.kind === 's3') {
+      // The bucket the packs live in: its mean latency, requests and errors.
+      const c = card('bucket', 'Bucket', (store.mean_latency_ms || 0).toFixed(1), (store.mean_latency_ms || 0).toFixed(1) + ' ms',
+        fmtInt(store.requests) + ' requests, ' + fmtInt(store.errors) + ' errors', null, store.errors > 0 ? 'warn' : '');
+      c.title = store.where + (store.last_error ? '\nlast error: ' + store.last_error : '');
+      cards.push(c);
+    }
     document.getElementById('cards').replaceChildren(...cards);
   }
 
