@@ -88,22 +88,27 @@ func (s *Site) openPacks(cfg Config) (chunk.Packs, error) {
 }
 
 // releaseLease stops renewing the bucket's lease and gives it up, so a
-// replacement node can start at once.
+// replacement node can start at once. A release that fails (the bucket
+// unreachable) is logged, not an error of the stop: the lease runs out
+// by itself.
 func (s *Site) releaseLease() error {
 	if s.lease == nil {
 		return nil
 	}
 	s.stopLease()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return s.lease.Release(ctx)
+	if err := s.lease.Release(ctx); err != nil {
+		s.log.Warn("bucket lease not released; a replacement node can start once it runs out", "err", err, "store_lease", s.Config().storeLease())
+	}
+	return nil
 }
 
 // DefaultStoreLease is how long a bucket site's lease holds unrenewed.
 const DefaultStoreLease = bucket.LeaseTTL
 
 // storeLease returns the store_lease setting (validated).
-func (c *Config) storeLease() time.Duration {
+func (c Config) storeLease() time.Duration {
 	if d, err := time.ParseDuration(c.StoreLease); err == nil && d > 0 {
 		return d
 	}

@@ -67,6 +67,10 @@ type FedOptions struct {
 	// the lab's links run in TLS as WAN links do.
 	NATSTLS string
 
+	// Edit, if set, changes new site i's config before it first starts
+	// (process federations).
+	Edit func(i int, c *site.Config)
+
 	// Binary is the skyfed binary a process federation runs; "" builds
 	// one from this module (Binary). Ignored by in-process federations.
 	Binary string

@@ -77,6 +77,9 @@ func (f *ProcessFederation) initMember(i int) error {
 		if f.opts.NATSTLS != "" {
 			c.NATSTLS = f.opts.NATSTLS
 		}
+		if f.opts.Edit != nil {
+			f.opts.Edit(i, c)
+		}
 		return nil
 	})
 	if err != nil {
