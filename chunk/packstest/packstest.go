@@ -249,7 +249,8 @@ func testSeal(t *testing.T, p chunk.Packs) {
 
 // testStore runs a chunk.Store over the packs: puts in several batches
 // and packs, concurrent commits, reads verified, a reopen (a new Store
-// and Packs over the same index and place), deletes and compaction.
+// and Packs over the same index and place), a scrub, deletes and
+// compaction.
 func testStore(t *testing.T, p chunk.Packs, reopen func(t *testing.T, p chunk.Packs) chunk.Packs) {
 	fs := vfs.NewMem()
 	db, err := pebble.Open("/db", &pebble.Options{FS: fs, Logger: quiet{}})
@@ -316,6 +317,10 @@ func testStore(t *testing.T, p chunk.Packs, reopen func(t *testing.T, p chunk.Pa
 	}
 	defer s.Close()
 	check(s, "after reopen")
+	// A scrub reads every record back and finds nothing wrong.
+	if rep, err := s.Scrub(context.Background(), chunk.ScrubOptions{}); err != nil || rep.Corrupt != 0 || rep.Chunks != int64(len(want)) {
+		t.Fatalf("scrub: %+v, %v; want %d chunks, none corrupt", rep, err, len(want))
+	}
 	// Delete half and compact: the rest moves to new packs and still reads.
 	var dead []chunk.ID
 	for id := range want {
