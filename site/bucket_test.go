@@ -2,6 +2,7 @@ package site
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/skyfed/skyfed/chunk/bucket"
@@ -17,10 +20,20 @@ import (
 	"github.com/skyfed/skyfed/testlab/seaweed"
 )
 
-// startSeaweed runs a real SeaweedFS cluster with a bucket "skyfed" for
-// the test, or skips without a weed binary (fails instead under
-// CI_REQUIRE_SEAWEED=1, which .ci/run sets after building it).
-func startSeaweed(t *testing.T) *seaweed.Cluster {
+// The package's bucket tests share one real SeaweedFS cluster (it
+// takes ~17 s to start); TestMain closes it. Each test uses its own
+// bucket.
+var (
+	seaweedOnce    sync.Once
+	seaweedCluster *seaweed.Cluster
+	seaweedErr     error
+	seaweedBuckets atomic.Int64
+)
+
+// startSeaweed returns the shared cluster and a new bucket in it, or
+// skips without a weed binary (fails instead under CI_REQUIRE_SEAWEED=1,
+// which .ci/run sets after building it).
+func startSeaweed(t *testing.T) (*seaweed.Cluster, string) {
 	t.Helper()
 	bin, err := seaweed.Binary()
 	if err != nil {
@@ -29,19 +42,23 @@ func startSeaweed(t *testing.T) *seaweed.Cluster {
 		}
 		t.Skip(err)
 	}
-	c, err := seaweed.Start(t.Context(), seaweed.Options{Binary: bin, Dir: t.TempDir()})
-	if err != nil {
+	seaweedOnce.Do(func() { seaweedCluster, seaweedErr = seaweed.Start(context.Background(), seaweed.Options{Binary: bin}) })
+	if seaweedErr != nil {
+		t.Fatal(seaweedErr)
+	}
+	name := fmt.Sprintf("site-test-%d", seaweedBuckets.Add(1))
+	if err := seaweedCluster.CreateBucket(t.Context(), name); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Error(err)
+	return seaweedCluster, name
+}
+
+func closeSeaweed() {
+	if seaweedCluster != nil {
+		if err := seaweedCluster.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "close the SeaweedFS cluster:", err)
 		}
-	})
-	if err := c.CreateBucket(t.Context(), "skyfed"); err != nil {
-		t.Fatal(err)
 	}
-	return c
 }
 
 // TestSiteOnBucket: a site whose payload lives in a SeaweedFS bucket
@@ -49,9 +66,9 @@ func startSeaweed(t *testing.T) *seaweed.Cluster {
 // reads from the bucket after a restart, and reports the bucket in its
 // status and metrics, never its secret.
 func TestSiteOnBucket(t *testing.T) {
-	c := startSeaweed(t)
+	c, bucketName := startSeaweed(t)
 	dir := t.TempDir()
-	store := fmt.Sprintf("s3://skyfed/sites/alpha?endpoint=%s&region=%s", c.Endpoint, c.Region)
+	store := fmt.Sprintf("s3://%s/sites/alpha?endpoint=%s&region=%s", bucketName, c.Endpoint, c.Region)
 	if _, err := Init(dir, Config{ID: "alpha", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
 		Store: store, StoreAccessKey: c.AccessKey, StoreSecretKey: c.SecretKey}); err != nil {
 		t.Fatal(err)
@@ -141,9 +158,9 @@ func TestSiteOnBucket(t *testing.T) {
 // stores, until reconciliation says in sync), and a later put at gamma
 // still reaches it.
 func TestBucketSiteRebuild(t *testing.T) {
-	c := startSeaweed(t)
+	c, bucketName := startSeaweed(t)
 	dir := t.TempDir()
-	store := fmt.Sprintf("s3://skyfed/sites/alpha?endpoint=%s&region=%s", c.Endpoint, c.Region)
+	store := fmt.Sprintf("s3://%s/sites/alpha?endpoint=%s&region=%s", bucketName, c.Endpoint, c.Region)
 	if _, err := Init(dir, Config{ID: "alpha", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
 		Store: store, StoreAccessKey: c.AccessKey, StoreSecretKey: c.SecretKey}); err != nil {
 		t.Fatal(err)
@@ -240,4 +257,54 @@ func TestBucketSiteRebuild(t *testing.T) {
 		t.Fatal(string(body))
 	}
 	waitObject(t, a, "gloria.eu/night/later.fits", later)
+}
+
+// TestBucketSiteReadsThrough: a name put at alpha behind a bulk backlog
+// on alpha's slowed link to beta is read at gamma, whose payload lives in
+// a bucket, through a lookup and fetch, while the bulk is still queued;
+// the chunks it fetched are then in gamma's bucket.
+func TestBucketSiteReadsThrough(t *testing.T) {
+	c, bucketName := startSeaweed(t)
+	dir := t.TempDir()
+	store := fmt.Sprintf("s3://%s/gamma?endpoint=%s&region=%s", bucketName, c.Endpoint, c.Region)
+	if _, err := Init(dir, Config{ID: "gamma", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
+		Store: store, StoreAccessKey: c.AccessKey, StoreSecretKey: c.SecretKey}); err != nil {
+		t.Fatal(err)
+	}
+	a, b, g := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), runSite(t, dir)
+	trustAll(t, a, b, g)
+	linkSites(t, a, b, "1MB/s", "")
+	linkSites(t, b, g, "", "")
+	waitFor(t, "links up", func() bool {
+		up := 0
+		for _, s := range []*testSite{a, b} {
+			for _, l := range s.Links() {
+				if l.State == forward.StateUp && l.Direction == forward.DirOut {
+					up++
+				}
+			}
+		}
+		return up == 2
+	})
+	bulk := seeded(51, 12<<20)
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/bulk.fits", bytes.NewReader(bulk)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	small := seeded(52, 300<<10)
+	if resp, body := a.do(t, "PUT", "/o/gloria.eu/late.fits", bytes.NewReader(small)); resp.StatusCode != 201 {
+		t.Fatal(string(body))
+	}
+	resp, body := g.do(t, "GET", "/o/gloria.eu/late.fits", nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, small) {
+		t.Fatalf("GET at the bucket site: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	var backlog uint64
+	for _, l := range a.Links() {
+		backlog += l.Backlog
+	}
+	t.Logf("read through at the bucket site while alpha's backlog held %d chunks", backlog)
+	waitObject(t, g, "gloria.eu/late.fits", small)
+	if st := g.storeStatus(); st.Puts == 0 {
+		t.Errorf("the bucket site put nothing in its bucket")
+	}
 }
