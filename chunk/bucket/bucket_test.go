@@ -157,3 +157,63 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestManifestLogInBucket: manifests put at once share objects (group
+// commit), every one is read back once in commit order, and a
+// collection recorded later is read after the manifest it removes.
+func TestManifestLogInBucket(t *testing.T) {
+	c := startCluster(t)
+	p, err := New(t.Context(), clusterConfig(c, randomPrefix(t), t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	log := p.Manifests()
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- log.Put(chunk.ID{byte(i)}, []byte(fmt.Sprintf("manifest %d", i)))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	puts := p.Stats().Puts.Load()
+	if err := log.Collected([]chunk.ID{{7}}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[chunk.ID]string{}
+	collectedAfter := false
+	err = p.ReadManifests(t.Context(), func(e ManifestEntry) error {
+		if e.Collected {
+			_, collectedAfter = seen[e.ID]
+			return nil
+		}
+		if _, dup := seen[e.ID]; dup {
+			t.Errorf("manifest %x read twice", e.ID[:1])
+		}
+		seen[e.ID] = string(e.Encoding)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n || seen[chunk.ID{3}] != "manifest 3" {
+		t.Fatalf("read back %d manifests (manifest 3: %q), want %d", len(seen), seen[chunk.ID{3}], n)
+	}
+	if !collectedAfter {
+		t.Errorf("the collection was not read after the manifest it removes")
+	}
+	t.Logf("%d manifests put at once in %d objects", n, puts)
+	if puts >= n {
+		t.Errorf("%d concurrent manifests took %d PUTs: no group commit", n, puts)
+	}
+}
