@@ -163,6 +163,13 @@ func (c *StatCmd) print(w io.Writer, st client.Status) error {
 		disk = "FULL: " + disk + "; puts refused, replication into this site paused (free space, skyfed tools gc)"
 	}
 	fmt.Fprintf(tw, "disk\t%s\n", disk)
+	if st.Store.Kind == "s3" {
+		line := fmt.Sprintf("%s: %d requests, %d errors, %.1f ms mean", st.Store.Where, st.Store.Requests, st.Store.Errors, st.Store.MeanLatencyMs)
+		if st.Store.LastError != "" {
+			line += "; last error: " + st.Store.LastError
+		}
+		fmt.Fprintf(tw, "bucket\t%s\n", line)
+	}
 	if st.NATSTLS != "" {
 		fmt.Fprintf(tw, "links\t%s\n", linksSecurity(st))
 	}

@@ -148,3 +148,18 @@ func TestStatShowsIncompleteVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestStatShowsTheBucket: a bucket site's stat says which bucket and how
+// its requests go.
+func TestStatShowsTheBucket(t *testing.T) {
+	var st client.Status
+	st.Site = "lapalma"
+	st.Store.Kind, st.Store.Where, st.Store.Requests, st.Store.Errors, st.Store.MeanLatencyMs = "s3", "s3://archive/lapalma?endpoint=http://rgw:7480", 1200, 2, 12.34
+	var out bytes.Buffer
+	if err := (&StatCmd{}).print(&out, st); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^bucket +s3://archive/lapalma\?endpoint=http://rgw:7480: 1200 requests, 2 errors, 12\.3 ms mean$`).MatchString(out.String()) {
+		t.Errorf("stat lacks the bucket line:\n%s", out.String())
+	}
+}

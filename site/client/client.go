@@ -349,6 +349,15 @@ func decodeJSON(r io.Reader, v any) error {
 // Status is the answer of GET /api/status. Fields the client does not know
 // are kept only in Raw.
 type Status struct {
+	// Store is where the site's payload lives (site.StoreStatus).
+	Store struct {
+		Kind          string  `json:"kind"`
+		Where         string  `json:"where"`
+		Requests      int64   `json:"requests"`
+		Errors        int64   `json:"errors"`
+		MeanLatencyMs float64 `json:"mean_latency_ms"`
+		LastError     string  `json:"last_error"`
+	} `json:"store"`
 	Site        string           `json:"site"`
 	Domain      string           `json:"domain"`
 	Objects     int64            `json:"objects"`
