@@ -35,13 +35,7 @@ var (
 // which .ci/run sets after building it).
 func startSeaweed(t *testing.T) (*seaweed.Cluster, string) {
 	t.Helper()
-	bin, err := seaweed.Binary()
-	if err != nil {
-		if os.Getenv("CI_REQUIRE_SEAWEED") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	bin := seaweed.BinaryForTest(t)
 	seaweedOnce.Do(func() { seaweedCluster, seaweedErr = seaweed.Start(context.Background(), seaweed.Options{Binary: bin}) })
 	if seaweedErr != nil {
 		t.Fatal(seaweedErr)
@@ -51,6 +45,19 @@ func startSeaweed(t *testing.T) (*seaweed.Cluster, string) {
 		t.Fatal(err)
 	}
 	return seaweedCluster, name
+}
+
+// initBucketSite creates site id whose store is the bucket, under
+// sites/ID, and returns its dir and store URL.
+func initBucketSite(t *testing.T, c *seaweed.Cluster, bucketName, id string) (dir, store string) {
+	t.Helper()
+	dir = t.TempDir()
+	store = fmt.Sprintf("s3://%s/sites/%s?endpoint=%s&region=%s", bucketName, id, c.Endpoint, c.Region)
+	if _, err := Init(dir, Config{ID: id, Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
+		Store: store, StoreAccessKey: c.AccessKey, StoreSecretKey: c.SecretKey}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, store
 }
 
 func closeSeaweed() {
@@ -67,12 +74,7 @@ func closeSeaweed() {
 // status and metrics, never its secret.
 func TestSiteOnBucket(t *testing.T) {
 	c, bucketName := startSeaweed(t)
-	dir := t.TempDir()
-	store := fmt.Sprintf("s3://%s/sites/alpha?endpoint=%s&region=%s", bucketName, c.Endpoint, c.Region)
-	if _, err := Init(dir, Config{ID: "alpha", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
-		Store: store, StoreAccessKey: c.AccessKey, StoreSecretKey: c.SecretKey}); err != nil {
-		t.Fatal(err)
-	}
+	dir, store := initBucketSite(t, c, bucketName, "alpha")
 	a := runSite(t, dir)
 	b := startPeerSite(t, "beta")
 	trustEachOther(t, a, b)
@@ -159,12 +161,7 @@ func TestSiteOnBucket(t *testing.T) {
 // still reaches it.
 func TestBucketSiteRebuild(t *testing.T) {
 	c, bucketName := startSeaweed(t)
-	dir := t.TempDir()
-	store := fmt.Sprintf("s3://%s/sites/alpha?endpoint=%s&region=%s", bucketName, c.Endpoint, c.Region)
-	if _, err := Init(dir, Config{ID: "alpha", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
-		Store: store, StoreAccessKey: c.AccessKey, StoreSecretKey: c.SecretKey}); err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := initBucketSite(t, c, bucketName, "alpha")
 	a, b, g := runSite(t, dir), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
 	trustAll(t, a, b, g)
 	linkSites(t, a, b, "", "")
@@ -265,27 +262,12 @@ func TestBucketSiteRebuild(t *testing.T) {
 // the chunks it fetched are then in gamma's bucket.
 func TestBucketSiteReadsThrough(t *testing.T) {
 	c, bucketName := startSeaweed(t)
-	dir := t.TempDir()
-	store := fmt.Sprintf("s3://%s/gamma?endpoint=%s&region=%s", bucketName, c.Endpoint, c.Region)
-	if _, err := Init(dir, Config{ID: "gamma", Domain: "gloria.eu", HTTP: "127.0.0.1:0", NATS: freeAddr(t), NATSTLS: TLSOn, ChunkSize: 64 << 10,
-		Store: store, StoreAccessKey: c.AccessKey, StoreSecretKey: c.SecretKey}); err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := initBucketSite(t, c, bucketName, "gamma")
 	a, b, g := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), runSite(t, dir)
 	trustAll(t, a, b, g)
 	linkSites(t, a, b, "1MB/s", "")
 	linkSites(t, b, g, "", "")
-	waitFor(t, "links up", func() bool {
-		up := 0
-		for _, s := range []*testSite{a, b} {
-			for _, l := range s.Links() {
-				if l.State == forward.StateUp && l.Direction == forward.DirOut {
-					up++
-				}
-			}
-		}
-		return up == 2
-	})
+	waitDialedUp(t, 2, a, b)
 	bulk := seeded(51, 12<<20)
 	if resp, body := a.do(t, "PUT", "/o/gloria.eu/bulk.fits", bytes.NewReader(bulk)); resp.StatusCode != 201 {
 		t.Fatal(string(body))

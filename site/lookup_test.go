@@ -18,17 +18,7 @@ func TestReadThroughWhileBulkBacklog(t *testing.T) {
 	trustEachOther(t, a, c)
 	linkSites(t, a, b, "1MB/s", "")
 	linkSites(t, b, c, "", "")
-	waitFor(t, "links up", func() bool {
-		up := 0
-		for _, s := range []*testSite{a, b} {
-			for _, l := range s.Links() {
-				if l.State == forward.StateUp && l.Direction == forward.DirOut {
-					up++
-				}
-			}
-		}
-		return up == 2
-	})
+	waitDialedUp(t, 2, a, b)
 	bulk := seeded(9, 12<<20)
 	if resp, body := a.do(t, "PUT", "/o/gloria.eu/bulk.fits", bytes.NewReader(bulk)); resp.StatusCode != 201 {
 		t.Fatal(string(body))
@@ -51,4 +41,20 @@ func TestReadThroughWhileBulkBacklog(t *testing.T) {
 		t.Fatalf("A's link backlog is %d chunks: the bulk was no longer queued, so this proves nothing", backlog)
 	}
 	t.Logf("read at C while A's backlog held %d chunks", backlog)
+}
+
+// waitDialedUp waits until the sites' links they dial, n in all, are up.
+func waitDialedUp(t *testing.T, n int, sites ...*testSite) {
+	t.Helper()
+	waitFor(t, "links up", func() bool {
+		up := 0
+		for _, s := range sites {
+			for _, l := range s.Links() {
+				if l.State == forward.StateUp && l.Direction == forward.DirOut {
+					up++
+				}
+			}
+		}
+		return up == n
+	})
 }

@@ -29,14 +29,7 @@ import (
 // reaches it.
 func TestBucketSiteKilledAndRebuilt(t *testing.T) {
 	labNoLeaks(t)
-	bin, err := seaweed.Binary()
-	if err != nil {
-		if os.Getenv("CI_REQUIRE_SEAWEED") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	c, err := seaweed.Start(t.Context(), seaweed.Options{Binary: bin, Dir: t.TempDir()})
+	c, err := seaweed.Start(t.Context(), seaweed.Options{Binary: seaweed.BinaryForTest(t), Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

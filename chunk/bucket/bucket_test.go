@@ -44,13 +44,7 @@ func TestMain(m *testing.M) {
 // CI_REQUIRE_SEAWEED=1, as .ci/run sets after building it).
 func startCluster(t *testing.T) *seaweed.Cluster {
 	t.Helper()
-	bin, err := seaweed.Binary()
-	if err != nil {
-		if os.Getenv("CI_REQUIRE_SEAWEED") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	bin := seaweed.BinaryForTest(t)
 	clusterOnce.Do(func() { cluster, clusterErr = startSharedCluster(bin) })
 	if clusterErr != nil {
 		t.Fatal(clusterErr)

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -63,6 +64,21 @@ func Binary() (string, error) {
 		return "", fmt.Errorf("no SeaweedFS binary at %s: run scripts/build-seaweedfs (or set SKYFED_WEED)", p)
 	}
 	return p, nil
+}
+
+// BinaryForTest returns the weed binary for a test, or skips the test
+// when there is none, unless CI_REQUIRE_SEAWEED=1 (as .ci/run sets once
+// it built one), where it fails.
+func BinaryForTest(t testing.TB) string {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		if os.Getenv("CI_REQUIRE_SEAWEED") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	return bin
 }
 
 // Options configures Start. The zero value is usable.

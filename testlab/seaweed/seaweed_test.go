@@ -32,13 +32,7 @@ const wait = 60 * time.Second
 // at the end that no goroutine and no weed process is left.
 func startCluster(t *testing.T) *Cluster {
 	t.Helper()
-	bin, err := Binary()
-	if err != nil {
-		if os.Getenv("CI_REQUIRE_SEAWEED") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	bin := BinaryForTest(t)
 	opt := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 	start := time.Now()
