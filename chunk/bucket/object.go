@@ -2,6 +2,7 @@ package bucket
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -46,17 +47,10 @@ func (w *writer) Write(b []byte) (int, error) {
 	if err != nil {
 		return n, fmt.Errorf("spool pack %s: %w", chunk.PackName(w.num), err)
 	}
-	w.entries = append(w.entries, make([]byte, 8)...)
-	putOffset(w.entries[len(w.entries)-8:], w.written)
+	w.entries = binary.BigEndian.AppendUint64(w.entries, uint64(w.written))
 	w.entries = append(w.entries, b[:chunk.RecordHeaderSize]...)
 	w.written += int64(n)
 	return n, nil
-}
-
-func putOffset(b []byte, off int64) {
-	for i := range 8 {
-		b[i] = byte(off >> (56 - 8*i))
-	}
 }
 
 // Sync seals the pack and puts it, trailer included, in the bucket;

@@ -3,6 +3,7 @@ package bucket
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -18,9 +19,8 @@ func buildPack(t testing.TB, sizes ...int) ([]byte, []chunk.Record) {
 		payload := make([]byte, n)
 		_, _ = rand.Read(payload)
 		rec := chunk.EncodeRecord(chunk.Sum(payload), chunk.CodecRaw, payload, uint32(n))
-		off := make([]byte, 8)
-		putOffset(off, int64(len(obj)))
-		entries = append(append(entries, off...), rec[:chunk.RecordHeaderSize]...)
+		entries = binary.BigEndian.AppendUint64(entries, uint64(len(obj)))
+		entries = append(entries, rec[:chunk.RecordHeaderSize]...)
 		recs = append(recs, chunk.Record{Offset: int64(len(obj)), ID: chunk.Sum(payload), Codec: chunk.CodecRaw, StoredLen: uint32(n), RawLen: uint32(n)})
 		obj = append(obj, rec...)
 	}
