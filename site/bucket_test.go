@@ -205,6 +205,13 @@ func TestBucketSiteRebuild(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Started before the rebuild, the site refuses: it would serve nothing.
+	if s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); !errors.Is(err, ErrNeedsRebuild) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a bucket site with no index over a bucket with packs: %v, want ErrNeedsRebuild", err)
+	}
 	rep, err := Rebuild(t.Context(), dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -171,16 +171,8 @@ func Open(dir string, opts Options) (*Site, error) {
 const IndexCacheSize = 128 << 20
 
 func (s *Site) openStores(cfg Config) error {
-	events := s.pebbleEv.listener()
-	cache := pebble.NewCache(IndexCacheSize)
-	defer cache.Unref() // the DB holds its own reference
-	db, err := pebble.Open(filepath.Join(s.dir, "index"), &pebble.Options{Logger: quietPebble{s.pebbleEv}, EventListener: &events, Cache: cache})
-	if err != nil {
-		return fmt.Errorf("open index in %s: %w", s.dir, err)
-	}
 	packs, err := s.openPacks(cfg)
 	if err != nil {
-		db.Close()
 		return err
 	}
 	defer func() {
@@ -188,6 +180,16 @@ func (s *Site) openStores(cfg Config) error {
 			_ = errors.Join(s.releaseLease(), s.bucket.Close())
 		}
 	}()
+	if err := s.checkIndexOfBucket(); err != nil {
+		return err
+	}
+	events := s.pebbleEv.listener()
+	cache := pebble.NewCache(IndexCacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	db, err := pebble.Open(filepath.Join(s.dir, "index"), &pebble.Options{Logger: quietPebble{s.pebbleEv}, EventListener: &events, Cache: cache})
+	if err != nil {
+		return fmt.Errorf("open index in %s: %w", s.dir, err)
+	}
 	var packSize int64
 	var flushBytes int
 	if s.bucket != nil {

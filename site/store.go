@@ -2,7 +2,10 @@ package site
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -85,6 +88,29 @@ func (s *Site) openPacks(cfg Config) (chunk.Packs, error) {
 		})
 	}()
 	return p, nil
+}
+
+// ErrNeedsRebuild: a bucket site's data dir has no index while its
+// bucket holds packs (a replaced node): starting would serve nothing.
+var ErrNeedsRebuild = errors.New("the bucket holds this site's packs but the data dir has no index")
+
+// checkIndexOfBucket refuses to start a bucket site with no index over
+// a bucket that has packs: the index is made from the bucket first.
+func (s *Site) checkIndexOfBucket() error {
+	if s.bucket == nil {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "index")); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	sizes, err := s.bucket.List()
+	if err != nil {
+		return fmt.Errorf("open chunk store: %w", err)
+	}
+	if len(sizes) > 0 {
+		return fmt.Errorf("%w (%d packs in %s): run skyfed site rebuild --dir %s first", ErrNeedsRebuild, len(sizes), s.bucket.Where(), s.dir)
+	}
+	return nil
 }
 
 // releaseLease stops renewing the bucket's lease and gives it up, so a
