@@ -72,7 +72,11 @@ func (s *Site) openPacks(cfg Config) (chunk.Packs, error) {
 		s.bucket = p
 		return p, nil
 	}
-	lease, err := p.AcquireLease(ctx, cfg.ID, cfg.storeLease())
+	abs, err := filepath.Abs(s.dir)
+	if err != nil {
+		abs = s.dir
+	}
+	lease, err := p.AcquireLease(ctx, cfg.ID, abs, cfg.storeLease())
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("open chunk store: %w", err)

@@ -23,7 +23,8 @@ import (
 // packs. Puts at each converge. s0's process is SIGKILLed and its data
 // dir deleted; its key and skyfed.toml come back from the operator's
 // backup, `skyfed site rebuild` makes its index from the bucket, and it
-// starts once the killed node's lease ran out (store_lease 6s). It
+// starts again (at once: the lease's holder was a process of this host
+// and data dir that is gone; else after store_lease, 6s here). It
 // serves every object; its links catch up with no chunk crossing them
 // and other traffic under 1 % of what it stores; a later put at s2
 // reaches it.
@@ -87,7 +88,7 @@ func TestBucketSiteKilledAndRebuilt(t *testing.T) {
 		t.Fatalf("skyfed site rebuild: %v\n%s", err, out)
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
-	// The killed node's lease runs out within store_lease.
+	// The killed node's lease is taken over at once, or runs out within store_lease.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		err := f.Start(0)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,8 +46,20 @@ type leaseBody struct {
 	Node    string    `json:"node"`
 	Site    string    `json:"site"`
 	Host    string    `json:"host"`
+	Dir     string    `json:"dir"` // the holder's data dir
 	PID     int       `json:"pid"`
 	Expires time.Time `json:"expires"`
+}
+
+// deadHere reports whether the lease's holder was a process on this host
+// with this data dir that is gone (a crash, kill -9): its lease need
+// not run out before the site starts again here.
+func (b *leaseBody) deadHere(host, dir string) bool {
+	if b.Host != host || b.Dir != dir || dir == "" || b.PID <= 0 {
+		return false
+	}
+	p, err := os.FindProcess(b.PID)
+	return err != nil || p.Signal(syscall.Signal(0)) != nil
 }
 
 // Lease is this node's hold on the bucket.
@@ -61,22 +74,24 @@ type Lease struct {
 	lost       error     // set when another node took the lease
 }
 
-// AcquireLease takes the bucket's lease for site with the given TTL (0:
-// LeaseTTL), or fails with ErrLeased naming the holder. The Packs then
-// write only while it holds (Lease.Check).
-func (p *Packs) AcquireLease(ctx context.Context, site string, ttl time.Duration) (*Lease, error) {
+// AcquireLease takes the bucket's lease for site, whose data dir is dir,
+// with the given TTL (0: LeaseTTL), or fails with ErrLeased naming the
+// holder. A lease held by a process of this host and data dir that is
+// gone is taken at once. The Packs then write only while it holds
+// (Lease.Check).
+func (p *Packs) AcquireLease(ctx context.Context, site, dir string, ttl time.Duration) (*Lease, error) {
 	if ttl <= 0 {
 		ttl = LeaseTTL
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	host, _ := os.Hostname()
-	l := &Lease{p: p, ttl: ttl, body: leaseBody{Node: hex.EncodeToString(id[:]), Site: site, Host: host, PID: os.Getpid()}}
+	l := &Lease{p: p, ttl: ttl, body: leaseBody{Node: hex.EncodeToString(id[:]), Site: site, Host: host, Dir: dir, PID: os.Getpid()}}
 	cur, etag, err := l.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if cur != nil && cur.Node != l.body.Node && time.Now().Before(cur.Expires) {
+	if cur != nil && cur.Node != l.body.Node && time.Now().Before(cur.Expires) && !cur.deadHere(host, dir) {
 		return nil, fmt.Errorf("%w: node %s of site %s on %s (pid %d) until %s; if that node is gone, start this one after then",
 			ErrLeased, cur.Node, cur.Site, cur.Host, cur.PID, cur.Expires.UTC().Format(time.RFC3339))
 	}

@@ -2,6 +2,8 @@ package bucket
 
 import (
 	"errors"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -24,11 +26,11 @@ func TestLeaseFencesAReplacedNode(t *testing.T) {
 	}
 	const ttl = 3 * time.Second
 	a, b := open(), open()
-	la, err := a.AcquireLease(t.Context(), "alpha", ttl)
+	la, err := a.AcquireLease(t.Context(), "alpha", "/data/a", ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.AcquireLease(t.Context(), "alpha", ttl); !errors.Is(err, ErrLeased) {
+	if _, err := b.AcquireLease(t.Context(), "alpha", "/data/b", ttl); !errors.Is(err, ErrLeased) {
 		t.Fatalf("second node took a held lease: %v", err)
 	}
 	if err := putPack(t, a, 1); err != nil {
@@ -43,7 +45,7 @@ func TestLeaseFencesAReplacedNode(t *testing.T) {
 		t.Fatalf("a write after the lease's validity ran out: %v, want ErrFenced", err)
 	}
 	time.Sleep(ttl/3 + 200*time.Millisecond)
-	lb, err := b.AcquireLease(t.Context(), "alpha", ttl)
+	lb, err := b.AcquireLease(t.Context(), "alpha", "/data/b", ttl)
 	if err != nil {
 		t.Fatalf("taking over an expired lease: %v", err)
 	}
@@ -59,7 +61,7 @@ func TestLeaseFencesAReplacedNode(t *testing.T) {
 	if err := lb.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := open().AcquireLease(t.Context(), "alpha", ttl); err != nil {
+	if _, err := open().AcquireLease(t.Context(), "alpha", "/data/c", ttl); err != nil {
 		t.Fatalf("taking a released lease: %v", err)
 	}
 }
@@ -78,4 +80,28 @@ func putPack(t *testing.T, p *Packs, num uint32) error {
 		t.Fatal(err)
 	}
 	return w.Sync()
+}
+
+// TestLeaseOfADeadProcessHere: a lease whose holder was a process of
+// this host and data dir that is gone is taken at once; one held by a
+// live process of this host, or by another data dir, is not.
+func TestLeaseOfADeadProcessHere(t *testing.T) {
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		b    leaseBody
+		want bool
+	}{
+		{leaseBody{Host: host, Dir: "/d", PID: dead.Process.Pid}, true},
+		{leaseBody{Host: host, Dir: "/d", PID: os.Getpid()}, false},
+		{leaseBody{Host: host, Dir: "/other", PID: dead.Process.Pid}, false},
+		{leaseBody{Host: "elsewhere", Dir: "/d", PID: dead.Process.Pid}, false},
+	} {
+		if got := c.b.deadHere(host, "/d"); got != c.want {
+			t.Errorf("%+v: deadHere = %v, want %v", c.b, got, c.want)
+		}
+	}
 }
