@@ -67,8 +67,7 @@ type FedOptions struct {
 	// the lab's links run in TLS as WAN links do.
 	NATSTLS string
 
-	// Edit, if set, changes new site i's config before it first starts
-	// (process federations).
+	// Edit, if set, changes new site i's config before it is created.
 	Edit func(i int, c *site.Config)
 
 	// Binary is the skyfed binary a process federation runs; "" builds

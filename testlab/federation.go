@@ -78,6 +78,9 @@ func (f *Federation) initMember(i int) error {
 	if f.opts.S3Addr != nil {
 		cfg.S3 = f.opts.S3Addr(i)
 	}
+	if f.opts.Edit != nil {
+		f.opts.Edit(i, &cfg)
+	}
 	cfg, key, err := initOrReuse(dir, cfg)
 	if err != nil {
 		return fmt.Errorf("lab: init %s: %w", id, err)

@@ -41,6 +41,14 @@ const demoDomain = "gloria.eu"
 
 var demoSiteNames = []string{"paranal", "lapalma", "mauna-kea", "siding-spring", "sutherland", "hanle", "kitt-peak", "xinglong", "maidanak"}
 
+// demoLocations are where those observatories are (LAT,LON), so the
+// page's federation view draws the demo on the world outline.
+var demoLocations = map[string]string{
+	"paranal": "-24.627,-70.404", "lapalma": "28.757,-17.885", "mauna-kea": "19.826,-155.474",
+	"siding-spring": "-31.273,149.061", "sutherland": "-32.379,20.811", "hanle": "32.779,78.964",
+	"kitt-peak": "31.958,-111.600", "xinglong": "40.396,117.577", "maidanak": "38.673,66.896",
+}
+
 // Run builds the federation, puts the frames, shows replication converge
 // and keeps the sites running.
 func (c *DemoCmd) Run(app *App) error {
@@ -106,6 +114,7 @@ func (c *DemoCmd) startFederation(log *slog.Logger, base string) (*testlab.Feder
 		HTTPAddr: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.HTTPPort+i)) },
 		NATSAddr: func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NATSPort+i)) },
 		S3Addr:   func(i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.S3Port+i)) },
+		Edit:     func(i int, cfg *site.Config) { cfg.Location = demoLocations[demoSiteNames[i]] },
 	})
 	if errors.Is(err, testlab.ErrStart) {
 		return nil, fmt.Errorf("%w (another demo running? use --http-port/--nats-port/--s3-port)", err)

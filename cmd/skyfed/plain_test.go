@@ -270,3 +270,13 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo guide does not use %s:\n%s", bin, out)
 	}
 }
+
+// TestDemoSitesHaveLocations: every demo site is given where its
+// observatory is, so the page draws the demo on the map.
+func TestDemoSitesHaveLocations(t *testing.T) {
+	for _, n := range demoSiteNames {
+		if _, _, err := site.ParseLocation(demoLocations[n]); err != nil {
+			t.Errorf("demo site %s: location %q: %v", n, demoLocations[n], err)
+		}
+	}
+}
