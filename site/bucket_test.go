@@ -77,21 +77,7 @@ func TestSiteOnBucket(t *testing.T) {
 	dir, store := initBucketSite(t, c, bucketName, "alpha")
 	a := runSite(t, dir)
 	b := startPeerSite(t, "beta")
-	trustEachOther(t, a, b)
-	linkSites(t, a, b, "", "")
-	waitFor(t, "link up", func() bool {
-		ls := a.node.Links()
-		return len(ls) == 1 && ls[0].State == forward.StateUp
-	})
-	dataA, dataB := seeded(21, 700<<10), seeded(22, 300<<10)
-	if resp, body := a.do(t, "PUT", "/o/gloria.eu/a.fits", bytes.NewReader(dataA)); resp.StatusCode != 201 {
-		t.Fatal(string(body))
-	}
-	if resp, body := b.do(t, "PUT", "/o/gloria.eu/b.fits", bytes.NewReader(dataB)); resp.StatusCode != 201 {
-		t.Fatal(string(body))
-	}
-	waitObject(t, b, "gloria.eu/a.fits", dataA)
-	waitObject(t, a, "gloria.eu/b.fits", dataB)
+	dataA, dataB := replicateBothWays(t, a, b, seeded(21, 700<<10), seeded(22, 300<<10))
 	if _, err := os.Stat(dir + "/packs"); err == nil {
 		t.Errorf("a bucket site made a packs dir in its data dir")
 	}

@@ -108,15 +108,17 @@ func waitObject(t *testing.T, s *testSite, name string, want []byte) {
 	})
 }
 
-func TestTwoSitesReplicateBothWays(t *testing.T) {
-	a, b := startPeerSite(t, "alpha"), startPeerSite(t, "beta")
+// replicateBothWays links a to b (trusting each other), puts dataA at a
+// as gloria.eu/a.fits and dataB at b as gloria.eu/b.fits, and waits until
+// each site holds the other's.
+func replicateBothWays(t *testing.T, a, b *testSite, dataA, dataB []byte) ([]byte, []byte) {
+	t.Helper()
 	trustEachOther(t, a, b)
 	linkSites(t, a, b, "", "")
 	waitFor(t, "link up", func() bool {
 		ls := a.node.Links()
 		return len(ls) == 1 && ls[0].State == forward.StateUp
 	})
-	dataA, dataB := seeded(7, 300<<10), seeded(8, 200<<10)
 	if resp, body := a.do(t, "PUT", "/o/gloria.eu/a.fits", bytes.NewReader(dataA)); resp.StatusCode != 201 {
 		t.Fatal(string(body))
 	}
@@ -125,6 +127,12 @@ func TestTwoSitesReplicateBothWays(t *testing.T) {
 	}
 	waitObject(t, b, "gloria.eu/a.fits", dataA)
 	waitObject(t, a, "gloria.eu/b.fits", dataB)
+	return dataA, dataB
+}
+
+func TestTwoSitesReplicateBothWays(t *testing.T) {
+	a, b := startPeerSite(t, "alpha"), startPeerSite(t, "beta")
+	replicateBothWays(t, a, b, seeded(7, 300<<10), seeded(8, 200<<10))
 	for _, s := range []*testSite{a, b} {
 		for _, l := range s.node.Links() {
 			t.Logf("%s: %+v", s.Config().ID, l)
