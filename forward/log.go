@@ -119,20 +119,28 @@ func (l *Log) Stage(pb *pebble.Batch, k Kind, ids []chunk.ID, size func(chunk.ID
 		return nil
 	}
 	l.mu.Lock()
-	seq, through := l.head[k], l.through[k]
-	l.head[k] += uint64(len(ids))
-	for _, id := range ids {
+	seq := l.head[k]
+	throughs := make([]uint64, len(ids))
+	for i, id := range ids {
 		l.through[k] += size(id)
+		throughs[i] = l.through[k]
 	}
+	l.head[k] += uint64(len(ids))
 	l.mu.Unlock()
-	for _, id := range ids {
-		seq++
-		through += size(id)
-		if err := pb.Set(arrivalKey(k, seq), encodeArrival(id, from, at, through), nil); err != nil {
+	for i, id := range ids {
+		if err := pb.Set(arrivalKey(k, seq+uint64(i)+1), encodeArrival(id, from, at, throughs[i]), nil); err != nil {
 			return fmt.Errorf("stage arrival %s: %w", id.Short(), err)
 		}
 	}
 	return nil
+}
+
+// Tip returns the newest sequence number of kind k and the running
+// byte total through it, both as staged (a commit in flight included).
+func (l *Log) Tip(k Kind) (head, through uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head[k], l.through[k]
 }
 
 // BytesThrough returns the running byte total of kind k at sequence seq:

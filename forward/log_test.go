@@ -60,6 +60,9 @@ func TestLogStageReadCursor(t *testing.T) {
 	if as[1].Through != 600 || !as[1].HasThrough {
 		t.Fatalf("running total %d %v, want 600", as[1].Through, as[1].HasThrough)
 	}
+	if head, through := l.Tip(KindChunk); head != 3 || through != 600 {
+		t.Fatalf("Tip = %d, %d; want 3, 600", head, through)
+	}
 	if err := l.SetCursor(KindChunk, "out:b", 2); err != nil {
 		t.Fatal(err)
 	}

@@ -179,11 +179,11 @@ func (n *Node) status(l *Link) LinkStatus {
 		if !up[k.Index()] {
 			p.Cursor, _ = log.Cursor(k, l.id.String())
 		}
-		head := log.Head(k)
+		head, through := log.Tip(k)
 		if head > p.Cursor {
 			st.Backlog += head - p.Cursor
 		}
-		bytes, ok := backlogBytes(log, k, p.Cursor, head)
+		bytes, ok := backlogBytes(log, k, p.Cursor, head, through)
 		backlogBytesTotal += bytes
 		backlogBytesKnown = backlogBytesKnown && ok
 		seq := p.Oldest
@@ -206,17 +206,17 @@ func (n *Node) status(l *Link) LinkStatus {
 }
 
 // backlogBytes returns the bytes of kind k logged after cursor up to
-// head, false when either end has no running total.
-func backlogBytes(log *Log, k Kind, cursor, head uint64) (uint64, bool) {
+// head (whose running total is through), false when the cursor's entry
+// has no running total.
+func backlogBytes(log *Log, k Kind, cursor, head, through uint64) (uint64, bool) {
 	if head <= cursor {
 		return 0, true
 	}
-	to, okTo, errTo := log.BytesThrough(k, head)
-	from, okFrom, errFrom := log.BytesThrough(k, cursor)
-	if errTo != nil || errFrom != nil || !okTo || !okFrom || to < from {
+	from, ok, err := log.BytesThrough(k, cursor)
+	if err != nil || !ok || through < from {
 		return 0, false
 	}
-	return to - from, true
+	return through - from, true
 }
 
 // Describe implements prometheus.Collector. It lists every metric Collect

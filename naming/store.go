@@ -478,14 +478,11 @@ func (s *Store) commitVersion(b *chunk.Batch, m *manifest.Manifest, from string)
 		// Outside the commit mutex (a bucket round trip), while the
 		// chunks are made durable: a manifest whose chunks then fail to
 		// commit is in the bucket without them, and a rebuild leaves out
-		// this site's own such versions. One two receivers accept at
-		// once is put twice, which a rebuild reads once.
-		if known, err := s.HasManifest(id); err != nil {
-			b.Abort()
-			return false, err
-		} else if !known {
-			b.BeforeIndex(func() error { return s.cfg.Manifests.Put(id, enc) })
-		}
+		// this site's own such versions. Both callers hold a manifest
+		// the index lacked a moment ago (a fresh put, or Accept after its
+		// check); one two receivers accept at once is put twice, which a
+		// rebuild reads once.
+		b.BeforeIndex(func() error { return s.cfg.Manifests.Put(id, enc) })
 	}
 	err := b.Commit(func(pb *pebble.Batch, added []chunk.ID) error {
 		d = s.track.begin()
