@@ -102,11 +102,11 @@ func adoptPacks(ctx context.Context, b *bucket.Packs, chunks *chunk.Store, rep *
 	if err != nil {
 		return err
 	}
-	for num := range sizes {
+	for num, size := range sizes {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		recs, size, err := b.Records(num)
+		recs, err := b.Records(num, size)
 		if err != nil {
 			return fmt.Errorf("rebuild: %w", err)
 		}
@@ -125,56 +125,69 @@ func adoptPacks(ctx context.Context, b *bucket.Packs, chunks *chunk.Store, rep *
 }
 
 func replayManifests(ctx context.Context, b *bucket.Packs, objects *naming.Store, chunks *chunk.Store, self manifest.PublicKey, rep *RebuildReport, progress func(RebuildReport)) error {
-	// Collections come after the manifests they remove: gather both,
-	// then index what was never collected.
-	var order []chunk.ID
-	encs := map[chunk.ID][]byte{}
-	collected := map[chunk.ID]bool{}
+	// Collections come after the manifests they remove: a first pass
+	// gathers them (IDs only), a second indexes the rest as it reads, so
+	// memory grows with the collections, not with every manifest.
+	collected := map[chunk.ID]bool{} // true once counted
 	err := b.ReadManifests(ctx, func(e bucket.ManifestEntry) error {
 		if e.Collected {
-			collected[e.ID] = true
-			return nil
-		}
-		if _, ok := encs[e.ID]; !ok {
-			order = append(order, e.ID)
-			encs[e.ID] = e.Encoding
+			collected[e.ID] = false
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	for _, id := range order {
-		if collected[id] {
-			rep.Collected++
-			continue
+	err = b.ReadManifests(ctx, func(e bucket.ManifestEntry) error {
+		if e.Collected {
+			return nil
 		}
-		m, err := manifest.Decode(encs[id])
-		if err != nil || m.ID() != id {
-			return fmt.Errorf("rebuild: manifest %s in the bucket does not decode to itself: %v", id.Short(), err)
-		}
-		if m.Signer == self {
-			if complete, err := allStored(chunks, m.Chunks); err != nil {
-				return err
-			} else if !complete {
-				rep.Unacknowledged++
-				continue
+		if counted, ok := collected[e.ID]; ok {
+			if !counted {
+				collected[e.ID] = true
+				rep.Collected++
 			}
+			return nil
 		}
-		if _, err := objects.Accept(m, naming.FromLocal); err != nil {
-			if errors.Is(err, naming.ErrUntrusted) || errors.Is(err, naming.ErrForbidden) || errors.Is(err, naming.ErrCollected) {
-				rep.Refused++
-				continue
-			}
-			return fmt.Errorf("rebuild: index %s: %w", id.Short(), err)
+		return replayManifest(objects, chunks, self, e, rep, progress)
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	if progress != nil {
+		progress(*rep)
+	}
+	return nil
+}
+
+// replayManifest indexes one manifest of the log, unless it is this
+// site's own with chunks the bucket lacks or the trust store refuses it.
+func replayManifest(objects *naming.Store, chunks *chunk.Store, self manifest.PublicKey, e bucket.ManifestEntry, rep *RebuildReport, progress func(RebuildReport)) error {
+	m, err := manifest.Decode(e.Encoding)
+	if err != nil || m.ID() != e.ID {
+		return fmt.Errorf("manifest %s in the bucket does not decode to itself: %v", e.ID.Short(), err)
+	}
+	if m.Signer == self {
+		if complete, err := allStored(chunks, m.Chunks); err != nil {
+			return err
+		} else if !complete {
+			rep.Unacknowledged++
+			return nil
 		}
+	}
+	isNew, err := objects.Accept(m, naming.FromLocal)
+	if errors.Is(err, naming.ErrUntrusted) || errors.Is(err, naming.ErrForbidden) || errors.Is(err, naming.ErrCollected) {
+		rep.Refused++
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("index %s: %w", e.ID.Short(), err)
+	}
+	if isNew { // a manifest put twice is in the log twice
 		rep.Manifests++
 		if progress != nil && rep.Manifests%1000 == 0 {
 			progress(*rep)
 		}
-	}
-	if progress != nil {
-		progress(*rep)
 	}
 	return nil
 }

@@ -320,25 +320,34 @@ func (p *Packs) Remove(num uint32) error {
 func (p *Packs) List() (map[uint32]int64, error) {
 	sizes := map[uint32]int64{}
 	prefix := p.Key("packs/")
-	var token *string
-	for {
+	err := p.list(context.Background(), prefix, func(key string, size int64) {
+		if num, ok := chunk.ParsePackName(strings.TrimPrefix(key, prefix)); ok {
+			sizes[num] = size
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list packs in %s: %w", p.Where(), err)
+	}
+	return sizes, nil
+}
+
+// list calls fn with the key and size of every object under prefix, a
+// page of the listing at a time.
+func (p *Packs) list(ctx context.Context, prefix string, fn func(key string, size int64)) error {
+	pages := s3.NewListObjectsV2Paginator(p.client, &s3.ListObjectsV2Input{Bucket: aws.String(p.cfg.Bucket), Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
 		var out *s3.ListObjectsV2Output
-		err := p.do(context.Background(), &p.stats.Lists, func(ctx context.Context) error {
+		err := p.do(ctx, &p.stats.Lists, func(ctx context.Context) error {
 			var err error
-			out, err = p.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(p.cfg.Bucket), Prefix: aws.String(prefix), ContinuationToken: token})
+			out, err = pages.NextPage(ctx)
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list packs in %s: %w", p.Where(), err)
+			return err
 		}
 		for _, o := range out.Contents {
-			if num, ok := chunk.ParsePackName(strings.TrimPrefix(aws.ToString(o.Key), prefix)); ok {
-				sizes[num] = aws.ToInt64(o.Size)
-			}
+			fn(aws.ToString(o.Key), aws.ToInt64(o.Size))
 		}
-		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
-			return sizes, nil
-		}
-		token = out.NextContinuationToken
 	}
+	return nil
 }

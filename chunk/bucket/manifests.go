@@ -182,28 +182,14 @@ func parseMlog(b []byte) ([]ManifestEntry, error) {
 // ReadManifests calls fn with every entry of the manifest log, oldest
 // object first, entries in the order they were committed.
 func (p *Packs) ReadManifests(ctx context.Context, fn func(ManifestEntry) error) error {
-	prefix := p.Key("manifests/")
 	var keys []string
-	var token *string
-	for {
-		var out *s3.ListObjectsV2Output
-		err := p.do(ctx, &p.stats.Lists, func(ctx context.Context) error {
-			var err error
-			out, err = p.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(p.cfg.Bucket), Prefix: aws.String(prefix), ContinuationToken: token})
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("list manifests in %s: %w", p.Where(), err)
+	err := p.list(ctx, p.Key("manifests/"), func(key string, _ int64) {
+		if strings.HasSuffix(key, ".mlog") {
+			keys = append(keys, key)
 		}
-		for _, o := range out.Contents {
-			if k := aws.ToString(o.Key); strings.HasSuffix(k, ".mlog") {
-				keys = append(keys, k)
-			}
-		}
-		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
-			break
-		}
-		token = out.NextContinuationToken
+	})
+	if err != nil {
+		return fmt.Errorf("list manifests in %s: %w", p.Where(), err)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {

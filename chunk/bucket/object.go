@@ -155,36 +155,33 @@ func (r *reader) ReadAt(b []byte, off int64) (int, error) {
 // Close does nothing: a reader holds no connection between reads.
 func (r *reader) Close() error { return nil }
 
-// Records returns the records pack num lists in its trailer and the
-// object's size, with two ranged reads (the tail, then the entries).
-func (p *Packs) Records(num uint32) ([]chunk.Record, int64, error) {
-	pr, err := p.Open(num)
-	if err != nil {
-		return nil, 0, err
-	}
-	r := pr.(*reader)
+// Records returns the records pack num, of size bytes (as List gave
+// them), lists in its trailer, with two ranged reads (the tail, then
+// the entries).
+func (p *Packs) Records(num uint32, size int64) ([]chunk.Record, error) {
+	r := &reader{p: p, key: p.packKey(num), size: size}
 	if r.size < int64(tailSize) {
-		return nil, 0, fmt.Errorf("pack %s: %d bytes: %w", chunk.PackName(num), r.size, ErrBadTrailer)
+		return nil, fmt.Errorf("pack %s: %d bytes: %w", chunk.PackName(num), r.size, ErrBadTrailer)
 	}
 	tail := make([]byte, tailSize)
 	if _, err := r.ReadAt(tail, r.size-int64(tailSize)); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	n, end, sum, err := parseTail(tail)
 	if err != nil {
-		return nil, 0, fmt.Errorf("pack %s: %w", chunk.PackName(num), err)
+		return nil, fmt.Errorf("pack %s: %w", chunk.PackName(num), err)
 	}
 	start := r.size - int64(tailSize) - int64(n)*entrySize
 	if start != end {
-		return nil, 0, fmt.Errorf("pack %s: %w: trailer of %d entries does not start where the records end (%d)", chunk.PackName(num), ErrBadTrailer, n, end)
+		return nil, fmt.Errorf("pack %s: %w: trailer of %d entries does not start where the records end (%d)", chunk.PackName(num), ErrBadTrailer, n, end)
 	}
 	b := make([]byte, int64(n)*entrySize+12)
 	if _, err := r.ReadAt(b, start); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	recs, err := parseEntries(b, n, end, sum)
 	if err != nil {
-		return nil, 0, fmt.Errorf("pack %s: %w", chunk.PackName(num), err)
+		return nil, fmt.Errorf("pack %s: %w", chunk.PackName(num), err)
 	}
-	return recs, r.size, nil
+	return recs, nil
 }
