@@ -55,7 +55,7 @@ func Rebuild(ctx context.Context, dir string, log *slog.Logger, progress func(Re
 	if err != nil {
 		return rep, err
 	}
-	if cfg.Store == "" || cfg.Store == StoreLocal {
+	if !cfg.inBucket() {
 		return rep, fmt.Errorf("%w: %s keeps local packs (store = %q)", ErrNotBucketSite, dir, cfg.Store)
 	}
 	indexDir := filepath.Join(dir, "index")

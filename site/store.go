@@ -19,9 +19,12 @@ import (
 // StoreLocal is the Store of a site whose packs are files in its data dir.
 const StoreLocal = "local"
 
+// inBucket reports whether the site's payload lives in a bucket.
+func (c Config) inBucket() bool { return c.Store != "" && c.Store != StoreLocal }
+
 // validateStore checks the store setting: local, or a bucket URL.
 func (c *Config) validateStore() error {
-	if c.Store == "" || c.Store == StoreLocal {
+	if !c.inBucket() {
 		return nil
 	}
 	if _, err := bucket.ParseURL(c.Store); err != nil {
@@ -49,7 +52,7 @@ const bucketCheckTimeout = 30 * time.Second
 // openPacks returns where the site's packs live: files under packs/ in
 // its data dir, or the bucket of cfg.Store (spooling under spool/).
 func (s *Site) openPacks(cfg Config) (chunk.Packs, error) {
-	if cfg.Store == "" || cfg.Store == StoreLocal {
+	if !cfg.inBucket() {
 		p, err := chunk.NewDirPacks(vfs.Default, filepath.Join(s.dir, "packs"))
 		if err != nil {
 			return nil, fmt.Errorf("open chunk store: %w", err)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,7 +27,6 @@ import (
 	"github.com/skyfed/skyfed/chunk/bucket"
 	"github.com/skyfed/skyfed/site"
 	"github.com/skyfed/skyfed/site/client"
-	"github.com/skyfed/skyfed/testlab"
 )
 
 // BucketIngestConfig configures RunBucketIngest.
@@ -224,7 +224,7 @@ func timedGroup(ctx context.Context, limit int, start func(g *errgroup.Group, gc
 }
 
 func sdkClient(ctx context.Context, bc bucket.Config, cfg BucketIngestConfig) (*s3.Client, error) {
-	opts := []func(*config.LoadOptions) error{config.WithRegion(cmpOr(bc.Region, "us-east-1"))}
+	opts := []func(*config.LoadOptions) error{config.WithRegion(cmp.Or(bc.Region, "us-east-1"))}
 	if cfg.AccessKey != "" {
 		opts = append(opts, config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: cfg.AccessKey, SecretAccessKey: cfg.SecretKey}, nil
@@ -243,13 +243,6 @@ func sdkClient(ctx context.Context, bc bucket.Config, cfg BucketIngestConfig) (*
 		o.DisableLogOutputChecksumValidationSkipped = true
 		o.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * ingestStreams}}
 	}), nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // cleanBucket deletes everything under prefix.
@@ -279,22 +272,13 @@ func cleanBucket(ctx context.Context, c *s3.Client, bucketName, prefix string, p
 type bucketSite struct{ *benchSite }
 
 func startBucketSite(ctx context.Context, cfg BucketIngestConfig, dir, store string) (*bucketSite, error) {
-	url, _, err := testlab.InitSite(cfg.Binary, dir, "bench-bucket", benchDomain)
-	if err != nil {
-		return nil, err
-	}
-	if err := site.EditConfig(dir, func(c *site.Config) error {
+	s, err := startSiteProcess(ctx, cfg.Binary, dir, "bench-bucket", func(c *site.Config) {
 		c.Store, c.StoreAccessKey, c.StoreSecretKey = store, cfg.AccessKey, cfg.SecretKey
-		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	logw := &tailWriter{max: 16 << 10}
-	p, err := testlab.StartProcess(ctx, cfg.Binary, dir, logw)
-	if err != nil {
-		return nil, fmt.Errorf("%w\nsite log:\n%s", err, logw.String())
-	}
-	return &bucketSite{&benchSite{proc: p, client: client.New(url, ""), dir: dir, log: logw}}, nil
+	return &bucketSite{s}, nil
 }
 
 // bucketPuts reads the PUTs the site made to its bucket (its metrics).
@@ -315,19 +299,6 @@ func (s *bucketSite) bucketPuts(ctx context.Context) (int64, error) {
 	return raw.Store.Puts, nil
 }
 
-// median returns the median of xs (the mean of the middle two when even).
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // WriteTable prints the runs, medians and ratios with their goals.
 func (r *BucketIngestResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "bench ingest --store %s: %d cores (%s), %s, load %s → %s\n", r.Store, r.Machine.Cores, r.Machine.CPU, r.Machine.GoVersion, r.Machine.LoadStart, r.Machine.LoadEnd)
@@ -345,7 +316,8 @@ func (r *BucketIngestResult) WriteTable(w io.Writer) error {
 			xs = append(xs, v(m))
 			line += fmt.Sprintf("%.1f %s\t", v(m), unit)
 		}
-		med := median(xs)
+		slices.Sort(xs)
+		med := percentile(xs, 50)
 		fmt.Fprint(tw, line+fmt.Sprintf("%.1f %s\t", med, unit))
 		return med
 	}

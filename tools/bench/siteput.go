@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/skyfed/skyfed/site"
 	"github.com/skyfed/skyfed/site/client"
 	"github.com/skyfed/skyfed/testlab"
 )
@@ -32,14 +33,24 @@ func (b *ingestRun) startSite(ctx context.Context, name string) (*benchSite, err
 	if err != nil {
 		return nil, err
 	}
+	return startSiteProcess(ctx, b.cfg.Binary, dir, "bench-"+name, nil)
+}
+
+// startSiteProcess creates site id with its data dir under dir, edits
+// its config (edit may be nil) and runs it as a process of bin; on
+// failure dir is removed.
+func startSiteProcess(ctx context.Context, bin, dir, id string, edit func(*site.Config)) (*benchSite, error) {
 	dataDir := filepath.Join(dir, "data")
-	url, _, err := testlab.InitSite(b.cfg.Binary, dataDir, "bench-"+name, benchDomain)
+	url, _, err := testlab.InitSite(bin, dataDir, id, benchDomain)
+	if err == nil && edit != nil {
+		err = site.EditConfig(dataDir, func(c *site.Config) error { edit(c); return nil })
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	logw := &tailWriter{max: 16 << 10}
-	p, err := testlab.StartProcess(ctx, b.cfg.Binary, dataDir, logw)
+	p, err := testlab.StartProcess(ctx, bin, dataDir, logw)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("%w\nsite log:\n%s", err, logw.String())
