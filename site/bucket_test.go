@@ -256,28 +256,8 @@ func TestBucketSiteRebuild(t *testing.T) {
 func TestBucketSiteReadsThrough(t *testing.T) {
 	c, bucketName := startSeaweed(t)
 	dir, _ := initBucketSite(t, c, bucketName, "gamma")
-	a, b, g := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), runSite(t, dir)
-	trustAll(t, a, b, g)
-	linkSites(t, a, b, "1MB/s", "")
-	linkSites(t, b, g, "", "")
-	waitDialedUp(t, 2, a, b)
-	bulk := seeded(51, 12<<20)
-	if resp, body := a.do(t, "PUT", "/o/gloria.eu/bulk.fits", bytes.NewReader(bulk)); resp.StatusCode != 201 {
-		t.Fatal(string(body))
-	}
-	small := seeded(52, 300<<10)
-	if resp, body := a.do(t, "PUT", "/o/gloria.eu/late.fits", bytes.NewReader(small)); resp.StatusCode != 201 {
-		t.Fatal(string(body))
-	}
-	resp, body := g.do(t, "GET", "/o/gloria.eu/late.fits", nil)
-	if resp.StatusCode != 200 || !bytes.Equal(body, small) {
-		t.Fatalf("GET at the bucket site: %d, %d bytes", resp.StatusCode, len(body))
-	}
-	var backlog uint64
-	for _, l := range a.Links() {
-		backlog += l.Backlog
-	}
-	t.Logf("read through at the bucket site while alpha's backlog held %d chunks", backlog)
+	g := runSite(t, dir)
+	small := readThroughBehindBacklog(t, startPeerSite(t, "alpha"), startPeerSite(t, "beta"), g)
 	waitObject(t, g, "gloria.eu/late.fits", small)
 	if st := g.storeStatus(); st.Puts == 0 {
 		t.Errorf("the bucket site put nothing in its bucket")

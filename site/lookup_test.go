@@ -12,10 +12,15 @@ import (
 // on a slowed A–B link is read at C (via lookup and fetch over the
 // priority lane) while the bulk is still queued.
 func TestReadThroughWhileBulkBacklog(t *testing.T) {
-	a, b, c := startPeerSite(t, "alpha"), startPeerSite(t, "beta"), startPeerSite(t, "gamma")
-	trustEachOther(t, a, b)
-	trustEachOther(t, b, c)
-	trustEachOther(t, a, c)
+	readThroughBehindBacklog(t, startPeerSite(t, "alpha"), startPeerSite(t, "beta"), startPeerSite(t, "gamma"))
+}
+
+// readThroughBehindBacklog links a–b (slowed to 1 MB/s) and b–c, puts a
+// 12 MiB bulk then a small name at a, and reads the name at c while at
+// least half the bulk is still queued at a; it returns the name's bytes.
+func readThroughBehindBacklog(t *testing.T, a, b, c *testSite) []byte {
+	t.Helper()
+	trustAll(t, a, b, c)
 	linkSites(t, a, b, "1MB/s", "")
 	linkSites(t, b, c, "", "")
 	waitDialedUp(t, 2, a, b)
@@ -29,7 +34,7 @@ func TestReadThroughWhileBulkBacklog(t *testing.T) {
 	}
 	resp, body := c.do(t, "GET", "/o/gloria.eu/late.fits", nil)
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, small) {
-		t.Fatalf("GET at C: %d, %d bytes", resp.StatusCode, len(body))
+		t.Fatalf("GET at %s: %d, %d bytes", c.Config().ID, resp.StatusCode, len(body))
 	}
 	var backlog uint64
 	for _, l := range a.Links() {
@@ -38,9 +43,10 @@ func TestReadThroughWhileBulkBacklog(t *testing.T) {
 	// Half the bulk still queued proves the read overtook it; a loaded
 	// machine (or the adaptive window's startup) may have sent the rest.
 	if backlog < uint64(len(bulk)/2/(64<<10)) {
-		t.Fatalf("A's link backlog is %d chunks: the bulk was no longer queued, so this proves nothing", backlog)
+		t.Fatalf("%s's link backlog is %d chunks: the bulk was no longer queued, so this proves nothing", a.Config().ID, backlog)
 	}
-	t.Logf("read at C while A's backlog held %d chunks", backlog)
+	t.Logf("read at %s while %s's backlog held %d chunks", c.Config().ID, a.Config().ID, backlog)
+	return small
 }
 
 // waitDialedUp waits until the sites' links they dial, n in all, are up.
