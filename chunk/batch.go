@@ -179,17 +179,7 @@ func (b *Batch) Commit(extra func(pb *pebble.Batch, added []ID) error) error {
 	}
 	b.done = true
 	defer b.release()
-	durable := make(chan error, len(b.durable))
-	for _, f := range b.durable {
-		go func() { durable <- f() }() // joined below, before Commit returns
-	}
-	err := b.syncPacks()
-	for range b.durable {
-		if e := <-durable; err == nil {
-			err = e
-		}
-	}
-	if err != nil {
+	if err := b.syncPacksWith(b.durable); err != nil {
 		return fmt.Errorf("commit chunk batch: %w", err)
 	}
 	if err := crashpoint.Hit(crashpoint.AfterPackSync); err != nil {
@@ -202,6 +192,25 @@ func (b *Batch) Commit(extra func(pb *pebble.Batch, added []ID) error) error {
 		return fmt.Errorf("commit chunk batch: %w", err)
 	}
 	return nil
+}
+
+// syncPacksWith syncs the batch's packs while the BeforeIndex work runs
+// (each in its own goroutine, joined before it returns).
+func (b *Batch) syncPacksWith(work []func() error) error {
+	if len(work) == 0 {
+		return b.syncPacks()
+	}
+	done := make(chan error, len(work))
+	for _, f := range work {
+		go func() { done <- f() }()
+	}
+	err := b.syncPacks()
+	for range work {
+		if e := <-done; err == nil {
+			err = e
+		}
+	}
+	return err
 }
 
 // syncPacks fsyncs the pack files this batch wrote to.
